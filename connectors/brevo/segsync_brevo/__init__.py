@@ -1,0 +1,1 @@
+"""segsync connector for brevo (work in progress)."""

@@ -1,0 +1,1 @@
+"""segsync connector for hubspot (work in progress)."""

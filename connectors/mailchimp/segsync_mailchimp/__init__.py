@@ -1,0 +1,1 @@
+"""segsync connector for mailchimp (work in progress)."""

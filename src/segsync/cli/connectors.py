@@ -1,0 +1,1 @@
+"""segsync CLI: connectors commands."""

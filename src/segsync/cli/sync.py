@@ -1,0 +1,1 @@
+"""segsync CLI: sync commands."""

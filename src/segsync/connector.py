@@ -1,0 +1,395 @@
+"""The connector contract: what every platform adapter declares and implements.
+
+A connector is a `Connector` subclass registered under the entry-point group
+`segsync.connectors` (name = `Connector.name`). It declares `Capabilities` as class data and
+implements, asynchronously:
+
+- `check()` — credentials and account reachable;
+- `prepare(schema, tags)` — create the fields/properties/attributes and tag containers it needs;
+- `read(cursor)` — stream canonical contacts changed since an opaque cursor, page by page;
+- `write(changes)` — apply a batch of contact changes (fields, consent, tags, email);
+- segment publication: `publish_native`, `ensure_static`, `change_static_members`, `delete_owned`.
+
+It speaks HTTP only through `segsync.http` (the `transport` argument is the test seam) and
+maps platform records to and from the canonical model itself, using its `PlatformMapping`.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime as dt
+import difflib
+import enum
+import importlib.metadata
+import logging
+import warnings
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from segsync.clock import Clock, SystemClock
+from segsync.http import RateBudget, RateWindow, RequestStats, check_base_url
+from segsync.model import Consent, ConsentStatus, FieldSpec, Schema
+
+__all__ = [
+    "Capabilities",
+    "ChangeResult",
+    "Connector",
+    "ConnectorConfig",
+    "ConnectorEntry",
+    "ConnectorRegistry",
+    "ContactChange",
+    "GroupRepresentation",
+    "ReadPage",
+    "RemoteContact",
+    "SegmentRepresentation",
+    "TagRepresentation",
+    "UnknownConnector",
+    "registry",
+]
+
+log = logging.getLogger("segsync.connector")
+
+
+class TagRepresentation(enum.StrEnum):
+    """How a platform stores tags."""
+
+    TAGS = "tags"  # native tags (Mailchimp: static segments)
+    MULTI_CHECKBOX = "multi_checkbox"  # a multi-select property (HubSpot)
+    ATTRIBUTE = "attribute"  # a multiple-choice attribute (Brevo)
+    LISTS = "lists"  # one list per tag in an owned folder / MANUAL lists
+
+
+class GroupRepresentation(enum.StrEnum):
+    INTERESTS = "interests"  # Mailchimp interest categories
+    ENUM_PROPERTY = "enum_property"  # HubSpot enumeration properties
+    CATEGORY_ATTRIBUTE = "category_attribute"  # Brevo category attributes
+    NONE = "none"
+
+
+class SegmentRepresentation(enum.StrEnum):
+    SAVED_SEGMENT = "saved_segment"  # Mailchimp saved segment (flat any/all conditions)
+    DYNAMIC_LIST = "dynamic_list"  # HubSpot DYNAMIC list (OR of ANDs)
+    NONE = "none"  # no native dynamic segments through the API (Brevo)
+
+
+class Capabilities(BaseModel):
+    """What a platform allows, as data; the engine batches and paces from this alone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    write_batch_size: int = Field(gt=0, description="contacts per write call at most")
+    read_page_size: int = Field(gt=0, description="contacts per read page at most")
+    membership_batch_size: int = Field(gt=0, description="adds/removes per membership call")
+    max_concurrency: int = Field(gt=0, description="requests in flight at once")
+    rate_windows: tuple[RateWindow, ...] = ()
+    tags: TagRepresentation
+    groups: GroupRepresentation = GroupRepresentation.NONE
+    native_segments: SegmentRepresentation = SegmentRepresentation.NONE
+    static_segments: str = Field(description="what a materialised segment becomes: tag or list")
+    incremental_reads: bool = True
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready view for `segsync connectors`."""
+        data = self.model_dump(mode="json")
+        data["rate_windows"] = [
+            f"{w.requests}/{w.seconds:g}s" + (f" ({w.scope})" if w.scope != "default" else "")
+            for w in self.rate_windows
+        ]
+        return data
+
+
+class ConnectorConfig(BaseModel):
+    """Base for a connector's config block; subclasses add their secret as `SecretStr`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str | None = Field(
+        default=None, description="override the API address (e.g. a `segsync emulate` server)"
+    )
+    enabled: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_ok(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value).rstrip("/")
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this config, for redaction."""
+        return [
+            v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)
+        ]
+
+
+class RemoteContact(BaseModel):
+    """One platform record as read, already mapped to canonical names and types.
+
+    `email` is the address as the platform holds it (normalised by the engine);
+    `updated_at` is the platform's last-modified time, used for cursors and conflicts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    platform_id: str
+    email: str
+    fields: dict[str, Any] = Field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    consent: Consent = Field(default_factory=Consent)
+    engagement: dict[str, Any] = Field(default_factory=dict)
+    updated_at: dt.datetime | None = None
+    deleted: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadPage:
+    """A page of a read; `cursor` resumes after this page (None: nothing new to remember)."""
+
+    contacts: Sequence[RemoteContact]
+    cursor: str | None
+
+
+class ContactChange(BaseModel):
+    """The minimal write for one contact on one platform.
+
+    Only what changed is set: `fields` maps canonical name to new value (None clears it);
+    `consent` is the new status when it changes; `tags_add`/`tags_remove` are tag deltas;
+    `new_email` renames the record. `platform_id` is known for records seen before; `create`
+    is True when the platform has no record yet.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str
+    platform_id: str | None = None
+    create: bool = False
+    fields: dict[str, Any] = Field(default_factory=dict)
+    consent: ConsentStatus | None = None
+    consent_basis: str | None = None
+    tags_add: frozenset[str] = frozenset()
+    tags_remove: frozenset[str] = frozenset()
+    new_email: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing would be written."""
+        return not (
+            self.create
+            or self.fields
+            or self.consent is not None
+            or self.tags_add
+            or self.tags_remove
+            or self.new_email
+        )
+
+
+class ChangeResult(BaseModel):
+    """The platform's verdict on one `ContactChange` (or one membership change)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str
+    ok: bool
+    platform_id: str | None = None
+    created: bool = False
+    error: str | None = Field(default=None, description="the platform's own message")
+    code: str | None = None
+    #: the part that was confirmed, when the platform confirmed only part (e.g. fields but not tags)
+    partial: bool = False
+
+
+class Connector(abc.ABC):
+    """Base class of every connector; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    config_model: ClassVar[type[ConnectorConfig]]
+    capabilities: ClassVar[Capabilities]
+    #: dotted path of the rule compiler class ("pkg.module:Class"), imported lazily
+    compiler_path: ClassVar[str | None] = None
+    #: dotted path of the emulator class, imported lazily (for `segsync emulate`)
+    emulator_path: ClassVar[str | None] = None
+    #: default base URL (may be derived from the config, e.g. Mailchimp's datacenter)
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        config: ConnectorConfig | Mapping[str, Any],
+        *,
+        schema: Schema | None = None,
+        mapping: Any = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        budget: RateBudget | None = None,
+    ) -> None:
+        if not isinstance(config, self.config_model):
+            config = self.config_model.model_validate(config)
+        self.config = config
+        self.schema = schema or Schema()
+        self.mapping = mapping
+        self.transport = transport
+        self.clock = clock or SystemClock()
+        self.budget = budget or RateBudget(
+            max_concurrency=self.capabilities.max_concurrency,
+            windows=self.capabilities.rate_windows,
+            clock=self.clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    @property
+    @abc.abstractmethod
+    def stats(self) -> RequestStats:
+        """Request accounting of this connector's client."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def __aenter__(self) -> Connector:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Verify credentials and the configured account/list; raise ApiError otherwise."""
+
+    @abc.abstractmethod
+    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
+        """Create what the platform needs before writes (fields, properties, tag options)."""
+
+    @abc.abstractmethod
+    def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
+        """Stream contacts changed since `cursor` (everything when None), de-duplicated."""
+
+    @abc.abstractmethod
+    async def write(self, changes: Sequence[ContactChange]) -> list[ChangeResult]:
+        """Apply changes (batched at the platform's maxima); one result per change, in order.
+
+        Must never send `subscribed` for a contact the platform holds as unsubscribed or
+        bounced; a refused record is a failed result carrying the platform's message.
+        """
+
+    async def publish_native(
+        self, name: str, definition: Mapping[str, Any], ref: str | None
+    ) -> str:
+        """Create (ref None) or update an owned native segment; return its platform ref."""
+        raise NotImplementedError(f"{self.name} has no native segments")
+
+    @abc.abstractmethod
+    async def ensure_static(self, name: str, ref: str | None) -> str:
+        """Create (or find, when ref is known) an owned static segment (tag or list)."""
+
+    @abc.abstractmethod
+    async def change_static_members(
+        self, ref: str, add: Sequence[str], remove: Sequence[str]
+    ) -> list[ChangeResult]:
+        """Add and remove members (by email) of an owned static segment, batched."""
+
+    @abc.abstractmethod
+    async def delete_owned(self, kind: str, ref: str) -> None:
+        """Delete an object segsync created (`kind`: segment, list, tag, ...)."""
+
+    async def segment_members(self, ref: str) -> AsyncIterator[str]:
+        """Emails the platform holds in a segment or list (for tests and verification)."""
+        raise NotImplementedError(f"{self.name} cannot list segment members")
+        yield  # pragma: no cover
+
+
+class UnknownConnector(LookupError):
+    """A connector name that is not installed; the message suggests the closest one."""
+
+
+@dataclasses.dataclass
+class ConnectorEntry:
+    """One installed connector: loaded lazily; `error` says why it is unavailable."""
+
+    name: str
+    target: str
+    distribution: str | None
+    _cls: type[Connector] | None = None
+    error: str | None = None
+
+    def load(self) -> type[Connector] | None:
+        """Import the connector class; on failure, warn once and record why."""
+        if self._cls is None and self.error is None:
+            try:
+                ep = importlib.metadata.EntryPoint(
+                    name=self.name, value=self.target, group="segsync.connectors"
+                )
+                cls = ep.load()
+                if not (isinstance(cls, type) and issubclass(cls, Connector)):
+                    raise TypeError(f"{self.target} is not a segsync Connector subclass")
+                self._cls = cls
+            except Exception as exc:  # noqa: BLE001 - any import failure makes it unavailable
+                self.error = f"{type(exc).__name__}: {exc}"
+                warnings.warn(
+                    f"connector {self.name!r} ({self.target}) is unavailable: {self.error}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return self._cls
+
+    @property
+    def available(self) -> bool:
+        return self.load() is not None
+
+
+class ConnectorRegistry:
+    """Connectors found through the `segsync.connectors` entry points (plus registered ones)."""
+
+    GROUP = "segsync.connectors"
+
+    def __init__(self) -> None:
+        self._entries: dict[str, ConnectorEntry] | None = None
+        self._extra: dict[str, type[Connector]] = {}
+
+    def _discover(self) -> dict[str, ConnectorEntry]:
+        if self._entries is None:
+            entries: dict[str, ConnectorEntry] = {}
+            for ep in importlib.metadata.entry_points(group=self.GROUP):
+                dist = ep.dist.name if ep.dist is not None else None
+                entries.setdefault(ep.name, ConnectorEntry(ep.name, ep.value, dist))
+            self._entries = entries
+        return self._entries
+
+    def register(self, cls: type[Connector]) -> None:
+        """Register a class directly (tests, embedding)."""
+        self._extra[cls.name] = cls
+
+    def entries(self) -> list[ConnectorEntry]:
+        """Every installed connector, by name."""
+        found = dict(self._discover())
+        for name, cls in self._extra.items():
+            entry = ConnectorEntry(name, f"{cls.__module__}:{cls.__qualname__}", None, cls)
+            found[name] = entry
+        return [found[k] for k in sorted(found)]
+
+    def names(self) -> list[str]:
+        return [e.name for e in self.entries()]
+
+    def get(self, name: str) -> type[Connector]:
+        """The connector class called `name`; UnknownConnector (with a suggestion) otherwise."""
+        if name in self._extra:
+            return self._extra[name]
+        entry = self._discover().get(name)
+        if entry is None:
+            names = self.names()
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownConnector(
+                f"no connector called {name!r}{hint} (installed: {', '.join(names) or 'none'})"
+            )
+        cls = entry.load()
+        if cls is None:
+            raise UnknownConnector(f"connector {name!r} is installed but unavailable: {entry.error}")
+        return cls
+
+
+registry = ConnectorRegistry()
+"""The process-wide registry."""

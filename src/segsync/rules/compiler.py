@@ -1,0 +1,337 @@
+"""Base class of the platform rule compilers, and the fallback ladder.
+
+A platform compiler declares what its platform can express as data (`CompilerCapabilities`:
+node types, connectives, nesting depth, size limits) and implements `emit(rule)`, which turns
+a rule that fits into the platform's native segment definition (JSON-ready dict), raising
+`PlatformCannotExpress` for what it cannot say (e.g. a value the platform cannot compare).
+
+`compile()` walks the ladder of DESIGN.md and leaves a `Diagnostic` for every step taken:
+
+1. native      — the rule fits as written;
+2. rewrite     — NNF, then DNF / CNF under a size cap, until it fits;
+3. split       — the native part of a top-level AND is published, the residual materialised as
+                 an owned tag (`residual_tag`) and ANDed back in natively;
+4. materialise — evaluated locally and pushed as static membership;
+5. refuse      — only where the publish mode or the strictness says so.
+
+"Not implemented yet" (`NotImplementedForPlatform`) and "the platform cannot express this"
+(`PlatformCannotExpress`) are different errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from segsync.model import PublishMode, Schema
+from segsync.rules import ast
+
+__all__ = [
+    "CompiledSegment",
+    "CompilerCapabilities",
+    "Diagnostic",
+    "NotImplementedForPlatform",
+    "PlatformCannotExpress",
+    "RuleCompileError",
+    "RuleCompiler",
+    "Step",
+    "Strictness",
+    "node_depth",
+    "node_type",
+]
+
+log = logging.getLogger("segsync.compiler")
+
+
+class RuleCompileError(Exception):
+    """A rule could not be compiled for a platform."""
+
+
+class NotImplementedForPlatform(RuleCompileError):
+    """segsync does not compile this construct for this platform yet (a segsync gap)."""
+
+
+class PlatformCannotExpress(RuleCompileError):
+    """The platform's segment model cannot express this construct (a platform limit)."""
+
+    def __init__(self, reason: str, node: Any = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.node = node
+
+
+class Strictness(enum.StrEnum):
+    """What a fallback past `rewrite` does: nothing, a logged warning, or an error."""
+
+    IGNORE = "ignore"
+    WARN = "warn"
+    RAISE = "raise"
+
+
+class Step(enum.StrEnum):
+    NATIVE = "native"
+    REWRITE = "rewrite"
+    SPLIT = "split"
+    MATERIALISE = "materialise"
+    REFUSE = "refuse"
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnostic:
+    """One step of the ladder, or one thing a compiler could not express, and why."""
+
+    segment: str
+    platform: str
+    step: Step
+    level: str  # "info" | "warning" | "error"
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.platform}] {self.segment}: {self.step.value}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "segment": self.segment,
+            "platform": self.platform,
+            "step": self.step.value,
+            "level": self.level,
+            "message": self.message,
+        }
+
+
+class CompilerCapabilities(BaseModel):
+    """What a platform's native segment filter can hold, as data.
+
+    `node_types` are AST `type` keys ("compare", "in", ...); `connectives` the boolean
+    connectives allowed ("and", "or", "not"); `max_depth` how many connective levels may
+    nest (1 = one flat AND or OR; 2 = OR of ANDs); `root` which connective may be at the top
+    when `max_depth` is 2 ("or": an OR of ANDs); `max_conditions` the number of leaves.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node_types: frozenset[str]
+    connectives: frozenset[str] = frozenset({"and", "or"})
+    max_depth: int = 1
+    root: str | None = None
+    max_conditions: int = 100
+    max_dnf_terms: int = 64
+    #: "not" applied to leaves only (after NNF) is allowed when True
+    negated_leaves: bool = True
+
+
+def node_type(node: ast.Rule) -> str:
+    """The `type` key of a node."""
+    return node.type
+
+
+def node_depth(node: ast.Rule) -> int:
+    """Connective nesting depth: a leaf is 0, a flat AND of leaves 1 (NOT of a leaf adds 0)."""
+    if isinstance(node, ast.And | ast.Or):
+        return 1 + max(node_depth(i) for i in node.items)
+    if isinstance(node, ast.Not):
+        return node_depth(node.item)
+    return 0
+
+
+def _leaves(node: ast.Rule) -> list[ast.Rule]:
+    if isinstance(node, ast.And | ast.Or):
+        return [leaf for i in node.items for leaf in _leaves(i)]
+    if isinstance(node, ast.Not):
+        return _leaves(node.item)
+    return [node]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledSegment:
+    """The outcome of compiling one segment for one platform.
+
+    - `native`: `definition` is the platform's segment definition;
+    - `split`: `definition` is native and includes membership of `residual_tag`, whose
+      members are `residual` evaluated locally;
+    - `materialised`: membership of `rule` is evaluated locally and pushed as static members;
+    - `off`: not published there.
+    """
+
+    segment: str
+    platform: str
+    mode: str  # "native" | "split" | "materialised" | "off"
+    rule: ast.Rule
+    definition: Mapping[str, Any] | None = None
+    residual: ast.Rule | None = None
+    residual_tag: str | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+class RuleCompiler:
+    """Base of the platform compilers; subclasses set `platform` and `CAPS`, implement `emit`."""
+
+    platform: ClassVar[str]
+    CAPS: ClassVar[CompilerCapabilities]
+
+    def __init__(self, schema: Schema | None = None, *, strictness: Strictness = Strictness.WARN):
+        self.schema = schema or Schema()
+        self.strictness = strictness
+
+    # -- what a platform implements ----------------------------------------------------
+
+    def emit(self, rule: ast.Rule) -> dict[str, Any]:
+        """The native definition of a rule that `fits`; raise PlatformCannotExpress otherwise."""
+        raise NotImplementedForPlatform(f"{self.platform}: native segments are not implemented")
+
+    @classmethod
+    def supports(cls, node_type_key: str) -> bool:
+        """Whether a node type can appear in a native definition (the capability matrix)."""
+        caps = getattr(cls, "CAPS", None)
+        if caps is None:
+            return False
+        if node_type_key in ("and", "or", "not"):
+            return node_type_key in caps.connectives or (
+                node_type_key == "not" and caps.negated_leaves
+            )
+        return node_type_key in caps.node_types
+
+    # -- the ladder -----------------------------------------------------------------------
+
+    def fits(self, rule: ast.Rule) -> str | None:
+        """None when `rule` has a shape the platform accepts; otherwise the reason it does not."""
+        caps = self.CAPS
+        if isinstance(rule, ast.Const):
+            return "a constant rule has no native form"
+        for leaf in _leaves(rule):
+            if leaf.type not in caps.node_types:
+                return f"'{leaf.type}' conditions are not supported natively"
+        depth = node_depth(rule)
+        if depth > caps.max_depth:
+            return f"nesting depth {depth} exceeds the platform's {caps.max_depth}"
+        if caps.max_depth >= 2 and caps.root and depth == 2 and rule.type != caps.root:
+            return f"the top level must be '{caps.root}'"
+        bad = self._bad_negation(rule)
+        if bad:
+            return bad
+        connectives = self._connectives(rule)
+        missing = connectives - caps.connectives
+        if missing:
+            return f"connective(s) {sorted(missing)} not supported"
+        count = len(_leaves(rule))
+        if count > caps.max_conditions:
+            return f"{count} conditions exceed the platform's limit of {caps.max_conditions}"
+        return None
+
+    def _connectives(self, rule: ast.Rule) -> set[str]:
+        if isinstance(rule, ast.And | ast.Or):
+            return {rule.type}.union(*(self._connectives(i) for i in rule.items))
+        return set()
+
+    def _bad_negation(self, rule: ast.Rule) -> str | None:
+        if isinstance(rule, ast.Not):
+            if isinstance(rule.item, ast.And | ast.Or | ast.Not):
+                return "NOT over a group is not supported natively"
+            if not self.CAPS.negated_leaves:
+                return "negated conditions are not supported natively"
+            return None
+        if isinstance(rule, ast.And | ast.Or):
+            for item in rule.items:
+                reason = self._bad_negation(item)
+                if reason:
+                    return reason
+        return None
+
+    def residual_tag(self, segment: str, residual: ast.Rule) -> str:
+        """The owned tag that carries a materialised residual (stable for the same residual)."""
+        digest = hashlib.sha1(ast.rule_to_json(residual).encode(), usedforsecurity=False)
+        return f"segsync:{segment}:{digest.hexdigest()[:8]}"
+
+    def _try_emit(self, rule: ast.Rule) -> tuple[dict[str, Any] | None, str]:
+        reason = self.fits(rule)
+        if reason:
+            return None, reason
+        try:
+            return self.emit(rule), ""
+        except PlatformCannotExpress as exc:
+            return None, exc.reason
+
+    def compile(
+        self, segment: str, rule: ast.Rule, mode: PublishMode = PublishMode.AUTO
+    ) -> CompiledSegment:
+        """Walk the ladder for one segment; see the module docstring."""
+        from segsync.rules import normalize  # noqa: PLC0415 - avoids an import cycle
+
+        diags: list[Diagnostic] = []
+
+        def note(step: Step, level: str, message: str) -> None:
+            diag = Diagnostic(segment, self.platform, step, level, message)
+            diags.append(diag)
+            if level != "info" and self.strictness is Strictness.WARN:
+                log.warning("%s", diag)
+
+        def done(mode_: str, **kw: Any) -> CompiledSegment:
+            return CompiledSegment(
+                segment, self.platform, mode_, rule, diagnostics=tuple(diags), **kw
+            )
+
+        if mode is PublishMode.OFF:
+            return done("off")
+        if mode in (PublishMode.MATERIALISE, PublishMode.LIST):
+            note(Step.MATERIALISE, "info", "materialised as configured")
+            return done("materialised")
+
+        definition, why = self._try_emit(rule)
+        if definition is not None:
+            note(Step.NATIVE, "info", "published natively as written")
+            return done("native", definition=definition)
+        note(Step.NATIVE, "info", f"not native as written: {why}")
+
+        # 2. rewrite
+        candidates: list[tuple[str, ast.Rule]] = [("negation pushed down (NNF)", normalize.nnf(rule))]
+        for label, fn in (("DNF", normalize.dnf), ("CNF", normalize.cnf)):
+            try:
+                candidates.append(
+                    (f"rewritten in {label}", fn(rule, max_terms=self.CAPS.max_dnf_terms))
+                )
+            except normalize.NormalFormTooLarge as exc:
+                note(Step.REWRITE, "info", f"{label} skipped: {exc}")
+        for label, candidate in candidates:
+            definition, why = self._try_emit(candidate)
+            if definition is not None:
+                note(Step.REWRITE, "info", label)
+                return done("native", definition=definition)
+        last_reason = why
+
+        # 3. split: native part of a top-level AND, residual materialised as an owned tag
+        base = normalize.nnf(rule)
+        if isinstance(base, ast.And):
+            native_items = [i for i in base.items if self._try_emit(i)[0] is not None]
+            residual_items = [i for i in base.items if i not in native_items]
+            if native_items and residual_items:
+                residual: ast.Rule = (
+                    residual_items[0] if len(residual_items) == 1 else ast.And(items=tuple(residual_items))
+                )
+                tag = self.residual_tag(segment, residual)
+                combined = ast.And(items=(*native_items, ast.Has(field="tags", value=tag)))
+                definition, why = self._try_emit(combined)
+                if definition is not None:
+                    self._fallback(note, mode, Step.SPLIT, (
+                        f"{len(native_items)} condition(s) native, the rest materialised "
+                        f"as owned tag {tag!r}: {last_reason}"
+                    ))
+                    return done("split", definition=definition, residual=residual, residual_tag=tag)
+
+        # 4. materialise / 5. refuse
+        if mode is PublishMode.NATIVE:
+            note(Step.REFUSE, "error", f"publish mode is native, but {last_reason}")
+            raise PlatformCannotExpress(f"segment {segment!r} on {self.platform}: {last_reason}")
+        self._fallback(note, mode, Step.MATERIALISE, f"materialised: {last_reason}")
+        return done("materialised")
+
+    def _fallback(self, note: Any, mode: PublishMode, step: Step, message: str) -> None:
+        if self.strictness is Strictness.RAISE:
+            note(Step.REFUSE, "error", message)
+            raise PlatformCannotExpress(message)
+        note(step, "warning", message)
