@@ -21,11 +21,12 @@ import dataclasses
 import datetime as dt
 import difflib
 import enum
+import importlib
 import importlib.metadata
 import logging
 import warnings
-from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -34,6 +35,9 @@ from segsync.clock import Clock, SystemClock
 from segsync.http import RateBudget, RateWindow, RequestStats, check_base_url
 from segsync.model import Consent, ConsentStatus, FieldSpec, Schema
 
+if TYPE_CHECKING:
+    from segsync.rules.compiler import RuleCompiler
+
 __all__ = [
     "Capabilities",
     "ChangeResult",
@@ -41,6 +45,7 @@ __all__ = [
     "ConnectorConfig",
     "ConnectorEntry",
     "ConnectorRegistry",
+    "ConnectorUnavailable",
     "ContactChange",
     "GroupRepresentation",
     "ReadPage",
@@ -48,10 +53,24 @@ __all__ = [
     "SegmentRepresentation",
     "TagRepresentation",
     "UnknownConnector",
+    "load_object",
     "registry",
 ]
 
 log = logging.getLogger("segsync.connector")
+
+
+def load_object(path: str) -> Any:
+    """Import `"package.module:Attr.attr"` (or `"package.module.Attr"`) and return the object."""
+    module_name, sep, attrs = path.partition(":")
+    if not sep:
+        module_name, _, attrs = path.rpartition(".")
+    if not module_name or not attrs:
+        raise ValueError(f"{path!r} is not an import path like 'package.module:Name'")
+    obj: Any = importlib.import_module(module_name)
+    for attr in attrs.split("."):
+        obj = getattr(obj, attr)
+    return obj
 
 
 class TagRepresentation(enum.StrEnum):
@@ -241,6 +260,14 @@ class Connector(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    @classmethod
+    def compiler_class(cls) -> type[RuleCompiler] | None:
+        """The rule compiler class named by `compiler_path` (None when there is none)."""
+        if cls.compiler_path is None:
+            return None
+        compiler: type[RuleCompiler] = load_object(cls.compiler_path)
+        return compiler
+
     @property
     @abc.abstractmethod
     def stats(self) -> RequestStats:
@@ -305,6 +332,18 @@ class UnknownConnector(LookupError):
     """A connector name that is not installed; the message suggests the closest one."""
 
 
+class ConnectorUnavailable(UnknownConnector):
+    """A connector that is installed but cannot be loaded; the message says why."""
+
+
+EntryPointSource = Callable[[str], Iterable[importlib.metadata.EntryPoint]]
+"""Returns the entry points of a group (the registry's seam for tests)."""
+
+
+def _installed_entry_points(group: str) -> Iterable[importlib.metadata.EntryPoint]:
+    return importlib.metadata.entry_points(group=group)
+
+
 @dataclasses.dataclass
 class ConnectorEntry:
     """One installed connector: loaded lazily; `error` says why it is unavailable."""
@@ -316,17 +355,19 @@ class ConnectorEntry:
     error: str | None = None
 
     def load(self) -> type[Connector] | None:
-        """Import the connector class; on failure, warn once and record why."""
+        """Import the connector class; on failure, warn once and record why (then None)."""
         if self._cls is None and self.error is None:
             try:
-                ep = importlib.metadata.EntryPoint(
-                    name=self.name, value=self.target, group="segsync.connectors"
-                )
-                cls = ep.load()
+                cls = load_object(self.target)
                 if not (isinstance(cls, type) and issubclass(cls, Connector)):
                     raise TypeError(f"{self.target} is not a segsync Connector subclass")
+                if getattr(cls, "name", None) != self.name:
+                    raise TypeError(
+                        f"{self.target}.name is {getattr(cls, 'name', None)!r}, "
+                        f"but it is registered as {self.name!r}"
+                    )
                 self._cls = cls
-            except Exception as exc:  # noqa: BLE001 - any import failure makes it unavailable
+            except Exception as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
                 warnings.warn(
                     f"connector {self.name!r} ({self.target}) is unavailable: {self.error}",
@@ -339,55 +380,93 @@ class ConnectorEntry:
     def available(self) -> bool:
         return self.load() is not None
 
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready view: name, target, distribution, availability, capabilities."""
+        cls = self.load()
+        return {
+            "name": self.name,
+            "title": getattr(cls, "title", self.name) if cls else self.name,
+            "target": self.target,
+            "distribution": self.distribution,
+            "available": cls is not None,
+            "error": self.error,
+            "capabilities": cls.capabilities.summary() if cls else None,
+            "compiler": cls.compiler_path if cls else None,
+        }
+
 
 class ConnectorRegistry:
-    """Connectors found through the `segsync.connectors` entry points (plus registered ones)."""
+    """Connectors found through the `segsync.connectors` entry points (plus registered ones).
+
+    Discovery reads entry-point metadata only; a connector's module is imported on first use
+    (`get`, `ConnectorEntry.load`). A connector that fails to import is listed as unavailable,
+    with the reason, after one `RuntimeWarning`.
+    """
 
     GROUP = "segsync.connectors"
 
-    def __init__(self) -> None:
+    def __init__(self, entry_points: EntryPointSource = _installed_entry_points) -> None:
+        self._source = entry_points
         self._entries: dict[str, ConnectorEntry] | None = None
         self._extra: dict[str, type[Connector]] = {}
 
     def _discover(self) -> dict[str, ConnectorEntry]:
         if self._entries is None:
             entries: dict[str, ConnectorEntry] = {}
-            for ep in importlib.metadata.entry_points(group=self.GROUP):
+            for ep in self._source(self.GROUP):
                 dist = ep.dist.name if ep.dist is not None else None
                 entries.setdefault(ep.name, ConnectorEntry(ep.name, ep.value, dist))
             self._entries = entries
         return self._entries
 
+    def refresh(self) -> None:
+        """Forget what was discovered (after installing a connector in-process)."""
+        self._entries = None
+
     def register(self, cls: type[Connector]) -> None:
-        """Register a class directly (tests, embedding)."""
+        """Register a class directly (tests, embedding); it wins over an entry point."""
         self._extra[cls.name] = cls
 
+    def unregister(self, name: str) -> None:
+        """Remove a class registered with `register`."""
+        self._extra.pop(name, None)
+
     def entries(self) -> list[ConnectorEntry]:
-        """Every installed connector, by name."""
+        """Every installed connector, by name (not imported until asked)."""
         found = dict(self._discover())
         for name, cls in self._extra.items():
-            entry = ConnectorEntry(name, f"{cls.__module__}:{cls.__qualname__}", None, cls)
-            found[name] = entry
+            found[name] = ConnectorEntry(name, f"{cls.__module__}:{cls.__qualname__}", None, cls)
         return [found[k] for k in sorted(found)]
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries()]
 
+    def available(self) -> list[type[Connector]]:
+        """The connector classes that load, by name."""
+        return [cls for e in self.entries() if (cls := e.load()) is not None]
+
     def get(self, name: str) -> type[Connector]:
-        """The connector class called `name`; UnknownConnector (with a suggestion) otherwise."""
+        """The connector class called `name`.
+
+        Raises:
+            UnknownConnector: no such name (the message suggests the closest installed one).
+            ConnectorUnavailable: installed, but it failed to load (the message says why).
+        """
         if name in self._extra:
             return self._extra[name]
         entry = self._discover().get(name)
         if entry is None:
             names = self.names()
-            close = difflib.get_close_matches(name, names, n=1)
+            close = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UnknownConnector(
                 f"no connector called {name!r}{hint} (installed: {', '.join(names) or 'none'})"
             )
         cls = entry.load()
         if cls is None:
-            raise UnknownConnector(f"connector {name!r} is installed but unavailable: {entry.error}")
+            raise ConnectorUnavailable(
+                f"connector {name!r} is installed but unavailable: {entry.error}"
+            )
         return cls
 
 

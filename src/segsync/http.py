@@ -2,43 +2,57 @@
 
 `ApiClient` wraps an `httpx.AsyncClient` with:
 
-- retries (tenacity) on 429 (honouring `Retry-After` and platform reset headers), 5xx,
-  timeouts and connection errors, with capped exponential backoff and jitter; never on other
-  4xx; and for non-idempotent requests only where the platform cannot have acted on them
-  (429, connection refused) — a retry must never duplicate a write;
-- a per-account `RateBudget` (a concurrency cap plus rolling windows) shared by everything in a
-  run that talks to the same account;
+- retries (tenacity) on 429 (honouring `Retry-After` and each platform's reset headers or
+  429 bodies, a `RateLimitHints` table), 5xx, timeouts and connection errors, with capped
+  exponential backoff and jitter; never on other 4xx; and for non-idempotent requests only
+  where the platform cannot have acted on them (429, a connection never made) unless the
+  caller declares the request idempotent — a retry must never duplicate a write;
+- a per-account `RateBudget` (a concurrency cap plus rolling windows, with scopes) shared by
+  everything in a run that talks to the same account (`RateBudget.for_account`);
 - an injected `Clock` for all waiting, so tests and benchmarks run on virtual time;
 - per-endpoint request accounting (`RequestStats`) for reports and benchmarks;
-- redaction: the secrets it is given never appear in log lines, exception text or reprs.
+- redaction: the secrets it is given (and the values of auth headers and key-like query
+  parameters) never appear in log lines (its own and httpx's), exception text or reprs;
+  httpx exceptions never escape: they become `TransientError`/`ApiError` without their cause.
 
 Why async: throughput comes from concurrency within each platform's limits (Mailchimp allows
 10 connections, HubSpot 10-19 requests a second), and the emulators are ASGI apps that httpx
-reaches in-process only through its async transport.
+reaches in-process only through its async transport. docs/http.md has the retry table.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import dataclasses
 import email.utils
+import hashlib
+import ipaddress
 import logging
+import math
 import random
+import urllib.parse
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import httpx
 import tenacity
+from pydantic import BaseModel, ConfigDict
 
 from segsync.clock import Clock, SystemClock
 
 __all__ = [
+    "RATE_LIMIT_HINTS",
     "ApiClient",
     "ApiError",
+    "BodyWait",
     "EndpointStats",
     "RateBudget",
+    "RateLimitHeader",
+    "RateLimitHints",
     "RateLimited",
     "RateWindow",
     "Redactor",
@@ -47,15 +61,30 @@ __all__ = [
     "TransientError",
     "build_client",
     "check_base_url",
+    "default_error_parser",
+    "retry_after_seconds",
 ]
 
 log = logging.getLogger("segsync.http")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "partner-key", "cookie"}
+)
+"""Header names whose values are registered as secrets automatically."""
+
+SENSITIVE_PARAMS = frozenset(
+    {"apikey", "api_key", "api-key", "hapikey", "key", "token", "access_token", "oauth_token"}
+)
+"""Query-parameter names whose values are registered as secrets automatically."""
+
+
+# -- redaction ---------------------------------------------------------------------------
+
 
 class Redactor:
-    """Replaces every registered secret (and its obvious fragments) with `***`."""
+    """Replaces every registered secret (and its obvious encodings) with `***`."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: list[str] = []
@@ -64,13 +93,32 @@ class Redactor:
 
     def add(self, secret: str | None) -> None:
         """Register a secret; very short strings are ignored (they would redact prose)."""
-        if secret and len(secret) >= 6 and secret not in self._secrets:
-            self._secrets.append(secret)
-            # an API key like "<32 hex>-us21" is also redacted without its datacenter suffix
-            head = secret.split("-")[0]
-            if len(head) >= 12 and head not in self._secrets:
-                self._secrets.append(head)
-            self._secrets.sort(key=len, reverse=True)
+        if not secret or len(secret) < 6:
+            return
+        forms = self._forms(secret)
+        # "Bearer <token>", "Basic <b64>": the credential alone too, and a Basic password
+        scheme, _, credential = secret.partition(" ")
+        if credential and scheme.isalpha() and len(credential) >= 6:
+            forms.add(credential)
+            if scheme.lower() == "basic":
+                with contextlib.suppress(ValueError, UnicodeDecodeError):
+                    decoded = base64.b64decode(credential, validate=True).decode()
+                    password = decoded.partition(":")[2]
+                    if len(password) >= 6:
+                        forms.update(self._forms(password))
+        for form in forms:
+            if form not in self._secrets:
+                self._secrets.append(form)
+        self._secrets.sort(key=len, reverse=True)
+
+    @staticmethod
+    def _forms(secret: str) -> set[str]:
+        forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+        # an API key like "<32 hex>-us21" is also redacted without its datacenter suffix
+        head = secret.split("-")[0]
+        if len(head) >= 12:
+            forms.add(head)
+        return forms
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -78,8 +126,66 @@ class Redactor:
                 text = text.replace(secret, "***")
         return text
 
+    def value(self, data: Any) -> Any:
+        """`data` (JSON-like) with every string redacted."""
+        if isinstance(data, str):
+            return self(data)
+        if isinstance(data, Mapping):
+            return {self(str(k)): self.value(v) for k, v in data.items()}
+        if isinstance(data, list | tuple):
+            return [self.value(v) for v in data]
+        return data
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
     def __repr__(self) -> str:
         return f"Redactor({len(self._secrets)} secrets)"
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts the secrets of every live client from records of httpx's own loggers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactors = list(self.redactors)
+        if redactors:
+            message = record.getMessage()
+            clean = message
+            for redact in redactors:
+                clean = redact(clean)
+            if clean != message:
+                record.msg, record.args = clean, ()
+        return True
+
+
+_THIRD_PARTY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
+_log_filter = _RedactingFilter()
+for _name in _THIRD_PARTY_LOGGERS:
+    logging.getLogger(_name).addFilter(_log_filter)
+
+
+def _strip_url(url: str) -> str:
+    """`url` without user info, query and fragment (for messages about a base URL)."""
+    with contextlib.suppress(Exception):
+        parsed = httpx.URL(url)
+        port = f":{parsed.port}" if parsed.port else ""
+        return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
+    return "<unreadable URL>"
+
+
+# -- errors ------------------------------------------------------------------------------
 
 
 class ApiError(Exception):
@@ -101,20 +207,30 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.body = body
-        super().__init__(f"{platform} {endpoint}: HTTP {status}{f' {code}' if code else ''}: {message}")
+        label = f"HTTP {status} {code}" if code else f"HTTP {status}"
+        super().__init__(f"{platform} {endpoint}: {label}: {message}")
 
 
 class TransientError(ApiError):
-    """A 5xx, timeout or connection error that outlived its retries."""
+    """A 5xx, timeout or connection error that outlived its retries (status 0: no answer)."""
 
 
 class RateLimited(ApiError):
-    """A 429 that outlived its retries."""
+    """A 429 that outlived its retries, or whose wait exceeds `RetryPolicy.max_retry_after`."""
+
+    retry_after: float | None = None
+
+
+# -- rate budget -------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class RateWindow:
-    """At most `requests` in any rolling `seconds`; `scope` names which requests count."""
+    """At most `requests` in any rolling `seconds`; `scope` names which requests count.
+
+    Windows of scope "default" apply to every request; others only to requests sent with
+    that scope (e.g. `RateWindow(5, 1.0, scope="search")`).
+    """
 
     requests: int
     seconds: float
@@ -124,10 +240,14 @@ class RateWindow:
 class RateBudget:
     """A per-account budget shared by every request of a run: a concurrency cap plus windows.
 
-    `acquire(scope)` waits (on the injected clock) until a slot is free in the concurrency cap
-    and in every window that applies to `scope` ("default" windows apply to every request).
-    `penalise(seconds)` makes every caller wait, for a 429 that says how long.
+    `slot(scope)` waits (on the injected clock) until a slot is free in the concurrency cap
+    and in every window that applies to `scope`, and holds the concurrency slot until the
+    request ends. `penalise(seconds)` makes every caller wait, for a 429 that says how long.
+    Share one budget per account: pass it to every client, or get it from
+    `RateBudget.for_account(key, ...)`. `waited_seconds` sums the waits of all callers.
     """
+
+    _accounts: ClassVar[dict[str, RateBudget]] = {}
 
     def __init__(
         self,
@@ -136,35 +256,77 @@ class RateBudget:
         windows: Sequence[RateWindow] = (),
         clock: Clock | None = None,
     ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
         self.clock = clock or SystemClock()
         self.max_concurrency = max_concurrency
         self.windows = tuple(windows)
+        self._history: list[collections.deque[float]] = [collections.deque() for _ in self.windows]
+        self._blocked_until = -math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self._history: dict[RateWindow, collections.deque[float]] = {
-            w: collections.deque() for w in self.windows
-        }
-        self._blocked_until = 0.0
         self._lock = asyncio.Lock()
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.waited_seconds = 0.0
         self.waits = 0
 
-    def _applicable(self, scope: str) -> list[RateWindow]:
-        return [w for w in self.windows if w.scope in ("default", scope)]
+    @classmethod
+    def for_account(
+        cls,
+        key: str,
+        *,
+        max_concurrency: int = 10,
+        windows: Sequence[RateWindow] = (),
+        clock: Clock | None = None,
+    ) -> RateBudget:
+        """The process-wide budget for account `key` (created with these settings on first use).
+
+        `key` names the account, e.g. `"hubspot:portal-123"`; it is stored hashed, so even a
+        key derived from a credential is not kept in clear.
+        """
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        budget = cls._accounts.get(digest)
+        if budget is None:
+            budget = cls(max_concurrency=max_concurrency, windows=windows, clock=clock)
+            cls._accounts[digest] = budget
+        return budget
+
+    @classmethod
+    def forget_accounts(cls) -> None:
+        """Drop every shared budget (tests, long-lived processes between runs)."""
+        cls._accounts.clear()
+
+    def _bind_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # asyncio primitives belong to one event loop; a budget can outlive one run
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+            self._lock = asyncio.Lock()
+            self.in_flight = 0
+
+    def _applicable(self, scope: str) -> list[int]:
+        return [i for i, w in enumerate(self.windows) if w.scope in ("default", scope)]
+
+    def _wait_needed(self, scope: str, now: float) -> float:
+        wait = max(0.0, self._blocked_until - now)
+        for i in self._applicable(scope):
+            window, history = self.windows[i], self._history[i]
+            while history and history[0] <= now - window.seconds:
+                history.popleft()
+            if len(history) >= window.requests:
+                wait = max(wait, history[0] + window.seconds - now)
+        return wait
 
     async def _reserve(self, scope: str) -> None:
         while True:
             async with self._lock:
                 now = self.clock.monotonic()
-                wait = max(0.0, self._blocked_until - now)
-                for window in self._applicable(scope):
-                    history = self._history[window]
-                    while history and history[0] <= now - window.seconds:
-                        history.popleft()
-                    if len(history) >= window.requests:
-                        wait = max(wait, history[0] + window.seconds - now)
+                wait = self._wait_needed(scope, now)
                 if wait <= 0:
-                    for window in self._applicable(scope):
-                        self._history[window].append(now)
+                    for i in self._applicable(scope):
+                        self._history[i].append(now)
                     return
             self.waits += 1
             self.waited_seconds += wait
@@ -173,9 +335,15 @@ class RateBudget:
     @contextlib.asynccontextmanager
     async def slot(self, scope: str = "default") -> AsyncIterator[None]:
         """Hold one concurrency slot and one unit of every applicable window."""
+        self._bind_loop()
         async with self._semaphore:
             await self._reserve(scope)
-            yield
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
 
     def penalise(self, seconds: float) -> None:
         """Hold every caller back for `seconds` from now (a 429 with Retry-After)."""
@@ -185,9 +353,12 @@ class RateBudget:
         return f"RateBudget(concurrency={self.max_concurrency}, windows={list(self.windows)})"
 
 
+# -- accounting --------------------------------------------------------------------------
+
+
 @dataclasses.dataclass
 class EndpointStats:
-    """Counts for one endpoint label."""
+    """Counts for one endpoint label; `seconds` is time spent in requests on the clock."""
 
     calls: int = 0
     retries: int = 0
@@ -214,27 +385,169 @@ class RequestStats:
             s.calls for name, s in self.endpoints.items() if not name.startswith(("GET ", "HEAD "))
         )
 
+    @property
+    def retries(self) -> int:
+        """Requests sent again after a retryable failure."""
+        return sum(s.retries for s in self.endpoints.values())
+
+    @property
+    def rate_limited(self) -> int:
+        """429 answers received."""
+        return sum(s.rate_limited for s in self.endpoints.values())
+
+    @property
+    def errors(self) -> int:
+        """Failed attempts (error statuses and transport errors)."""
+        return sum(s.errors for s in self.endpoints.values())
+
+    def merge(self, other: RequestStats) -> None:
+        """Add `other`'s counts into this one (per-run totals across clients)."""
+        for name, theirs in other.endpoints.items():
+            mine = self.endpoints[name]
+            for field in dataclasses.fields(EndpointStats):
+                setattr(mine, field.name, getattr(mine, field.name) + getattr(theirs, field.name))
+
     def as_dict(self) -> dict[str, dict[str, float]]:
         """A JSON-ready copy, sorted by endpoint."""
         return {name: dataclasses.asdict(s) for name, s in sorted(self.endpoints.items())}
 
+    def __repr__(self) -> str:
+        return f"RequestStats(calls={self.calls}, endpoints={len(self.endpoints)})"
+
+
+# -- retry policy and rate-limit hints ---------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to retry. `attempts` counts the first try."""
+    """How often and how long to retry. `attempts` counts the first try.
+
+    Backoff before retry n is `min(max_backoff, initial_backoff * 2**(n-1))`, reduced by up
+    to `jitter` (a fraction) at random. A server-stated wait (Retry-After, reset header) is
+    used as is; one longer than `max_retry_after` is not waited for: `RateLimited` is raised
+    at once. `retry_statuses` are treated like 5xx (e.g. HubSpot's 423 Locked).
+    """
 
     attempts: int = 6
     initial_backoff: float = 0.5
     max_backoff: float = 30.0
     jitter: float = 0.5
     max_retry_after: float = 3600.0
+    retry_statuses: frozenset[int] = frozenset()
 
 
-class _Retryable(Exception):
-    def __init__(self, error: ApiError, wait: float | None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.wait = wait
+class RateLimitHeader(BaseModel):
+    """A response header that says how long to wait, and in which unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    unit: Literal["seconds", "milliseconds", "http-date-or-seconds", "epoch-seconds"] = "seconds"
+
+
+class BodyWait(BaseModel):
+    """A 429 body that says which limit was hit: `field` equal to (or containing) a value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: str
+    equals: str | None = None
+    contains: str | None = None
+    seconds: float = math.inf
+    """How long to wait; `inf` means "not within this run" (e.g. a daily cap): fail at once."""
+
+    def matches(self, body: Any) -> bool:
+        if not isinstance(body, Mapping):
+            return False
+        value = body.get(self.field)
+        if not isinstance(value, str):
+            return False
+        if self.equals is not None and value.upper() != self.equals.upper():
+            return False
+        return self.contains is None or self.contains.lower() in value.lower()
+
+
+class RateLimitHints(BaseModel):
+    """How a platform says how long to wait after a 429: headers first, then its body.
+
+    The first header present wins; then the first matching `BodyWait`; else None, and the
+    client backs off exponentially.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    headers: tuple[RateLimitHeader, ...] = ()
+    body: tuple[BodyWait, ...] = ()
+
+    def seconds(self, response: httpx.Response, clock: Clock) -> float | None:
+        """The wait `response` asks for, in seconds (None when it does not say)."""
+        for header in self.headers:
+            value = response.headers.get(header.name)
+            if value is None or not value.strip():
+                continue
+            wait = _header_seconds(value.strip(), header.unit, clock)
+            if wait is not None:
+                return wait
+        if self.body:
+            try:
+                data = response.json()
+            except ValueError:
+                return None
+            for rule in self.body:
+                if rule.matches(data):
+                    return rule.seconds
+        return None
+
+
+def _header_seconds(value: str, unit: str, clock: Clock) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is not None and math.isfinite(number):
+        if unit == "milliseconds":
+            return max(0.0, number / 1000.0)
+        if unit == "epoch-seconds":
+            return max(0.0, number - clock.now().timestamp())
+        return max(0.0, number)
+    if unit == "http-date-or-seconds":
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, (when - clock.now()).total_seconds())
+    return None
+
+
+_RETRY_AFTER = RateLimitHeader(name="Retry-After", unit="http-date-or-seconds")
+_GENERIC = RateLimitHints(
+    headers=(
+        _RETRY_AFTER,
+        RateLimitHeader(name="RateLimit-Reset"),
+        RateLimitHeader(name="X-RateLimit-Reset"),
+    )
+)
+
+RATE_LIMIT_HINTS: dict[str, RateLimitHints] = {
+    "default": _GENERIC,
+    # no rate headers at all: only the 10-connection cap; back off exponentially
+    "mailchimp": RateLimitHints(headers=(_RETRY_AFTER,)),
+    # x-sib-ratelimit-reset: seconds until the window resets (not an epoch)
+    "brevo": RateLimitHints(
+        headers=(_RETRY_AFTER, RateLimitHeader(name="x-sib-ratelimit-reset"))
+    ),
+    # no Retry-After on API 429s: the body names the policy that was hit
+    "hubspot": RateLimitHints(
+        headers=(_RETRY_AFTER,),
+        body=(
+            BodyWait(field="policyName", equals="TEN_SECONDLY_ROLLING", seconds=10.0),
+            BodyWait(field="policyName", equals="SECONDLY", seconds=1.0),
+            BodyWait(field="policyName", equals="DAILY"),
+            BodyWait(field="message", contains="ten_secondly_rolling limit", seconds=10.0),
+            BodyWait(field="message", contains="secondly limit", seconds=1.0),
+            BodyWait(field="message", contains="daily limit"),
+        ),
+    ),
+}
+"""Per-platform rate-limit hints, looked up by `ApiClient(platform=...)` unless injected."""
 
 
 ErrorParser = Callable[[httpx.Response], tuple[str | None, str]]
@@ -258,36 +571,56 @@ def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
 
 
 def retry_after_seconds(response: httpx.Response, clock: Clock) -> float | None:
-    """Seconds from `Retry-After` (delta or HTTP date) or a platform reset header."""
-    value = response.headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            with contextlib.suppress(TypeError, ValueError):
-                when = email.utils.parsedate_to_datetime(value)
-                return max(0.0, (when - clock.now()).total_seconds())
-    for header in ("x-sib-ratelimit-reset", "X-RateLimit-Reset", "RateLimit-Reset"):
-        value = response.headers.get(header)
-        if value:
-            with contextlib.suppress(ValueError):
-                return max(0.0, float(value))
-    return None
+    """Seconds from `Retry-After` (delta or HTTP date) or a generic reset header."""
+    return _GENERIC.seconds(response, clock)
 
 
-_LOOPBACK = ("127.", "localhost", "[::1]", "::1")
+# -- base URLs ---------------------------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def check_base_url(url: str) -> str:
-    """Accept https everywhere and plain http only on loopback; raise ValueError otherwise."""
-    parsed = httpx.URL(url)
-    if parsed.scheme == "https":
+    """Accept https everywhere and plain http only on loopback; raise ValueError otherwise.
+
+    The error names the URL without its user info or query, which may hold credentials.
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError("base_url is not a valid URL") from exc
+    if parsed.scheme == "https" and parsed.host:
         return url
-    if parsed.scheme == "http" and parsed.host.startswith(_LOOPBACK):
+    if parsed.scheme == "http" and _is_loopback(parsed.host):
         return url
     raise ValueError(
-        f"base_url {url!r}: use https:// (plain http:// is accepted only for loopback addresses)"
+        f"base_url {_strip_url(url)!r}: use https:// (plain http:// is accepted only for "
+        "loopback addresses)"
     )
+
+
+# -- the client --------------------------------------------------------------------------
+
+
+class _Retryable(Exception):
+    def __init__(self, error: ApiError, wait: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait = wait
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport errors raised before any byte reached the platform: always safe to retry."""
+
+_MAYBE_ACTED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+"""Transport errors after the request may have reached the platform: retried if idempotent."""
 
 
 class ApiClient:
@@ -306,7 +639,7 @@ class ApiClient:
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         error_parser: ErrorParser = default_error_parser,
-        retry_after: RetryAfterParser = retry_after_seconds,
+        retry_after: RetryAfterParser | RateLimitHints | None = None,
         timeout: float = 30.0,
         seed: int | None = None,
     ) -> None:
@@ -315,9 +648,23 @@ class ApiClient:
         self.budget = budget or RateBudget(clock=self.clock)
         self.retry = retry or RetryPolicy()
         self.redact = Redactor(secrets)
+        for name, value in (headers or {}).items():
+            if name.lower() in SENSITIVE_HEADERS:
+                self.redact.add(value)
+        auth_header = getattr(auth, "_auth_header", None)
+        if isinstance(auth_header, str):
+            self.redact.add(auth_header)
+        self._add_url_secrets(base_url)
+        _log_filter.redactors.add(self.redact)
         self.stats = RequestStats()
         self._error_parser = error_parser
-        self._retry_after = retry_after
+        hints = retry_after
+        if hints is None:
+            hints = RATE_LIMIT_HINTS.get(platform, RATE_LIMIT_HINTS["default"])
+        self.rate_limit_hints = hints if isinstance(hints, RateLimitHints) else None
+        self._retry_after: RetryAfterParser = (
+            hints.seconds if isinstance(hints, RateLimitHints) else hints
+        )
         self._random = random.Random(seed)
         if transport is None:
             check_base_url(base_url)
@@ -329,8 +676,26 @@ class ApiClient:
             timeout=timeout,
         )
 
+    def _add_url_secrets(self, url: str) -> None:
+        with contextlib.suppress(Exception):
+            parsed = httpx.URL(url)
+            self.redact.add(parsed.password)
+            for name, value in parsed.params.multi_items():
+                if name.lower() in SENSITIVE_PARAMS:
+                    self.redact.add(value)
+
+    def _add_param_secrets(self, params: Mapping[str, Any] | None) -> None:
+        for name, value in (params or {}).items():
+            if name.lower() in SENSITIVE_PARAMS and isinstance(value, str):
+                self.redact.add(value)
+
     def __repr__(self) -> str:
-        return f"ApiClient(platform={self.platform!r}, base_url={str(self._client.base_url)!r})"
+        return f"ApiClient(platform={self.platform!r}, base_url={self.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The base URL without user info, query or any registered secret."""
+        return self.redact(_strip_url(str(self._client.base_url)))
 
     async def aclose(self) -> None:
         """Close the underlying connections."""
@@ -343,7 +708,7 @@ class ApiClient:
         await self.aclose()
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.retry.max_backoff, self.retry.initial_backoff * 2 ** (attempt - 1))
+        base = min(self.retry.max_backoff, self.retry.initial_backoff * 2.0 ** (attempt - 1))
         return base * (1 - self.retry.jitter * self._random.random())
 
     def _error(self, response: httpx.Response, endpoint: str) -> ApiError:
@@ -356,15 +721,24 @@ class ApiClient:
         kind: type[ApiError] = ApiError
         if response.status_code == 429:
             kind = RateLimited
-        elif response.status_code >= 500:
+        elif response.status_code >= 500 or response.status_code in self.retry.retry_statuses:
             kind = TransientError
         return kind(
             platform=self.platform,
             endpoint=endpoint,
             status=response.status_code,
-            code=code,
+            code=self.redact(code) if code else code,
             message=self.redact(message),
-            body=body,
+            body=self.redact.value(body),
+        )
+
+    def _transport_error(self, label: str, exc: Exception) -> TransientError:
+        return TransientError(
+            platform=self.platform,
+            endpoint=label,
+            status=0,
+            code=type(exc).__name__,
+            message=self.redact(str(exc) or type(exc).__name__),
         )
 
     async def request(
@@ -375,41 +749,57 @@ class ApiClient:
         endpoint: str | None = None,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
         scope: str = "default",
         ok: Sequence[int] = (),
     ) -> httpx.Response:
         """Send one request with budget, retries and accounting; return the final response.
 
-        `endpoint` is the accounting label (defaults to `METHOD path`); `idempotent` overrides
-        the method's default (PUT/DELETE/GET are idempotent, POST is not); `scope` selects the
-        rate windows; statuses in `ok` are returned instead of raised. Raises `ApiError`
-        (or `RateLimited` / `TransientError`) with the platform's message otherwise.
+        Args:
+            endpoint: the accounting label (defaults to `METHOD path`).
+            idempotent: overrides the method's default (GET/HEAD/OPTIONS/PUT/DELETE are
+                idempotent, POST/PATCH are not); only idempotent requests are retried after
+                a 5xx, a timeout or a connection lost once the request was sent.
+            scope: selects the rate windows (besides the "default" ones).
+            ok: error statuses returned instead of raised.
+
+        Raises:
+            ApiError: the platform refused the request (its code and message);
+                `RateLimited` and `TransientError` when retries ran out.
         """
         method = method.upper()
-        label = endpoint or f"{method} {path}"
+        label = self.redact(endpoint or f"{method} {path}")
         safe_to_repeat = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
         stats = self.stats.endpoints[label]
+        self._add_param_secrets(params)
 
         async def attempt() -> httpx.Response:
+            failure: ApiError | _Retryable | None = None
             async with self.budget.slot(scope):
                 stats.calls += 1
                 started = self.clock.monotonic()
                 try:
-                    response = await self._client.request(method, path, params=params, json=json)
-                except httpx.ConnectError as exc:
-                    stats.errors += 1
-                    # nothing reached the platform: always safe to try again
-                    raise _Retryable(self._transport_error(label, exc), None) from None
-                except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                    stats.errors += 1
-                    error = self._transport_error(label, exc)
-                    if safe_to_repeat:
-                        raise _Retryable(error, None) from None
-                    raise error from None
+                    response = await self._client.request(
+                        method, path, params=params, json=json, content=content, headers=headers
+                    )
+                except _NOT_SENT as exc:
+                    failure = _Retryable(self._transport_error(label, exc), None)
+                except _MAYBE_ACTED as exc:
+                    lost = self._transport_error(label, exc)
+                    failure = _Retryable(lost, None) if safe_to_repeat else lost
+                except httpx.HTTPError as exc:
+                    failure = self._transport_error(label, exc)
                 finally:
                     stats.seconds += self.clock.monotonic() - started
+            if failure is not None:
+                # raised outside the except block: the httpx exception (URL, request) is not chained
+                stats.errors += 1
+                log.debug("%s -> %s", label, failure)
+                raise failure
             status = response.status_code
+            log.debug("%s -> %d", label, status)
             if status < 400 or status in ok:
                 return response
             stats.errors += 1
@@ -417,26 +807,35 @@ class ApiClient:
             if status == 429:
                 stats.rate_limited += 1
                 wait = self._retry_after(response, self.clock)
+                if wait is not None and wait > self.retry.max_retry_after:
+                    assert isinstance(error, RateLimited)
+                    error.retry_after = wait
+                    raise error
                 if wait is not None:
-                    wait = min(wait, self.retry.max_retry_after)
                     self.budget.penalise(wait)
                 raise _Retryable(error, wait)
-            if status >= 500 and safe_to_repeat:
-                raise _Retryable(error, None)
+            transient = status >= 500 or status in self.retry.retry_statuses
+            if transient and safe_to_repeat:
+                wait = self._retry_after(response, self.clock)
+                if wait is not None and wait > self.retry.max_retry_after:
+                    raise error
+                raise _Retryable(error, wait)
             raise error
 
         def wait_strategy(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Retryable) and exc.wait is not None:
-                return exc.wait
+                return float(exc.wait)
             return self._backoff(state.attempt_number)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             stats.retries += 1
             exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
             log.info(
-                "%s: retrying after %s (attempt %d)",
+                "%s: retrying in %.3gs after %s (attempt %d)",
                 label,
+                wait,
                 self.redact(str(exc)),
                 state.attempt_number,
             )
@@ -449,19 +848,12 @@ class ApiClient:
             before_sleep=before_sleep,
             reraise=True,
         )
+        final: ApiError
         try:
             return await retrying(attempt)
         except _Retryable as exc:
-            raise exc.error from None
-
-    def _transport_error(self, label: str, exc: Exception) -> TransientError:
-        return TransientError(
-            platform=self.platform,
-            endpoint=label,
-            status=0,
-            code=type(exc).__name__,
-            message=self.redact(str(exc) or type(exc).__name__),
-        )
+            final = exc.error
+        raise final
 
     async def get_json(self, path: str, **kwargs: Any) -> Any:
         """GET and decode JSON."""
@@ -481,7 +873,9 @@ def build_client(
     clock: Clock | None = None,
     retry: RetryPolicy | None = None,
     error_parser: ErrorParser = default_error_parser,
-    retry_after: RetryAfterParser = retry_after_seconds,
+    retry_after: RetryAfterParser | RateLimitHints | None = None,
+    timeout: float = 30.0,
+    seed: int | None = None,
 ) -> ApiClient:
     """The client factory: the one place connectors get HTTP from (`transport` is the test seam)."""
     return ApiClient(
@@ -496,4 +890,6 @@ def build_client(
         retry=retry,
         error_parser=error_parser,
         retry_after=retry_after,
+        timeout=timeout,
+        seed=seed,
     )

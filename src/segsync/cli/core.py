@@ -1,1 +1,316 @@
-"""segsync CLI: core commands."""
+"""segsync CLI: `--version`, `init`, `check`, `config schema|reference`, `segments list|explain`.
+
+The configuration file is `-c FILE`, else `$SEGSYNC_CONFIG`, else ./segsync.yaml. Every
+command that reads it exits with `EXIT_INVALID` (2) when it is invalid, after printing every
+problem with its place. `--json` prints plain JSON instead of the human view.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+import segsync
+from segsync.cli import EXIT_INVALID, EXIT_OK, app, config_app, segments_app
+from segsync.config import (
+    Config,
+    ConfigError,
+    config_json_schema,
+    default_config_path,
+    load_config,
+    render_config_reference,
+)
+from segsync.connector import registry
+from segsync.model import PublishMode
+from segsync.rules import ast, normalize
+from segsync.rules.compiler import RuleCompileError
+from segsync.rules.printer import to_text
+
+__all__ = ["STARTER_CONFIG", "explain_segment"]
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Configuration file (default: $SEGSYNC_CONFIG, else ./segsync.yaml).",
+        dir_okay=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+STARTER_CONFIG = """\
+# segsync configuration. Validate it with `segsync check`; the reference of every key is
+# docs/configuration.md (or `segsync config schema` for editors).
+# Any value may read the environment: ${VAR} or ${VAR:-default}. Keep API keys there.
+
+# Where segsync remembers what it last saw and wrote: a SQLite file, or a PostgreSQL URL
+# (postgresql://user@host:5432/db) when several workers share state.
+state: sqlite:///.segsync/state.db
+
+# The canonical fields, by name: a type (text, number, integer, boolean, date, datetime,
+# enum, multi_enum, phone) or {type, options, description}. email, tags and consent are
+# built in; engagement fields (open_rate, last_open, ...) come from the platforms.
+schema:
+  first_name: text
+  last_name: text
+  country: {type: enum, description: ISO 3166 two-letter code}
+  language: text
+  company: text
+  birthday: date
+
+# The platforms to keep in sync (`segsync connectors` lists the installed ones).
+# Uncomment the ones you use and export their keys.
+platforms: {}
+#  mailchimp:
+#    api_key: ${MAILCHIMP_API_KEY}
+#    list_id: ${MAILCHIMP_LIST_ID}
+#  hubspot:
+#    token: ${HUBSPOT_TOKEN}
+#  brevo:
+#    api_key: ${BREVO_API_KEY}
+
+sync:
+  # When several platforms changed a field: the latest change wins, unless a field lists
+  # platforms in priority order.
+  conflicts:
+    default: latest
+    # fields: {country: [hubspot, mailchimp, brevo]}
+  # What a segment that cannot be published natively does: ignore, warn or raise.
+  strictness: warn
+
+# Segments: a rule over the schema, and how each platform publishes it
+# (auto, native, materialise, list or off). `segsync segments explain NAME` shows the plan.
+segments:
+  france_engaged:
+    description: People in France who opened a recent email.
+    rule: 'country = "FR" and open_rate > 0.5 and last_open within 30 days'
+    # publish: {mailchimp: auto, hubspot: native, brevo: list}
+"""
+
+
+def _console() -> Console:
+    return Console(soft_wrap=True, highlight=False)
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _load(path: Path | None, as_json: bool) -> Config:
+    """Load the configuration, or print every problem and exit 2."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        if as_json:
+            _echo_json({"ok": False, "problems": [p.as_dict() for p in exc.problems]})
+        else:
+            _print_problems(exc)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _print_problems(exc: ConfigError) -> None:
+    count = len(exc.problems)
+    typer.echo(f"{count} problem{'s' if count != 1 else ''} found:", err=False)
+    for problem in exc.problems:
+        typer.echo(f"  {problem}".replace("\n", "\n  "))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"segsync {segsync.__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Keep contacts, tags, consent and segments consistent across marketing platforms."""
+
+
+@app.command("init")
+def init_command(
+    path: Annotated[Path, typer.Argument(help="Where to write the file.")] = Path(
+        "segsync.yaml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter segsync.yaml."""
+    if path.exists() and not force:
+        typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    typer.echo(f"Wrote {path}. Next: edit it, then run `segsync check -c {path}`.")
+
+
+@app.command("check")
+def check_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Validate the configuration, its mappings and every segment rule; exit 2 if invalid."""
+    loaded = _load(config, as_json)
+    source = str(loaded.source or default_config_path())
+    if as_json:
+        _echo_json(
+            {
+                "ok": True,
+                "file": source,
+                "problems": [],
+                "warnings": list(loaded.warnings),
+                "platforms": sorted(loaded.platforms),
+                "segments": sorted(loaded.segments),
+            }
+        )
+        return
+    console = _console()
+    for warning in loaded.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    console.print(
+        f"[green]OK[/green] {source}: {len(loaded.platforms)} platform(s), "
+        f"{len(loaded.schema_fields)} field(s), {len(loaded.segments)} segment(s); "
+        f"state {loaded.state_display}"
+    )
+
+
+@config_app.command("schema")
+def config_schema_command() -> None:
+    """Print the JSON Schema of segsync.yaml (with every installed connector's settings)."""
+    _echo_json(config_json_schema())
+
+
+@config_app.command("reference")
+def config_reference_command() -> None:
+    """Print the Markdown configuration reference (docs/configuration.md)."""
+    typer.echo(render_config_reference(), nl=False)
+
+
+@segments_app.command("list")
+def segments_list_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """List the configured segments, their rules and publish modes."""
+    loaded = _load(config, as_json)
+    rows: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "description": seg.description,
+            "rule": to_text(loaded.rule(name)),
+            "publish": {p: seg.publish.get(p, PublishMode.AUTO).value for p in loaded.platforms},
+        }
+        for name, seg in loaded.segments.items()
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    table = Table(title="segments")
+    table.add_column("name", style="bold")
+    table.add_column("rule")
+    table.add_column("publish")
+    for row in rows:
+        publish = ", ".join(f"{p}: {m}" for p, m in row["publish"].items()) or "-"
+        table.add_row(escape(row["name"]), escape(row["rule"]), escape(publish))
+    _console().print(table)
+
+
+def explain_segment(config: Config, name: str) -> dict[str, Any]:
+    """What segsync does with one segment: its forms, and per platform the compiled outcome.
+
+    A platform whose connector or compiler is not available is reported as such, never fatal.
+    """
+    rule = config.rule(name)
+    seg = config.segments[name]
+    out: dict[str, Any] = {
+        "name": name,
+        "description": seg.description,
+        "text": to_text(rule),
+        "ast": json.loads(ast.rule_to_json(rule)),
+        "nnf": to_text(normalize.nnf(rule)),
+    }
+    try:
+        out["dnf"] = to_text(normalize.dnf(rule))
+    except normalize.NormalFormTooLarge as exc:
+        out["dnf"] = None
+        out["dnf_error"] = str(exc)
+    platforms: dict[str, Any] = {}
+    for platform in list(config.platforms) or registry.names():
+        mode = seg.publish.get(platform, PublishMode.AUTO)
+        platforms[platform] = _compile_for(config, platform, name, rule, mode)
+    out["platforms"] = platforms
+    return out
+
+
+def _compile_for(
+    config: Config, platform: str, name: str, rule: ast.Rule, mode: PublishMode
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"publish": mode.value}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            compiler_cls = registry.get(platform).compiler_class()
+        if compiler_cls is None:
+            result["status"] = "unavailable: the connector has no rule compiler"
+            return result
+        compiler = compiler_cls(config.canonical_schema(), strictness=config.sync.strictness)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compiled = compiler.compile(name, rule, mode)
+    except RuleCompileError as exc:
+        result["status"] = f"refused: {exc}"
+        return result
+    except Exception as exc:  # a connector under construction must not break `explain`
+        result["status"] = f"unavailable: {type(exc).__name__}: {exc}"
+        return result
+    result["status"] = compiled.mode
+    result["definition"] = dict(compiled.definition) if compiled.definition else None
+    if compiled.residual is not None:
+        result["residual"] = to_text(compiled.residual)
+        result["residual_tag"] = compiled.residual_tag
+    result["diagnostics"] = [d.as_dict() for d in compiled.diagnostics]
+    return result
+
+
+@segments_app.command("explain")
+def segments_explain_command(
+    name: Annotated[str, typer.Argument(help="The segment's name.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a segment's rule as parsed and normalised, and what each platform would do."""
+    loaded = _load(config, as_json)
+    if name not in loaded.segments:
+        known = ", ".join(sorted(loaded.segments)) or "none"
+        typer.echo(f"no segment called {name!r} (configured: {known})", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    report = explain_segment(loaded, name)
+    if as_json:
+        _echo_json(report)
+        return
+    console = _console()
+    description = report["description"]
+    console.print(f"[bold]segment {escape(name)}[/bold]"
+                  + (f": {escape(description)}" if description else ""))
+    console.print(f"[bold]rule[/bold]  {escape(report['text'])}")
+    console.print(f"[bold]NNF[/bold]   {escape(report['nnf'])}")
+    console.print(f"[bold]DNF[/bold]   {escape(report['dnf'] or report.get('dnf_error', ''))}")
+    console.print("[bold]AST[/bold]")
+    typer.echo(json.dumps(report["ast"], indent=2))
+    for platform, outcome in report["platforms"].items():
+        console.print(f"[bold]{escape(platform)}[/bold] (publish: {outcome['publish']}): "
+                      f"{escape(outcome['status'])}")
+        for diag in outcome.get("diagnostics", []):
+            typer.echo(f"  {diag['step']} [{diag['level']}] {diag['message']}")
+        if outcome.get("residual"):
+            typer.echo(f"  residual materialised as tag {outcome['residual_tag']!r}: "
+                       f"{outcome['residual']}")
+        if outcome.get("definition"):
+            typer.echo("  " + json.dumps(outcome["definition"], sort_keys=True))

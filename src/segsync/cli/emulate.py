@@ -1,1 +1,106 @@
-"""segsync CLI: emulate commands."""
+"""`segsync emulate PLATFORM`: serve a platform's emulator on 127.0.0.1.
+
+The emulator class comes from the platform connector's `emulator_path` ("module:Class"),
+found through the connector registry; `--emulator module:Class` (hidden) names one directly,
+for tests and for emulators of connectors under development.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+
+from segsync.cli import EXIT_INVALID, app
+from segsync.clock import SystemClock
+from segsync.connector import UnknownConnector, registry
+from segsync.emulator import Emulator, FaultPlan
+
+__all__ = ["emulate", "load_emulator"]
+
+
+class EmulatorNotFound(LookupError):
+    """No emulator class for the platform asked for; the message says why."""
+
+
+def _import(path: str) -> Any:
+    module_name, sep, attrs = path.partition(":")
+    if not sep or not module_name or not attrs:
+        raise EmulatorNotFound(f"{path!r} is not an import path like 'package.module:Class'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for attr in attrs.split("."):
+            obj = getattr(obj, attr)
+    except (ImportError, AttributeError) as exc:
+        raise EmulatorNotFound(f"cannot import {path!r}: {exc}") from None
+    return obj
+
+
+def load_emulator(platform: str, emulator_path: str | None = None) -> type[Emulator]:
+    """The emulator class for `platform` (or the one `emulator_path` names).
+
+    Raises:
+        EmulatorNotFound: unknown platform (with a did-you-mean), a connector without an
+            emulator, or a path that does not name an `Emulator` subclass.
+    """
+    if emulator_path is None:
+        try:
+            connector = registry.get(platform)
+        except UnknownConnector as exc:
+            raise EmulatorNotFound(str(exc)) from None
+        if not connector.emulator_path:
+            raise EmulatorNotFound(f"connector {platform!r} does not ship an emulator")
+        emulator_path = connector.emulator_path
+    cls = _import(emulator_path)
+    if not (isinstance(cls, type) and issubclass(cls, Emulator)):
+        raise EmulatorNotFound(f"{emulator_path!r} is not a segsync Emulator subclass")
+    return cls
+
+
+@app.command("emulate")
+def emulate(
+    platform: str = typer.Argument(..., help="The platform (connector name), e.g. mailchimp."),
+    port: int = typer.Option(8001, "--port", "-p", min=0, max=65535, help="0: any free port."),
+    api_key: str | None = typer.Option(
+        None, "--api-key", help="The key the emulator accepts (default: the emulator's test key)."
+    ),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0.0, help="Added to every answer."),
+    faults: str | None = typer.Option(
+        None,
+        "--faults",
+        help="Faults to inject, e.g. '429:0.05,timeout:0.01' or 'rate=0.1,kinds=500+drop' "
+        "(format: docs/http.md).",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fault draws and generated data."),
+    emulator_path: str | None = typer.Option(None, "--emulator", hidden=True),
+) -> None:
+    """Serve PLATFORM's emulator on 127.0.0.1 until interrupted (Ctrl-C)."""
+    try:
+        cls = load_emulator(platform, emulator_path)
+    except EmulatorNotFound as exc:
+        typer.echo(f"segsync emulate: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        plan = FaultPlan.parse(faults, seed=seed)
+    except ValueError as exc:
+        typer.echo(f"segsync emulate: --faults: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    emulator = cls(
+        api_key=api_key, clock=SystemClock(), latency_ms=latency_ms, faults=plan, seed=seed
+    )
+
+    def ready(base_url: str) -> None:
+        # the key is the user's own emulator key: showing it here is the point
+        typer.echo(f"{platform} emulator listening on {base_url}")
+        typer.echo(f"base_url: {base_url}")
+        typer.echo(f"api key:  {emulator.api_key}")
+        if faults:
+            typer.echo(f"faults:   {faults} (seed {plan.seed})")
+        typer.echo("Ctrl-C to stop.")
+
+    try:
+        emulator.serve(host="127.0.0.1", port=port, on_ready=ready)
+    except OSError as exc:
+        typer.echo(f"segsync emulate: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None

@@ -17,14 +17,23 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
-from pydantic import TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
 
 __all__ = [
+    "RULE_NODE_TYPES",
     "And",
     "Between",
-    "CompareOp",
     "Compare",
+    "CompareOp",
     "Const",
     "DateCmp",
     "DateOp",
@@ -35,7 +44,6 @@ __all__ = [
     "Not",
     "Or",
     "Rule",
-    "RULE_NODE_TYPES",
     "Scalar",
     "TextMatch",
     "TextOp",
@@ -79,13 +87,13 @@ class _Node(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     def __and__(self, other: Rule) -> And:
-        return And(items=(*_flat(self, And), *_flat(other, And)))  # type: ignore[arg-type]
+        return And(items=(*_flat(self, And), *_flat(other, And)))
 
     def __or__(self, other: Rule) -> Or:
-        return Or(items=(*_flat(self, Or), *_flat(other, Or)))  # type: ignore[arg-type]
+        return Or(items=(*_flat(self, Or), *_flat(other, Or)))
 
     def __invert__(self) -> Not:
-        return Not(item=self)  # type: ignore[arg-type]
+        return Not(item=self)
 
 
 def _flat(node: Any, kind: type[And] | type[Or]) -> tuple[Any, ...]:

@@ -15,7 +15,15 @@ a rule that fits into the platform's native segment definition (JSON-ready dict)
 5. refuse      — only where the publish mode or the strictness says so.
 
 "Not implemented yet" (`NotImplementedForPlatform`) and "the platform cannot express this"
-(`PlatformCannotExpress`) are different errors.
+(`PlatformCannotExpress`) are different errors. Both make `auto` fall back (the diagnostic
+says which); `native` mode and `raise` strictness raise the one that applies.
+
+A compiler whose `CAPS.node_types` is empty declares a platform without native segments
+(Brevo): every segment is materialised there with an `info` diagnostic, whatever the
+strictness, because that is the platform's only form and not a fallback.
+
+`capability_matrix` turns the installed compilers' declarations into the feature matrix of
+`segsync segments capabilities` and docs/capabilities.md.
 """
 
 from __future__ import annotations
@@ -25,14 +33,15 @@ import enum
 import hashlib
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict
 
 from segsync.model import PublishMode, Schema
-from segsync.rules import ast
+from segsync.rules import ast, normalize
 
 __all__ = [
+    "MATRIX_FEATURES",
     "CompiledSegment",
     "CompilerCapabilities",
     "Diagnostic",
@@ -42,6 +51,7 @@ __all__ = [
     "RuleCompiler",
     "Step",
     "Strictness",
+    "capability_matrix",
     "node_depth",
     "node_type",
 ]
@@ -177,7 +187,8 @@ class RuleCompiler:
 
     def __init__(self, schema: Schema | None = None, *, strictness: Strictness = Strictness.WARN):
         self.schema = schema or Schema()
-        self.strictness = strictness
+        self.strictness = Strictness(strictness)
+        self._gaps: list[str] = []
 
     # -- what a platform implements ----------------------------------------------------
 
@@ -185,17 +196,46 @@ class RuleCompiler:
         """The native definition of a rule that `fits`; raise PlatformCannotExpress otherwise."""
         raise NotImplementedForPlatform(f"{self.platform}: native segments are not implemented")
 
+    def unsupported(self, reason: str, node: Any = None) -> NoReturn:
+        """Report, from `emit`, something the platform cannot express (the only way to)."""
+        raise PlatformCannotExpress(reason, node)
+
+    @classmethod
+    def has_native_segments(cls) -> bool:
+        """False for a platform whose API cannot hold dynamic segments (always materialised)."""
+        caps = getattr(cls, "CAPS", None)
+        return caps is not None and bool(caps.node_types)
+
     @classmethod
     def supports(cls, node_type_key: str) -> bool:
-        """Whether a node type can appear in a native definition (the capability matrix)."""
+        """Whether a node type can appear in a native definition (total: False when unknown).
+
+        Connectives count as supported when declared; `not` also when negated leaves are
+        allowed. `const` never has a native form.
+        """
         caps = getattr(cls, "CAPS", None)
-        if caps is None:
+        if caps is None or not caps.node_types:
             return False
-        if node_type_key in ("and", "or", "not"):
-            return node_type_key in caps.connectives or (
-                node_type_key == "not" and caps.negated_leaves
-            )
-        return node_type_key in caps.node_types
+        if node_type_key in ("and", "or"):
+            return node_type_key in caps.connectives
+        if node_type_key == "not":
+            return "not" in caps.connectives or caps.negated_leaves
+        return node_type_key != "const" and node_type_key in caps.node_types
+
+    @classmethod
+    def features(cls) -> dict[str, bool | int | str | None]:
+        """This compiler's row of the capability matrix (see `MATRIX_FEATURES`)."""
+        caps = getattr(cls, "CAPS", None)
+        native = cls.has_native_segments()
+        row: dict[str, bool | int | str | None] = {
+            key: cls.supports(key) for key in NODE_TYPE_KEYS
+        }
+        row["max_depth"] = caps.max_depth if (caps and native) else 0
+        row["root"] = (caps.root or ("and" if "and" in caps.connectives else "or")) if (
+            caps and native
+        ) else None
+        row["max_conditions"] = caps.max_conditions if (caps and native) else 0
+        return row
 
     # -- the ladder -----------------------------------------------------------------------
 
@@ -256,13 +296,14 @@ class RuleCompiler:
             return self.emit(rule), ""
         except PlatformCannotExpress as exc:
             return None, exc.reason
+        except NotImplementedForPlatform as exc:
+            self._gaps.append(str(exc))
+            return None, f"not implemented in segsync yet: {exc}"
 
     def compile(
         self, segment: str, rule: ast.Rule, mode: PublishMode = PublishMode.AUTO
     ) -> CompiledSegment:
         """Walk the ladder for one segment; see the module docstring."""
-        from segsync.rules import normalize  # noqa: PLC0415 - avoids an import cycle
-
         diags: list[Diagnostic] = []
 
         def note(step: Step, level: str, message: str) -> None:
@@ -276,10 +317,18 @@ class RuleCompiler:
                 segment, self.platform, mode_, rule, diagnostics=tuple(diags), **kw
             )
 
+        self._gaps = []
         if mode is PublishMode.OFF:
             return done("off")
         if mode in (PublishMode.MATERIALISE, PublishMode.LIST):
             note(Step.MATERIALISE, "info", "materialised as configured")
+            return done("materialised")
+        if not self.has_native_segments():
+            message = f"{self.platform} has no native segments through its API"
+            if mode is PublishMode.NATIVE:
+                note(Step.REFUSE, "error", f"publish mode is native, but {message}")
+                raise PlatformCannotExpress(f"segment {segment!r}: {message}")
+            note(Step.MATERIALISE, "info", f"materialised: {message}")
             return done("materialised")
 
         definition, why = self._try_emit(rule)
@@ -289,7 +338,9 @@ class RuleCompiler:
         note(Step.NATIVE, "info", f"not native as written: {why}")
 
         # 2. rewrite
-        candidates: list[tuple[str, ast.Rule]] = [("negation pushed down (NNF)", normalize.nnf(rule))]
+        candidates: list[tuple[str, ast.Rule]] = [
+            ("negation pushed down (NNF)", normalize.nnf(rule))
+        ]
         for label, fn in (("DNF", normalize.dnf), ("CNF", normalize.cnf)):
             try:
                 candidates.append(
@@ -311,7 +362,9 @@ class RuleCompiler:
             residual_items = [i for i in base.items if i not in native_items]
             if native_items and residual_items:
                 residual: ast.Rule = (
-                    residual_items[0] if len(residual_items) == 1 else ast.And(items=tuple(residual_items))
+                    residual_items[0]
+                    if len(residual_items) == 1
+                    else ast.And(items=tuple(residual_items))
                 )
                 tag = self.residual_tag(segment, residual)
                 combined = ast.And(items=(*native_items, ast.Has(field="tags", value=tag)))
@@ -326,12 +379,42 @@ class RuleCompiler:
         # 4. materialise / 5. refuse
         if mode is PublishMode.NATIVE:
             note(Step.REFUSE, "error", f"publish mode is native, but {last_reason}")
-            raise PlatformCannotExpress(f"segment {segment!r} on {self.platform}: {last_reason}")
+            self._refuse(f"segment {segment!r} on {self.platform}: {last_reason}")
         self._fallback(note, mode, Step.MATERIALISE, f"materialised: {last_reason}")
         return done("materialised")
+
+    def _refuse(self, message: str) -> NoReturn:
+        """Raise the error that applies: a segsync gap or a platform limit."""
+        if self._gaps:
+            raise NotImplementedForPlatform(message)
+        raise PlatformCannotExpress(message)
 
     def _fallback(self, note: Any, mode: PublishMode, step: Step, message: str) -> None:
         if self.strictness is Strictness.RAISE:
             note(Step.REFUSE, "error", message)
-            raise PlatformCannotExpress(message)
+            self._refuse(message)
         note(step, "warning", message)
+
+
+NODE_TYPE_KEYS: tuple[str, ...] = tuple(
+    str(cls.model_fields["type"].default) for cls in ast.RULE_NODE_TYPES
+)
+"""The `type` key of every AST node, in `RULE_NODE_TYPES` order."""
+
+MATRIX_FEATURES: tuple[str, ...] = (*NODE_TYPE_KEYS, "max_depth", "root", "max_conditions")
+"""The rows of the capability matrix: node types, then nesting depth, root and size."""
+
+
+def capability_matrix(
+    compilers: Mapping[str, type[RuleCompiler] | None],
+) -> dict[str, dict[str, bool | int | str | None]]:
+    """Feature -> platform -> value, from each platform's compiler (None: no compiler)."""
+    rows = {name: (cls.features() if cls is not None else None) for name, cls in compilers.items()}
+    empty = RuleCompiler.features()
+    return {
+        feature: {
+            platform: (row if row is not None else empty)[feature]
+            for platform, row in sorted(rows.items())
+        }
+        for feature in MATRIX_FEATURES
+    }

@@ -1,0 +1,389 @@
+"""Rules -> HubSpot DYNAMIC list filter branches.
+
+HubSpot's list filter is an `OR` root holding `AND` branches of filters, so a rule is pushed
+into disjunctive normal form (NOT pushed down by De Morgan, `in`/`between` on numbers,
+booleans and dates expanded) and each conjunction becomes one `AND` branch. Each leaf becomes
+a typed operation chosen by the HubSpot type of the property it reads (`MULTISTRING` for
+strings, `NUMBER`, `BOOL`, `ENUMERATION` for selects and the tag checkbox, `TIME_POINT` /
+`TIME_RANGED` for dates, `ALL_PROPERTY` for `is set`).
+
+Unset values follow segsync's reference semantics: every condition on an unset field is false
+except `is not set`, and `not X` is true when X is false or the field is unset. So a positive
+leaf carries `includeObjectsWithNoValueSet: false` and a negated leaf the complementary
+operator with `includeObjectsWithNoValueSet: true`.
+
+What HubSpot cannot say raises `PlatformCannotExpress` (the ladder then splits or
+materialises): ordering on text, `not starts_with` / `not ends_with`, conditions on `consent`
+(HubSpot has no pending or bounced status that sync can write, so the platform's statuses do
+not map one to one), `within N hours` on a date-only property, sub-millisecond instants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any, ClassVar
+
+from segsync.model import FieldSpec
+from segsync.rules import ast
+from segsync.rules.compiler import CompilerCapabilities, PlatformCannotExpress, RuleCompiler
+from segsync.rules.typecheck import BUILTIN_FIELDS, parse_iso
+
+from segsync_hubspot.fields import PropertyTarget, target_for
+
+__all__ = ["HubSpotCompiler"]
+
+_Literal = tuple[ast.Rule, bool]  # a leaf and whether it is negated
+_Bound = tuple[dict[str, Any], bool]  # a time point and whether the endpoint is inclusive
+
+_NUMBER_OPERATOR = {
+    ast.CompareOp.EQ: "IS_EQUAL_TO",
+    ast.CompareOp.NE: "IS_NOT_EQUAL_TO",
+    ast.CompareOp.LT: "IS_LESS_THAN",
+    ast.CompareOp.LE: "IS_LESS_THAN_OR_EQUAL_TO",
+    ast.CompareOp.GT: "IS_GREATER_THAN",
+    ast.CompareOp.GE: "IS_GREATER_THAN_OR_EQUAL_TO",
+}
+_NUMBER_NEGATION = {
+    ast.CompareOp.EQ: ast.CompareOp.NE,
+    ast.CompareOp.NE: ast.CompareOp.EQ,
+    ast.CompareOp.LT: ast.CompareOp.GE,
+    ast.CompareOp.GE: ast.CompareOp.LT,
+    ast.CompareOp.LE: ast.CompareOp.GT,
+    ast.CompareOp.GT: ast.CompareOp.LE,
+}
+_TEXT_OPERATOR = {
+    ast.TextOp.CONTAINS: "CONTAINS",
+    ast.TextOp.STARTS_WITH: "STARTS_WITH",
+    ast.TextOp.ENDS_WITH: "ENDS_WITH",
+}
+
+
+class HubSpotCompiler(RuleCompiler):
+    """Compiles rules into `{"filterBranch": ...}` for a DYNAMIC contact list."""
+
+    platform: ClassVar[str] = "hubspot"
+    CAPS: ClassVar[CompilerCapabilities] = CompilerCapabilities(
+        node_types=frozenset(
+            {"compare", "in", "text", "is_set", "has", "within", "date", "between"}
+        ),
+        connectives=frozenset({"and", "or"}),
+        max_depth=2,
+        root="or",
+        max_conditions=250,
+        max_dnf_terms=64,
+        negated_leaves=True,
+    )
+    #: the multi-checkbox property holding tags (the connector's `tags_property`)
+    TAGS_PROPERTY: ClassVar[str] = "segsync_tags"
+    #: most AND branches one list holds (HubSpot documents no limit; stay moderate)
+    MAX_BRANCHES: ClassVar[int] = 64
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def emit(self, rule: ast.Rule) -> dict[str, Any]:
+        """The `{"filterBranch": {OR of AND branches}}` of `rule`."""
+        terms = self._dnf(rule, negated=False)
+        if not terms:
+            raise PlatformCannotExpress("the rule selects nobody: no list filter says that")
+        if len(terms) > self.MAX_BRANCHES:
+            raise PlatformCannotExpress(
+                f"{len(terms)} AND branches exceed the {self.MAX_BRANCHES} segsync publishes"
+            )
+        branches = []
+        for term in terms:
+            filters: list[dict[str, Any]] = []
+            for leaf, negated in term:
+                filters += self._filters(leaf, negated)
+            branches.append(
+                {"filterBranchType": "AND", "filterBranches": [], "filters": filters}
+            )
+        return {
+            "filterBranch": {"filterBranchType": "OR", "filters": [], "filterBranches": branches}
+        }
+
+    def _dnf(self, rule: ast.Rule, *, negated: bool) -> list[list[_Literal]]:
+        """`rule` (negated when asked) as a list of conjunctions of literals."""
+        if isinstance(rule, ast.Const):
+            return [[]] if rule.value != negated else []
+        if isinstance(rule, ast.Not):
+            return self._dnf(rule.item, negated=not negated)
+        if isinstance(rule, ast.And | ast.Or):
+            parts = [self._dnf(item, negated=negated) for item in rule.items]
+            conjunctive = isinstance(rule, ast.And) != negated
+            if not conjunctive:
+                return [term for part in parts for term in part]
+            size = 1
+            for part in parts:
+                size *= max(1, len(part))
+                if size > self.CAPS.max_dnf_terms:
+                    raise PlatformCannotExpress(
+                        f"the filter would need more than {self.CAPS.max_dnf_terms} AND branches"
+                    )
+            return [
+                [lit for term in combo for lit in term] for combo in itertools.product(*parts)
+            ]
+        expanded = self._expand(rule)
+        if expanded is not None:
+            return self._dnf(expanded, negated=negated)
+        return [[(rule, negated)]]
+
+    def _expand(self, rule: ast.Rule) -> ast.Rule | None:
+        """Leaves that are several HubSpot filters: `in`/`between` on non-string properties."""
+        if isinstance(rule, ast.In | ast.Between):
+            target, _ = self._target(rule.field)
+            if isinstance(rule, ast.In) and target.type in ("number", "bool", "date", "datetime"):
+                op = ast.CompareOp.NE if rule.negated else ast.CompareOp.EQ
+                items = tuple(ast.Compare(field=rule.field, op=op, value=v) for v in rule.values)
+                if not items:
+                    return ast.Const(value=False)
+                return ast.And(items=items) if rule.negated else ast.Or(items=items)
+            if isinstance(rule, ast.Between) and target.type == "number":
+                return ast.And(items=(
+                    ast.Compare(field=rule.field, op=ast.CompareOp.GE, value=rule.low),
+                    ast.Compare(field=rule.field, op=ast.CompareOp.LE, value=rule.high),
+                ))
+        return None
+
+    # -- leaves -----------------------------------------------------------------------------
+
+    def _target(self, field: str) -> tuple[PropertyTarget, FieldSpec | None]:
+        if field == "consent":
+            raise PlatformCannotExpress(
+                "consent conditions: HubSpot's subscription statuses have no pending or bounced "
+                "state sync can write, so they do not map one to one"
+            )
+        if field == "tags":
+            return PropertyTarget(self.TAGS_PROPERTY, "enumeration", "checkbox"), None
+        spec = self.schema.fields.get(field) or BUILTIN_FIELDS.get(field)
+        return target_for(field, spec), spec
+
+    def _filters(self, leaf: ast.Rule, negated: bool) -> list[dict[str, Any]]:
+        field: str = getattr(leaf, "field", "")
+        target, _ = self._target(field)
+        if isinstance(leaf, ast.IsSet):
+            known = leaf.negated == negated
+            return [self._filter(target, {
+                "operationType": "ALL_PROPERTY",
+                "operator": "IS_KNOWN" if known else "IS_UNKNOWN",
+            }, include=False)]
+        if target.type in ("date", "datetime"):
+            return [self._time_filter(target, leaf, negated)]
+        if target.type == "string":
+            return [self._string_filter(target, leaf, negated)]
+        if target.type == "number":
+            return [self._number_filter(target, leaf, negated)]
+        if target.type == "bool":
+            return [self._bool_filter(target, leaf, negated)]
+        if target.type == "enumeration":
+            return [self._enum_filter(target, leaf, negated)]
+        raise PlatformCannotExpress(f"{field}: HubSpot type {target.type} is not supported")
+
+    @staticmethod
+    def _filter(target: PropertyTarget, operation: dict[str, Any], *, include: bool) -> dict[str, Any]:
+        return {
+            "filterType": "PROPERTY",
+            "property": target.name,
+            "operation": {**operation, "includeObjectsWithNoValueSet": include},
+        }
+
+    def _string_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
+        def text(value: Any) -> str:
+            if isinstance(value, bool):
+                raise PlatformCannotExpress(f"{target.name}: a boolean compared with text")
+            return str(value)
+
+        if isinstance(leaf, ast.Compare) and leaf.op in (ast.CompareOp.EQ, ast.CompareOp.NE):
+            equal = (leaf.op is ast.CompareOp.EQ) != negated
+            operator = "IS_EQUAL_TO" if equal else "IS_NOT_EQUAL_TO"
+            values = [text(leaf.value)]
+        elif isinstance(leaf, ast.In):
+            equal = (not leaf.negated) != negated
+            operator = "IS_EQUAL_TO" if equal else "IS_NOT_EQUAL_TO"
+            values = [text(v) for v in leaf.values]
+            if not values:
+                raise PlatformCannotExpress(f"{target.name}: an empty 'in' list")
+        elif isinstance(leaf, ast.TextMatch):
+            if negated and leaf.op is not ast.TextOp.CONTAINS:
+                raise PlatformCannotExpress(
+                    f"not {leaf.op.value}: HubSpot has no negated {leaf.op.value} operator"
+                )
+            operator = "DOES_NOT_CONTAIN" if negated else _TEXT_OPERATOR[leaf.op]
+            values = [leaf.value]
+        else:
+            raise PlatformCannotExpress(
+                f"{leaf.type} on text property {target.name}: HubSpot cannot order or range text"
+            )
+        return self._filter(
+            target, {"operationType": "MULTISTRING", "operator": operator, "values": values},
+            include=negated,
+        )
+
+    def _number_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
+        if not isinstance(leaf, ast.Compare):
+            raise PlatformCannotExpress(f"{leaf.type} on number property {target.name}")
+        if isinstance(leaf.value, bool) or not isinstance(leaf.value, int | float):
+            raise PlatformCannotExpress(f"{target.name}: a number compared with {leaf.value!r}")
+        op = _NUMBER_NEGATION[leaf.op] if negated else leaf.op
+        return self._filter(
+            target,
+            {"operationType": "NUMBER", "operator": _NUMBER_OPERATOR[op], "value": leaf.value},
+            include=negated,
+        )
+
+    def _bool_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
+        if not (isinstance(leaf, ast.Compare) and isinstance(leaf.value, bool)
+                and leaf.op in (ast.CompareOp.EQ, ast.CompareOp.NE)):
+            raise PlatformCannotExpress(f"{leaf.type} on boolean property {target.name}")
+        equal = (leaf.op is ast.CompareOp.EQ) != negated
+        return self._filter(
+            target,
+            {"operationType": "BOOL", "operator": "IS_EQUAL_TO" if equal else "IS_NOT_EQUAL_TO",
+             "value": leaf.value},
+            include=negated,
+        )
+
+    def _enum_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
+        fold = target.name == self.TAGS_PROPERTY
+
+        def value(v: Any) -> str:
+            if isinstance(v, bool):
+                raise PlatformCannotExpress(f"{target.name}: a boolean compared with an option")
+            return str(v).casefold() if fold else str(v)
+
+        if isinstance(leaf, ast.Has):
+            values, positive = [value(leaf.value)], True
+        elif isinstance(leaf, ast.Compare) and leaf.op in (ast.CompareOp.EQ, ast.CompareOp.NE):
+            if target.multi:
+                raise PlatformCannotExpress(f"= on multi-valued property {target.name}")
+            values, positive = [value(leaf.value)], leaf.op is ast.CompareOp.EQ
+        elif isinstance(leaf, ast.In) and not target.multi:
+            values, positive = [value(v) for v in leaf.values], not leaf.negated
+            if not values:
+                raise PlatformCannotExpress(f"{target.name}: an empty 'in' list")
+        else:
+            raise PlatformCannotExpress(f"{leaf.type} on option property {target.name}")
+        return self._filter(
+            target,
+            {"operationType": "ENUMERATION",
+             "operator": "IS_ANY_OF" if positive != negated else "IS_NONE_OF", "values": values},
+            include=negated,
+        )
+
+    # -- time ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _day_point(day: dt.date) -> dict[str, Any]:
+        return {"timeType": "DATE", "year": day.year, "month": day.month, "day": day.day,
+                "hour": 0, "minute": 0, "second": 0, "millisecond": 0, "zoneId": "UTC"}
+
+    @staticmethod
+    def _instant_point(when: dt.datetime) -> dict[str, Any]:
+        when = when.astimezone(dt.UTC)
+        if when.microsecond % 1000:
+            raise PlatformCannotExpress("HubSpot time points stop at milliseconds")
+        return {"timeType": "DATE", "year": when.year, "month": when.month, "day": when.day,
+                "hour": when.hour, "minute": when.minute, "second": when.second,
+                "millisecond": when.microsecond // 1000, "zoneId": "UTC"}
+
+    def _bounds(
+        self, target: PropertyTarget, op: ast.CompareOp, literal: Any
+    ) -> tuple[_Bound | None, _Bound | None]:
+        """(lower, upper) bounds of `value op literal` at the evaluator's granularity."""
+        parsed = parse_iso(literal) if isinstance(literal, str) else None
+        if parsed is None:
+            raise PlatformCannotExpress(f"{target.name}: {literal!r} is not an ISO date")
+        if target.type == "date" or not isinstance(parsed, dt.datetime):
+            day = parsed.astimezone(dt.UTC).date() if isinstance(parsed, dt.datetime) else parsed
+            start, end = self._day_point(day), self._day_point(day + dt.timedelta(days=1))
+            return {
+                ast.CompareOp.EQ: ((start, True), (end, False)),
+                ast.CompareOp.LT: (None, (start, False)),
+                ast.CompareOp.LE: (None, (end, False)),
+                ast.CompareOp.GT: ((end, True), None),
+                ast.CompareOp.GE: ((start, True), None),
+            }[op]
+        point = self._instant_point(parsed)
+        return {
+            ast.CompareOp.EQ: ((point, True), (point, True)),
+            ast.CompareOp.LT: (None, (point, False)),
+            ast.CompareOp.LE: (None, (point, True)),
+            ast.CompareOp.GT: ((point, False), None),
+            ast.CompareOp.GE: ((point, True), None),
+        }[op]
+
+    def _time_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
+        outside = False  # `!=`: the complement of the range, with unset excluded
+        if isinstance(leaf, ast.Compare):
+            op = leaf.op
+            if op is ast.CompareOp.NE:
+                op, outside = ast.CompareOp.EQ, True
+            low, high = self._bounds(target, op, leaf.value)
+        elif isinstance(leaf, ast.DateCmp):
+            op = ast.CompareOp.LT if leaf.op is ast.DateOp.BEFORE else ast.CompareOp.GT
+            low, high = self._bounds(target, op, leaf.value)
+        elif isinstance(leaf, ast.Between):
+            low = self._bounds(target, ast.CompareOp.GE, leaf.low)[0]
+            high = self._bounds(target, ast.CompareOp.LE, leaf.high)[1]
+        elif isinstance(leaf, ast.Within):
+            low, high = self._within(target, leaf)
+        else:
+            raise PlatformCannotExpress(f"{leaf.type} on date property {target.name}")
+        if outside:
+            negated = not negated
+            include = not negated  # `!=` excludes unset; `not (!=)` includes it
+        else:
+            include = negated
+        return self._filter(target, self._time_operation(low, high, negated), include=include)
+
+    def _within(self, target: PropertyTarget, leaf: ast.Within) -> tuple[_Bound, _Bound]:
+        if target.type == "date":
+            days = leaf.amount if leaf.unit is ast.TimeUnit.DAYS else None
+            if days is None:
+                if leaf.amount % 24:
+                    raise PlatformCannotExpress(
+                        f"within {leaf.amount} hours on date-only property {target.name}"
+                    )
+                days = leaf.amount // 24
+            today = {"referenceType": "TODAY"}
+            return (
+                ({"timeType": "INDEXED", "indexReference": today, "offset": {"days": -days},
+                  "zoneId": "UTC"}, True),
+                ({"timeType": "INDEXED", "indexReference": today, "zoneId": "UTC"}, True),
+            )
+        unit = "days" if leaf.unit is ast.TimeUnit.DAYS else "hours"
+        now = {"referenceType": "NOW"}
+        return (
+            ({"timeType": "INDEXED", "indexReference": now, "offset": {unit: -leaf.amount},
+              "zoneId": "UTC"}, True),
+            ({"timeType": "INDEXED", "indexReference": now, "zoneId": "UTC"}, True),
+        )
+
+    @staticmethod
+    def _time_operation(
+        low: _Bound | None, high: _Bound | None, negated: bool
+    ) -> dict[str, Any]:
+        def behaviour(inclusive: bool) -> str:
+            return "INCLUSIVE" if inclusive else "EXCLUSIVE"
+
+        if low is not None and high is not None:
+            return {
+                "operationType": "TIME_RANGED", "type": "TIME_RANGED",
+                "operator": "IS_NOT_BETWEEN" if negated else "IS_BETWEEN",
+                "lowerBoundTimePoint": low[0], "upperBoundTimePoint": high[0],
+                "lowerBoundEndpointBehavior": behaviour(low[1]),
+                "upperBoundEndpointBehavior": behaviour(high[1]),
+                "propertyParser": "VALUE",
+            }
+        if low is not None:  # value after low; negated: value before it (other endpoint)
+            point, inclusive = low
+            operator = "IS_BEFORE" if negated else "IS_AFTER"
+        else:
+            assert high is not None
+            point, inclusive = high
+            operator = "IS_AFTER" if negated else "IS_BEFORE"
+        return {
+            "operationType": "TIME_POINT", "type": "TIME_POINT", "operator": operator,
+            "timePoint": point, "endpointBehavior": behaviour(inclusive != negated),
+            "propertyParser": "VALUE",
+        }

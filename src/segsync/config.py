@@ -1,0 +1,1073 @@
+"""`segsync.yaml` -> a frozen, validated `Config`.
+
+Contract:
+
+- `load_config(path)` / `parse_config(text)` return a `Config` or raise one `ConfigError`
+  listing EVERY problem found, each with its YAML path (``platforms.mailchimp.api_key``), its
+  line:column in the file where known, and for segment rules the rule's own position and a
+  caret rendering.
+- ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment in every string value
+  (``$$`` is a literal ``$``); a missing variable is a problem naming the variable and the path.
+- Duplicate keys anywhere in the file (e.g. two segments with one name) are problems.
+- Each `platforms` block is validated by its connector's `config_model` (found through
+  `segsync.connector.registry`); an unknown platform name is a problem with a suggestion.
+- Segment rules are parsed and type-checked against the canonical schema (declared fields plus
+  the engagement fields of `segsync.mapping.ENGAGEMENT_FIELDS`) at load time.
+- Secrets (connector `SecretStr` fields, the state URL) never appear in reprs, dumps or
+  problem messages.
+
+`config_json_schema()` is the JSON Schema of the file (for editors) and
+`render_config_reference()` the Markdown of docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import enum
+import json
+import os
+import re
+import types
+import typing
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
+
+from segsync.connector import ConnectorConfig, registry
+from segsync.mapping import ENGAGEMENT_FIELDS, MappingError, PlatformMapping, load_mapping
+from segsync.model import FieldSpec, FieldType, PublishMode, Schema, Segment
+from segsync.rules import RuleError, RuleSyntaxError, RuleTypeError, ast, load_rule
+from segsync.rules.compiler import Strictness
+from segsync.rules.parser import render_caret
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "DEFAULT_STATE_URL",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "ConflictPolicy",
+    "FieldDirection",
+    "SegmentConfig",
+    "SyncConfig",
+    "YamlDocument",
+    "config_json_schema",
+    "default_config_path",
+    "load_config",
+    "parse_config",
+    "render_config_reference",
+]
+
+DEFAULT_CONFIG_FILE = "segsync.yaml"
+DEFAULT_STATE_URL = "sqlite:///.segsync/state.db"
+
+YamlPath = tuple[str | int, ...]
+
+
+# -- problems --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a configuration: where it is and what it is.
+
+    `path` is the dotted YAML path; `line`/`column` the 1-based position in `file` when known;
+    `detail` an extra rendering (the rule's caret line) shown indented under the message.
+    """
+
+    path: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    detail: str | None = None
+
+    @property
+    def where(self) -> str:
+        """`file:line:column`, as much of it as is known."""
+        parts = [self.file or ""]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        head = f"{self.path}: {self.message}" if self.path else self.message
+        where = self.where
+        text = f"{where}: {head}" if where else head
+        if self.detail:
+            text += "\n" + "\n".join(f"    {line}" for line in self.detail.splitlines())
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (for `segsync check --json`)."""
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; `problems` holds every problem found, in file order."""
+
+    def __init__(self, problems: list[ConfigProblem] | tuple[ConfigProblem, ...]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        header = f"{count} problem{'s' if count != 1 else ''} in the configuration"
+        super().__init__(header + ":\n" + "\n".join(str(p) for p in self.problems))
+
+
+def _dotted(path: YamlPath) -> str:
+    return ".".join(str(p) for p in path)
+
+
+# -- YAML with positions and duplicate-key detection -----------------------------------------
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that holds the same key twice."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects duplicate mapping keys (with both line numbers).
+
+    With `allow_duplicates` set (after they were reported), the last value wins.
+    """
+
+    allow_duplicates = False
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if self.allow_duplicates:
+            return super().construct_mapping(node, deep=deep)
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise DuplicateKeyError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key]})",
+                    key_node.start_mark,
+                )
+            if isinstance(key, typing.Hashable):
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+@dataclasses.dataclass
+class YamlDocument:
+    """A parsed YAML file: its data, where every value is, and the problems found."""
+
+    source: str
+    data: Any = None
+    positions: dict[YamlPath, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    styles: dict[YamlPath, str | None] = dataclasses.field(default_factory=dict)
+    problems: list[ConfigProblem] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> YamlDocument:
+        """Parse `text`; syntax errors and duplicate keys become problems with line:column."""
+        doc = cls(source)
+        loader = UniqueKeyLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is not None:
+                doc._walk(root, ())
+                loader.allow_duplicates = bool(doc.problems)
+                doc.data = loader.construct_document(root)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+            doc.problems.append(
+                ConfigProblem(
+                    "",
+                    f"YAML syntax error: {message}",
+                    source,
+                    mark.line + 1 if mark else None,
+                    mark.column + 1 if mark else None,
+                )
+            )
+        except yaml.YAMLError as exc:
+            doc.problems.append(ConfigProblem("", f"YAML error: {exc}", source))
+        finally:
+            loader.dispose()
+        return doc
+
+    def _walk(self, node: yaml.Node, path: YamlPath) -> None:
+        self.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            self.styles[path] = node.style
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = str(key_node.value)
+                sub = (*path, key)
+                if key in seen:
+                    self.problems.append(
+                        ConfigProblem(
+                            _dotted(sub),
+                            f"duplicate key {key!r} (first defined at line {seen[key]})",
+                            self.source,
+                            key_node.start_mark.line + 1,
+                            key_node.start_mark.column + 1,
+                        )
+                    )
+                    continue
+                seen[key] = key_node.start_mark.line + 1
+                self._walk(value_node, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._walk(item, (*path, index))
+
+    def position(self, path: YamlPath) -> tuple[int, int] | None:
+        """The line:column of `path`, or of its nearest ancestor present in the file."""
+        for end in range(len(path), -1, -1):
+            found = self.positions.get(tuple(path[:end]))
+            if found:
+                return found
+        return None
+
+    def problem(self, path: YamlPath, message: str, detail: str | None = None) -> ConfigProblem:
+        """A problem at `path`, placed in the file."""
+        pos = self.position(path)
+        return ConfigProblem(
+            _dotted(path), message, self.source, pos[0] if pos else None,
+            pos[1] if pos else None, detail,
+        )
+
+
+# -- ${VAR} interpolation --------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+_REFERENCE = re.compile(r"\$\{([^}\n]*)\}")
+# `${VAR}` is not valid YAML inside flow mappings (`{api_key: ${KEY}}`), so references are
+# swapped for private-use characters of the same length before parsing (positions do not
+# move) and swapped back before interpolation.
+_OPEN, _CLOSE = "\ue000\ue001", "\ue002"
+
+
+def _protect_references(text: str) -> str:
+    return _REFERENCE.sub(lambda m: f"{_OPEN}{m.group(1)}{_CLOSE}", text)
+
+
+def _restore_references(text: str) -> str:
+    return text.replace(_OPEN, "${").replace(_CLOSE, "}")
+
+
+def _interpolate(
+    value: Any,
+    path: YamlPath,
+    env: Mapping[str, str],
+    doc: YamlDocument,
+    problems: list[ConfigProblem],
+) -> Any:
+    if isinstance(value, dict):
+        return {
+            _restore_references(k) if isinstance(k, str) else k: _interpolate(
+                v, (*path, str(k)), env, doc, problems
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), env, doc, problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+    value = _restore_references(value)
+    if "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            problems.append(doc.problem(path, "unterminated '${' (write '$$' for a literal '$')"))
+            return token
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        problems.append(
+            doc.problem(
+                path,
+                f"environment variable {name} is not set "
+                f"(set it, or write ${{{name}:-default}} for a default)",
+            )
+        )
+        return ""
+
+    return _VAR.sub(replace, value)
+
+
+# -- the configuration models ----------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ConflictPolicy(_Frozen):
+    """Which side wins when several platforms changed a field since the last run."""
+
+    default: Literal["latest"] | list[str] = Field(
+        default="latest",
+        description="'latest' (newest change wins) or a platform priority list",
+    )
+    fields: dict[str, list[str]] = Field(
+        default_factory=dict, description="per field: platform priority list, first wins"
+    )
+
+
+class FieldDirection(enum.StrEnum):
+    """How a field flows for one platform."""
+
+    BOTH = "both"
+    SOURCE_ONLY = "source-only"  # read from that platform, never written to it
+    DESTINATION_ONLY = "destination-only"  # written to that platform, never read from it
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SyncConfig(_Frozen):
+    """How the engine reconciles platforms."""
+
+    conflicts: ConflictPolicy = Field(default_factory=ConflictPolicy)
+    direction: dict[str, dict[str, FieldDirection]] = Field(
+        default_factory=dict,
+        description="per field, per platform: both, source-only or destination-only",
+    )
+    strictness: Strictness = Field(
+        default=Strictness.WARN,
+        description="what a segment fallback past 'rewrite' does: ignore, warn or raise",
+    )
+    overlap: dt.timedelta = Field(
+        default=dt.timedelta(minutes=5),
+        description="incremental reads re-read this much before the cursor ('90s', '5m', '1h')",
+    )
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and (match := _DURATION.match(value)):
+            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        return value
+
+    @field_validator("overlap")
+    @classmethod
+    def _non_negative(cls, value: dt.timedelta) -> dt.timedelta:
+        if value < dt.timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+
+class SegmentConfig(_Frozen):
+    """One segment: its rule (text or structured), where it is published, what it is for."""
+
+    rule: str | dict[str, Any] = Field(description="rule text, or the structured (JSON) form")
+    publish: dict[str, PublishMode] = Field(
+        default_factory=dict,
+        description="per platform: auto (default), native, materialise, list or off",
+    )
+    description: str | None = None
+
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false (and `on` as true).
+        if isinstance(value, dict):
+            return {k: {False: "off", True: "auto"}.get(v, v) if isinstance(v, bool) else v
+                    for k, v in value.items()}
+        return value
+
+
+def _field_shorthand(value: Any) -> Any:
+    return {"type": value} if isinstance(value, str) else value
+
+
+class Config(_Frozen):
+    """A validated segsync.yaml. Load it with `load_config` or `parse_config`."""
+
+    state: SecretStr = Field(
+        default=SecretStr(DEFAULT_STATE_URL),
+        description="state store URL: sqlite:///path (default) or postgresql://...",
+    )
+    schema_fields: dict[str, FieldSpec] = Field(
+        default_factory=dict,
+        alias="schema",
+        description="canonical fields: name -> type, or {type, options, description}",
+    )
+    platforms: dict[str, SerializeAsAny[ConnectorConfig]] = Field(
+        default_factory=dict, description="platform name -> that connector's settings"
+    )
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    segments: dict[str, SegmentConfig] = Field(default_factory=dict)
+    mappings: dict[str, Path] = Field(
+        default_factory=dict,
+        description="platform -> mapping file replacing the shipped one (relative to this file)",
+    )
+
+    _rules: dict[str, ast.Rule] = PrivateAttr(default_factory=dict)
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+            return value
+        if re.match(r"^postgres(ql)?://[^/]", url):
+            return value
+        raise ValueError(
+            "must be sqlite:///path/to/state.db or postgresql://user@host:port/database"
+        )
+
+    @field_validator("schema_fields", mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: _field_shorthand(v) for k, v in value.items()}
+        return value
+
+    @property
+    def state_url(self) -> str:
+        """The state store URL itself (it may hold a password: never log it)."""
+        return self.state.get_secret_value()
+
+    @property
+    def state_display(self) -> str:
+        """The state store URL with any password masked, for output."""
+        return _mask_url_password(self.state_url)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this configuration was loaded from, if any."""
+        return self._source
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Non-fatal findings of the load (e.g. a connector installed but unavailable)."""
+        return self._warnings
+
+    def canonical_schema(self) -> Schema:
+        """The declared fields plus the read-only engagement fields rules may use."""
+        return Schema(fields={**ENGAGEMENT_FIELDS, **self.schema_fields})
+
+    def rule(self, segment: str) -> ast.Rule:
+        """The parsed and type-checked rule of a segment (KeyError for an unknown name)."""
+        return self._rules[segment]
+
+    def segment_models(self) -> list[Segment]:
+        """The segments as `segsync.model.Segment` values (structured rules as JSON text)."""
+        out = []
+        for name, seg in self.segments.items():
+            text = seg.rule if isinstance(seg.rule, str) else json.dumps(seg.rule, sort_keys=True)
+            out.append(
+                Segment(name=name, rule=text, description=seg.description, publish=seg.publish)
+            )
+        return out
+
+    def mapping_for(self, platform: str) -> PlatformMapping:
+        """The mapping of `platform`: the configured override, or the shipped default."""
+        return load_mapping(platform, self.mappings.get(platform))
+
+
+def _mask_url_password(url: str) -> str:
+    return re.sub(r"^([a-z+]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+_SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|credential)", re.IGNORECASE)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-. ]{0,99}$")
+_BUILTIN_NAMES = ("email", "tags", "consent")
+_MIN_SECRET_LENGTH = 6
+_TYPE_LABELS = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
+class _UnvalidatedPlatform(ConnectorConfig):
+    """The block of a connector that is installed but cannot be loaded: kept, secrets wrapped."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """`$SEGSYNC_CONFIG` when set, else ./segsync.yaml."""
+    env = os.environ if env is None else env
+    return Path(env.get("SEGSYNC_CONFIG") or DEFAULT_CONFIG_FILE)
+
+
+def load_config(
+    path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+) -> Config:
+    """Load and validate a configuration file (default: `default_config_path()`).
+
+    Raises:
+        ConfigError: every problem found, each with its place.
+    """
+    env = os.environ if env is None else env
+    file = Path(path) if path is not None else default_config_path(env)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [ConfigProblem("", "configuration file not found (create one with `segsync init`)",
+                           str(file))]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read: {exc.strerror}", str(file))]) from None
+    return parse_config(text, source=str(file), env=env, base_dir=file.resolve().parent)
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str = DEFAULT_CONFIG_FILE,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    """Validate configuration text; relative mapping paths resolve against `base_dir`.
+
+    Raises:
+        ConfigError: every problem found, each with its place.
+    """
+    return _Loader(text, source, os.environ if env is None else env, base_dir).load()
+
+
+class _Loader:
+    """One load: collects problems section by section, then builds the Config."""
+
+    def __init__(
+        self, text: str, source: str, env: Mapping[str, str], base_dir: Path | None
+    ) -> None:
+        self.doc = YamlDocument.parse(_protect_references(text), source)
+        self.env = env
+        self.base_dir = base_dir or Path.cwd()
+        self.problems: list[ConfigProblem] = list(self.doc.problems)
+        self.warnings: list[str] = []
+        self.secrets: set[str] = set()
+
+    def load(self) -> Config:
+        if self.problems and self.doc.data is None:
+            raise ConfigError(self.problems)
+        raw = self.doc.data
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError([self.doc.problem((), "expected a mapping of sections at the top")])
+        data: dict[str, Any] = _interpolate(raw, (), self.env, self.doc, self.problems)
+        self._collect_secrets(data, ())
+        for key in ("platforms", "schema", "segments", "mappings", "sync"):
+            if data.get(key) is None and key in data:
+                data[key] = {}
+
+        core = {k: v for k, v in data.items() if k != "platforms"}
+        base: Config | None = None
+        try:
+            base = Config.model_validate(core)
+        except ValidationError as exc:
+            self._pydantic_problems(exc, Config, (), core)
+
+        # Cross-references and rules are checked on the raw data, so that a broken section
+        # does not hide the problems of the others.
+        platforms = self._platforms(data.get("platforms", {}))
+        configured = _as_dict(data.get("platforms"))
+        schema_fields = _valid_fields(data.get("schema"))
+        self._check_names(data)
+        self._check_references(data, configured, schema_fields)
+        rules = self._rules(data.get("segments"), schema_fields)
+        self._mappings(data.get("mappings"), configured)
+        if self.problems or base is None:
+            raise ConfigError(self._sorted(self.problems))
+        mappings = {name: self._resolve(path) for name, path in base.mappings.items()}
+        config = base.model_copy(update={"platforms": platforms, "mappings": mappings})
+        config._rules = rules
+        config._warnings = tuple(self.warnings)
+        config._source = Path(self.doc.source)
+        return config
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _sorted(self, problems: list[ConfigProblem]) -> list[ConfigProblem]:
+        redacted = [self._redact(p) for p in problems]
+        return sorted(redacted, key=lambda p: (p.line or 0, p.column or 0))
+
+    def _redact(self, problem: ConfigProblem) -> ConfigProblem:
+        message, detail = problem.message, problem.detail
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+            detail = detail.replace(secret, "***") if detail else detail
+        return dataclasses.replace(problem, message=message, detail=detail)
+
+    def _collect_secrets(self, value: Any, path: YamlPath) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                self._collect_secrets(v, (*path, str(k)))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self._collect_secrets(v, (*path, i))
+        elif isinstance(value, str):
+            last = str(path[-1]) if path else ""
+            if _SECRET_KEY.search(last):
+                self._add_secret(value)
+            if path == ("state",):
+                match = re.match(r"^[a-z+]+://[^:/@]*:([^@]+)@", value)
+                if match:
+                    self._add_secret(match.group(1))
+
+    def _add_secret(self, value: str) -> None:
+        """Remember a secret for redaction (short values would mangle every message)."""
+        if len(value) >= _MIN_SECRET_LENGTH:
+            self.secrets.add(value)
+
+    def _resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def _pydantic_problems(
+        self, exc: ValidationError, model: type[BaseModel], prefix: YamlPath, data: Any
+    ) -> None:
+        for err in exc.errors(include_url=False, include_input=False):
+            path = _data_path(data, tuple(err["loc"]))
+            full = (*prefix, *path)
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(model, path[:-1])
+                close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                known = f" (known: {', '.join(sorted(allowed))})" if allowed and not close else ""
+                message = f"unknown key {path[-1]!r}{hint}{known}"
+            elif err["type"] == "missing":
+                message = "field required"
+            else:
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                message = msg[:1].lower() + msg[1:]
+            self.problems.append(self.doc.problem(full, message))
+
+    # -- sections --------------------------------------------------------------------------
+
+    def _platforms(self, blocks: Any) -> dict[str, ConnectorConfig]:
+        out: dict[str, ConnectorConfig] = {}
+        if not isinstance(blocks, dict):
+            self.problems.append(self.doc.problem(("platforms",), "expected a mapping"))
+            return out
+        entries = {e.name: e for e in registry.entries()}
+        for name, block in blocks.items():
+            path: YamlPath = ("platforms", name)
+            block = {} if block is None else block
+            if not isinstance(block, dict):
+                self.problems.append(self.doc.problem(path, "expected a mapping of settings"))
+                continue
+            entry = entries.get(name)
+            if entry is None:
+                close = difflib.get_close_matches(name, list(entries), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                installed = ", ".join(entries) or "none"
+                self.problems.append(
+                    self.doc.problem(
+                        path, f"no connector called {name!r}{hint} (installed: {installed})"
+                    )
+                )
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                cls = entry.load()
+            if cls is None:
+                self.warnings.append(
+                    f"platforms.{name}: connector unavailable ({entry.error}); "
+                    "its settings were not checked"
+                )
+                out[name] = self._unvalidated(path, block)
+                continue
+            model = cls.config_model
+            for field_name, info in model.model_fields.items():
+                value = block.get(info.alias or field_name)
+                if isinstance(value, str) and _is_secret_annotation(info.annotation):
+                    self._add_secret(value)
+            try:
+                out[name] = model.model_validate(block)
+            except ValidationError as exc:
+                self._pydantic_problems(exc, model, path, block)
+        return out
+
+    def _unvalidated(self, path: YamlPath, block: dict[str, Any]) -> ConnectorConfig:
+        wrapped = {
+            k: SecretStr(v) if isinstance(v, str) and _SECRET_KEY.search(str(k)) else v
+            for k, v in block.items()
+        }
+        base_keys = set(ConnectorConfig.model_fields)
+        try:
+            return _UnvalidatedPlatform.model_validate(wrapped)
+        except ValidationError as exc:
+            self._pydantic_problems(exc, ConnectorConfig, path, block)
+            return _UnvalidatedPlatform.model_validate(
+                {k: v for k, v in wrapped.items() if k not in base_keys}
+            )
+
+    def _check_names(self, data: dict[str, Any]) -> None:
+        schema = data.get("schema")
+        if isinstance(schema, dict):
+            for name in schema:
+                if not _NAME.match(str(name)):
+                    self.problems.append(
+                        self.doc.problem(
+                            ("schema", str(name)),
+                            "a field name is letters, digits and _, not starting with a digit",
+                        )
+                    )
+                elif name in _BUILTIN_NAMES:
+                    self.problems.append(
+                        self.doc.problem(("schema", str(name)), f"{name!r} is built in")
+                    )
+        segments = data.get("segments")
+        if isinstance(segments, dict):
+            for name in segments:
+                if not _SEGMENT_NAME.match(str(name)):
+                    self.problems.append(
+                        self.doc.problem(
+                            ("segments", str(name)),
+                            "a segment name is 1-100 letters, digits, _ - . and spaces",
+                        )
+                    )
+
+    def _known_platform(self, path: YamlPath, name: str, configured: Mapping[str, Any]) -> None:
+        if name in configured:
+            return
+        close = difflib.get_close_matches(name, list(configured), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        self.problems.append(
+            self.doc.problem(path, f"{name!r} is not a configured platform{hint}")
+        )
+
+    def _known_field(self, path: YamlPath, name: str, fields: Mapping[str, FieldSpec]) -> None:
+        if name in fields:
+            return
+        close = difflib.get_close_matches(name, list(fields), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        self.problems.append(self.doc.problem(path, f"unknown field {name!r}{hint}"))
+
+    def _check_references(
+        self,
+        data: dict[str, Any],
+        configured: Mapping[str, Any],
+        fields: Mapping[str, FieldSpec],
+    ) -> None:
+        sync = _as_dict(data.get("sync"))
+        conflicts = _as_dict(sync.get("conflicts"))
+        default = conflicts.get("default")
+        if isinstance(default, list):
+            for i, name in enumerate(default):
+                if isinstance(name, str):
+                    self._known_platform(("sync", "conflicts", "default", i), name, configured)
+        for field_name, order in _as_dict(conflicts.get("fields")).items():
+            self._known_field(("sync", "conflicts", "fields", field_name), field_name, fields)
+            for i, name in enumerate(order if isinstance(order, list) else []):
+                if isinstance(name, str):
+                    path: YamlPath = ("sync", "conflicts", "fields", field_name, i)
+                    self._known_platform(path, name, configured)
+        for field_name, per_platform in _as_dict(sync.get("direction")).items():
+            self._known_field(("sync", "direction", field_name), field_name, fields)
+            for name in _as_dict(per_platform):
+                self._known_platform(("sync", "direction", field_name, name), name, configured)
+        for seg_name, seg in _as_dict(data.get("segments")).items():
+            for name in _as_dict(_as_dict(seg).get("publish")):
+                self._known_platform(("segments", seg_name, "publish", name), name, configured)
+        for name in _as_dict(data.get("mappings")):
+            self._known_platform(("mappings", name), name, configured)
+
+    def _rules(self, segments: Any, fields: Mapping[str, FieldSpec]) -> dict[str, ast.Rule]:
+        schema = Schema(fields={**ENGAGEMENT_FIELDS, **fields})
+        rules: dict[str, ast.Rule] = {}
+        for name, seg in _as_dict(segments).items():
+            source = _as_dict(seg).get("rule")
+            if not isinstance(source, str | dict):
+                continue  # reported by the model validation
+            path: YamlPath = ("segments", name, "rule")
+            try:
+                rules[name] = load_rule(source, schema)
+            except RuleError as exc:
+                self.problems.extend(self._rule_problems(path, source, exc))
+        return rules
+
+    def _rule_problems(
+        self, path: YamlPath, source: str | dict[str, Any], exc: RuleError
+    ) -> list[ConfigProblem]:
+        """One problem per rule issue: `line:column message` and the caret rendering."""
+        text = source if isinstance(source, str) else None
+        if isinstance(exc, RuleTypeError):
+            found = [(i.message, i.span) for i in exc.issues]
+        elif isinstance(exc, RuleSyntaxError):
+            found = [(exc.message, exc.span)]
+        else:
+            found = [(str(exc), None)]
+        problems = []
+        for message, span in found:
+            problem = self.doc.problem(path, message)
+            if span is not None and text is not None:
+                problem = dataclasses.replace(
+                    problem,
+                    message=f"{span.line}:{span.column} {message}",
+                    detail=render_caret(text, span),
+                    column=self._rule_column(path, span.line, span.column, problem.column),
+                )
+            problems.append(problem)
+        return problems
+
+    def _rule_column(
+        self, path: YamlPath, line: int, column: int, fallback: int | None
+    ) -> int | None:
+        """The file column of a rule position, when the rule is a one-line scalar."""
+        pos = self.doc.positions.get(path)
+        style = self.doc.styles.get(path)
+        if pos is None or line != 1 or style not in (None, '"', "'"):
+            return fallback
+        return pos[1] + (1 if style else 0) + column - 1
+
+    def _mappings(self, overrides: Any, configured: Mapping[str, Any]) -> None:
+        files = {k: v for k, v in _as_dict(overrides).items() if isinstance(v, str)}
+        for name in configured:
+            override = files.get(name)
+            path: YamlPath = ("mappings", name) if override else ("platforms", name)
+            try:
+                load_mapping(name, self._resolve(Path(override)) if override else None)
+            except FileNotFoundError as exc:
+                if override is not None:
+                    self.problems.append(
+                        self.doc.problem(path, f"mapping file not found: {exc.filename or exc}")
+                    )
+            except MappingError as exc:
+                for p in exc.problems:
+                    where = f"{p.file}:{p.line}" if p.line else p.file
+                    inner = f"{p.path}: " if p.path else ""
+                    self.problems.append(
+                        self.doc.problem(path, f"in mapping {where}: {inner}{p.message}")
+                    )
+
+
+def _as_dict(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _valid_fields(schema: Any) -> dict[str, FieldSpec]:
+    """The schema entries that are valid on their own (the others are reported elsewhere)."""
+    out: dict[str, FieldSpec] = {}
+    for name, value in _as_dict(schema).items():
+        if not _NAME.match(str(name)) or name in _BUILTIN_NAMES:
+            continue
+        try:
+            out[str(name)] = FieldSpec.model_validate(_field_shorthand(value))
+        except ValidationError:
+            continue
+    return out
+
+
+def _data_path(data: Any, loc: tuple[str | int, ...]) -> YamlPath:
+    """The part of a pydantic error location that names places in the data."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            out.append(part)
+            node = node[part]
+        elif (
+            i == len(loc) - 1
+            and isinstance(part, str)
+            and not any(ch in part for ch in "[]()-")
+            and part not in _TYPE_LABELS
+        ):
+            out.append(part)
+    return tuple(out)
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            arms = [a for a in typing.get_args(tp) if a is not type(None)]
+            structured = [
+                a for a in arms
+                if (isinstance(a, type) and issubclass(a, BaseModel))
+                or typing.get_origin(a) in (dict, list, tuple)
+            ]
+            tp = (structured or arms)[0]
+        else:
+            return tp
+
+
+def _allowed_keys(model: type[BaseModel], path: YamlPath) -> list[str]:
+    """The keys a model accepts at `path` (for did-you-mean on unknown keys)."""
+    tp: Any = model
+    for part in path:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            by_alias = {(info.alias or name): info for name, info in tp.model_fields.items()}
+            info = by_alias.get(str(part))
+            if info is None:
+                return []
+            tp = info.annotation
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif typing.get_origin(tp) in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [info.alias or name for name, info in tp.model_fields.items()]
+    return []
+
+
+def _is_secret_annotation(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_is_secret_annotation(a) for a in typing.get_args(annotation))
+
+
+# -- JSON Schema and the reference document -------------------------------------------------
+
+
+def config_json_schema(*, include_connectors: bool = True) -> dict[str, Any]:
+    """The JSON Schema of segsync.yaml, for editors.
+
+    With `include_connectors`, each installed and loadable connector's settings are described
+    under `platforms`; without, only the settings every connector shares.
+    """
+    schema = Config.model_json_schema(by_alias=True)
+    schema["title"] = "segsync configuration"
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    props = schema["properties"]
+    field_types = [t.value for t in FieldType]
+    props["schema"]["additionalProperties"] = {
+        "anyOf": [{"type": "string", "enum": field_types}, {"$ref": "#/$defs/FieldSpec"}]
+    }
+    props["state"] = {
+        "type": "string",
+        "default": DEFAULT_STATE_URL,
+        "description": props["state"].get("description", ""),
+        "title": "State",
+    }
+    sync_props = schema["$defs"]["SyncConfig"]["properties"]
+    sync_props["overlap"] = {
+        "anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
+        "default": "5m",
+        "description": sync_props["overlap"].get("description", ""),
+        "title": "Overlap",
+    }
+    shared = ConnectorConfig.model_json_schema()
+    platforms: dict[str, Any] = {
+        "type": "object",
+        "description": props["platforms"].get("description", ""),
+        "title": "Platforms",
+        "additionalProperties": {
+            "type": "object",
+            "description": "a connector's settings; every connector accepts: "
+            + ", ".join(sorted(shared.get("properties", {}))),
+        },
+    }
+    if include_connectors:
+        connector_props: dict[str, Any] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for entry in registry.entries():
+                cls = entry.load()
+                if cls is not None:
+                    connector_props[entry.name] = cls.config_model.model_json_schema()
+        if connector_props:
+            platforms["properties"] = connector_props
+    props["platforms"] = platforms
+    schema["$defs"].pop("ConnectorConfig", None)
+    return schema
+
+
+def _schema_type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
+    if "enum" in prop:
+        return " | ".join(f"`{v}`" for v in prop["enum"])
+    if "const" in prop:
+        return f"`{prop['const']}`"
+    if "anyOf" in prop:
+        return " or ".join(_schema_type(p, defs) for p in prop["anyOf"])
+    kind = prop.get("type", "any")
+    if kind == "array":
+        return f"list of {_schema_type(prop.get('items', {}), defs)}"
+    if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
+        return f"map of name -> {_schema_type(prop['additionalProperties'], defs)}"
+    return str(kind)
+
+
+def _table(title: str, node: dict[str, Any], defs: dict[str, Any]) -> list[str]:
+    lines = [f"### {title}", ""]
+    if node.get("description"):
+        lines += [" ".join(str(node["description"]).split()), ""]
+    lines += ["| key | type | default | description |", "|---|---|---|---|"]
+    for key, prop in node.get("properties", {}).items():
+        default = json.dumps(prop["default"]) if "default" in prop else "(required)"
+        if key in node.get("required", []):
+            default = "(required)"
+        desc = " ".join(str(prop.get("description", "")).split()).replace("|", "\\|")
+        kind = _schema_type(prop, defs).replace("|", "\\|")
+        lines.append(f"| `{key}` | {kind} | {default.replace('|', chr(92) + '|')} | {desc} |")
+    return [*lines, ""]
+
+
+def render_config_reference() -> str:
+    """The Markdown of docs/configuration.md, generated from `config_json_schema`."""
+    schema = config_json_schema(include_connectors=False)
+    defs = schema["$defs"]
+    out = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated by segsync.config.render_config_reference(); do not edit by hand."
+        " Regenerate with `segsync config reference > docs/configuration.md`. -->",
+        "",
+        "segsync reads `segsync.yaml` from the current directory, or the file named by"
+        " `$SEGSYNC_CONFIG`, or `-c FILE`. `segsync check` validates it and lists every problem"
+        " with its place; `segsync config schema` prints the JSON Schema (with the settings of"
+        " every installed connector) for editors.",
+        "",
+        "Every string value may use `${VAR}` or `${VAR:-default}` to read the environment"
+        " (`$$` is a literal `$`). Keep API keys in the environment: connector secrets are"
+        " never printed.",
+        "",
+        "## Top-level keys",
+        "",
+    ]
+    out += _table("segsync.yaml", schema, defs)[2:]
+    out += ["## Sections", ""]
+    for name in sorted(defs):
+        out += _table(name, defs[name], defs)
+    out += [
+        "## Canonical engagement fields",
+        "",
+        "Read from the platforms, usable in rules, never written back.",
+        "",
+        "| field | type | description |",
+        "|---|---|---|",
+    ]
+    for name, spec in ENGAGEMENT_FIELDS.items():
+        out.append(f"| `{name}` | {spec.type.value} | {spec.description or ''} |")
+    return "\n".join(out).rstrip() + "\n"

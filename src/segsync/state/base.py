@@ -1,0 +1,377 @@
+"""The state store contract, its schema and the migrations both SQL backends share.
+
+A `StateStore` keeps, per sync configuration (`config`, a name):
+
+- `base`      — per contact per platform, the snapshot segsync last saw or wrote there (a JSON
+                payload and its hash), and the platform id (the id map);
+- `canonical` — per contact, the reconciled view, with a `dirty` flag for contacts whose last
+                run did not reach every platform;
+- `cursors`   — the committed read cursor per platform, and the one pending for this run;
+- `pulled` / `planned` — the staging of the current run (what was read; what was decided),
+                spilled to the store so that memory does not grow with the audience;
+- `owned`     — tags, lists and segments segsync created (never touches anything else);
+- `ledger`    — every consent change: contact, platform, time, previous -> new, source, basis;
+- `runs`      — one row per run, with its report (JSON), per-record errors and diagnostics;
+- `meta`      — the state generation, bumped by every commit (a plan records it).
+
+Every write is one transaction. A run holds the run lock of its configuration (`lock`), so a
+second run fails fast with `RunLocked` naming the holder, or waits.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+__all__ = [
+    "MIGRATIONS",
+    "BaseRow",
+    "LedgerEntry",
+    "OwnedObject",
+    "RunLocked",
+    "StateStore",
+    "StoreError",
+    "payload_hash",
+]
+
+
+class StoreError(Exception):
+    """The state store cannot be opened or used; the message says why."""
+
+
+class RunLocked(StoreError):
+    """Another run of the same sync configuration holds the run lock."""
+
+    def __init__(self, config: str, holder: str) -> None:
+        super().__init__(f"sync configuration {config!r} is locked by {holder}")
+        self.config = config
+        self.holder = holder
+
+
+def payload_hash(payload: str) -> str:
+    """A short content hash of a JSON payload (compares snapshots without decoding them)."""
+    return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BaseRow:
+    """One base snapshot: a contact (`cid`) on a platform, its id there, and the payload."""
+
+    platform: str
+    cid: str
+    platform_id: str
+    payload: str
+    deleted: bool = False
+    hash: str = ""  # content hash of the payload ("" : computed by the store)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One consent change, as the ledger records it."""
+
+    cid: str
+    email: str
+    platform: str  # the platform whose status changed; "canonical" for the reconciled view
+    at: str  # ISO-8601 time
+    previous: str | None
+    new: str
+    source: str  # where the change came from: a platform name, or "sync"
+    legal_basis: str | None = None
+    run_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OwnedObject:
+    """A tag, list or segment segsync created on a platform."""
+
+    platform: str
+    kind: str
+    name: str
+    ref: str
+    definition_hash: str | None = None
+
+
+# Migrations: ordered lists of statements. `{serial}` is the dialect's auto-increment key.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (config TEXT PRIMARY KEY, generation BIGINT NOT NULL, plan_id TEXT)",
+        "CREATE TABLE base (config TEXT NOT NULL, platform TEXT NOT NULL, cid TEXT NOT NULL,"
+        " platform_id TEXT NOT NULL, payload TEXT NOT NULL, hash TEXT NOT NULL,"
+        " deleted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (config, platform, cid))",
+        "CREATE UNIQUE INDEX base_platform_id ON base (config, platform, platform_id)",
+        "CREATE TABLE canonical (config TEXT NOT NULL, cid TEXT NOT NULL,"
+        " email_key TEXT NOT NULL, payload TEXT NOT NULL, hash TEXT NOT NULL,"
+        " dirty INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (config, cid))",
+        "CREATE INDEX canonical_email ON canonical (config, email_key)",
+        "CREATE INDEX canonical_dirty ON canonical (config, dirty)",
+        "CREATE TABLE cursors (config TEXT NOT NULL, platform TEXT NOT NULL, cursor TEXT,"
+        " pending TEXT, PRIMARY KEY (config, platform))",
+        "CREATE TABLE pulled (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " platform_id TEXT NOT NULL, cid TEXT NOT NULL, payload TEXT NOT NULL,"
+        " hash TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (config, platform, platform_id))",
+        "CREATE INDEX pulled_cid ON pulled (config, cid)",
+        "CREATE TABLE planned (config TEXT NOT NULL, cid TEXT NOT NULL, email_key TEXT NOT NULL,"
+        " payload TEXT NOT NULL, failed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (config, cid))",
+        "CREATE TABLE owned (config TEXT NOT NULL, platform TEXT NOT NULL, kind TEXT NOT NULL,"
+        " name TEXT NOT NULL, ref TEXT NOT NULL, definition_hash TEXT, created_at TEXT NOT NULL,"
+        " PRIMARY KEY (config, platform, kind, name))",
+        "CREATE TABLE ledger (id {serial}, config TEXT NOT NULL, cid TEXT NOT NULL,"
+        " email TEXT NOT NULL, platform TEXT NOT NULL, at TEXT NOT NULL, previous TEXT,"
+        " new TEXT NOT NULL, source TEXT NOT NULL, legal_basis TEXT, run_id TEXT)",
+        "CREATE INDEX ledger_cid ON ledger (config, cid)",
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, config TEXT NOT NULL,"
+        " started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL, report TEXT)",
+        "CREATE INDEX runs_config ON runs (config, started_at)",
+        "CREATE TABLE run_errors (id {serial}, run_id TEXT NOT NULL, platform TEXT NOT NULL,"
+        " email TEXT, platform_id TEXT, code TEXT, message TEXT NOT NULL)",
+        "CREATE INDEX run_errors_run ON run_errors (run_id)",
+        "CREATE TABLE run_diagnostics (id {serial}, run_id TEXT NOT NULL, platform TEXT,"
+        " segment TEXT, level TEXT NOT NULL, message TEXT NOT NULL)",
+        "CREATE TABLE locks (config TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+        " acquired_at TEXT NOT NULL)",
+    ),
+    (
+        # static segment membership as segsync last wrote it, per platform
+        "CREATE TABLE members (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " segment TEXT NOT NULL, cid TEXT NOT NULL, PRIMARY KEY (config, platform, segment, cid))",
+        "CREATE INDEX members_cid ON members (config, cid)",
+    ),
+)
+"""The schema, version by version; `schema_version` records how many have been applied."""
+
+
+class StateStore(abc.ABC):
+    """What the sync engine needs from a state backend. Every method is one transaction."""
+
+    url: str
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and locks."""
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """How many migrations have been applied."""
+
+    @abc.abstractmethod
+    def lock(self, config: str) -> AbstractContextManager[None]:
+        """Hold the run lock of `config`, or raise `RunLocked` naming the holder at once.
+
+        Waiting for a lock is the caller's loop (`Engine(wait=True)`), on its injected clock.
+        """
+
+    # -- generation -----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def generation(self, config: str) -> int:
+        """The state generation: bumped by every commit, recorded by plans."""
+
+    @abc.abstractmethod
+    def plan_id(self, config: str) -> str | None:
+        """The id of the plan currently staged (None when nothing is staged)."""
+
+    # -- cursors --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def cursor(self, config: str, platform: str) -> str | None:
+        """The committed read cursor of a platform."""
+
+    @abc.abstractmethod
+    def set_pending_cursor(self, config: str, platform: str, cursor: str | None) -> None:
+        """Remember the cursor reached by this run's read; committed by `finish`."""
+
+    # -- pull staging ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def begin_stage(self, config: str) -> None:
+        """Discard the staging of an unfinished run (its cursors were never committed)."""
+
+    @abc.abstractmethod
+    def stage_pulled(
+        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, bool]]
+    ) -> None:
+        """Stage read records `(platform_id, cid, payload, hash, deleted)`; the last read wins."""
+
+    @abc.abstractmethod
+    def discard_pulled(self, config: str, platform: str) -> None:
+        """Discard what a platform's read staged (its read failed) and its pending cursor."""
+
+    @abc.abstractmethod
+    def settle_pulled(self, config: str, platform: str) -> None:
+        """Keep one staged record per contact: a live record wins over deletions of others."""
+
+    @abc.abstractmethod
+    def drop_pulled(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
+        """Remove staged records (duplicates that will not be synced)."""
+
+    @abc.abstractmethod
+    def duplicate_records(self, config: str, platform: str) -> list[tuple[str, str, str]]:
+        """Staged live records whose contact already has another live record on the platform.
+
+        Returns `(cid, platform_id, other_platform_id)`, the other being the one kept: the
+        record the id map already links, or else the smallest id.
+        """
+
+    @abc.abstractmethod
+    def cids_by_platform_id(
+        self, config: str, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """The id map: platform id -> contact id, for the ids known."""
+
+    @abc.abstractmethod
+    def cids_by_email(self, config: str, email_keys: Sequence[str]) -> dict[str, str]:
+        """Contact ids of canonical contacts by normalised email."""
+
+    @abc.abstractmethod
+    def known_cids(self, config: str, cids: Sequence[str]) -> set[str]:
+        """Which of `cids` are canonical contacts already."""
+
+    @abc.abstractmethod
+    def worklist(self, config: str, chunk: int) -> Iterator[list[str]]:
+        """Contact ids to reconcile (staged or dirty), sorted, in chunks of `chunk`."""
+
+    @abc.abstractmethod
+    def load(
+        self, config: str, cids: Sequence[str]
+    ) -> tuple[
+        dict[str, tuple[str, bool]], dict[str, dict[str, BaseRow]], dict[str, dict[str, BaseRow]]
+    ]:
+        """For `cids`: canonical `(payload, dirty)`, base rows and staged rows by platform."""
+
+    @abc.abstractmethod
+    def stage_planned(
+        self, config: str, rows: Sequence[tuple[str, str, str]], *, plan_id: str
+    ) -> None:
+        """Stage reconciled canonical payloads `(cid, email_key, payload)` of a plan."""
+
+    @abc.abstractmethod
+    def seal_plan(self, config: str, plan_id: str) -> int:
+        """Mark the staging as the plan `plan_id`; bump and return the generation."""
+
+    @abc.abstractmethod
+    def clear_stage(self, config: str) -> None:
+        """Discard staging and pending cursors without committing (a plan not applied)."""
+
+    # -- apply ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def snapshots(self, config: str, platform: str, cids: Sequence[str]) -> dict[str, BaseRow]:
+        """The latest known record per contact on a platform: staged if read, else base."""
+
+    @abc.abstractmethod
+    def commit_writes(
+        self,
+        config: str,
+        platform: str,
+        confirmed: Sequence[BaseRow],
+        failed: Sequence[str],
+        ledger: Sequence[LedgerEntry] = (),
+    ) -> None:
+        """Record a batch's verdicts in one transaction.
+
+        Confirmed records get their new base (what was written) and their contact the
+        planned canonical view (still dirty until `finish`); failed contacts keep the base
+        of what was read and are marked to be reconciled again.
+        """
+
+    @abc.abstractmethod
+    def members(self, config: str, cids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
+        """Static segment membership as last written: cid -> platform -> segment names."""
+
+    @abc.abstractmethod
+    def commit_members(
+        self, config: str, platform: str, segment: str, added: Sequence[str],
+        removed: Sequence[str],
+    ) -> None:
+        """Record confirmed membership changes (contact ids) of a static segment."""
+
+    @abc.abstractmethod
+    def finish(self, config: str) -> None:
+        """Commit the run: staged reads become base, planned views canonical, cursors move."""
+
+    # -- owned objects --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def owned(self, config: str, platform: str | None = None) -> list[OwnedObject]:
+        """Objects segsync created (on one platform, or all)."""
+
+    @abc.abstractmethod
+    def set_owned(self, config: str, obj: OwnedObject, *, at: str) -> None:
+        """Record (or update) an object segsync created."""
+
+    @abc.abstractmethod
+    def forget_owned(self, config: str, platform: str, kind: str, name: str) -> None:
+        """Forget an owned object (after deleting it)."""
+
+    # -- ledger ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_ledger(self, config: str, entries: Iterable[LedgerEntry]) -> None:
+        """Append consent changes."""
+
+    @abc.abstractmethod
+    def ledger(self, config: str, cid: str | None = None) -> list[LedgerEntry]:
+        """Consent changes, oldest first (of one contact, or all)."""
+
+    # -- runs -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def start_run(self, config: str, run_id: str, *, at: str) -> None:
+        """Record that a run started."""
+
+    @abc.abstractmethod
+    def end_run(
+        self,
+        run_id: str,
+        *,
+        at: str,
+        status: str,
+        report: dict[str, Any],
+        errors: Sequence[tuple[str, str | None, str | None, str | None, str]] = (),
+        diagnostics: Sequence[tuple[str | None, str | None, str, str]] = (),
+    ) -> None:
+        """Store a run's report, errors `(platform, email, platform_id, code, message)` and
+        diagnostics `(platform, segment, level, message)`."""
+
+    @abc.abstractmethod
+    def runs(self, config: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest runs, newest first: run_id, status, times and the report."""
+
+    @abc.abstractmethod
+    def run_errors(self, run_id: str) -> list[dict[str, str | None]]:
+        """The per-record errors of a run."""
+
+    # -- reading the state (status, tests) ------------------------------------------------
+
+    @abc.abstractmethod
+    def canonical_contacts(self, config: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        """Every canonical contact: `(cid, payload, dirty)`."""
+
+    @abc.abstractmethod
+    def base_rows(self, config: str, platform: str) -> Iterator[BaseRow]:
+        """Every base snapshot on a platform."""
+
+    @abc.abstractmethod
+    def counts(self, config: str) -> dict[str, int]:
+        """How many contacts, base records, owned objects, ledger entries and runs."""
+
+
+def decode(payload: str) -> dict[str, Any]:
+    """A stored JSON payload as a dict."""
+    value = json.loads(payload)
+    assert isinstance(value, dict)
+    return value

@@ -1,0 +1,647 @@
+"""The SQL shared by the SQLite and PostgreSQL backends.
+
+Statements are written once with `?` placeholders; a backend supplies a transaction
+(`_tx`), its placeholder style, its auto-increment type and its run lock.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from segsync.state.base import (
+    MIGRATIONS,
+    BaseRow,
+    LedgerEntry,
+    OwnedObject,
+    StateStore,
+    payload_hash,
+)
+
+__all__ = ["SqlStateStore"]
+
+_IN_CHUNK = 500  # ids per IN (...) list
+
+
+class Tx(Protocol):
+    """A cursor inside one transaction, speaking `?` placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SqlStateStore(StateStore):
+    """`StateStore` over a SQL connection; see `segsync.state.base` for the contract."""
+
+    serial_type: str = "INTEGER PRIMARY KEY"
+
+    @abc.abstractmethod
+    def _tx(self) -> AbstractContextManager[Tx]:
+        """One transaction: committed on success, rolled back on error."""
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._tx() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            rows = tx.execute("SELECT version FROM schema_version")
+            if not rows:
+                tx.execute("INSERT INTO schema_version (version) VALUES (0)")
+        current = self.schema_version()
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with self._tx() as tx:
+                for statement in statements:
+                    tx.execute(statement.format(serial=self.serial_type))
+                tx.execute("UPDATE schema_version SET version = ?", (version,))
+
+    def schema_version(self) -> int:
+        with self._tx() as tx:
+            rows = tx.execute("SELECT version FROM schema_version")
+        return int(rows[0][0]) if rows else 0
+
+    # -- generation -----------------------------------------------------------------------
+
+    @staticmethod
+    def _bump(tx: Tx, config: str, plan_id: str | None = None, *, keep_plan: bool) -> int:
+        tx.execute(
+            "INSERT INTO meta (config, generation, plan_id) VALUES (?, 0, NULL)"
+            " ON CONFLICT (config) DO NOTHING",
+            (config,),
+        )
+        if keep_plan:
+            tx.execute("UPDATE meta SET generation = generation + 1 WHERE config = ?", (config,))
+        else:
+            tx.execute(
+                "UPDATE meta SET generation = generation + 1, plan_id = ? WHERE config = ?",
+                (plan_id, config),
+            )
+        return int(tx.execute("SELECT generation FROM meta WHERE config = ?", (config,))[0][0])
+
+    def generation(self, config: str) -> int:
+        with self._tx() as tx:
+            rows = tx.execute("SELECT generation FROM meta WHERE config = ?", (config,))
+        return int(rows[0][0]) if rows else 0
+
+    def plan_id(self, config: str) -> str | None:
+        with self._tx() as tx:
+            rows = tx.execute("SELECT plan_id FROM meta WHERE config = ?", (config,))
+        return rows[0][0] if rows else None
+
+    # -- cursors --------------------------------------------------------------------------
+
+    def cursor(self, config: str, platform: str) -> str | None:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT cursor FROM cursors WHERE config = ? AND platform = ?", (config, platform)
+            )
+        return rows[0][0] if rows else None
+
+    def set_pending_cursor(self, config: str, platform: str, cursor: str | None) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO cursors (config, platform, cursor, pending) VALUES (?, ?, NULL, ?)"
+                " ON CONFLICT (config, platform) DO UPDATE SET pending = excluded.pending",
+                (config, platform, cursor),
+            )
+
+    # -- staging --------------------------------------------------------------------------
+
+    def _clear(self, tx: Tx, config: str) -> None:
+        tx.execute("DELETE FROM pulled WHERE config = ?", (config,))
+        tx.execute("DELETE FROM planned WHERE config = ?", (config,))
+        tx.execute("UPDATE cursors SET pending = NULL WHERE config = ?", (config,))
+
+    def begin_stage(self, config: str) -> None:
+        with self._tx() as tx:
+            self._clear(tx, config)
+            self._bump(tx, config, None, keep_plan=False)
+
+    def clear_stage(self, config: str) -> None:
+        self.begin_stage(config)
+
+    def stage_pulled(
+        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, bool]]
+    ) -> None:
+        if not rows:
+            return
+        with self._tx() as tx:
+            tx.executemany(
+                "INSERT INTO pulled (config, platform, platform_id, cid, payload, hash, deleted)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (config, platform, platform_id)"
+                " DO UPDATE SET cid = excluded.cid, payload = excluded.payload,"
+                " hash = excluded.hash, deleted = excluded.deleted",
+                [
+                    (config, platform, pid, cid, payload, digest or payload_hash(payload),
+                     int(deleted))
+                    for pid, cid, payload, digest, deleted in rows
+                ],
+            )
+
+    def discard_pulled(self, config: str, platform: str) -> None:
+        with self._tx() as tx:
+            tx.execute("DELETE FROM pulled WHERE config = ? AND platform = ?", (config, platform))
+            tx.execute(
+                "UPDATE cursors SET pending = NULL WHERE config = ? AND platform = ?",
+                (config, platform),
+            )
+
+    def settle_pulled(self, config: str, platform: str) -> None:
+        with self._tx() as tx:
+            # a deletion next to a live record of the same contact: the live one is the record
+            tx.execute(
+                "DELETE FROM pulled WHERE config = ? AND platform = ? AND deleted = 1 AND EXISTS"
+                " (SELECT 1 FROM pulled q WHERE q.config = pulled.config"
+                " AND q.platform = pulled.platform AND q.cid = pulled.cid"
+                " AND (q.deleted = 0 OR q.platform_id > pulled.platform_id))",
+                (config, platform),
+            )
+
+    def drop_pulled(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
+        with self._tx() as tx:
+            for part in _chunks(list(platform_ids)):
+                tx.execute(
+                    f"DELETE FROM pulled WHERE config = ? AND platform = ?"  # noqa: S608 - marks only
+                    f" AND platform_id IN ({_marks(len(part))})",
+                    (config, platform, *part),
+                )
+
+    def duplicate_records(self, config: str, platform: str) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        with self._tx() as tx:
+            # two live staged records of one contact
+            rows = tx.execute(
+                "SELECT p.cid, p.platform_id, b.platform_id FROM pulled p"
+                " LEFT JOIN base b ON b.config = p.config AND b.platform = p.platform"
+                " AND b.cid = p.cid"
+                " WHERE p.config = ? AND p.platform = ? AND p.deleted = 0 AND p.cid IN"
+                " (SELECT cid FROM pulled WHERE config = ? AND platform = ? AND deleted = 0"
+                " GROUP BY cid HAVING COUNT(*) > 1) ORDER BY p.cid, p.platform_id",
+                (config, platform, config, platform),
+            )
+            groups: dict[str, list[tuple[str, str | None]]] = {}
+            for cid, pid, linked in rows:
+                groups.setdefault(cid, []).append((pid, linked))
+            for cid, members in groups.items():
+                ids = [pid for pid, _ in members]
+                linked = members[0][1]
+                keep = linked if linked in ids else ids[0]
+                out.extend((cid, pid, keep) for pid in ids if pid != keep)
+            # a staged live record next to the live base record of another id, not re-read
+            rows = tx.execute(
+                "SELECT p.cid, p.platform_id, b.platform_id FROM pulled p JOIN base b"
+                " ON b.config = p.config AND b.platform = p.platform AND b.cid = p.cid"
+                " WHERE p.config = ? AND p.platform = ? AND p.deleted = 0 AND b.deleted = 0"
+                " AND p.platform_id <> b.platform_id AND NOT EXISTS (SELECT 1 FROM pulled q"
+                " WHERE q.config = b.config AND q.platform = b.platform"
+                " AND q.platform_id = b.platform_id)",
+                (config, platform),
+            )
+            out.extend((cid, pid, other) for cid, pid, other in rows)
+        return out
+
+    def cids_by_platform_id(
+        self, config: str, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._tx() as tx:
+            for part in _chunks(list(platform_ids)):
+                for pid, cid in tx.execute(
+                    f"SELECT platform_id, cid FROM base WHERE config = ? AND platform = ?"  # noqa: S608
+                    f" AND platform_id IN ({_marks(len(part))})",
+                    (config, platform, *part),
+                ):
+                    found[pid] = cid
+        return found
+
+    def cids_by_email(self, config: str, email_keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._tx() as tx:
+            for part in _chunks(sorted(set(email_keys))):
+                for key, cid in tx.execute(
+                    f"SELECT email_key, cid FROM canonical WHERE config = ?"  # noqa: S608
+                    f" AND email_key IN ({_marks(len(part))}) ORDER BY cid DESC",
+                    (config, *part),
+                ):
+                    found[key] = cid
+        return found
+
+    def known_cids(self, config: str, cids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._tx() as tx:
+            for part in _chunks(sorted(set(cids))):
+                found.update(
+                    row[0]
+                    for row in tx.execute(
+                        f"SELECT cid FROM canonical WHERE config = ?"  # noqa: S608
+                        f" AND cid IN ({_marks(len(part))})",
+                        (config, *part),
+                    )
+                )
+        return found
+
+    def worklist(self, config: str, chunk: int) -> Iterator[list[str]]:
+        after = ""
+        while True:
+            with self._tx() as tx:
+                rows = tx.execute(
+                    "SELECT cid FROM (SELECT cid FROM pulled WHERE config = ? AND cid > ?"
+                    " UNION SELECT cid FROM canonical WHERE config = ? AND dirty = 1"
+                    " AND cid > ?) w ORDER BY cid LIMIT ?",
+                    (config, after, config, after, chunk),
+                )
+            if not rows:
+                return
+            cids = [row[0] for row in rows]
+            yield cids
+            after = cids[-1]
+
+    def load(
+        self, config: str, cids: Sequence[str]
+    ) -> tuple[
+        dict[str, tuple[str, bool]], dict[str, dict[str, BaseRow]], dict[str, dict[str, BaseRow]]
+    ]:
+        canonical: dict[str, tuple[str, bool]] = {}
+        bases: dict[str, dict[str, BaseRow]] = {}
+        pulled: dict[str, dict[str, BaseRow]] = {}
+        with self._tx() as tx:
+            for part in _chunks(list(cids)):
+                marks = _marks(len(part))
+                for cid, payload, dirty in tx.execute(
+                    "SELECT cid, payload, dirty FROM canonical"  # noqa: S608
+                    f" WHERE config = ? AND cid IN ({marks})",
+                    (config, *part),
+                ):
+                    canonical[cid] = (payload, bool(dirty))
+                for table, target in (("base", bases), ("pulled", pulled)):
+                    for platform, cid, pid, payload, deleted, digest in tx.execute(
+                        "SELECT platform, cid, platform_id, payload, deleted, hash"  # noqa: S608
+                        f" FROM {table} WHERE config = ? AND cid IN ({marks})",
+                        (config, *part),
+                    ):
+                        target.setdefault(cid, {})[platform] = BaseRow(
+                            platform, cid, pid, payload, bool(deleted), digest
+                        )
+        return canonical, bases, pulled
+
+    def stage_planned(
+        self, config: str, rows: Sequence[tuple[str, str, str]], *, plan_id: str
+    ) -> None:
+        if not rows:
+            return
+        with self._tx() as tx:
+            tx.executemany(
+                "INSERT INTO planned (config, cid, email_key, payload, failed)"
+                " VALUES (?, ?, ?, ?, 0) ON CONFLICT (config, cid) DO UPDATE SET"
+                " email_key = excluded.email_key, payload = excluded.payload, failed = 0",
+                [(config, cid, key, payload) for cid, key, payload in rows],
+            )
+
+    def seal_plan(self, config: str, plan_id: str) -> int:
+        with self._tx() as tx:
+            return self._bump(tx, config, plan_id, keep_plan=False)
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def snapshots(self, config: str, platform: str, cids: Sequence[str]) -> dict[str, BaseRow]:
+        found: dict[str, BaseRow] = {}
+        with self._tx() as tx:
+            for part in _chunks(list(cids)):
+                marks = _marks(len(part))
+                for table in ("base", "pulled"):  # staged reads override the base
+                    for cid, pid, payload, deleted in tx.execute(
+                        f"SELECT cid, platform_id, payload, deleted FROM {table}"  # noqa: S608
+                        f" WHERE config = ? AND platform = ? AND cid IN ({marks})",
+                        (config, platform, *part),
+                    ):
+                        found[cid] = BaseRow(platform, cid, pid, payload, bool(deleted))
+        return found
+
+    @staticmethod
+    def _put_base(tx: Tx, config: str, rows: Sequence[BaseRow]) -> None:
+        if not rows:
+            return
+        tx.executemany(
+            "DELETE FROM base WHERE config = ? AND platform = ? AND platform_id = ? AND cid <> ?",
+            [(config, r.platform, r.platform_id, r.cid) for r in rows],
+        )
+        tx.executemany(
+            "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (config, platform, cid) DO UPDATE SET"
+            " platform_id = excluded.platform_id, payload = excluded.payload,"
+            " hash = excluded.hash, deleted = excluded.deleted",
+            [
+                (config, r.platform, r.cid, r.platform_id, r.payload,
+                 r.hash or payload_hash(r.payload), int(r.deleted))
+                for r in rows
+            ],
+        )
+
+    @staticmethod
+    def _canonical_from_planned(tx: Tx, config: str, cids: Sequence[str], dirty: bool) -> None:
+        for part in _chunks(list(cids)):
+            tx.execute(
+                "INSERT INTO canonical (config, cid, email_key, payload, hash, dirty)"  # noqa: S608
+                " SELECT config, cid, email_key, payload, '', ? FROM planned"
+                f" WHERE config = ? AND cid IN ({_marks(len(part))})"
+                " ON CONFLICT (config, cid) DO UPDATE SET email_key = excluded.email_key,"
+                " payload = excluded.payload, dirty = excluded.dirty",
+                (int(dirty), config, *part),
+            )
+
+    def commit_writes(
+        self,
+        config: str,
+        platform: str,
+        confirmed: Sequence[BaseRow],
+        failed: Sequence[str],
+        ledger: Sequence[LedgerEntry] = (),
+    ) -> None:
+        with self._tx() as tx:
+            self._put_base(tx, config, confirmed)
+            done = [r.cid for r in confirmed]
+            tx.executemany(
+                "DELETE FROM pulled WHERE config = ? AND platform = ? AND cid = ?",
+                [(config, platform, cid) for cid in done],
+            )
+            self._canonical_from_planned(tx, config, done, dirty=True)
+            if failed:
+                # what was read becomes the base; the contact is reconciled again next run
+                read = [
+                    BaseRow(platform, cid, pid, payload, bool(deleted), digest)
+                    for part in _chunks(list(failed))
+                    for cid, pid, payload, deleted, digest in tx.execute(
+                        "SELECT cid, platform_id, payload, deleted, hash FROM pulled"  # noqa: S608
+                        f" WHERE config = ? AND platform = ? AND cid IN ({_marks(len(part))})",
+                        (config, platform, *part),
+                    )
+                ]
+                self._put_base(tx, config, read)
+                tx.executemany(
+                    "DELETE FROM pulled WHERE config = ? AND platform = ? AND cid = ?",
+                    [(config, platform, cid) for cid in failed],
+                )
+                tx.executemany(
+                    "UPDATE planned SET failed = 1 WHERE config = ? AND cid = ?",
+                    [(config, cid) for cid in failed],
+                )
+                self._canonical_from_planned(tx, config, failed, dirty=True)
+            self._insert_ledger(tx, config, ledger)
+            self._bump(tx, config, keep_plan=True)
+
+    def members(self, config: str, cids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
+        found: dict[str, dict[str, set[str]]] = {}
+        with self._tx() as tx:
+            for part in _chunks(list(cids)):
+                for platform, segment, cid in tx.execute(
+                    "SELECT platform, segment, cid FROM members"  # noqa: S608
+                    f" WHERE config = ? AND cid IN ({_marks(len(part))})",
+                    (config, *part),
+                ):
+                    found.setdefault(cid, {}).setdefault(platform, set()).add(segment)
+        return found
+
+    def commit_members(
+        self,
+        config: str,
+        platform: str,
+        segment: str,
+        added: Sequence[str],
+        removed: Sequence[str],
+    ) -> None:
+        with self._tx() as tx:
+            tx.executemany(
+                "INSERT INTO members (config, platform, segment, cid) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (config, platform, segment, cid) DO NOTHING",
+                [(config, platform, segment, cid) for cid in added],
+            )
+            tx.executemany(
+                "DELETE FROM members WHERE config = ? AND platform = ? AND segment = ?"
+                " AND cid = ?",
+                [(config, platform, segment, cid) for cid in removed],
+            )
+            self._bump(tx, config, keep_plan=True)
+
+    def finish(self, config: str) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "DELETE FROM base WHERE config = ? AND EXISTS (SELECT 1 FROM pulled p"
+                " WHERE p.config = base.config AND p.platform = base.platform"
+                " AND p.platform_id = base.platform_id AND p.cid <> base.cid)",
+                (config,),
+            )
+            tx.execute(
+                "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted)"
+                " SELECT config, platform, cid, platform_id, payload, hash, deleted FROM pulled"
+                " WHERE config = ? ON CONFLICT (config, platform, cid) DO UPDATE SET"
+                " platform_id = excluded.platform_id, payload = excluded.payload,"
+                " hash = excluded.hash, deleted = excluded.deleted",
+                (config,),
+            )
+            tx.execute(
+                "INSERT INTO canonical (config, cid, email_key, payload, hash, dirty)"
+                " SELECT config, cid, email_key, payload, '', failed FROM planned"
+                " WHERE config = ? ON CONFLICT (config, cid) DO UPDATE SET"
+                " email_key = excluded.email_key, payload = excluded.payload,"
+                " dirty = excluded.dirty",
+                (config,),
+            )
+            tx.execute(
+                "UPDATE cursors SET cursor = pending WHERE config = ? AND pending IS NOT NULL",
+                (config,),
+            )
+            self._clear(tx, config)
+            self._bump(tx, config, None, keep_plan=False)
+
+    # -- owned ----------------------------------------------------------------------------
+
+    def owned(self, config: str, platform: str | None = None) -> list[OwnedObject]:
+        with self._tx() as tx:
+            sql = "SELECT platform, kind, name, ref, definition_hash FROM owned WHERE config = ?"
+            params: tuple[str, ...] = (config,)
+            if platform is not None:
+                sql += " AND platform = ?"
+                params = (config, platform)
+            rows = tx.execute(sql + " ORDER BY platform, kind, name", params)
+        return [OwnedObject(*row) for row in rows]
+
+    def set_owned(self, config: str, obj: OwnedObject, *, at: str) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO owned (config, platform, kind, name, ref, definition_hash,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+                " (config, platform, kind, name) DO UPDATE SET ref = excluded.ref,"
+                " definition_hash = excluded.definition_hash",
+                (config, obj.platform, obj.kind, obj.name, obj.ref, obj.definition_hash, at),
+            )
+
+    def forget_owned(self, config: str, platform: str, kind: str, name: str) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "DELETE FROM owned WHERE config = ? AND platform = ? AND kind = ? AND name = ?",
+                (config, platform, kind, name),
+            )
+
+    # -- ledger ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_ledger(tx: Tx, config: str, entries: Iterable[LedgerEntry]) -> None:
+        rows = [
+            (config, e.cid, e.email, e.platform, e.at, e.previous, e.new, e.source,
+             e.legal_basis, e.run_id)
+            for e in entries
+        ]
+        if rows:
+            tx.executemany(
+                "INSERT INTO ledger (config, cid, email, platform, at, previous, new, source,"
+                " legal_basis, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def add_ledger(self, config: str, entries: Iterable[LedgerEntry]) -> None:
+        with self._tx() as tx:
+            self._insert_ledger(tx, config, entries)
+
+    def ledger(self, config: str, cid: str | None = None) -> list[LedgerEntry]:
+        with self._tx() as tx:
+            sql = (
+                "SELECT cid, email, platform, at, previous, new, source, legal_basis, run_id"
+                " FROM ledger WHERE config = ?"
+            )
+            params: tuple[str, ...] = (config,)
+            if cid is not None:
+                sql += " AND cid = ?"
+                params = (config, cid)
+            rows = tx.execute(sql + " ORDER BY id", params)
+        return [LedgerEntry(*row) for row in rows]
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def start_run(self, config: str, run_id: str, *, at: str) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO runs (run_id, config, started_at, status) VALUES (?, ?, ?, ?)",
+                (run_id, config, at, "running"),
+            )
+
+    def end_run(
+        self,
+        run_id: str,
+        *,
+        at: str,
+        status: str,
+        report: dict[str, Any],
+        errors: Sequence[tuple[str, str | None, str | None, str | None, str]] = (),
+        diagnostics: Sequence[tuple[str | None, str | None, str, str]] = (),
+    ) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, report = ? WHERE run_id = ?",
+                (at, status, json.dumps(report, sort_keys=True, default=str), run_id),
+            )
+            if errors:
+                tx.executemany(
+                    "INSERT INTO run_errors (run_id, platform, email, platform_id, code, message)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, *e) for e in errors],
+                )
+            if diagnostics:
+                tx.executemany(
+                    "INSERT INTO run_diagnostics (run_id, platform, segment, level, message)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(run_id, *d) for d in diagnostics],
+                )
+
+    def runs(self, config: str, limit: int = 10) -> list[dict[str, Any]]:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT run_id, started_at, finished_at, status, report FROM runs"
+                " WHERE config = ? ORDER BY started_at DESC, run_id DESC LIMIT ?",
+                (config, limit),
+            )
+        return [
+            {
+                "run_id": run_id,
+                "started_at": started,
+                "finished_at": finished,
+                "status": status,
+                "report": json.loads(report) if report else None,
+            }
+            for run_id, started, finished, status, report in rows
+        ]
+
+    def run_errors(self, run_id: str) -> list[dict[str, str | None]]:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT platform, email, platform_id, code, message FROM run_errors"
+                " WHERE run_id = ? ORDER BY id",
+                (run_id,),
+            )
+        keys = ("platform", "email", "platform_id", "code", "message")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- reading --------------------------------------------------------------------------
+
+    def canonical_contacts(self, config: str) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        after = ""
+        while True:
+            with self._tx() as tx:
+                rows = tx.execute(
+                    "SELECT cid, payload, dirty FROM canonical WHERE config = ? AND cid > ?"
+                    " ORDER BY cid LIMIT 1000",
+                    (config, after),
+                )
+            if not rows:
+                return
+            for cid, payload, dirty in rows:
+                yield cid, json.loads(payload), bool(dirty)
+            after = rows[-1][0]
+
+    def base_rows(self, config: str, platform: str) -> Iterator[BaseRow]:
+        after = ""
+        while True:
+            with self._tx() as tx:
+                rows = tx.execute(
+                    "SELECT cid, platform_id, payload, deleted FROM base WHERE config = ?"
+                    " AND platform = ? AND cid > ? ORDER BY cid LIMIT 1000",
+                    (config, platform, after),
+                )
+            if not rows:
+                return
+            for cid, pid, payload, deleted in rows:
+                yield BaseRow(platform, cid, pid, payload, bool(deleted))
+            after = rows[-1][0]
+
+    def counts(self, config: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        with self._tx() as tx:
+            for name, sql in (
+                ("contacts", "SELECT COUNT(*) FROM canonical WHERE config = ?"),
+                ("dirty", "SELECT COUNT(*) FROM canonical WHERE config = ? AND dirty = 1"),
+                ("records", "SELECT COUNT(*) FROM base WHERE config = ?"),
+                ("owned", "SELECT COUNT(*) FROM owned WHERE config = ?"),
+                ("ledger", "SELECT COUNT(*) FROM ledger WHERE config = ?"),
+                ("runs", "SELECT COUNT(*) FROM runs WHERE config = ?"),
+            ):
+                out[name] = int(tx.execute(sql, (config,))[0][0])
+        return out
+
+
+def utc_now_iso(now: dt.datetime) -> str:
+    """An ISO-8601 UTC timestamp for the store."""
+    return now.astimezone(dt.UTC).isoformat()

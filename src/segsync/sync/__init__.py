@@ -1,0 +1,28 @@
+"""The sync engine: pull -> reconcile -> segments -> plan -> apply -> report.
+
+`Engine` drives connectors through a `segsync.state.StateStore`; `reconcile` is the pure
+three-way merge of one contact; `Plan` is the value `segsync plan` prints and saves and
+`segsync apply` applies. `build_engine(config)` builds an engine from a loaded configuration.
+"""
+
+from segsync.sync.engine import Engine, PlatformReport, RunReport, SegmentTarget
+from segsync.sync.plan import Plan, PlanStale, PlatformPlan, RecordError
+from segsync.sync.policy import Direction, SyncPolicy
+from segsync.sync.reconcile import ConsentEvent, Reconciled, consent_target, reconcile
+
+__all__ = [
+    "ConsentEvent",
+    "Direction",
+    "Engine",
+    "Plan",
+    "PlanStale",
+    "PlatformPlan",
+    "PlatformReport",
+    "Reconciled",
+    "RecordError",
+    "RunReport",
+    "SegmentTarget",
+    "SyncPolicy",
+    "consent_target",
+    "reconcile",
+]

@@ -1,0 +1,107 @@
+"""What a conformance test runs against: an emulator, a connector and a shared virtual clock.
+
+`RecordingTransport` wraps the emulator's in-process transport and keeps every exchange
+(virtual time, method, path, status, headers), so the kit can check retries and waits from
+the connector's side; `FirstRequestsFault` injects one fault kind into the first N requests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from segsync.clock import VirtualClock
+from segsync.connector import Connector
+from segsync.emulator.base import FAULT_KINDS, Emulator, FaultPlan
+
+__all__ = ["Exchange", "FirstRequestsFault", "Harness", "RecordingTransport"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    """One request the connector sent and the answer it got (status 0: transport error)."""
+
+    at: float
+    method: str
+    path: str
+    status: int
+    headers: dict[str, str]
+
+    @property
+    def is_write(self) -> bool:
+        return self.method not in ("GET", "HEAD", "OPTIONS")
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Passes requests to `inner` and records each exchange on `clock`'s time."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, clock: VirtualClock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.exchanges: list[Exchange] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        at = self.clock.monotonic()
+        try:
+            response = await self.inner.handle_async_request(request)
+        except httpx.TransportError:
+            self.exchanges.append(Exchange(at, request.method, request.url.path, 0, {}))
+            raise
+        self.exchanges.append(
+            Exchange(at, request.method, request.url.path, response.status_code,
+                     {k.lower(): v for k, v in response.headers.items()})
+        )
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def writes(self) -> list[Exchange]:
+        """The exchanges that were not reads."""
+        return [e for e in self.exchanges if e.is_write]
+
+
+class FirstRequestsFault(FaultPlan):
+    """Injects `kind` into the first `times` requests that may receive it, then nothing."""
+
+    def __init__(self, kind: str, times: int = 1) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+        super().__init__(rate=0.0, kinds=(kind,))
+        self.kind = kind
+        self.remaining = times
+
+    def draw(self, *, allowed: Sequence[str] = FAULT_KINDS) -> str | None:
+        if not self.enabled or self.remaining <= 0 or self.kind not in allowed:
+            return None
+        self.remaining -= 1
+        self.injected[self.kind] += 1
+        return self.kind
+
+    def failing_indexes(self, size: int) -> set[int]:
+        """For a partial batch failure: the first record of the batch fails (when size > 1)."""
+        return {0} if size > 1 else set()
+
+
+@dataclasses.dataclass
+class Harness:
+    """One test's world: the clock shared by the emulator and connectors, and the connector."""
+
+    clock: VirtualClock
+    emulator: Emulator
+    connector: Connector
+    recorder: RecordingTransport
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def fault(self, kind: str, times: int = 1) -> FirstRequestsFault:
+        """Inject `kind` into the next `times` requests that may receive it."""
+        plan = FirstRequestsFault(kind, times)
+        self.emulator.faults = plan
+        return plan
+
+    def no_faults(self) -> None:
+        """Stop injecting faults."""
+        self.emulator.faults = FaultPlan()

@@ -1,0 +1,15 @@
+"""Fixtures: `store` / `store_factory` parametrised over the SQLite and PostgreSQL backends."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "state"))
+
+from store_backends import (  # noqa: E402
+    pytest_generate_tests,
+    store,
+    store_factory,
+)
+
+__all__ = ["pytest_generate_tests", "store", "store_factory"]
