@@ -281,3 +281,20 @@ def test_real_subprocess_check_prints_position_and_caret(tmp_path: Path) -> None
     assert "broken.yaml:5:31: segments.vip.rule: 1:20 unknown field 'contry'" in proc.stdout
     assert "did you mean 'country'" in proc.stdout
     assert "^^^^^^" in proc.stdout
+
+
+def test_readme_commands_and_ci_agree() -> None:
+    """The README shows both fresh-machine commands; .ci/run runs exactly the test one."""
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    ci = (repo / ".ci" / "run").read_text(encoding="utf-8")
+    test_command = (
+        "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' "
+        "-e examples/connector-template && .venv/bin/python -m pytest"
+    )
+
+    assert "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/segsync demo" in readme
+    assert test_command in readme
+    assert f'TEST_COMMAND="{test_command}"' in ci
+    assert "set -euo pipefail" in ci
+    assert os.access(repo / ".ci" / "run", os.X_OK)

@@ -170,3 +170,13 @@ def test_system_clock_is_utc_and_sleeps_for_real() -> None:
 
     assert clock.now().tzinfo is dt.UTC
     assert clock.monotonic() - before >= 0.009
+
+
+def test_a_tiny_sleep_still_moves_time_forward() -> None:
+    """A sleep below the float resolution of the current time still advances the clock."""
+    clock = VirtualClock()
+    clock.advance(1e9)
+
+    asyncio.run(clock.sleep(1e-12))
+
+    assert clock.elapsed > 1e9

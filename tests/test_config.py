@@ -40,6 +40,10 @@ class FakeHubSpotConfig(ConnectorConfig):
     token: SecretStr
 
 
+class FakeBrevoConfig(ConnectorConfig):
+    api_key: SecretStr
+
+
 def _fake_connector(name: str, model: type[ConnectorConfig]) -> type[Connector]:
     namespace: dict[str, Any] = {m: (lambda *a, **k: None) for m in Connector.__abstractmethods__}
     namespace.update(
@@ -65,6 +69,7 @@ def fake_connectors(monkeypatch: pytest.MonkeyPatch) -> None:
         registry._extra, "mailchimp", _fake_connector("mailchimp", FakeMailchimpConfig)
     )
     monkeypatch.setitem(registry._extra, "hubspot", _fake_connector("hubspot", FakeHubSpotConfig))
+    monkeypatch.setitem(registry._extra, "brevo", _fake_connector("brevo", FakeBrevoConfig))
 
 
 def load(text: str, env: dict[str, str] | None = None, **kw: Any) -> Config:
@@ -113,7 +118,11 @@ def test_design_example_loads_into_typed_frozen_config() -> None:
     assert isinstance(config.platforms["mailchimp"], FakeMailchimpConfig)
     assert config.platforms["mailchimp"].api_key.get_secret_value() == KEY  # type: ignore[attr-defined]
     assert config.sync.conflicts.fields == {"country": ["hubspot", "mailchimp"]}
-    assert config.sync.direction["lifetime_value"]["mailchimp"] is FieldDirection.DESTINATION_ONLY
+    destination_only = FieldDirection.DESTINATION_ONLY
+    assert config.sync.direction_for("lifetime_value", "mailchimp") is destination_only
+    assert config.sync.direction_for("lifetime_value", "hubspot") is FieldDirection.BOTH
+    assert config.sync.priority_for("country") == ["hubspot", "mailchimp"]
+    assert config.sync.priority_for("first_name") is None
     assert config.sync.strictness is Strictness.RAISE
     assert config.sync.overlap == dt.timedelta(minutes=2)
     assert config.segments["actifs_fr"].publish["hubspot"] is PublishMode.NATIVE
@@ -418,6 +427,31 @@ def test_json_schema_describes_the_file() -> None:
     assert "platforms" not in config_json_schema(include_connectors=False)["properties"][
         "platforms"
     ].get("properties", {})
+
+
+def test_json_schema_accepts_the_example_and_flags_mistakes() -> None:
+    """An editor validating with the JSON Schema accepts the example and flags typos."""
+    import yaml
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from segsync.config import _EXAMPLE
+
+    validator = jsonschema.Draft202012Validator(config_json_schema())
+    example = yaml.safe_load(_EXAMPLE)
+    broken = {**example, "sync": {"stricness": "warn"}, "schema": {"a": "txt"}}
+
+    assert list(validator.iter_errors(example)) == []
+    assert len(list(validator.iter_errors(broken))) == 2
+
+
+def test_reference_example_is_valid() -> None:
+    """The example at the top of docs/configuration.md loads."""
+    from segsync.config import _EXAMPLE
+
+    config = parse_config(_EXAMPLE, env={**ENV, "BREVO_API_KEY": KEY}, base_dir=REPO)
+
+    assert set(config.platforms) == {"mailchimp", "hubspot", "brevo"}
+    assert config.mappings["hubspot"] == REPO / "mappings" / "hubspot.yaml"
 
 
 def test_reference_doc_is_current() -> None:

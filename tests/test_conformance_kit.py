@@ -1,12 +1,13 @@
 """The conformance kit catches broken connectors, and its opt-outs are strict.
 
-Each test writes a connector module into a pytester directory: a subclass of the template
-connector with one deliberate bug, run through `ConnectorSuite`, and asserts which of the
-kit's tests fail. The template itself (examples/connector-template) passes the whole kit.
+One pytester run (shared by the tests of this module) puts the kit on the template connector
+and on subclasses of it that each carry one deliberate bug; each test then asserts which of
+the kit's tests failed for which connector.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import pytest
@@ -18,9 +19,10 @@ pytest.importorskip(
     reason="the template connector is not installed: pip install -e examples/connector-template",
 )
 
-HEADER = '''
-import json
+MODULE = '''
+from segsync.connector import ChangeResult
 from segsync.http import RetryPolicy, build_client
+from segsync.model import ConsentStatus
 from segsync.testing import ConnectorSuite
 from segsync_template import TemplateConnector, TemplateEmulator
 
@@ -29,205 +31,243 @@ class Suite(ConnectorSuite):
     emulator_cls = TemplateEmulator
     config = {"api_key": TemplateEmulator.default_api_key}
     page_size = 10
-    differential_rules = 8
+    differential_rules = 12
+
+
+class TestTemplate(Suite):
+    connector_cls = TemplateConnector
+
+
+class ForgetsRemovals(TemplateConnector):
+    """Drops tags_remove."""
+
+    def to_record(self, change):
+        record = super().to_record(change)
+        record.pop("tags_remove", None)
+        return record
+
+
+class TestForgetsRemovals(Suite):
+    connector_cls = ForgetsRemovals
+
+
+class TestForgetsRemovalsOptedOut(Suite):
+    connector_cls = ForgetsRemovals
+    skip = {"test_tags_added_and_removed": "this platform cannot remove tags"}
+
+
+class TestTemplateOptedOut(Suite):
+    connector_cls = TemplateConnector
+    skip = {"test_tags_added_and_removed": "removing tags is not supported"}
+
+
+class Insists(TemplateConnector):
+    """Sends a batch again when a record was refused."""
+
+    async def write(self, changes):
+        results = await super().write(changes)
+        if any(not r.ok for r in results):
+            results = await super().write(changes)
+        return results
+
+
+class TestInsists(Suite):
+    connector_cls = Insists
+
+
+class Resubscribes(TemplateConnector):
+    """Works around the platform's refusal to resubscribe an opted-out contact."""
+
+    async def write(self, changes):
+        detour = [
+            c.model_copy(update={"consent": ConsentStatus.NON_SUBSCRIBED})
+            for c in changes if c.consent is ConsentStatus.SUBSCRIBED
+        ]
+        if detour:
+            await super().write(detour)
+        return await super().write(changes)
+
+
+class TestResubscribes(Suite):
+    connector_cls = Resubscribes
+
+
+class Optimist(TemplateConnector):
+    """Reports every record as confirmed."""
+
+    async def write(self, changes):
+        results = await super().write(changes)
+        return [ChangeResult(email=r.email, ok=True, platform_id=r.platform_id) for r in results]
+
+
+class TestOptimist(Suite):
+    connector_cls = Optimist
+
+
+class FirstPageOnly(TemplateConnector):
+    """Stops reading after one page."""
+
+    async def read(self, cursor=None):
+        async for page in super().read(cursor):
+            yield page
+            return
+
+
+class TestFirstPageOnly(Suite):
+    connector_cls = FirstPageOnly
+
+
+class NoRetries(TemplateConnector):
+    """Never retries anything."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        key = self.config.api_key.get_secret_value()
+        self.client = build_client(
+            platform=self.name, base_url=self.config.base_url,
+            headers={"Authorization": f"Bearer {key}"}, secrets=[key],
+            budget=self.budget, transport=self.transport, clock=self.clock,
+            retry=RetryPolicy(attempts=1),
+        )
+
+
+class TestNoRetries(Suite):
+    connector_cls = NoRetries
+
+
+class Forgetful(TemplateConnector):
+    """Ignores its cursor (re-reads everything) while declaring incremental reads."""
+
+    async def read(self, cursor=None):
+        async for page in super().read(None):
+            yield page
+
+
+class TestForgetful(Suite):
+    connector_cls = Forgetful
+
+
+class LooseFilters(TemplateConnector):
+    """Publishes a looser filter than the compiled one."""
+
+    async def publish_native(self, name, definition, ref):
+        conditions = [
+            {**c, "op": "gte"} if c["op"] == "gt" else c for c in definition["conditions"][:1]
+        ]
+        return await super().publish_native(name, {**definition, "conditions": conditions}, ref)
+
+
+class TestLooseFilters(Suite):
+    connector_cls = LooseFilters
+    differential_rules = 24
 '''
 
+#: connector class -> the kit's tests run on it (the template runs them all)
+SELECTION: dict[str, tuple[str, ...]] = {
+    "TestTemplate": (),
+    "TestForgetsRemovals": ("test_tags_added_and_removed", "test_roundtrip_upsert"),
+    "TestForgetsRemovalsOptedOut": ("test_tags_added_and_removed",),
+    "TestTemplateOptedOut": ("test_tags_added_and_removed",),
+    "TestInsists": ("test_4xx_not_retried",),
+    "TestResubscribes": ("test_consent_never_resubscribed",),
+    "TestOptimist": ("test_partial_batch_failure",),
+    "TestFirstPageOnly": ("test_paging_beyond_one_page",),
+    "TestNoRetries": ("test_429_honours_retry_after", "test_5xx_retried", "test_check"),
+    "TestForgetful": ("test_incremental_cursor",),
+    "TestLooseFilters": ("test_native_segments",),
+}
 
-def run_suite(pytester: pytest.Pytester, body: str, *tests: str) -> pytest.RunResult:
-    """Run the kit's `tests` (all when none) on the connector module `body`."""
-    pytester.makepyfile(test_broken=HEADER + textwrap.dedent(body))
-    args = ["-p", "no:cacheprovider", "-q", "-ra"]
-    if tests:
-        args += ["-k", " or ".join(tests)]
-    return pytester.runpytest_inprocess(*args)
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What happened to one kit test on one connector."""
+
+    outcome: str  # passed | failed | xfailed
+    text: str
 
 
-def test_the_template_passes_the_whole_kit(pytester: pytest.Pytester) -> None:
+_OUTCOMES: dict[tuple[str, str], Outcome] = {}
+
+
+@pytest.fixture
+def outcomes(pytester: pytest.Pytester) -> dict[tuple[str, str], Outcome]:
+    """(suite class, kit test) -> outcome, from one in-process run shared by the module."""
+    if not _OUTCOMES:
+        pytester.makepyfile(test_broken=textwrap.dedent(MODULE))
+        selected = [
+            f"{cls} and {test}" if tests else cls
+            for cls, tests in SELECTION.items()
+            for test in (tests or ("",))
+        ]
+        selected = [s.removesuffix(" and ") for s in selected]
+        recorder = pytester.inline_run("-p", "no:cacheprovider", "-k", " or ".join(selected))
+        for report in recorder.getreports("pytest_runtest_logreport"):
+            if report.when != "call" and not report.failed:
+                continue
+            _, cls, test = report.nodeid.split("::")
+            kind = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+            _OUTCOMES[(cls, test)] = Outcome(kind, str(report.longrepr or ""))
+    return _OUTCOMES
+
+
+def failed(outcomes: dict[tuple[str, str], Outcome], cls: str) -> set[str]:
+    return {test for (c, test), o in outcomes.items() if c == cls and o.outcome == "failed"}
+
+
+def test_the_template_passes_the_whole_kit(outcomes: dict[tuple[str, str], Outcome]) -> None:
     """An unmodified connector passes every test of the kit."""
-    result = run_suite(pytester, '''
-        class TestTemplate(Suite):
-            connector_cls = TemplateConnector
-    ''')
+    ran = {test: o.outcome for (cls, test), o in outcomes.items() if cls == "TestTemplate"}
 
-    result.assert_outcomes(passed=len(ConnectorSuite.TESTS))
+    assert ran == dict.fromkeys(ConnectorSuite.TESTS, "passed")
 
 
-def test_ignoring_tags_remove_fails(pytester: pytest.Pytester) -> None:
-    """A connector that drops tags_remove fails the tags test."""
-    result = run_suite(pytester, '''
-        class ForgetsRemovals(TemplateConnector):
-            def to_record(self, change):
-                record = super().to_record(change)
-                record.pop("tags_remove", None)
-                return record
-
-        class TestForgetsRemovals(Suite):
-            connector_cls = ForgetsRemovals
-    ''', "test_tags_added_and_removed", "test_roundtrip_upsert")
-
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*FAILED*test_tags_added_and_removed*"])
-
-
-def test_retrying_a_refused_record_fails(pytester: pytest.Pytester) -> None:
-    """A connector that sends a refused record again fails the 4xx test."""
-    result = run_suite(pytester, '''
-        class Insists(TemplateConnector):
-            async def write(self, changes):
-                results = await super().write(changes)
-                if any(not r.ok for r in results):
-                    results = await super().write(changes)
-                return results
-
-        class TestInsists(Suite):
-            connector_cls = Insists
-    ''', "test_4xx_not_retried")
-
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*sent once, not retried*"])
+@pytest.mark.parametrize(
+    ("cls", "failing"),
+    [
+        ("TestForgetsRemovals", {"test_tags_added_and_removed"}),
+        ("TestInsists", {"test_4xx_not_retried"}),
+        ("TestResubscribes", {"test_consent_never_resubscribed"}),
+        ("TestOptimist", {"test_partial_batch_failure"}),
+        ("TestFirstPageOnly", {"test_paging_beyond_one_page"}),
+        ("TestNoRetries", {"test_429_honours_retry_after", "test_5xx_retried"}),
+        ("TestForgetful", {"test_incremental_cursor"}),
+        ("TestLooseFilters", {"test_native_segments"}),
+    ],
+)
+def test_a_broken_connector_fails_the_test_for_its_bug(
+    outcomes: dict[tuple[str, str], Outcome], cls: str, failing: set[str]
+) -> None:
+    """Each deliberate bug fails exactly the kit tests that cover it (and not the others run)."""
+    assert failed(outcomes, cls) == failing
+    ran = {test for (c, test) in outcomes if c == cls}
+    assert ran == set(SELECTION[cls])
 
 
-def test_resubscribing_an_opted_out_contact_fails(pytester: pytest.Pytester) -> None:
-    """A connector that works around the platform's refusal to resubscribe fails."""
-    result = run_suite(pytester, '''
-        from segsync.model import ConsentStatus
-
-        class Resubscribes(TemplateConnector):
-            async def write(self, changes):
-                detour = [
-                    c.model_copy(update={"consent": ConsentStatus.NON_SUBSCRIBED})
-                    for c in changes if c.consent is ConsentStatus.SUBSCRIBED
-                ]
-                if detour:
-                    await super().write(detour)
-                return await super().write(changes)
-
-        class TestResubscribes(Suite):
-            connector_cls = Resubscribes
-    ''', "test_consent_never_resubscribed")
-
-    result.assert_outcomes(failed=1)
+def test_failures_say_what_went_wrong(outcomes: dict[tuple[str, str], Outcome]) -> None:
+    """The kit's assertion messages name the broken behaviour."""
+    assert "sent once, not retried" in outcomes[("TestInsists", "test_4xx_not_retried")].text
+    assert "unchanged contacts are not re-read" in (
+        outcomes[("TestForgetful", "test_incremental_cursor")].text
+    )
+    assert "only on the platform" in outcomes[("TestLooseFilters", "test_native_segments")].text
 
 
-def test_hiding_partial_failures_fails(pytester: pytest.Pytester) -> None:
-    """A connector that reports a partly refused batch as all confirmed fails."""
-    result = run_suite(pytester, '''
-        from segsync.connector import ChangeResult
-
-        class Optimist(TemplateConnector):
-            async def write(self, changes):
-                results = await super().write(changes)
-                return [ChangeResult(email=r.email, ok=True, platform_id=r.platform_id)
-                        for r in results]
-
-        class TestOptimist(Suite):
-            connector_cls = Optimist
-    ''', "test_partial_batch_failure")
-
-    result.assert_outcomes(failed=1)
-
-
-def test_reading_one_page_only_fails(pytester: pytest.Pytester) -> None:
-    """A connector that stops after the first page fails the paging test."""
-    result = run_suite(pytester, '''
-        class FirstPageOnly(TemplateConnector):
-            async def read(self, cursor=None):
-                async for page in super().read(cursor):
-                    yield page
-                    return
-
-        class TestFirstPageOnly(Suite):
-            connector_cls = FirstPageOnly
-    ''', "test_paging_beyond_one_page")
-
-    result.assert_outcomes(failed=1)
-
-
-def test_not_retrying_429_and_5xx_fails(pytester: pytest.Pytester) -> None:
-    """A connector whose client never retries fails the 429 and 5xx tests."""
-    result = run_suite(pytester, '''
-        class NoRetries(TemplateConnector):
-            def __init__(self, config, **kwargs):
-                super().__init__(config, **kwargs)
-                key = self.config.api_key.get_secret_value()
-                self.client = build_client(
-                    platform=self.name, base_url=self.config.base_url,
-                    headers={"Authorization": f"Bearer {key}"}, secrets=[key],
-                    budget=self.budget, transport=self.transport, clock=self.clock,
-                    retry=RetryPolicy(attempts=1),
-                )
-
-        class TestNoRetries(Suite):
-            connector_cls = NoRetries
-    ''', "test_429_honours_retry_after", "test_5xx_retried", "test_check")
-
-    result.assert_outcomes(passed=1, failed=2)
-
-
-def test_an_incremental_read_that_repeats_everything_fails(pytester: pytest.Pytester) -> None:
-    """A connector that ignores its cursor but claims incremental reads fails."""
-    result = run_suite(pytester, '''
-        class Forgetful(TemplateConnector):
-            async def read(self, cursor=None):
-                async for page in super().read(None):
-                    yield page
-
-        class TestForgetful(Suite):
-            connector_cls = Forgetful
-    ''', "test_incremental_cursor")
-
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*unchanged contacts are not re-read*"])
-
-
-def test_a_wrong_segment_filter_fails_the_differential_test(pytester: pytest.Pytester) -> None:
-    """A connector that publishes a different filter than compiled fails the differential."""
-    result = run_suite(pytester, '''
-        class LooseFilters(TemplateConnector):
-            async def publish_native(self, name, definition, ref):
-                loose = {**definition, "conditions": definition["conditions"][:1]}
-                loose["conditions"] = [
-                    {**c, "op": "gte"} if c["op"] == "gt" else c for c in loose["conditions"]
-                ]
-                return await super().publish_native(name, loose, ref)
-
-        class TestLooseFilters(Suite):
-            connector_cls = LooseFilters
-            differential_rules = 24
-    ''', "test_native_segments")
-
-    result.assert_outcomes(failed=1)
-
-
-def test_an_opt_out_of_a_failing_test_is_an_xfail(pytester: pytest.Pytester) -> None:
+def test_an_opt_out_of_a_failing_test_is_an_xfail(
+    outcomes: dict[tuple[str, str], Outcome],
+) -> None:
     """A test listed in `skip` with a reason runs as an expected failure."""
-    result = run_suite(pytester, '''
-        class ForgetsRemovals(TemplateConnector):
-            def to_record(self, change):
-                record = super().to_record(change)
-                record.pop("tags_remove", None)
-                return record
+    result = outcomes[("TestForgetsRemovalsOptedOut", "test_tags_added_and_removed")]
 
-        class TestForgetsRemovals(Suite):
-            connector_cls = ForgetsRemovals
-            skip = {"test_tags_added_and_removed": "this platform cannot remove tags"}
-    ''', "test_tags_added_and_removed")
-
-    result.assert_outcomes(xfailed=1)
-    result.stdout.fnmatch_lines(["*this platform cannot remove tags*"])
+    assert result.outcome == "xfailed"
 
 
-def test_an_opt_out_that_starts_passing_fails(pytester: pytest.Pytester) -> None:
-    """A test listed in `skip` that passes is a strict XPASS: the run fails."""
-    result = run_suite(pytester, '''
-        class TestTemplate(Suite):
-            connector_cls = TemplateConnector
-            skip = {"test_tags_added_and_removed": "removing tags is not supported"}
-    ''', "test_tags_added_and_removed")
+def test_an_opt_out_that_starts_passing_fails(outcomes: dict[tuple[str, str], Outcome]) -> None:
+    """A test listed in `skip` that passes is a strict XPASS: a failure naming the reason."""
+    result = outcomes[("TestTemplateOptedOut", "test_tags_added_and_removed")]
 
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*XPASS(strict)*"])
-    assert result.ret != 0
+    assert result.outcome == "failed"
+    assert "XPASS(strict)" in result.text
+    assert "removing tags is not supported" in result.text
 
 
 @pytest.mark.parametrize(

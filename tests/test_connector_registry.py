@@ -231,3 +231,16 @@ def test_cli_capabilities_matrix_from_compilers(cli_registry: ConnectorRegistry)
     assert matrix["compare"] == {"good": True}
     assert matrix["or"] == {"good": False}
     assert matrix["max_depth"] == {"good": 1}
+
+
+def test_cli_capabilities_markdown_for_chosen_platforms(cli_registry: ConnectorRegistry) -> None:
+    """`--markdown -p NAME` prints the page for the chosen platforms; an unknown one is exit 2."""
+    result = CliRunner().invoke(app, ["segments", "capabilities", "--markdown", "-p", "good"])
+
+    assert result.exit_code == 0, result.output
+    assert "| feature | good |" in result.output
+    assert "| compare | yes |" in result.output
+
+    unknown = CliRunner().invoke(app, ["segments", "capabilities", "-p", "nope"])
+    assert unknown.exit_code == 2
+    assert "not installed: nope" in unknown.output

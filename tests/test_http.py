@@ -429,3 +429,21 @@ def test_client_without_transport_checks_its_base_url() -> None:
         base_url="http://api.segsync.test",
         transport=httpx.MockTransport(lambda r: httpx.Response(200)),
     )
+
+
+def test_request_stats_totals_and_merge() -> None:
+    """Totals add up across endpoints, and merge sums another client's counts."""
+    clock = VirtualClock()
+    first = client(clock)
+    second = client(clock)
+    first.stats.endpoints["GET /a"].calls = 2
+    first.stats.endpoints["GET /a"].retries = 1
+    second.stats.endpoints["GET /a"].calls = 3
+    second.stats.endpoints["POST /b"].calls = 1
+    second.stats.endpoints["POST /b"].rate_limited = 1
+
+    first.stats.merge(second.stats)
+
+    assert (first.stats.calls, first.stats.writes, first.stats.retries) == (6, 1, 1)
+    assert first.stats.rate_limited == 1
+    assert first.stats.as_dict()["GET /a"]["calls"] == 5

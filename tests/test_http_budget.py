@@ -236,3 +236,27 @@ def test_budget_rejects_a_zero_cap() -> None:
     """A concurrency cap below one is a configuration error."""
     with pytest.raises(ValueError, match="max_concurrency"):
         RateBudget(max_concurrency=0)
+
+
+def test_window_edges_agree_with_the_emulator_under_float_rounding() -> None:
+    """At awkward times (0.1 steps), a budget matching the emulator's window never gets a 429."""
+    clock = VirtualClock()
+    clock.advance(1234567.1)
+    emulator = CounterEmulator(clock=clock, latency_ms=100, limits=[WindowLimit("second", 3, 0.3)])
+    budget = RateBudget(max_concurrency=2, windows=[RateWindow(3, 0.3)], clock=clock)
+    api = build_client(
+        platform="counter",
+        base_url="https://counter.test",
+        headers={"api-key": KEY},
+        transport=emulator.transport(),
+        clock=clock,
+        budget=budget,
+    )
+
+    async def run() -> None:
+        await asyncio.gather(*(api.request("GET", "/ping") for _ in range(60)))
+
+    asyncio.run(run())
+
+    assert emulator.rate_limited == 0
+    assert emulator.log.count(status=200) == 60

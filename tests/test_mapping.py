@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -51,6 +54,29 @@ def test_shipped_files_are_packaged_in_wheels() -> None:
     assert force["mappings"] == "segsync/_mappings"
     assert default_mapping_dir() == REPO / "mappings"
     assert default_mapping_path("nope") is None
+
+
+def test_wheel_layout_reads_packaged_mappings(tmp_path: Path) -> None:
+    """Installed from a wheel (files in segsync/_mappings), the packaged copies are read."""
+    package = tmp_path / "segsync"
+    shutil.copytree(REPO / "src" / "segsync", package)
+    shutil.copytree(REPO / "mappings", package / "_mappings")
+    (package / "_mappings" / "brevo.yaml").write_text("platform: brevo\nfields: {}\n")
+    code = (
+        "import segsync.mapping as m; "
+        "print(m.default_mapping_dir()); print(len(m.load_mapping('brevo').fields))"
+    )
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert proc.stdout.split() == [str(package / "_mappings"), "0"]
 
 
 def test_mailchimp_real_field_names() -> None:
@@ -155,6 +181,20 @@ def test_brevo_statistics_reduced() -> None:
     assert br.consent_from_platform(contact) is None
     assert br.consent_to_platform(ConsentStatus.SUBSCRIBED) is None
     assert br.tags_from_platform(contact) == frozenset({"vip"})
+
+
+def test_latest_of_timestamps_with_offsets() -> None:
+    """`max:` compares moments: 10:00+02:00 is earlier than 09:00Z."""
+    m = mapping(
+        engagement={"last_open": {"path": "s", "type": "datetime", "direction": "in",
+                                  "reduce": "max:t"}}
+    )
+    record = {"s": [{"t": "2026-01-01T09:00:00Z"}, {"t": "2026-01-01T10:00:00+02:00"}]}
+
+    assert m.engagement_from_platform(record) == {
+        "last_open": dt.datetime(2026, 1, 1, 9, tzinfo=dt.UTC)
+    }
+    assert m.engagement_from_platform({"s": []}) == {"last_open": None}
 
 
 def test_directions() -> None:

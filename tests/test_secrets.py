@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+import tenacity
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -99,6 +100,8 @@ def test_key_in_query_string_is_redacted_everywhere(caplog: pytest.LogCaptureFix
         asyncio.run(api.request("GET", "/contacts", params={"hapikey": KEY}))
 
     text = log_text(caplog)
+    assert type(caught.value) is ApiError  # the 401, after a 503 and a connect error
+    assert not isinstance(caught.value, tenacity.RetryError)
     assert "HTTP Request: GET" in text  # httpx's own log line was captured, and is clean
     assert "retrying" in text
     assert_clean(text, *exception_texts(caught.value), repr(api))

@@ -17,11 +17,11 @@ import asyncio
 import math
 import time
 
+from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
+
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
-
-from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
 
 
 async def measure(members: int, tags: int) -> dict[str, object]:
@@ -31,13 +31,17 @@ async def measure(members: int, tags: int) -> dict[str, object]:
     schema = Schema(fields={"first_name": FieldSpec(type=FieldType.TEXT)})
     connector = MailchimpConnector(
         {"api_key": emulator.api_key, "list_id": emulator.default_list_id},
-        schema=schema, transport=emulator.transport(), clock=clock,
+        schema=schema,
+        transport=emulator.transport(),
+        clock=clock,
     )
     tag_names = [f"tag{i + 1}" for i in range(tags)]
     changes = [
         ContactChange(
-            email=f"person{i:05d}@segsync.dev", create=True,
-            fields={"first_name": f"P{i}"}, consent=ConsentStatus.SUBSCRIBED,
+            email=f"person{i:05d}@segsync.dev",
+            create=True,
+            fields={"first_name": f"P{i}"},
+            consent=ConsentStatus.SUBSCRIBED,
             tags_add=frozenset(tag_names),
         )
         for i in range(members)
@@ -79,8 +83,10 @@ def main() -> None:
         f"+ {args.tags} tag creations + 1 tag lookup = {figures['minimum_with_tag_setup']}"
     )
     print(f"peak concurrent connections: {figures['peak_connections']} (Mailchimp allows 10)")
-    print(f"429s: {figures['rate_limited']}; emulated time at 50 ms a request: "
-          f"{figures['emulated_seconds']} s; wall time: {figures['wall_seconds']} s")
+    print(
+        f"429s: {figures['rate_limited']}; emulated time at 50 ms a request: "
+        f"{figures['emulated_seconds']} s; wall time: {figures['wall_seconds']} s"
+    )
     stats = figures["by_endpoint"]
     if isinstance(stats, dict):
         for endpoint, data in sorted(stats.items()):

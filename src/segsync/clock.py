@@ -25,6 +25,7 @@ import asyncio
 import datetime as dt
 import heapq
 import itertools
+import math
 import time
 from typing import Protocol
 
@@ -122,7 +123,9 @@ class VirtualClock:
             self._sleepers.clear()
             self._driver = None
         future: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._sleepers, (self._offset + seconds, next(self._order), future))
+        # a deadline strictly after now, even when `seconds` is below the float resolution
+        deadline = max(self._offset + seconds, math.nextafter(self._offset, math.inf))
+        heapq.heappush(self._sleepers, (deadline, next(self._order), future))
         if self._driver is None or self._driver.done():
             self._driver = loop.create_task(self._drive(loop), name="segsync-virtual-clock")
         await future

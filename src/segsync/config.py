@@ -351,7 +351,9 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 class SyncConfig(_Frozen):
     """How the engine reconciles platforms."""
 
-    conflicts: ConflictPolicy = Field(default_factory=ConflictPolicy)
+    conflicts: ConflictPolicy = Field(
+        default_factory=ConflictPolicy, description="which change wins when platforms disagree"
+    )
     direction: dict[str, dict[str, FieldDirection]] = Field(
         default_factory=dict,
         description="per field, per platform: both, source-only or destination-only",
@@ -364,6 +366,15 @@ class SyncConfig(_Frozen):
         default=dt.timedelta(minutes=5),
         description="incremental reads re-read this much before the cursor ('90s', '5m', '1h')",
     )
+
+    def direction_for(self, field: str, platform: str) -> FieldDirection:
+        """How `field` flows for `platform` (both unless configured)."""
+        return self.direction.get(field, {}).get(platform, FieldDirection.BOTH)
+
+    def priority_for(self, field: str) -> list[str] | None:
+        """The platform priority for `field`, or None when the latest change wins."""
+        order = self.conflicts.fields.get(field, self.conflicts.default)
+        return None if order == "latest" else list(order)
 
     @field_validator("overlap", mode="before")
     @classmethod
@@ -388,7 +399,7 @@ class SegmentConfig(_Frozen):
         default_factory=dict,
         description="per platform: auto (default), native, materialise, list or off",
     )
-    description: str | None = None
+    description: str | None = Field(default=None, description="what the segment is for")
 
     @field_validator("publish", mode="before")
     @classmethod
@@ -419,8 +430,12 @@ class Config(_Frozen):
     platforms: dict[str, SerializeAsAny[ConnectorConfig]] = Field(
         default_factory=dict, description="platform name -> that connector's settings"
     )
-    sync: SyncConfig = Field(default_factory=SyncConfig)
-    segments: dict[str, SegmentConfig] = Field(default_factory=dict)
+    sync: SyncConfig = Field(
+        default_factory=SyncConfig, description="how the engine reconciles platforms"
+    )
+    segments: dict[str, SegmentConfig] = Field(
+        default_factory=dict, description="segment name -> rule and publish modes"
+    )
     mappings: dict[str, Path] = Field(
         default_factory=dict,
         description="platform -> mapping file replacing the shipped one (relative to this file)",
@@ -1023,15 +1038,48 @@ def _table(title: str, node: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     lines = [f"### {title}", ""]
     if node.get("description"):
         lines += [" ".join(str(node["description"]).split()), ""]
+    if "enum" in node:
+        values = ", ".join(f"`{v}`" for v in node["enum"])
+        return [*lines, f"One of: {values}.", ""]
     lines += ["| key | type | default | description |", "|---|---|---|---|"]
+    required = set(node.get("required", []))
     for key, prop in node.get("properties", {}).items():
-        default = json.dumps(prop["default"]) if "default" in prop else "(required)"
-        if key in node.get("required", []):
+        if key in required:
             default = "(required)"
+        elif "default" in prop:
+            default = f"`{json.dumps(prop['default'])}`"
+        else:
+            default = "empty"
         desc = " ".join(str(prop.get("description", "")).split()).replace("|", "\\|")
         kind = _schema_type(prop, defs).replace("|", "\\|")
         lines.append(f"| `{key}` | {kind} | {default.replace('|', chr(92) + '|')} | {desc} |")
     return [*lines, ""]
+
+
+_EXAMPLE = """\
+state: sqlite:///.segsync/state.db
+schema:
+  first_name: text
+  country: {type: enum, options: [FR, BE, DE]}
+  lifetime_value: number
+  last_purchase_at: date
+platforms:
+  mailchimp: {api_key: "${MAILCHIMP_API_KEY}", list_id: "a1b2c3"}
+  hubspot:   {token: "${HUBSPOT_TOKEN}"}
+  brevo:     {api_key: "${BREVO_API_KEY}"}
+sync:
+  conflicts: {default: latest, fields: {country: [hubspot, mailchimp, brevo]}}
+  direction: {lifetime_value: {mailchimp: destination-only}}
+  strictness: warn
+  overlap: 5m
+segments:
+  actifs_fr:
+    description: engaged contacts in France
+    rule: 'country = "FR" and open_rate > 0.5 and last_open within 7 days'
+    publish: {mailchimp: auto, hubspot: native, brevo: list}
+mappings:
+  hubspot: mappings/hubspot.yaml   # optional: replaces the shipped mapping
+"""
 
 
 def render_config_reference() -> str:
@@ -1051,12 +1099,25 @@ def render_config_reference() -> str:
         "",
         "Every string value may use `${VAR}` or `${VAR:-default}` to read the environment"
         " (`$$` is a literal `$`). Keep API keys in the environment: connector secrets are"
-        " never printed.",
+        " never printed. segsync also accepts `${VAR}` unquoted inside `{...}` flow mappings,"
+        " but YAML editors do not: quote it there (`{api_key: \"${KEY}\"}`).",
+        "",
+        "## Example",
+        "",
+        "```yaml",
+        *_EXAMPLE.splitlines(),
+        "```",
         "",
         "## Top-level keys",
         "",
     ]
     out += _table("segsync.yaml", schema, defs)[2:]
+    shared = ConnectorConfig.model_json_schema()
+    shared["description"] = (
+        "Settings every connector accepts, next to its own (`segsync config schema` lists "
+        "them for the installed connectors; `segsync connectors` shows what each can do)."
+    )
+    out += _table("Platform settings shared by all connectors", shared, defs)
     out += ["## Sections", ""]
     for name in sorted(defs):
         out += _table(name, defs[name], defs)

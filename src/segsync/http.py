@@ -313,10 +313,14 @@ class RateBudget:
         wait = max(0.0, self._blocked_until - now)
         for i in self._applicable(scope):
             window, history = self.windows[i], self._history[i]
-            while history and history[0] <= now - window.seconds:
+            # `start + seconds <= now` is the one test of expiry, here and in the emulators'
+            # WindowLimit, so a client budget and an emulated limit agree to the last bit
+            while history and history[0] + window.seconds <= now:
                 history.popleft()
             if len(history) >= window.requests:
-                wait = max(wait, history[0] + window.seconds - now)
+                # strictly positive (the float test above failed); floored so a wait always
+                # moves time forward
+                wait = max(wait, history[0] + window.seconds - now, 1e-6)
         return wait
 
     async def _reserve(self, scope: str) -> None:

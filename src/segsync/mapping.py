@@ -483,7 +483,12 @@ def _reduce(raw: Any, how: str) -> Any:
     values = [v for v in _collect(raw, key) if v is not None]
     if kind == "sum":
         return sum(float(v) for v in values)
-    return max((str(v) for v in values), default=None)
+    if not values:
+        return None
+    try:  # timestamps with different offsets compare as moments, not as text
+        return max(values, key=lambda v: dt.datetime.fromisoformat(str(v).replace("Z", "+00:00")))
+    except ValueError:
+        return max(values, key=str)
 
 
 def _format_date(value: dt.date, fmt: str) -> str | int:

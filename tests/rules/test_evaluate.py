@@ -263,3 +263,12 @@ def test_connectives() -> None:
     assert matches('country = "FR" and (ltv > 100 or tags has "vip")', person)
     assert not matches('country = "FR" and not (ltv > 100 or tags has "vip")', person)
     assert matches('country = "BE" or ltv = 50', person)
+
+
+def test_within_further_back_than_datetimes_go() -> None:
+    """A huge `within` covers everything up to now instead of overflowing."""
+
+    person = contact(birthday=dt.date(1, 1, 2), last_open=dt.datetime(1, 1, 2, tzinfo=dt.UTC))
+
+    assert matches("birthday within 999999999999 days", person)
+    assert matches("last_open within 999999999999 hours", person)

@@ -178,6 +178,8 @@ def test_caret_spans_the_whole_token() -> None:
         ("a = @", 5, "unexpected character '@'"),
         ("a ! b", 3, "only valid in '!='"),
         ("`` = 1", 1, "empty field name"),
+        ("a = 1e999", 5, "number out of range"),
+        ("a = " + "9" * 5000, 5, "number too long"),
     ],
 )
 def test_syntax_errors(text: str, column: int, fragment: str) -> None:
@@ -206,3 +208,21 @@ def test_spans_by_path() -> None:
     assert text(parsed.spans[(1,)].node) == "(b in [2, 3] or not c is set)"
     assert text(parsed.spans[(1, 1)].node) == "not c is set"
     assert text(parsed.spans[(1, 1, 0)].node) == "c is set"
+
+
+def test_comments_run_to_the_end_of_the_line() -> None:
+    """`#` starts a comment, except inside a string."""
+
+    rule = parse('a = "#1"  # first\n# whole line\nand b is set # last')
+
+    assert rule == ast.And(items=(C(field="a", op=OP.EQ, value="#1"), ast.IsSet(field="b")))
+
+
+def test_nesting_is_bounded() -> None:
+    """Nesting beyond the limit is a syntax error, not a crash."""
+
+    assert parse("(" * 100 + "a = 1" + ")" * 100) == C(field="a", op=OP.EQ, value=1)
+    with pytest.raises(RuleSyntaxError, match="nested deeper than 100 levels"):
+        parse("(" * 101 + "a = 1" + ")" * 101)
+    with pytest.raises(RuleSyntaxError, match="nested deeper than 100 levels"):
+        parse("not " * 101 + "a = 1")

@@ -14,7 +14,7 @@ from segsync.rules import ast
 from segsync.rules.evaluate import evaluate
 from segsync.rules.generate import EXAMPLE_SCHEMA, RuleGenerator
 from segsync.rules.normalize import NormalFormTooLarge, cnf, dnf, nnf, simplify
-from segsync.rules.parser import parse
+from segsync.rules.parser import RuleSyntaxError, parse
 from segsync.rules.printer import to_text
 from segsync.rules.typecheck import check_rule
 
@@ -25,7 +25,8 @@ def _load_strategies() -> object:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("strategies.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -37,7 +38,7 @@ rules = strategies.rules  # type: ignore[attr-defined]
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-SEEDS = st.randoms(use_true_random=False)
+SEEDS = st.tuples(st.randoms(use_true_random=False), st.integers(0, 2**32))
 
 
 @SETTINGS
@@ -56,9 +57,13 @@ def test_json_round_trip(rule: ast.Rule) -> None:
     assert ast.rule_from_json(ast.rule_to_json(rule)) == rule
 
 
-def _generated(rnd: random.Random, **kw: object) -> tuple[RuleGenerator, ast.Rule, list]:  # type: ignore[type-arg]
-    generator = RuleGenerator(EXAMPLE_SCHEMA, seed=rnd, **kw)  # type: ignore[arg-type]
-    rule = generator.rule()
+def _generated(
+    case: tuple[random.Random, int], **kw: object
+) -> tuple[RuleGenerator, ast.Rule, list]:  # type: ignore[type-arg]
+    """A rule drawn through Hypothesis, and contacts near it from a plain seeded Random."""
+    rnd, contact_seed = case
+    rule = RuleGenerator(EXAMPLE_SCHEMA, seed=rnd, **kw).rule()  # type: ignore[arg-type]
+    generator = RuleGenerator(EXAMPLE_SCHEMA, seed=contact_seed)
     return generator, rule, generator.contacts(8, rule=rule)
 
 
@@ -72,10 +77,10 @@ def _same_verdicts(generator: RuleGenerator, original: ast.Rule, rewritten: ast.
 
 @SETTINGS
 @given(SEEDS)
-def test_generated_rules_are_well_typed_and_round_trip(rnd: random.Random) -> None:
+def test_generated_rules_are_well_typed_and_round_trip(case: tuple[random.Random, int]) -> None:
     """The generator's rules type-check, and print/parse back to themselves."""
 
-    _, rule, _ = _generated(rnd)
+    _, rule, _ = _generated(case)
 
     assert check_rule(rule, EXAMPLE_SCHEMA) == []
     assert parse(to_text(rule)) == rule
@@ -83,20 +88,20 @@ def test_generated_rules_are_well_typed_and_round_trip(rnd: random.Random) -> No
 
 @SETTINGS
 @given(SEEDS)
-def test_nnf_preserves_evaluate(rnd: random.Random) -> None:
+def test_nnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
     """NNF selects the same contacts as the rule (unset values included)."""
 
-    generator, rule, contacts = _generated(rnd)
+    generator, rule, contacts = _generated(case)
 
     _same_verdicts(generator, rule, nnf(rule), contacts)
 
 
 @SETTINGS
 @given(SEEDS)
-def test_dnf_preserves_evaluate(rnd: random.Random) -> None:
+def test_dnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
     """DNF (when under the cap) selects the same contacts as the rule."""
 
-    generator, rule, contacts = _generated(rnd)
+    generator, rule, contacts = _generated(case)
     try:
         rewritten = dnf(rule, max_terms=128)
     except NormalFormTooLarge:
@@ -107,10 +112,10 @@ def test_dnf_preserves_evaluate(rnd: random.Random) -> None:
 
 @SETTINGS
 @given(SEEDS)
-def test_cnf_preserves_evaluate(rnd: random.Random) -> None:
+def test_cnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
     """CNF (when under the cap) selects the same contacts as the rule."""
 
-    generator, rule, contacts = _generated(rnd)
+    generator, rule, contacts = _generated(case)
     try:
         rewritten = cnf(rule, max_terms=128)
     except NormalFormTooLarge:
@@ -121,10 +126,40 @@ def test_cnf_preserves_evaluate(rnd: random.Random) -> None:
 
 @SETTINGS
 @given(SEEDS)
-def test_simplify_preserves_evaluate(rnd: random.Random) -> None:
+def test_simplify_preserves_evaluate(case: tuple[random.Random, int]) -> None:
     """simplify selects the same contacts as the rule."""
 
-    generator, rule, contacts = _generated(rnd, node_types={"compare", "in", "is_set", "has",
+    generator, rule, contacts = _generated(case, node_types={"compare", "in", "is_set", "has",
                                                             "const"})
 
     _same_verdicts(generator, rule, simplify(rule), contacts)
+
+
+_FRAGMENTS = st.sampled_from([
+    "a", "tags", "`x y`", "=", "!=", "<=", ">", "in", "not", "and", "or", "(", ")", "[", "]",
+    ",", '"s"', '"\\', "1", "-2.5", "1e3", "2024-01-31", "2024-01-31T08:00:00Z", "true",
+    "contains", "starts_with", "is", "set", "has", "within", "days", "hours", "before",
+    "after", "between", "#c\n", "\n", "'", "&", "é", "`",
+])
+
+
+@SETTINGS
+@given(st.one_of(st.text(max_size=40), st.lists(_FRAGMENTS, max_size=12).map(" ".join)))
+def test_parse_never_fails_other_than_with_a_syntax_error(text: str) -> None:
+    """Any text either parses (and re-prints to itself) or raises RuleSyntaxError."""
+
+    rule, error = _try_parse(text)
+
+    if error is not None:
+        assert error.column >= 1
+        assert 1 <= error.line <= text.count("\n") + 1
+    else:
+        assert rule is not None
+        assert parse(to_text(rule)) == rule
+
+
+def _try_parse(text: str) -> tuple[ast.Rule | None, RuleSyntaxError | None]:
+    try:
+        return parse(text), None
+    except RuleSyntaxError as err:
+        return None, err

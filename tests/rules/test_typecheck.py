@@ -178,7 +178,7 @@ def test_structured_type_errors_name_the_node_path() -> None:
 def test_malformed_structured_rule() -> None:
     """A dict that is not a rule is a RuleError naming the bad part."""
 
-    with pytest.raises(RuleError, match="not a rule in structured form: .*op"):
+    with pytest.raises(RuleError, match=r"not a rule in structured form: .*op"):
         load_rule({"type": "compare", "field": "x", "op": "~", "value": 1}, SCHEMA)
     with pytest.raises(RuleError, match="not a rule in structured form"):
         load_rule("{not json", SCHEMA)

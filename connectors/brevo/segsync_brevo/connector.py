@@ -49,6 +49,7 @@ from segsync.connector import (
     TagRepresentation,
 )
 from segsync.http import ApiClient, ApiError, RateBudget, RateWindow, RequestStats, build_client
+from segsync.mapping import FieldMapping, PlatformMapping, load_mapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType, Schema
 from segsync_brevo.emulator import TIERS
 from segsync_brevo.errors import parse_error, retry_after
@@ -178,6 +179,8 @@ class _Op:
     new_email: str | None = None
     double_opt_in: bool = False
     has_boolean: bool = False
+    #: subscribed/pending asked while the blocklist is unknown: checked before it counts
+    verify_consent: bool = False
     code: str | None = None
     note: str | None = None
 
@@ -293,6 +296,9 @@ class BrevoConnector(Connector):
         self._owned_lists: dict[str, int] | None = None  # list name -> id, in the owned folder
         self._known: collections.OrderedDict[str, _Known] = collections.OrderedDict()
         self._known_limit = 200_000
+        self.field_map: PlatformMapping | None = (
+            mapping if isinstance(mapping, PlatformMapping) else _default_mapping()
+        )
 
     @property
     def stats(self) -> RequestStats:
@@ -338,10 +344,16 @@ class BrevoConnector(Connector):
             self._attributes = {a["name"].upper(): a for a in data.get("attributes", [])}
         return self._attributes
 
+    def _mapped(self, field_name: str) -> FieldMapping | None:
+        return self.field_map.fields.get(field_name) if self.field_map is not None else None
+
     def attribute_name(self, field_name: str) -> str:
-        """The Brevo attribute that holds a canonical field."""
+        """The Brevo attribute of a canonical field: config, then the mapping, then a default."""
         if field_name in self.config.attribute_names:
             return self.config.attribute_names[field_name].upper()
+        entry = self._mapped(field_name)
+        if entry is not None and entry.path.startswith("attributes."):
+            return entry.path.split(".", 1)[1].upper()
         if field_name in self.ATTRIBUTE_NAMES:
             return self.ATTRIBUTE_NAMES[field_name]
         return re.sub(r"[^A-Z0-9_]", "_", field_name.upper())
@@ -597,10 +609,12 @@ class BrevoConnector(Connector):
         fields: dict[str, Any] = {}
         for name, spec in self.schema.fields.items():
             attribute = self.attribute_name(name)
-            if attribute not in values:
+            entry = self._mapped(name)
+            if attribute not in values or (entry is not None and not entry.readable):
                 continue
             try:
-                fields[name] = self._decode(spec, attributes.get(attribute), values[attribute])
+                value = self._decode(spec, attributes.get(attribute), values[attribute])
+                fields[name] = _transformed(entry, value)
             except (ValueError, TypeError) as exc:
                 log.warning("brevo contact %s: %s not read: %s", raw.get("id"), attribute, exc)
         if self.config.tags == "attribute":
@@ -719,11 +733,14 @@ class BrevoConnector(Connector):
             if spec is None:
                 problems.append(f"{name}: not a field of the schema")
                 continue
-            if spec.read_only:
+            entry = self._mapped(name)
+            if spec.read_only or (entry is not None and not entry.writable):
                 continue
             attribute = self.attribute_name(name)
             try:
-                op.attributes[attribute] = await self._encode(spec, attribute, value, attributes)
+                op.attributes[attribute] = await self._encode(
+                    spec, attribute, _transformed(entry, value), attributes
+                )
             except ValueError as exc:
                 problems.append(f"{name} ({attribute}): {exc}")
                 continue
@@ -741,6 +758,8 @@ class BrevoConnector(Connector):
             op.new_email = change.new_email.strip().lower()
             if op.new_email == email:
                 op.new_email = None
+        if op.code == "consent_floor" and not self._has_more_than_consent(op):
+            raise _Refused(op.note or "", "consent_floor")
         if not (
             op.attributes
             or op.blocklist
@@ -869,23 +888,30 @@ class BrevoConnector(Connector):
             return
         blocklisted = known.blocklisted if known is not None else None
         if blocklisted is None and not change.create:
-            raw = await self._get_contact(op.email)
-            blocklisted = bool(raw and raw.get("emailBlacklisted"))
+            op.verify_consent = True  # singles look first; imports check their read-back
         if blocklisted:
-            if self.config.double_opt_in is None:
-                raise _Refused(
-                    "the contact is blocklisted in Brevo (they opted out); segsync never clears "
-                    "emailBlacklisted, and no double opt-in is configured to ask them again",
-                    "consent_floor",
-                )
-            op.double_opt_in = True
-            op.attributes[attribute] = CONSENT_VALUES[ConsentStatus.PENDING]
-            op.code, op.note = "double_opt_in", "double opt-in confirmation requested"
+            self._consent_floor(op)
             return
         if status is ConsentStatus.PENDING and self.config.double_opt_in is not None:
             op.double_opt_in = True
             op.code, op.note = "double_opt_in", "double opt-in confirmation requested"
         op.attributes[attribute] = CONSENT_VALUES[status]
+
+    def _consent_floor(self, op: _Op) -> None:
+        """A blocklisted contact asked to be subscribed: ask again by DOI, or drop the ask."""
+        attribute = self.config.consent_attribute.upper()
+        op.verify_consent = False
+        if self.config.double_opt_in is not None:
+            op.double_opt_in = True
+            op.attributes[attribute] = CONSENT_VALUES[ConsentStatus.PENDING]
+            op.code, op.note = "double_opt_in", "double opt-in confirmation requested"
+            return
+        op.attributes.pop(attribute, None)
+        op.code = "consent_floor"
+        op.note = (
+            "the contact is blocklisted in Brevo (they opted out); segsync never clears "
+            "emailBlacklisted, and no double opt-in is configured to ask them again"
+        )
 
     # -- writing: single calls -------------------------------------------------------------
 
@@ -893,6 +919,12 @@ class BrevoConnector(Connector):
         change = op.change
         started = self.clock.monotonic()
         try:
+            if op.verify_consent:
+                raw = await self._get_contact(op.email)
+                if raw is not None and raw.get("emailBlacklisted"):
+                    self._consent_floor(op)
+                    if op.code == "consent_floor" and not self._has_more_than_consent(op):
+                        return self._failed(op, op.note or "", op.code)
             if op.double_opt_in:
                 await self._double_opt_in(op)
             if change.create:
@@ -912,11 +944,16 @@ class BrevoConnector(Connector):
         return ChangeResult(
             email=change.email,
             ok=True,
+            partial=op.code == "consent_floor",
             platform_id=platform_id,
             created=created,
             code=op.code,
             error=op.note,
         )
+
+    @staticmethod
+    def _has_more_than_consent(op: _Op) -> bool:
+        return bool(op.attributes or op.add_lists or op.remove_lists or op.new_email)
 
     async def _create(self, op: _Op) -> tuple[str | None, bool]:
         body: dict[str, Any] = {"email": op.email, "updateEnabled": True}
@@ -1016,7 +1053,6 @@ class BrevoConnector(Connector):
             else:
                 merged[(lists, blocklist, clears)].extend(members)
         submitted = self.clock.now()
-        started = self.clock.monotonic()
         processes: list[tuple[int, list[_Op]]] = []
         failures: dict[int, ChangeResult] = {}
         for (lists, blocklist, clears), members in merged.items():
@@ -1045,9 +1081,6 @@ class BrevoConnector(Connector):
                 processes.append((int(response.json()["processId"]), chunk))
         outcome = await self._wait_for(
             [pid for pid, _ in processes], sum(len(c) for _, c in processes)
-        )
-        self.cost.observe_import(
-            sum(len(c) for _, c in processes), self.clock.monotonic() - started
         )
         imported: list[_Op] = []
         for pid, chunk in processes:
@@ -1084,8 +1117,9 @@ class BrevoConnector(Connector):
                 removals[list_id].append(op.email)
         for list_id, emails in removals.items():
             await self._membership(list_id, emails, "remove")
+        await self._after_import_consent(confirmed, found)
         for op in confirmed:
-            contact_id, created_at = found[op.email]
+            contact_id, created_at, _ = found[op.email]
             self._forget(op)
             if op.email in membership_errors:
                 results[op.index] = ChangeResult(
@@ -1100,10 +1134,38 @@ class BrevoConnector(Connector):
             results[op.index] = ChangeResult(
                 email=op.change.email,
                 ok=True,
+                partial=op.code == "consent_floor",
                 platform_id=contact_id,
                 created=created_at >= submitted,
+                code=op.code,
+                error=op.note,
             )
         return results
+
+    async def _after_import_consent(
+        self, ops: Sequence[_Op], found: Mapping[str, tuple[str, dt.datetime, bool]]
+    ) -> None:
+        """Blocklisted contacts an import marked subscribed: restore, then DOI or report."""
+        attribute = self.config.consent_attribute.upper()
+        for op in ops:
+            if not (op.verify_consent and found[op.email][2]):
+                continue
+            self._consent_floor(op)
+            value = CONSENT_VALUES[
+                ConsentStatus.PENDING if op.double_opt_in else ConsentStatus.UNSUBSCRIBED
+            ]
+            try:
+                await self._call(
+                    "PUT",
+                    f"/contacts/{found[op.email][0]}",
+                    "/contacts/{identifier}",
+                    params={"identifierType": "contact_id"},
+                    json_body={"attributes": {attribute: value}},
+                )
+                if op.double_opt_in:
+                    await self._double_opt_in(op)
+            except ApiError as exc:
+                op.code, op.note = "consent_floor", f"{op.note}; {exc.message}"
 
     def _failed(self, op: _Op, message: str, code: str | None) -> ChangeResult:
         return ChangeResult(
@@ -1117,17 +1179,20 @@ class BrevoConnector(Connector):
     async def _wait_for(self, process_ids: Sequence[int], size: int) -> dict[int, str]:
         """Poll processes until they end; the status of each ("timeout" when it never did).
 
-        The first poll comes when the cost model expects the work done; the next ones back off
-        (5 s doubling to 5 min). `/processes` counts against the hourly budget, which the rate
+        Polls come at 0.2, 0.6, 1.4, 3 ... times the cost model's estimate (each wait doubles,
+        from 2 s up to 5 min), so a quicker import than expected is seen early and a slower
+        one costs a few polls. `/processes` counts against the hourly budget, which the rate
         windows enforce; one `GET /processes` page covers up to 50 processes at once.
         """
         pending = set(process_ids)
         outcome: dict[int, str] = {}
+        durations: list[float] = []
         if not pending:
             return outcome
-        deadline = self.clock.monotonic() + self.config.import_timeout_seconds
-        await self.clock.sleep(max(1.0, self.cost.import_seconds(size)))
-        delay = 5.0
+        started = self.clock.monotonic()
+        deadline = started + self.config.import_timeout_seconds
+        delay = min(300.0, max(2.0, 0.2 * self.cost.import_seconds(size)))
+        await self.clock.sleep(delay)
         while pending:
             if len(pending) == 1:
                 [pid] = pending
@@ -1159,6 +1224,9 @@ class BrevoConnector(Connector):
                 if pid in pending and item.get("status") in ("completed", "failed", "cancelled"):
                     outcome[pid] = str(item["status"])
                     pending.discard(pid)
+                    took = _process_seconds(item)
+                    if took is not None:
+                        durations.append(took)
             if not pending:
                 break
             if self.clock.monotonic() + delay > deadline:
@@ -1167,15 +1235,20 @@ class BrevoConnector(Connector):
             delay = min(delay * 2, 300.0)
         for pid in pending:
             outcome[pid] = "timeout"
+        if durations:
+            # Brevo (2026) dates processes: learn from the real duration, not the poll times
+            self.cost.observe_import(size, max(durations))
+        elif not pending:
+            self.cost.observe_import(size, self.clock.monotonic() - started)
         return outcome
 
     async def _read_back(
         self, since: dt.datetime, emails: set[str]
-    ) -> dict[str, tuple[str, dt.datetime]]:
-        """Email -> (id, createdAt) of the `emails` modified since `since`."""
+    ) -> dict[str, tuple[str, dt.datetime, bool]]:
+        """Email -> (id, createdAt, emailBlacklisted) of the `emails` modified since `since`."""
         if not emails:
             return {}
-        found: dict[str, tuple[str, dt.datetime]] = {}
+        found: dict[str, tuple[str, dt.datetime, bool]] = {}
         overlap = dt.timedelta(seconds=self.config.read_overlap_seconds)
         offset = 0
         while True:
@@ -1196,7 +1269,11 @@ class BrevoConnector(Connector):
             for raw in contacts:
                 email = str(raw.get("email") or "").lower()
                 if email in emails:
-                    found[email] = (str(raw["id"]), _parse_time(str(raw["createdAt"])))
+                    found[email] = (
+                        str(raw["id"]),
+                        _parse_time(str(raw["createdAt"])),
+                        bool(raw.get("emailBlacklisted")),
+                    )
             offset += len(contacts)
             if not contacts or offset >= int(data.get("count") or 0):
                 return found
@@ -1332,6 +1409,24 @@ class BrevoConnector(Connector):
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def _default_mapping() -> PlatformMapping | None:
+    """The shipped `mappings/brevo.yaml`, or None when it cannot be loaded."""
+    try:
+        return load_mapping("brevo")
+    except (OSError, ValueError) as exc:
+        log.warning("brevo: default mapping not loaded (%s); attribute names from field names", exc)
+        return None
+
+
+def _transformed(entry: FieldMapping | None, value: Any) -> Any:
+    """A text value with the mapping's transforms (trim, case) applied."""
+    if entry is None or not isinstance(value, str):
+        return value
+    for transform in entry.transforms:
+        value = transform.apply(value)
+    return value
+
+
 def _label(attribute: Mapping[str, Any] | None, raw: Any) -> str | None:
     """The label of a category attribute's value (by id, or already a label)."""
     if raw is None or attribute is None:
@@ -1340,6 +1435,16 @@ def _label(attribute: Mapping[str, Any] | None, raw: Any) -> str | None:
         if entry.get("value") == raw or entry.get("label") == raw:
             return str(entry["label"])
     return None
+
+
+def _process_seconds(item: Mapping[str, Any]) -> float | None:
+    """How long a process ran, when Brevo dates it (`created_at`, `completed_at`)."""
+    try:
+        created = _parse_time(str(item["created_at"]))
+        completed = _parse_time(str(item["completed_at"]))
+    except (KeyError, ValueError):
+        return None
+    return max(0.0, (completed - created).total_seconds())
 
 
 def _parse_time(text: str) -> dt.datetime:

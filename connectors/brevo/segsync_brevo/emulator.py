@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hmac
 import itertools
 import json
 import math
@@ -31,6 +32,7 @@ from typing import Any, ClassVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Message, Receive, Scope, Send
 
 from segsync.clock import Clock
 from segsync.emulator.base import ConcurrencyLimit, Emulator, FaultPlan, WindowLimit
@@ -164,10 +166,12 @@ class BrevoEmulator(Emulator):
     """The Brevo emulator; see the module docstring. Test hooks are the public methods."""
 
     platform = "brevo"
+    base_path: ClassVar[str] = "/v3"
     default_api_key: ClassVar[str] = "xkeysib-" + "0" * 64 + "-segsyncTEST0001"
     #: set by a test session to validate every request of every instance
     default_validator: ClassVar[SpecValidator | None] = None
-    instances: ClassVar[list[BrevoEmulator]] = []
+    #: called with every new instance (tests collect them to check `spec_violations`)
+    on_create: ClassVar[Callable[[BrevoEmulator], None] | None] = None
 
     def __init__(
         self,
@@ -238,8 +242,8 @@ class BrevoEmulator(Emulator):
         self.dropped_values: list[tuple[str, str, Any, str]] = []
         self.unblocklist_writes: list[str] = []
         self.spec_violations: list[str] = []
-        self.app = _RateHeaders(self, self.app)
-        BrevoEmulator.instances.append(self)
+        if BrevoEmulator.on_create is not None:
+            BrevoEmulator.on_create(self)
 
     # -- platform declarations -----------------------------------------------------------
 
@@ -310,11 +314,12 @@ class BrevoEmulator(Emulator):
         return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
 
     def authorized(self, request: Request) -> bool:
+        """The `api-key` header (or an OAuth Bearer token) holds the account's key."""
         key = request.headers.get("api-key")
         if key is None:
             auth = request.headers.get("authorization", "")
             key = auth[7:] if auth.lower().startswith("bearer ") else None
-        return key == self.api_key
+        return key is not None and hmac.compare_digest(key.encode(), self.api_key.encode())
 
     def unauthorized_response(self) -> Response:
         return self.error_response(401, "unauthorized", "Key not found")
@@ -330,19 +335,28 @@ class BrevoEmulator(Emulator):
     def rate_limited_response(
         self, limit: WindowLimit | ConcurrencyLimit, retry_after: float
     ) -> Response:
+        """Brevo's 429: no Retry-After; the `x-sib-ratelimit-*` headers say when to come back."""
         return JSONResponse(
             {"code": "too_many_requests", "message": "The expected rate limit is exceeded."},
             status_code=429,
-            headers={
-                "x-sib-ratelimit-limit": str(limit.limit),
-                "x-sib-ratelimit-remaining": "0",
-                "x-sib-ratelimit-reset": str(max(1, math.ceil(retry_after))),
-            },
         )
+
+    def rate_limit_headers(
+        self, limit: WindowLimit, remaining: int, reset_in: float
+    ) -> Mapping[str, str]:
+        """`x-sib-ratelimit-limit/remaining/reset` (reset: whole seconds until a slot frees)."""
+        reset = math.ceil(reset_in) if reset_in > 0 else 0
+        if remaining == 0:
+            reset = max(1, reset)
+        return {
+            "x-sib-ratelimit-limit": str(limit.limit),
+            "x-sib-ratelimit-remaining": str(remaining),
+            "x-sib-ratelimit-reset": str(reset),
+        }
 
     # -- the pipeline additions ------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             self.advance_processes()
             if self.validator is not None:
@@ -357,7 +371,7 @@ class BrevoEmulator(Emulator):
                         return
         await super().__call__(scope, receive, send)
 
-    async def _validate(self, scope: dict[str, Any], receive: Any) -> tuple[Any, list[str]]:
+    async def _validate(self, scope: Scope, receive: Receive) -> tuple[Receive, list[str]]:
         chunks = []
         more = True
         while more:
@@ -367,7 +381,7 @@ class BrevoEmulator(Emulator):
         body = b"".join(chunks)
         replay = [{"type": "http.request", "body": body, "more_body": False}]
 
-        async def replay_receive() -> Any:
+        async def replay_receive() -> Message:
             return replay.pop() if replay else await receive()
 
         request = Request(scope)
@@ -928,9 +942,16 @@ class BrevoEmulator(Emulator):
         return process
 
     def _process_json(self, process: ProcessRecord) -> dict[str, Any]:
+        """A process as `GET /processes` shows it (with the 2026 `created_at`/`completed_at`)."""
         out: dict[str, Any] = {"id": process.id, "name": process.name, "status": process.status}
-        if process.status == "completed" and process.info:
-            out["info"] = process.info
+        now = self.clock.monotonic()
+        created = self._now() - dt.timedelta(seconds=now - process.created)
+        out["created_at"] = created.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        if process.status == "completed":
+            done = self._now() - dt.timedelta(seconds=now - process.due())
+            out["completed_at"] = done.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            if process.info:
+                out["info"] = process.info
         return out
 
     async def get_process(self, request: Request) -> dict[str, Any]:
@@ -1255,42 +1276,6 @@ class BrevoEmulator(Emulator):
 
     async def segments_read_only(self, request: Request) -> Response:
         raise BrevoError(405, "method_not_allowed", "Segments cannot be changed through the API")
-
-
-class _RateHeaders:
-    """ASGI wrapper adding `x-sib-ratelimit-*` to every answer of a rate-limited endpoint."""
-
-    def __init__(self, emulator: BrevoEmulator, app: Any) -> None:
-        self.emulator = emulator
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        method, path = scope["method"], scope["path"]
-        now = self.emulator.clock.monotonic()
-        windows = [
-            w
-            for w in self.emulator.limits
-            if isinstance(w, WindowLimit) and w.applies(method, path)
-        ]
-
-        async def with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start" and windows:
-                tightest = min(windows, key=lambda w: w.remaining(now) / w.limit)
-                hits = tightest._hits
-                reset = (hits[0] + tightest.seconds - now) if hits else tightest.seconds
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"x-sib-ratelimit-limit", str(tightest.limit).encode()),
-                    (b"x-sib-ratelimit-remaining", str(tightest.remaining(now)).encode()),
-                    (b"x-sib-ratelimit-reset", str(max(0, math.ceil(reset))).encode()),
-                ]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
 
 
 def _csv_rows(text: Any) -> list[dict[str, Any]]:

@@ -110,8 +110,8 @@ class SpecValidator:
     ) -> list[str]:
         params = {p["name"]: p for p in operation.get("parameters", []) if p.get("in") == "query"}
         values: dict[str, list[str]] = {}
-        for name, value in query:
-            values.setdefault(name, []).append(value)
+        for name, raw_value in query:
+            values.setdefault(name, []).append(raw_value)
         problems = []
         for name, raw in values.items():
             spec = params.get(name)

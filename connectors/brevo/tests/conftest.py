@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from segsync_brevo.emulator import BrevoEmulator
 from segsync_brevo.spec import SpecValidator, find_spec
 
@@ -23,11 +22,13 @@ def spec_validator() -> SpecValidator | None:
 @pytest.fixture(autouse=True)
 def _requests_match_the_spec(spec_validator: SpecValidator | None) -> Iterator[None]:
     """Every emulator made during a test validates its requests; none may depart."""
+    made: list[BrevoEmulator] = []
     BrevoEmulator.default_validator = spec_validator
-    before = len(BrevoEmulator.instances)
-    yield
-    made = BrevoEmulator.instances[before:]
-    del BrevoEmulator.instances[before:]
-    BrevoEmulator.default_validator = None
+    BrevoEmulator.on_create = made.append
+    try:
+        yield
+    finally:
+        BrevoEmulator.default_validator = None
+        BrevoEmulator.on_create = None
     problems = [p for emulator in made for p in emulator.spec_violations]
     assert not problems, f"requests departing from the Brevo API description: {problems[:5]}"

@@ -24,11 +24,10 @@ import datetime as dt
 import itertools
 from typing import Any, ClassVar
 
-from segsync.model import FieldSpec
+from segsync.model import FieldSpec, FieldType
 from segsync.rules import ast
 from segsync.rules.compiler import CompilerCapabilities, PlatformCannotExpress, RuleCompiler
 from segsync.rules.typecheck import BUILTIN_FIELDS, parse_iso
-
 from segsync_hubspot.fields import PropertyTarget, target_for
 
 __all__ = ["HubSpotCompiler"]
@@ -52,11 +51,32 @@ _NUMBER_NEGATION = {
     ast.CompareOp.LE: ast.CompareOp.GT,
     ast.CompareOp.GT: ast.CompareOp.LE,
 }
+_HUBSPOT_TYPES_OF: dict[FieldType, frozenset[str]] = {
+    FieldType.TEXT: frozenset({"string", "enumeration"}),
+    FieldType.PHONE: frozenset({"string"}),
+    FieldType.ENUM: frozenset({"string", "enumeration"}),
+    FieldType.MULTI_ENUM: frozenset({"enumeration"}),
+    FieldType.NUMBER: frozenset({"number"}),
+    FieldType.INTEGER: frozenset({"number"}),
+    FieldType.BOOLEAN: frozenset({"bool"}),
+    FieldType.DATE: frozenset({"date", "datetime"}),
+    FieldType.DATETIME: frozenset({"date", "datetime"}),
+}
+"""HubSpot property types that can hold each canonical type with the same comparisons."""
+
 _TEXT_OPERATOR = {
     ast.TextOp.CONTAINS: "CONTAINS",
     ast.TextOp.STARTS_WITH: "STARTS_WITH",
     ast.TextOp.ENDS_WITH: "ENDS_WITH",
 }
+
+
+def _leaves(rule: ast.Rule) -> list[ast.Rule]:
+    if isinstance(rule, ast.And | ast.Or):
+        return [leaf for item in rule.items for leaf in _leaves(item)]
+    if isinstance(rule, ast.Not):
+        return _leaves(rule.item)
+    return [rule]
 
 
 class HubSpotCompiler(RuleCompiler):
@@ -81,11 +101,24 @@ class HubSpotCompiler(RuleCompiler):
 
     # -- structure ---------------------------------------------------------------------------
 
+    def fits(self, rule: ast.Rule) -> str | None:
+        """Leaf types and size only: `emit` puts any and/or/not nesting into OR-of-ANDs itself
+        (so the reason a rule is not native is the condition HubSpot cannot say)."""
+        if isinstance(rule, ast.Const):
+            return "a constant rule has no native form"
+        leaves = list(_leaves(rule))
+        for leaf in leaves:
+            if leaf.type not in self.CAPS.node_types:
+                return f"'{leaf.type}' conditions are not supported natively"
+        if len(leaves) > self.CAPS.max_conditions:
+            return f"{len(leaves)} conditions exceed the limit of {self.CAPS.max_conditions}"
+        return None
+
     def emit(self, rule: ast.Rule) -> dict[str, Any]:
         """The `{"filterBranch": {OR of AND branches}}` of `rule`."""
         terms = self._dnf(rule, negated=False)
-        if not terms:
-            raise PlatformCannotExpress("the rule selects nobody: no list filter says that")
+        if not terms:  # selects nobody: HubSpot's CONSTANT filter says so
+            terms = [[(ast.Const(value=False), False)]]
         if len(terms) > self.MAX_BRANCHES:
             raise PlatformCannotExpress(
                 f"{len(terms)} AND branches exceed the {self.MAX_BRANCHES} segsync publishes"
@@ -96,10 +129,20 @@ class HubSpotCompiler(RuleCompiler):
             for leaf, negated in term:
                 filters += self._filters(leaf, negated)
             branches.append(
-                {"filterBranchType": "AND", "filterBranches": [], "filters": filters}
+                {
+                    "filterBranchType": "AND",
+                    "filterBranchOperator": "AND",
+                    "filterBranches": [],
+                    "filters": filters,
+                }
             )
         return {
-            "filterBranch": {"filterBranchType": "OR", "filters": [], "filterBranches": branches}
+            "filterBranch": {
+                "filterBranchType": "OR",
+                "filterBranchOperator": "OR",
+                "filters": [],
+                "filterBranches": branches,
+            }
         }
 
     def _dnf(self, rule: ast.Rule, *, negated: bool) -> list[list[_Literal]]:
@@ -120,9 +163,7 @@ class HubSpotCompiler(RuleCompiler):
                     raise PlatformCannotExpress(
                         f"the filter would need more than {self.CAPS.max_dnf_terms} AND branches"
                     )
-            return [
-                [lit for term in combo for lit in term] for combo in itertools.product(*parts)
-            ]
+            return [[lit for term in combo for lit in term] for combo in itertools.product(*parts)]
         expanded = self._expand(rule)
         if expanded is not None:
             return self._dnf(expanded, negated=negated)
@@ -130,19 +171,22 @@ class HubSpotCompiler(RuleCompiler):
 
     def _expand(self, rule: ast.Rule) -> ast.Rule | None:
         """Leaves that are several HubSpot filters: `in`/`between` on non-string properties."""
+        if isinstance(rule, ast.In) and not rule.values:
+            # `in []` holds for nobody, `not in []` for every set value
+            return ast.IsSet(field=rule.field) if rule.negated else ast.Const(value=False)
         if isinstance(rule, ast.In | ast.Between):
             target, _ = self._target(rule.field)
             if isinstance(rule, ast.In) and target.type in ("number", "bool", "date", "datetime"):
                 op = ast.CompareOp.NE if rule.negated else ast.CompareOp.EQ
                 items = tuple(ast.Compare(field=rule.field, op=op, value=v) for v in rule.values)
-                if not items:
-                    return ast.Const(value=False)
                 return ast.And(items=items) if rule.negated else ast.Or(items=items)
             if isinstance(rule, ast.Between) and target.type == "number":
-                return ast.And(items=(
-                    ast.Compare(field=rule.field, op=ast.CompareOp.GE, value=rule.low),
-                    ast.Compare(field=rule.field, op=ast.CompareOp.LE, value=rule.high),
-                ))
+                return ast.And(
+                    items=(
+                        ast.Compare(field=rule.field, op=ast.CompareOp.GE, value=rule.low),
+                        ast.Compare(field=rule.field, op=ast.CompareOp.LE, value=rule.high),
+                    )
+                )
         return None
 
     # -- leaves -----------------------------------------------------------------------------
@@ -156,17 +200,33 @@ class HubSpotCompiler(RuleCompiler):
         if field == "tags":
             return PropertyTarget(self.TAGS_PROPERTY, "enumeration", "checkbox"), None
         spec = self.schema.fields.get(field) or BUILTIN_FIELDS.get(field)
-        return target_for(field, spec), spec
+        target = target_for(field, spec)
+        if target.read_only and not target.builtin:
+            raise PlatformCannotExpress(f"HubSpot reports no {field}: it has no such property")
+        return target, spec
 
     def _filters(self, leaf: ast.Rule, negated: bool) -> list[dict[str, Any]]:
+        if isinstance(leaf, ast.Const):
+            return [{"filterType": "CONSTANT", "shouldAccept": leaf.value != negated}]
         field: str = getattr(leaf, "field", "")
-        target, _ = self._target(field)
+        target, spec = self._target(field)
+        if spec is not None and target.type not in _HUBSPOT_TYPES_OF[spec.type]:
+            raise PlatformCannotExpress(
+                f"{field} ({spec.type.value}) is kept in HubSpot's {target.type} property "
+                f"{target.name}, which cannot compare it as a {spec.type.value}"
+            )
         if isinstance(leaf, ast.IsSet):
             known = leaf.negated == negated
-            return [self._filter(target, {
-                "operationType": "ALL_PROPERTY",
-                "operator": "IS_KNOWN" if known else "IS_UNKNOWN",
-            }, include=False)]
+            return [
+                self._filter(
+                    target,
+                    {
+                        "operationType": "ALL_PROPERTY",
+                        "operator": "IS_KNOWN" if known else "IS_UNKNOWN",
+                    },
+                    include=False,
+                )
+            ]
         if target.type in ("date", "datetime"):
             return [self._time_filter(target, leaf, negated)]
         if target.type == "string":
@@ -180,14 +240,18 @@ class HubSpotCompiler(RuleCompiler):
         raise PlatformCannotExpress(f"{field}: HubSpot type {target.type} is not supported")
 
     @staticmethod
-    def _filter(target: PropertyTarget, operation: dict[str, Any], *, include: bool) -> dict[str, Any]:
+    def _filter(
+        target: PropertyTarget, operation: dict[str, Any], *, include: bool
+    ) -> dict[str, Any]:
         return {
             "filterType": "PROPERTY",
             "property": target.name,
             "operation": {**operation, "includeObjectsWithNoValueSet": include},
         }
 
-    def _string_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
+    def _string_filter(
+        self, target: PropertyTarget, leaf: ast.Rule, negated: bool
+    ) -> dict[str, Any]:
         def text(value: Any) -> str:
             if isinstance(value, bool):
                 raise PlatformCannotExpress(f"{target.name}: a boolean compared with text")
@@ -202,7 +266,7 @@ class HubSpotCompiler(RuleCompiler):
             operator = "IS_EQUAL_TO" if equal else "IS_NOT_EQUAL_TO"
             values = [text(v) for v in leaf.values]
             if not values:
-                raise PlatformCannotExpress(f"{target.name}: an empty 'in' list")
+                raise PlatformCannotExpress(f"{target.name}: an empty 'in' list has no filter")
         elif isinstance(leaf, ast.TextMatch):
             if negated and leaf.op is not ast.TextOp.CONTAINS:
                 raise PlatformCannotExpress(
@@ -215,11 +279,14 @@ class HubSpotCompiler(RuleCompiler):
                 f"{leaf.type} on text property {target.name}: HubSpot cannot order or range text"
             )
         return self._filter(
-            target, {"operationType": "MULTISTRING", "operator": operator, "values": values},
+            target,
+            {"operationType": "MULTISTRING", "operator": operator, "values": values},
             include=negated,
         )
 
-    def _number_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
+    def _number_filter(
+        self, target: PropertyTarget, leaf: ast.Rule, negated: bool
+    ) -> dict[str, Any]:
         if not isinstance(leaf, ast.Compare):
             raise PlatformCannotExpress(f"{leaf.type} on number property {target.name}")
         if isinstance(leaf.value, bool) or not isinstance(leaf.value, int | float):
@@ -232,14 +299,20 @@ class HubSpotCompiler(RuleCompiler):
         )
 
     def _bool_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
-        if not (isinstance(leaf, ast.Compare) and isinstance(leaf.value, bool)
-                and leaf.op in (ast.CompareOp.EQ, ast.CompareOp.NE)):
+        if not (
+            isinstance(leaf, ast.Compare)
+            and isinstance(leaf.value, bool)
+            and leaf.op in (ast.CompareOp.EQ, ast.CompareOp.NE)
+        ):
             raise PlatformCannotExpress(f"{leaf.type} on boolean property {target.name}")
         equal = (leaf.op is ast.CompareOp.EQ) != negated
         return self._filter(
             target,
-            {"operationType": "BOOL", "operator": "IS_EQUAL_TO" if equal else "IS_NOT_EQUAL_TO",
-             "value": leaf.value},
+            {
+                "operationType": "BOOL",
+                "operator": "IS_EQUAL_TO" if equal else "IS_NOT_EQUAL_TO",
+                "value": leaf.value,
+            },
             include=negated,
         )
 
@@ -265,8 +338,11 @@ class HubSpotCompiler(RuleCompiler):
             raise PlatformCannotExpress(f"{leaf.type} on option property {target.name}")
         return self._filter(
             target,
-            {"operationType": "ENUMERATION",
-             "operator": "IS_ANY_OF" if positive != negated else "IS_NONE_OF", "values": values},
+            {
+                "operationType": "ENUMERATION",
+                "operator": "IS_ANY_OF" if positive != negated else "IS_NONE_OF",
+                "values": values,
+            },
             include=negated,
         )
 
@@ -274,17 +350,34 @@ class HubSpotCompiler(RuleCompiler):
 
     @staticmethod
     def _day_point(day: dt.date) -> dict[str, Any]:
-        return {"timeType": "DATE", "year": day.year, "month": day.month, "day": day.day,
-                "hour": 0, "minute": 0, "second": 0, "millisecond": 0, "zoneId": "UTC"}
+        return {
+            "timeType": "DATE",
+            "year": day.year,
+            "month": day.month,
+            "day": day.day,
+            "hour": 0,
+            "minute": 0,
+            "second": 0,
+            "millisecond": 0,
+            "zoneId": "UTC",
+        }
 
     @staticmethod
     def _instant_point(when: dt.datetime) -> dict[str, Any]:
         when = when.astimezone(dt.UTC)
         if when.microsecond % 1000:
             raise PlatformCannotExpress("HubSpot time points stop at milliseconds")
-        return {"timeType": "DATE", "year": when.year, "month": when.month, "day": when.day,
-                "hour": when.hour, "minute": when.minute, "second": when.second,
-                "millisecond": when.microsecond // 1000, "zoneId": "UTC"}
+        return {
+            "timeType": "DATE",
+            "year": when.year,
+            "month": when.month,
+            "day": when.day,
+            "hour": when.hour,
+            "minute": when.minute,
+            "second": when.second,
+            "millisecond": when.microsecond // 1000,
+            "zoneId": "UTC",
+        }
 
     def _bounds(
         self, target: PropertyTarget, op: ast.CompareOp, literal: Any
@@ -347,30 +440,44 @@ class HubSpotCompiler(RuleCompiler):
                 days = leaf.amount // 24
             today = {"referenceType": "TODAY"}
             return (
-                ({"timeType": "INDEXED", "indexReference": today, "offset": {"days": -days},
-                  "zoneId": "UTC"}, True),
+                (
+                    {
+                        "timeType": "INDEXED",
+                        "indexReference": today,
+                        "offset": {"days": -days},
+                        "zoneId": "UTC",
+                    },
+                    True,
+                ),
                 ({"timeType": "INDEXED", "indexReference": today, "zoneId": "UTC"}, True),
             )
         unit = "days" if leaf.unit is ast.TimeUnit.DAYS else "hours"
         now = {"referenceType": "NOW"}
         return (
-            ({"timeType": "INDEXED", "indexReference": now, "offset": {unit: -leaf.amount},
-              "zoneId": "UTC"}, True),
+            (
+                {
+                    "timeType": "INDEXED",
+                    "indexReference": now,
+                    "offset": {unit: -leaf.amount},
+                    "zoneId": "UTC",
+                },
+                True,
+            ),
             ({"timeType": "INDEXED", "indexReference": now, "zoneId": "UTC"}, True),
         )
 
     @staticmethod
-    def _time_operation(
-        low: _Bound | None, high: _Bound | None, negated: bool
-    ) -> dict[str, Any]:
+    def _time_operation(low: _Bound | None, high: _Bound | None, negated: bool) -> dict[str, Any]:
         def behaviour(inclusive: bool) -> str:
             return "INCLUSIVE" if inclusive else "EXCLUSIVE"
 
         if low is not None and high is not None:
             return {
-                "operationType": "TIME_RANGED", "type": "TIME_RANGED",
+                "operationType": "TIME_RANGED",
+                "type": "TIME_RANGED",
                 "operator": "IS_NOT_BETWEEN" if negated else "IS_BETWEEN",
-                "lowerBoundTimePoint": low[0], "upperBoundTimePoint": high[0],
+                "lowerBoundTimePoint": low[0],
+                "upperBoundTimePoint": high[0],
                 "lowerBoundEndpointBehavior": behaviour(low[1]),
                 "upperBoundEndpointBehavior": behaviour(high[1]),
                 "propertyParser": "VALUE",
@@ -383,7 +490,10 @@ class HubSpotCompiler(RuleCompiler):
             point, inclusive = high
             operator = "IS_AFTER" if negated else "IS_BEFORE"
         return {
-            "operationType": "TIME_POINT", "type": "TIME_POINT", "operator": operator,
-            "timePoint": point, "endpointBehavior": behaviour(inclusive != negated),
+            "operationType": "TIME_POINT",
+            "type": "TIME_POINT",
+            "operator": operator,
+            "timePoint": point,
+            "endpointBehavior": behaviour(inclusive != negated),
             "propertyParser": "VALUE",
         }

@@ -43,7 +43,6 @@ from segsync.connector import (
 )
 from segsync.http import ApiClient, ApiError, RateBudget, RateWindow, RequestStats, build_client
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
-
 from segsync_hubspot.emulator import BURST_BY_TIER, DAILY_BY_TIER
 from segsync_hubspot.errors import error_code_and_message, retry_after_seconds
 from segsync_hubspot.fields import (
@@ -56,10 +55,17 @@ from segsync_hubspot.fields import (
 
 __all__ = ["HubSpotConfig", "HubSpotConnector", "api_paths"]
 
-LEGAL_BASES = frozenset({
-    "LEGITIMATE_INTEREST_PQL", "LEGITIMATE_INTEREST_CLIENT", "PERFORMANCE_OF_CONTRACT",
-    "CONSENT_WITH_NOTICE", "NON_GDPR", "PROCESS_AND_STORE", "LEGITIMATE_INTEREST_OTHER",
-})
+LEGAL_BASES = frozenset(
+    {
+        "LEGITIMATE_INTEREST_PQL",
+        "LEGITIMATE_INTEREST_CLIENT",
+        "PERFORMANCE_OF_CONTRACT",
+        "CONSENT_WITH_NOTICE",
+        "NON_GDPR",
+        "PROCESS_AND_STORE",
+        "LEGITIMATE_INTEREST_OTHER",
+    }
+)
 """HubSpot's `legalBasis` values; a canonical basis outside this set is not sent."""
 
 SEARCH_CAP = 10_000
@@ -169,7 +175,11 @@ class HubSpotConnector(Connector):
 
     def __init__(self, config: Any, **kwargs: Any) -> None:
         if kwargs.get("budget") is None:
-            cfg = config if isinstance(config, HubSpotConfig) else HubSpotConfig.model_validate(config)
+            cfg = (
+                config
+                if isinstance(config, HubSpotConfig)
+                else HubSpotConfig.model_validate(config)
+            )
             windows = (
                 RateWindow(BURST_BY_TIER[cfg.tier], 10.0),
                 RateWindow(5, 1.0, scope="search"),
@@ -226,8 +236,13 @@ class HubSpotConnector(Connector):
         return out
 
     def _read_properties(self) -> list[str]:
-        names = {"email", "lastmodifieddate", "hs_object_id", "hs_email_optout",
-                 "hs_email_bad_address"}
+        names = {
+            "email",
+            "lastmodifieddate",
+            "hs_object_id",
+            "hs_email_optout",
+            "hs_email_bad_address",
+        }
         names |= {t.name for t, _ in self._targets().values()}
         names |= {t.name for t in ENGAGEMENT_TARGETS.values()}
         if self.cfg.tags_as == "property":
@@ -238,15 +253,22 @@ class HubSpotConnector(Connector):
 
     async def _subscription_id(self) -> int:
         if self._subscription is None:
-            body = await self._json("GET", f"{self.paths['consent']}/definitions",
-                                    "GET consent definitions")
+            body = await self._json(
+                "GET", f"{self.paths['consent']}/definitions", "GET consent definitions"
+            )
             results = body.get("results") or body.get("subscriptionDefinitions") or []
-            marketing = [d for d in results if d.get("isDefault")] or [
-                d for d in results if d.get("purpose") == "Marketing"
-            ] or results
+            marketing = (
+                [d for d in results if d.get("isDefault")]
+                or [d for d in results if d.get("purpose") == "Marketing"]
+                or results
+            )
             if not marketing:
-                raise ApiError(platform=self.name, endpoint="GET consent definitions", status=200,
-                               message="the account has no email subscription types")
+                raise ApiError(
+                    platform=self.name,
+                    endpoint="GET consent definitions",
+                    status=200,
+                    message="the account has no email subscription types",
+                )
             self._subscription = int(marketing[0]["id"])
         return self._subscription
 
@@ -263,7 +285,9 @@ class HubSpotConnector(Connector):
             tag_prop = self._properties.get(self.cfg.tags_property)
             if tag_prop:
                 for option in tag_prop.get("options") or []:
-                    self._tag_labels.setdefault(option["value"], option.get("label") or option["value"])
+                    self._tag_labels.setdefault(
+                        option["value"], option.get("label") or option["value"]
+                    )
         return self._properties
 
     async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
@@ -276,7 +300,9 @@ class HubSpotConnector(Connector):
             if group_ready:
                 return
             response = await self.client.request(
-                "POST", f"{self.paths['properties']}/groups", endpoint="POST property group",
+                "POST",
+                f"{self.paths['properties']}/groups",
+                endpoint="POST property group",
                 json={"name": self.cfg.property_group, "label": "segsync", "displayOrder": -1},
                 ok=(409,),
             )
@@ -293,8 +319,11 @@ class HubSpotConnector(Connector):
                     continue
                 await ensure_group()
                 body: dict[str, Any] = {
-                    "name": target.name, "label": name, "type": target.type,
-                    "fieldType": target.field_type, "groupName": self.cfg.property_group,
+                    "name": target.name,
+                    "label": name,
+                    "type": target.type,
+                    "fieldType": target.field_type,
+                    "groupName": self.cfg.property_group,
                     "description": f"segsync canonical field {name}",
                 }
                 if target.type == "enumeration":
@@ -308,9 +337,14 @@ class HubSpotConnector(Connector):
                 continue
             if existing.get("type") != target.type and not target.builtin:
                 raise ApiError(
-                    platform=self.name, endpoint="prepare", status=409, code="TYPE_MISMATCH",
-                    message=(f"property {target.name} exists with type {existing.get('type')}, "
-                             f"but field {name} needs {target.type}"),
+                    platform=self.name,
+                    endpoint="prepare",
+                    status=409,
+                    code="TYPE_MISMATCH",
+                    message=(
+                        f"property {target.name} exists with type {existing.get('type')}, "
+                        f"but field {name} needs {target.type}"
+                    ),
                 )
             if target.type == "enumeration" and spec.options and not target.builtin:
                 await self._ensure_options(target.name, {o: o for o in spec.options})
@@ -319,14 +353,23 @@ class HubSpotConnector(Connector):
             if self.cfg.tags_property not in known:
                 await ensure_group()
                 self._properties = known
-                options = [{"label": label, "value": value, "displayOrder": i, "hidden": False}
-                           for i, (value, label) in enumerate(sorted(wanted.items()))]
+                options = [
+                    {"label": label, "value": value, "displayOrder": i, "hidden": False}
+                    for i, (value, label) in enumerate(sorted(wanted.items()))
+                ]
                 known[self.cfg.tags_property] = await self._json(
-                    "POST", self.paths["properties"], "POST property",
-                    json={"name": self.cfg.tags_property, "label": "segsync tags",
-                          "type": "enumeration", "fieldType": "checkbox",
-                          "groupName": self.cfg.property_group, "options": options,
-                          "description": "tags kept in sync by segsync"},
+                    "POST",
+                    self.paths["properties"],
+                    "POST property",
+                    json={
+                        "name": self.cfg.tags_property,
+                        "label": "segsync tags",
+                        "type": "enumeration",
+                        "fieldType": "checkbox",
+                        "groupName": self.cfg.property_group,
+                        "options": options,
+                        "description": "tags kept in sync by segsync",
+                    },
                 )
                 self._tag_labels.update(wanted)
             else:
@@ -346,10 +389,14 @@ class HubSpotConnector(Connector):
         missing = [(v, label) for v, label in sorted(wanted.items()) if v not in have]
         if not missing:
             return
-        options += [{"label": label, "value": value, "displayOrder": len(options) + i, "hidden": False}
-                    for i, (value, label) in enumerate(missing)]
+        options += [
+            {"label": label, "value": value, "displayOrder": len(options) + i, "hidden": False}
+            for i, (value, label) in enumerate(missing)
+        ]
         known[prop] = await self._json(
-            "PATCH", f"{self.paths['properties']}/{prop}", "PATCH property",
+            "PATCH",
+            f"{self.paths['properties']}/{prop}",
+            "PATCH property",
             json={"options": options},
         )
         if prop == self.cfg.tags_property:
@@ -361,7 +408,9 @@ class HubSpotConnector(Connector):
     def _search_body(self, low: int, high: int | None, after: int) -> dict[str, Any]:
         filters = [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(low)}]
         if high is not None:
-            filters.append({"propertyName": "lastmodifieddate", "operator": "LT", "value": str(high)})
+            filters.append(
+                {"propertyName": "lastmodifieddate", "operator": "LT", "value": str(high)}
+            )
         return {
             "filterGroups": [{"filters": filters}],
             "sorts": [],
@@ -372,8 +421,12 @@ class HubSpotConnector(Connector):
 
     async def _search(self, low: int, high: int | None, after: int) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(
-            "POST", f"{self.paths['contacts']}/search", "POST contacts/search",
-            json=self._search_body(low, high, after), scope="search", idempotent=True,
+            "POST",
+            f"{self.paths['contacts']}/search",
+            "POST contacts/search",
+            json=self._search_body(low, high, after),
+            scope="search",
+            idempotent=True,
         )
         return result
 
@@ -441,7 +494,8 @@ class HubSpotConnector(Connector):
                     continue
                 fields[name] = decode_value(target, spec, props.get(target.name))
             engagement = {
-                name: decode_value(t, None, props.get(t.name)) for name, t in ENGAGEMENT_TARGETS.items()
+                name: decode_value(t, None, props.get(t.name))
+                for name, t in ENGAGEMENT_TARGETS.items()
                 if props.get(t.name) not in (None, "")
             }
             if self.cfg.tags_as == "property":
@@ -449,11 +503,17 @@ class HubSpotConnector(Connector):
                 tags = frozenset(self._tag_labels.get(v, v) for v in raw.split(";") if v)
             else:
                 tags = frozenset(tag_members.get(record["id"], set()))
-            out.append(RemoteContact(
-                platform_id=str(record["id"]), email=email, fields=fields, tags=tags,
-                consent=self._consent(props, statuses.get(email.lower())),
-                engagement=engagement, updated_at=_parse_time(props.get("lastmodifieddate")),
-            ))
+            out.append(
+                RemoteContact(
+                    platform_id=str(record["id"]),
+                    email=email,
+                    fields=fields,
+                    tags=tags,
+                    consent=self._consent(props, statuses.get(email.lower())),
+                    engagement=engagement,
+                    updated_at=_parse_time(props.get("lastmodifieddate")),
+                )
+            )
         return out
 
     def _consent(self, props: Mapping[str, Any], status: Mapping[str, Any] | None) -> Consent:
@@ -462,14 +522,24 @@ class HubSpotConnector(Connector):
         basis = status.get("legalBasis") if status else None
         if props.get("hs_email_bad_address") == "true":
             return Consent(status=ConsentStatus.BOUNCED, source=self.name)
-        if props.get("hs_email_optout") == "true" or (
-            sub is not None and props.get(f"hs_email_optout_{sub}") == "true"
-        ) or (status and status.get("status") == "UNSUBSCRIBED"):
-            return Consent(status=ConsentStatus.UNSUBSCRIBED, updated_at=when, source=self.name,
-                           legal_basis=basis)
+        if (
+            props.get("hs_email_optout") == "true"
+            or (sub is not None and props.get(f"hs_email_optout_{sub}") == "true")
+            or (status and status.get("status") == "UNSUBSCRIBED")
+        ):
+            return Consent(
+                status=ConsentStatus.UNSUBSCRIBED,
+                updated_at=when,
+                source=self.name,
+                legal_basis=basis,
+            )
         if status and status.get("status") == "SUBSCRIBED":
-            return Consent(status=ConsentStatus.SUBSCRIBED, updated_at=when, source=self.name,
-                           legal_basis=basis)
+            return Consent(
+                status=ConsentStatus.SUBSCRIBED,
+                updated_at=when,
+                source=self.name,
+                legal_basis=basis,
+            )
         return Consent(status=ConsentStatus.NON_SUBSCRIBED, source=self.name)
 
     async def _statuses(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -481,9 +551,12 @@ class HubSpotConnector(Connector):
 
         async def one(chunk: Sequence[str]) -> None:
             response = await self.client.request(
-                "POST", f"{self.paths['consent']}/statuses/batch/read",
-                endpoint="POST consent statuses/batch/read", params={"channel": "EMAIL"},
-                json={"inputs": list(chunk)}, idempotent=True,
+                "POST",
+                f"{self.paths['consent']}/statuses/batch/read",
+                endpoint="POST consent statuses/batch/read",
+                params={"channel": "EMAIL"},
+                json={"inputs": list(chunk)},
+                idempotent=True,
             )
             for result in response.json().get("results") or []:
                 for status in result.get("statuses") or []:
@@ -496,18 +569,28 @@ class HubSpotConnector(Connector):
     # -- writes ----------------------------------------------------------------------------------
 
     def _properties_for(self, change: ContactChange) -> tuple[dict[str, str], str | None]:
-        """The property values of a change (fields only), or an error message."""
+        """The property values of a change (fields only), or why a value cannot be written."""
         targets = self._targets()
         props: dict[str, str] = {}
+        problems = []
         for name, value in change.fields.items():
             spec = self.schema.fields.get(name)
             target, spec = targets.get(name, (target_for(name, spec), spec))
             if target.read_only:
                 continue
-            props[target.name] = encode_value(target, spec, value)
+            if spec is not None:
+                try:
+                    value = spec.coerce(value)
+                except ValueError as exc:
+                    problems.append(f"{name}: {exc}")
+                    continue
+            text = encode_value(target, spec, value)
+            if target.type == "enumeration" and ";" in text and not target.multi:
+                problems.append(f"{name}: {text!r} contains ';', which HubSpot options cannot")
+            props[target.name] = text
         if change.new_email:
             props["email"] = change.new_email
-        return props, None
+        return props, ("; ".join(problems) or None)
 
     async def write(self, changes: Sequence[ContactChange]) -> list[ChangeResult]:
         """Upsert by email, 100 a call; tags and consent as described in the module docstring."""
@@ -515,7 +598,9 @@ class HubSpotConnector(Connector):
         pending: list[int] = []
         for i, change in enumerate(changes):
             if change.is_empty:
-                results[i] = ChangeResult(email=change.email, ok=True, platform_id=change.platform_id)
+                results[i] = ChangeResult(
+                    email=change.email, ok=True, platform_id=change.platform_id
+                )
             else:
                 pending.append(i)
         if not pending:
@@ -528,8 +613,11 @@ class HubSpotConnector(Connector):
                 await self._ensure_options(self.cfg.tags_property, wanted)
         await self._ensure_enum_options([changes[i] for i in pending])
         current_tags: dict[str, set[str]] = {}
-        needs_tags = [changes[i].email for i in pending
-                      if changes[i].tags_remove and not changes[i].create and tags_mode == "property"]
+        needs_tags = [
+            changes[i].email
+            for i in pending
+            if changes[i].tags_remove and not changes[i].create and tags_mode == "property"
+        ]
         if needs_tags:
             current_tags = await self._current_tags(needs_tags)
         # consent guard: never subscribe an address HubSpot holds as opted out or bounced
@@ -542,9 +630,13 @@ class HubSpotConnector(Connector):
                 if why:
                     refused[i] = why
         inputs: list[tuple[int, dict[str, Any]]] = []
+        invalid: dict[int, str] = {}
         for i in pending:
             change = changes[i]
-            props, _ = self._properties_for(change)
+            props, problem = self._properties_for(change)
+            if problem:
+                invalid[i] = problem
+                continue
             if tags_mode == "property" and (change.tags_add or change.tags_remove):
                 adds = sorted({t.casefold() for t in change.tags_add})
                 if change.tags_remove and not change.create:
@@ -556,16 +648,33 @@ class HubSpotConnector(Connector):
                         ";".join(adds) if change.create else ";" + ";".join(adds)
                     )
             if props or change.create:
-                inputs.append((i, {"idProperty": "email", "id": change.email.strip(),
-                                   "properties": props, "objectWriteTraceId": str(i)}))
+                inputs.append(
+                    (
+                        i,
+                        {
+                            "idProperty": "email",
+                            "id": change.email.strip(),
+                            "properties": props,
+                            "objectWriteTraceId": str(i),
+                        },
+                    )
+                )
         verdicts = await self._upsert(inputs)
+        for i, problem in invalid.items():
+            verdicts[i] = (False, None, False, problem, "INVALID_VALUE")
         for i in pending:
             change = changes[i]
             ok, platform_id, created, error, code = verdicts.get(
                 i, (True, change.platform_id, False, None, None)
             )
-            results[i] = ChangeResult(email=change.email, ok=ok, platform_id=platform_id,
-                                      created=created, error=error, code=code)
+            results[i] = ChangeResult(
+                email=change.email,
+                ok=ok,
+                platform_id=platform_id,
+                created=created,
+                error=error,
+                code=code,
+            )
         confirmed = [i for i in pending if results[i] is not None and results[i].ok]  # type: ignore[union-attr]
         if tags_mode == "lists":
             await self._write_tag_lists(changes, results, confirmed)
@@ -573,13 +682,15 @@ class HubSpotConnector(Connector):
         for i, why in refused.items():
             prior = results[i]
             assert prior is not None
-            results[i] = prior.model_copy(update={
-                "ok": False, "partial": prior.ok and bool(
-                    changes[i].fields or changes[i].tags_add or changes[i].tags_remove
-                ),
-                "error": f"not re-subscribed: HubSpot holds {changes[i].email} as {why}",
-                "code": "CONSENT_OPT_OUT",
-            })
+            results[i] = prior.model_copy(
+                update={
+                    "ok": False,
+                    "partial": prior.ok
+                    and bool(changes[i].fields or changes[i].tags_add or changes[i].tags_remove),
+                    "error": f"not re-subscribed: HubSpot holds {changes[i].email} as {why}",
+                    "code": "CONSENT_OPT_OUT",
+                }
+            )
         return [r for r in results if r is not None]
 
     async def _ensure_enum_options(self, changes: Sequence[ContactChange]) -> None:
@@ -609,10 +720,17 @@ class HubSpotConnector(Connector):
 
         async def one(chunk: Sequence[str]) -> None:
             response = await self.client.request(
-                "POST", f"{self.paths['contacts']}/batch/read", endpoint="POST contacts/batch/read",
-                json={"idProperty": "email", "inputs": [{"id": e} for e in chunk],
-                      "properties": list(properties), "propertiesWithHistory": []},
-                idempotent=True, ok=(207,),
+                "POST",
+                f"{self.paths['contacts']}/batch/read",
+                endpoint="POST contacts/batch/read",
+                json={
+                    "idProperty": "email",
+                    "inputs": [{"id": e} for e in chunk],
+                    "properties": list(properties),
+                    "propertiesWithHistory": [],
+                },
+                idempotent=True,
+                ok=(207,),
             )
             for record in response.json().get("results") or []:
                 email = (record.get("properties") or {}).get("email")
@@ -653,9 +771,11 @@ class HubSpotConnector(Connector):
         async def send(chunk: Sequence[tuple[int, dict[str, Any]]]) -> None:
             try:
                 response = await self.client.request(
-                    "POST", f"{self.paths['contacts']}/batch/upsert",
+                    "POST",
+                    f"{self.paths['contacts']}/batch/upsert",
                     endpoint="POST contacts/batch/upsert",
-                    json={"inputs": [body for _, body in chunk]}, ok=(207,),
+                    json={"inputs": [body for _, body in chunk]},
+                    ok=(207,),
                 )
             except ApiError as exc:
                 if exc.status != 400 or len(chunk) == 1:
@@ -685,8 +805,13 @@ class HubSpotConnector(Connector):
                 if record is not None:
                     verdicts[i] = (True, str(record["id"]), bool(record.get("new")), None, None)
                 elif error is not None:
-                    verdicts[i] = (False, None, False, str(error.get("message")),
-                                   str(error.get("category") or "") or None)
+                    verdicts[i] = (
+                        False,
+                        None,
+                        False,
+                        str(error.get("message")),
+                        str(error.get("category") or "") or None,
+                    )
                 else:
                     verdicts[i] = (False, None, False, "HubSpot did not confirm this record", None)
 
@@ -694,13 +819,22 @@ class HubSpotConnector(Connector):
         return verdicts
 
     async def _write_consent(
-        self, changes: Sequence[ContactChange], results: list[ChangeResult | None],
+        self,
+        changes: Sequence[ContactChange],
+        results: list[ChangeResult | None],
         indexes: Iterable[int],
     ) -> None:
         """Opt-outs and opt-ins through the subscription statuses (one call per address)."""
-        todo = [i for i in indexes if changes[i].consent in (
-            ConsentStatus.SUBSCRIBED, ConsentStatus.UNSUBSCRIBED, ConsentStatus.BOUNCED,
-        )]
+        todo = [
+            i
+            for i in indexes
+            if changes[i].consent
+            in (
+                ConsentStatus.SUBSCRIBED,
+                ConsentStatus.UNSUBSCRIBED,
+                ConsentStatus.BOUNCED,
+            )
+        ]
         if not todo:
             return
         sub = await self._subscription_id()
@@ -716,15 +850,23 @@ class HubSpotConnector(Connector):
             email = (change.new_email or change.email).strip()
             try:
                 await self.client.request(
-                    "POST", f"{self.paths['consent']}/statuses/{email}",
-                    endpoint="POST consent statuses/{email}", json=body, idempotent=True,
+                    "POST",
+                    f"{self.paths['consent']}/statuses/{email}",
+                    endpoint="POST consent statuses/{email}",
+                    json=body,
+                    idempotent=True,
                 )
             except ApiError as exc:
                 prior = results[i]
                 assert prior is not None
-                results[i] = prior.model_copy(update={
-                    "ok": False, "partial": True, "error": exc.message, "code": exc.code,
-                })
+                results[i] = prior.model_copy(
+                    update={
+                        "ok": False,
+                        "partial": True,
+                        "error": exc.message,
+                        "code": exc.code,
+                    }
+                )
 
         await asyncio.gather(*(one(i) for i in todo))
 
@@ -736,14 +878,23 @@ class HubSpotConnector(Connector):
         offset, more = 0, True
         while more:
             body = await self._json(
-                "POST", f"{self.paths['lists']}/search", "POST lists/search", idempotent=True,
-                json={"query": marker, "offset": offset, "count": 500, "listIds": [],
-                      "processingTypes": ["MANUAL"], "additionalProperties": []},
+                "POST",
+                f"{self.paths['lists']}/search",
+                "POST lists/search",
+                idempotent=True,
+                json={
+                    "query": marker,
+                    "offset": offset,
+                    "count": 500,
+                    "listIds": [],
+                    "processingTypes": ["MANUAL"],
+                    "additionalProperties": [],
+                },
             )
             for found in body.get("lists") or []:
                 name = str(found.get("name", ""))
                 if name.startswith(marker):
-                    tag = name[len(marker):]
+                    tag = name[len(marker) :]
                     self._tag_lists.setdefault(tag.casefold(), str(found["listId"]))
                     self._tag_labels.setdefault(tag.casefold(), tag)
             more = bool(body.get("hasMore"))
@@ -754,8 +905,10 @@ class HubSpotConnector(Connector):
         if key not in self._tag_lists:
             name = f"{self.cfg.list_prefix}tag {tag}"
             response = await self.client.request(
-                "GET", f"{self.paths['lists']}/object-type-id/0-1/name/{name}",
-                endpoint="GET list by name", ok=(404,),
+                "GET",
+                f"{self.paths['lists']}/object-type-id/0-1/name/{name}",
+                endpoint="GET list by name",
+                ok=(404,),
             )
             if response.status_code == 404:
                 self._tag_lists[key] = await self.ensure_static(f"tag {tag}", None)
@@ -772,7 +925,9 @@ class HubSpotConnector(Connector):
         return members
 
     async def _write_tag_lists(
-        self, changes: Sequence[ContactChange], results: list[ChangeResult | None],
+        self,
+        changes: Sequence[ContactChange],
+        results: list[ChangeResult | None],
         indexes: Sequence[int],
     ) -> None:
         plan: dict[str, tuple[list[str], list[str]]] = {}
@@ -789,17 +944,29 @@ class HubSpotConnector(Connector):
 
     # -- segments and static lists ---------------------------------------------------------------
 
-    async def publish_native(self, name: str, definition: Mapping[str, Any], ref: str | None) -> str:
+    async def publish_native(
+        self, name: str, definition: Mapping[str, Any], ref: str | None
+    ) -> str:
         """Create (or update the filters of) an owned DYNAMIC list; return its list id."""
         branch = definition["filterBranch"]
         if ref is not None:
-            await self._json("PUT", f"{self.paths['lists']}/{ref}/update-list-filters",
-                             "PUT list filters", json={"filterBranch": branch})
+            await self._json(
+                "PUT",
+                f"{self.paths['lists']}/{ref}/update-list-filters",
+                "PUT list filters",
+                json={"filterBranch": branch},
+            )
             return ref
         body = await self._json(
-            "POST", self.paths["lists"], "POST list",
-            json={"name": f"{self.cfg.list_prefix}{name}", "objectTypeId": "0-1",
-                  "processingType": "DYNAMIC", "filterBranch": branch},
+            "POST",
+            self.paths["lists"],
+            "POST list",
+            json={
+                "name": f"{self.cfg.list_prefix}{name}",
+                "objectTypeId": "0-1",
+                "processingType": "DYNAMIC",
+                "filterBranch": branch,
+            },
         )
         return str(body["list"]["listId"])
 
@@ -809,22 +976,35 @@ class HubSpotConnector(Connector):
             await self._json("GET", f"{self.paths['lists']}/{ref}", "GET list")
             return ref
         body = await self._json(
-            "POST", self.paths["lists"], "POST list",
-            json={"name": f"{self.cfg.list_prefix}{name}", "objectTypeId": "0-1",
-                  "processingType": "MANUAL"},
+            "POST",
+            self.paths["lists"],
+            "POST list",
+            json={
+                "name": f"{self.cfg.list_prefix}{name}",
+                "objectTypeId": "0-1",
+                "processingType": "MANUAL",
+            },
         )
         return str(body["list"]["listId"])
 
-    async def _change_ids(self, ref: str, add: Sequence[str], remove: Sequence[str]) -> dict[str, Any]:
-        merged: dict[str, list[str]] = {"recordIdsMissing": [], "recordIdsRemoved": [],
-                                        "recordsIdsAdded": []}
+    async def _change_ids(
+        self, ref: str, add: Sequence[str], remove: Sequence[str]
+    ) -> dict[str, Any]:
+        merged: dict[str, list[str]] = {
+            "recordIdsMissing": [],
+            "recordIdsRemoved": [],
+            "recordsIdsAdded": [],
+        }
         step = self.capabilities.membership_batch_size
         for start in range(0, max(len(add), len(remove)), step):
             body = await self._json(
-                "PUT", f"{self.paths['lists']}/{ref}/memberships/add-and-remove",
+                "PUT",
+                f"{self.paths['lists']}/{ref}/memberships/add-and-remove",
                 "PUT list memberships/add-and-remove",
-                json={"recordIdsToAdd": list(add[start : start + step]),
-                      "recordIdsToRemove": list(remove[start : start + step])},
+                json={
+                    "recordIdsToAdd": list(add[start : start + step]),
+                    "recordIdsToRemove": list(remove[start : start + step]),
+                },
             )
             for key in merged:
                 merged[key] += [str(x) for x in body.get(key) or []]
@@ -839,15 +1019,22 @@ class HubSpotConnector(Connector):
         records = await self._batch_read_by_email([*add, *remove], ["email"])
         ids = {email: str(r["id"]) for email, r in records.items()}
         key = [e.strip().lower() for e in add], [e.strip().lower() for e in remove]
-        body = await self._change_ids(ref, [ids[e] for e in key[0] if e in ids],
-                                      [ids[e] for e in key[1] if e in ids])
+        body = await self._change_ids(
+            ref, [ids[e] for e in key[0] if e in ids], [ids[e] for e in key[1] if e in ids]
+        )
         missing = set(body["recordIdsMissing"])
         out = []
         for email in [*add, *remove]:
             rid = ids.get(email.strip().lower())
             if rid is None or rid in missing:
-                out.append(ChangeResult(email=email, ok=False, error="no HubSpot contact with this email",
-                                        code="OBJECT_NOT_FOUND"))
+                out.append(
+                    ChangeResult(
+                        email=email,
+                        ok=False,
+                        error="no HubSpot contact with this email",
+                        code="OBJECT_NOT_FOUND",
+                    )
+                )
             else:
                 out.append(ChangeResult(email=email, ok=True, platform_id=rid))
         return out
@@ -861,7 +1048,9 @@ class HubSpotConnector(Connector):
                 return
             options = [o for o in record.get("options") or [] if o["value"] != ref.casefold()]
             known[self.cfg.tags_property] = await self._json(
-                "PATCH", f"{self.paths['properties']}/{self.cfg.tags_property}", "PATCH property",
+                "PATCH",
+                f"{self.paths['properties']}/{self.cfg.tags_property}",
+                "PATCH property",
                 json={"options": options},
             )
             return
@@ -874,8 +1063,12 @@ class HubSpotConnector(Connector):
             params: dict[str, Any] = {"limit": MEMBERSHIP_PAGE}
             if after:
                 params["after"] = after
-            body = await self._json("GET", f"{self.paths['lists']}/{ref}/memberships",
-                                    "GET list memberships", params=params)
+            body = await self._json(
+                "GET",
+                f"{self.paths['lists']}/{ref}/memberships",
+                "GET list memberships",
+                params=params,
+            )
             for item in body.get("results") or []:
                 yield str(item["recordId"])
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
@@ -888,13 +1081,18 @@ class HubSpotConnector(Connector):
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             response = await self.client.request(
-                "POST", f"{self.paths['contacts']}/batch/read", endpoint="POST contacts/batch/read",
-                json={"inputs": [{"id": i} for i in chunk], "properties": ["email"],
-                      "propertiesWithHistory": []},
-                idempotent=True, ok=(207,),
+                "POST",
+                f"{self.paths['contacts']}/batch/read",
+                endpoint="POST contacts/batch/read",
+                json={
+                    "inputs": [{"id": i} for i in chunk],
+                    "properties": ["email"],
+                    "propertiesWithHistory": [],
+                },
+                idempotent=True,
+                ok=(207,),
             )
             for record in response.json().get("results") or []:
                 email = (record.get("properties") or {}).get("email")
                 if email:
                     yield email
-

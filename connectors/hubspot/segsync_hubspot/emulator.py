@@ -20,6 +20,7 @@ Test hooks (no HTTP): `seed_contact`, `contact_by_email`, `set_engagement`, `har
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import json
@@ -33,7 +34,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from segsync.emulator.base import ConcurrencyLimit, Emulator, WindowLimit
-
 from segsync_hubspot.filters import (
     FilterError,
     RecordView,
@@ -96,22 +96,37 @@ _BUILTIN_PROPERTIES: tuple[tuple[str, str, str, bool], ...] = (
 _BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {
     "hs_language": ("en", "fr", "de", "es", "it", "nl", "pt", "ja", "zh-cn"),
     "lifecyclestage": (
-        "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
-        "customer", "evangelist", "other",
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "evangelist",
+        "other",
     ),
 }
 
 _DEFAULT_SEARCH_PROPERTIES = (
-    "createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname",
+    "createdate",
+    "email",
+    "firstname",
+    "hs_object_id",
+    "lastmodifieddate",
+    "lastname",
 )
 _DEFAULT_GET_PROPERTIES = _DEFAULT_SEARCH_PROPERTIES
 
 _FIELD_TYPES: dict[str, frozenset[str]] = {
-    "string": frozenset({"text", "textarea", "file", "html", "phonenumber", "calculation_equation"}),
+    "string": frozenset(
+        {"text", "textarea", "file", "html", "phonenumber", "calculation_equation"}
+    ),
     "number": frozenset({"number", "calculation_equation"}),
     "date": frozenset({"date"}),
     "datetime": frozenset({"date"}),
-    "enumeration": frozenset({"select", "radio", "checkbox", "booleancheckbox", "calculation_equation"}),
+    "enumeration": frozenset(
+        {"select", "radio", "checkbox", "booleancheckbox", "calculation_equation"}
+    ),
     "bool": frozenset({"booleancheckbox", "calculation_equation"}),
     "phone_number": frozenset({"phonenumber"}),
 }
@@ -163,7 +178,9 @@ class _Status:
 
 
 def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return (
+        when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    )
 
 
 def _ms(when: dt.datetime) -> str:
@@ -214,10 +231,18 @@ class HubSpotEmulator(Emulator):
         self._next_id = 101
         self.properties: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {
-            "contactinformation": {"name": "contactinformation", "label": "Contact information",
-                                   "displayOrder": 0, "archived": False},
-            "emailinformation": {"name": "emailinformation", "label": "Email information",
-                                 "displayOrder": 1, "archived": False},
+            "contactinformation": {
+                "name": "contactinformation",
+                "label": "Contact information",
+                "displayOrder": 0,
+                "archived": False,
+            },
+            "emailinformation": {
+                "name": "emailinformation",
+                "label": "Email information",
+                "displayOrder": 1,
+                "archived": False,
+            },
         }
         for name, ptype, field_type, read_only in _BUILTIN_PROPERTIES:
             options = [
@@ -225,9 +250,16 @@ class HubSpotEmulator(Emulator):
                 for i, v in enumerate(_BUILTIN_OPTIONS.get(name, ()))
             ]
             self.properties[name] = self._property_record(
-                {"name": name, "label": name, "type": ptype, "fieldType": field_type,
-                 "groupName": "contactinformation", "options": options},
-                hubspot_defined=True, read_only=read_only,
+                {
+                    "name": name,
+                    "label": name,
+                    "type": ptype,
+                    "fieldType": field_type,
+                    "groupName": "contactinformation",
+                    "options": options,
+                },
+                hubspot_defined=True,
+                read_only=read_only,
             )
         self.lists: dict[str, _List] = {}
         self._next_list_id = 1
@@ -247,7 +279,9 @@ class HubSpotEmulator(Emulator):
         return (
             WindowLimit("SECONDLY", self.search_per_second, 1.0, path_pattern=_SEARCH_PATH),
             WindowLimit(
-                "TEN_SECONDLY_ROLLING", self.burst_limit, 10.0,
+                "TEN_SECONDLY_ROLLING",
+                self.burst_limit,
+                10.0,
                 path_pattern=rf"^(?!.*{_SEARCH_PATH[:-1]}$)",
             ),
             WindowLimit("DAILY", self.daily_limit, 86_400.0),
@@ -262,6 +296,9 @@ class HubSpotEmulator(Emulator):
             "unauthorized": "INVALID_AUTHENTICATION",
             "server_error": "INTERNAL_ERROR",
             "rate_limited": "RATE_LIMITS",
+            "not_found": "OBJECT_NOT_FOUND",
+            "method_not_allowed": "VALIDATION_ERROR",
+            "bad_request": "VALIDATION_ERROR",
         }.get(code, code)
         body: dict[str, Any] = {
             "status": "error",
@@ -307,7 +344,11 @@ class HubSpotEmulator(Emulator):
 
     def _rate_headers(self) -> dict[str, str]:
         now = self.clock.monotonic()
-        burst = next(x for x in self.limits if isinstance(x, WindowLimit) and x.name == "TEN_SECONDLY_ROLLING")
+        burst = next(
+            x
+            for x in self.limits
+            if isinstance(x, WindowLimit) and x.name == "TEN_SECONDLY_ROLLING"
+        )
         daily = next(x for x in self.limits if isinstance(x, WindowLimit) and x.name == "DAILY")
         return {
             "X-HubSpot-RateLimit-Daily": str(self.daily_limit),
@@ -317,24 +358,13 @@ class HubSpotEmulator(Emulator):
             "X-HubSpot-RateLimit-Remaining": str(burst.remaining(now)),
         }
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Add HubSpot's rate-limit headers to every answer except search's."""
-        if scope["type"] != "http" or re.search(_SEARCH_PATH, scope.get("path", "")):
-            await super().__call__(scope, receive, send)
-            return
-
-        async def with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [
-                    (k.lower().encode(), v.encode())
-                    for k, v in self._rate_headers().items()
-                    if k.lower().encode() not in present
-                ]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await super().__call__(scope, receive, with_headers)
+    def rate_limit_headers(
+        self, limit: WindowLimit, remaining: int, reset_in: float
+    ) -> Mapping[str, str]:
+        """HubSpot's X-HubSpot-RateLimit-* headers; search answers carry none."""
+        if limit.name == "SECONDLY":
+            return {}
+        return self._rate_headers()
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -360,26 +390,57 @@ class HubSpotEmulator(Emulator):
                 Route(f"{props}/{{object_type}}", self._h(self.get_properties), methods=["GET"]),
                 Route(f"{props}/{{object_type}}", self._h(self.create_property), methods=["POST"]),
                 Route(f"{props}/{{object_type}}/groups", self._h(self.get_groups), methods=["GET"]),
-                Route(f"{props}/{{object_type}}/groups", self._h(self.create_group), methods=["POST"]),
-                Route(f"{props}/{{object_type}}/{{name}}", self._h(self.get_property), methods=["GET"]),
-                Route(f"{props}/{{object_type}}/{{name}}", self._h(self.patch_property), methods=["PATCH"]),
+                Route(
+                    f"{props}/{{object_type}}/groups", self._h(self.create_group), methods=["POST"]
+                ),
+                Route(
+                    f"{props}/{{object_type}}/{{name}}", self._h(self.get_property), methods=["GET"]
+                ),
+                Route(
+                    f"{props}/{{object_type}}/{{name}}",
+                    self._h(self.patch_property),
+                    methods=["PATCH"],
+                ),
                 Route(lists, self._h(self.create_list), methods=["POST"]),
                 Route(lists, self._h(self.get_lists), methods=["GET"]),
                 Route(f"{lists}/search", self._h(self.search_lists), methods=["POST"]),
-                Route(f"{lists}/object-type-id/{{otid}}/name/{{name}}", self._h(self.get_list_by_name),
-                      methods=["GET"]),
+                Route(
+                    f"{lists}/object-type-id/{{otid}}/name/{{name}}",
+                    self._h(self.get_list_by_name),
+                    methods=["GET"],
+                ),
                 Route(f"{lists}/{{list_id}}", self._h(self.get_list), methods=["GET"]),
                 Route(f"{lists}/{{list_id}}", self._h(self.delete_list), methods=["DELETE"]),
-                Route(f"{lists}/{{list_id}}/update-list-filters", self._h(self.update_list_filters),
-                      methods=["PUT"]),
-                Route(f"{lists}/{{list_id}}/update-list-name", self._h(self.update_list_name),
-                      methods=["PUT"]),
-                Route(f"{lists}/{{list_id}}/memberships", self._h(self.get_memberships), methods=["GET"]),
-                Route(f"{lists}/{{list_id}}/memberships/add", self._h(self.add_members), methods=["PUT"]),
-                Route(f"{lists}/{{list_id}}/memberships/remove", self._h(self.remove_members),
-                      methods=["PUT"]),
-                Route(f"{lists}/{{list_id}}/memberships/add-and-remove",
-                      self._h(self.add_and_remove_members), methods=["PUT"]),
+                Route(
+                    f"{lists}/{{list_id}}/update-list-filters",
+                    self._h(self.update_list_filters),
+                    methods=["PUT"],
+                ),
+                Route(
+                    f"{lists}/{{list_id}}/update-list-name",
+                    self._h(self.update_list_name),
+                    methods=["PUT"],
+                ),
+                Route(
+                    f"{lists}/{{list_id}}/memberships",
+                    self._h(self.get_memberships),
+                    methods=["GET"],
+                ),
+                Route(
+                    f"{lists}/{{list_id}}/memberships/add",
+                    self._h(self.add_members),
+                    methods=["PUT"],
+                ),
+                Route(
+                    f"{lists}/{{list_id}}/memberships/remove",
+                    self._h(self.remove_members),
+                    methods=["PUT"],
+                ),
+                Route(
+                    f"{lists}/{{list_id}}/memberships/add-and-remove",
+                    self._h(self.add_and_remove_members),
+                    methods=["PUT"],
+                ),
             ]
             cp = f"/communication-preferences/{version}"
             routes.append(Route(f"{cp}/definitions", self._h(self.definitions), methods=["GET"]))
@@ -391,11 +452,18 @@ class HubSpotEmulator(Emulator):
                 ]
             else:
                 routes += [
-                    Route(f"{cp}/statuses/batch/read", self._h(self.v4_batch_read), methods=["POST"]),
+                    Route(
+                        f"{cp}/statuses/batch/read", self._h(self.v4_batch_read), methods=["POST"]
+                    ),
                     Route(f"{cp}/statuses/{{email}}", self._h(self.v4_status), methods=["GET"]),
-                    Route(f"{cp}/statuses/{{email}}", self._h(self.v4_set_status), methods=["POST"]),
-                    Route(f"{cp}/statuses/{{email}}/unsubscribe-all", self._h(self.v4_unsubscribe_all),
-                          methods=["POST"]),
+                    Route(
+                        f"{cp}/statuses/{{email}}", self._h(self.v4_set_status), methods=["POST"]
+                    ),
+                    Route(
+                        f"{cp}/statuses/{{email}}/unsubscribe-all",
+                        self._h(self.v4_unsubscribe_all),
+                        methods=["POST"],
+                    ),
                 ]
         if "v4" not in self.versions and "v3" in self.versions:
             cp = "/communication-preferences/v4"
@@ -404,8 +472,11 @@ class HubSpotEmulator(Emulator):
                 Route(f"{cp}/statuses/batch/read", self._h(self.v4_batch_read), methods=["POST"]),
                 Route(f"{cp}/statuses/{{email}}", self._h(self.v4_status), methods=["GET"]),
                 Route(f"{cp}/statuses/{{email}}", self._h(self.v4_set_status), methods=["POST"]),
-                Route(f"{cp}/statuses/{{email}}/unsubscribe-all", self._h(self.v4_unsubscribe_all),
-                      methods=["POST"]),
+                Route(
+                    f"{cp}/statuses/{{email}}/unsubscribe-all",
+                    self._h(self.v4_unsubscribe_all),
+                    methods=["POST"],
+                ),
             ]
         return routes
 
@@ -445,8 +516,10 @@ class HubSpotEmulator(Emulator):
             raise _HubSpotError(400, "VALIDATION_ERROR", "Invalid input JSON: inputs is required")
         if len(inputs) > self.batch_limit:
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
-                f"Batch input limit exceeded: {len(inputs)} inputs, the limit is {self.batch_limit}",
+                400,
+                "VALIDATION_ERROR",
+                f"Batch input limit exceeded: {len(inputs)} inputs, "
+                f"the limit is {self.batch_limit}",
                 context={"limit": [str(self.batch_limit)]},
             )
         return inputs
@@ -455,7 +528,9 @@ class HubSpotEmulator(Emulator):
 
     def seed_contact(self, properties: Mapping[str, str]) -> str:
         """Create a contact directly (values as HubSpot strings); return its id."""
-        record, errors = self._create({k: str(v) for k, v in properties.items()}, allow_read_only=True)
+        record, errors = self._create(
+            {k: str(v) for k, v in properties.items()}, allow_read_only=True
+        )
         if errors:
             raise ValueError(errors)
         assert record is not None
@@ -488,15 +563,28 @@ class HubSpotEmulator(Emulator):
         """Define a subscription type (and its read-only `hs_email_optout_<id>` property)."""
         now = self.clock.now()
         self.subscriptions[sub_id] = {
-            "id": sub_id, "name": name, "description": f"{name} emails", "purpose": purpose,
-            "communicationMethod": "Email", "isActive": True, "isDefault": sub_id == 101,
-            "isInternal": False, "createdAt": _iso(now), "updatedAt": _iso(now),
+            "id": sub_id,
+            "name": name,
+            "description": f"{name} emails",
+            "purpose": purpose,
+            "communicationMethod": "Email",
+            "isActive": True,
+            "isDefault": sub_id == 101,
+            "isInternal": False,
+            "createdAt": _iso(now),
+            "updatedAt": _iso(now),
         }
         self.properties[f"hs_email_optout_{sub_id}"] = self._property_record(
-            {"name": f"hs_email_optout_{sub_id}", "label": f"Opted out of email: {name}",
-             "type": "enumeration", "fieldType": "select", "groupName": "emailinformation",
-             "options": [{"label": "Yes", "value": "true"}, {"label": "No", "value": "false"}]},
-            hubspot_defined=True, read_only=True,
+            {
+                "name": f"hs_email_optout_{sub_id}",
+                "label": f"Opted out of email: {name}",
+                "type": "enumeration",
+                "fieldType": "select",
+                "groupName": "emailinformation",
+                "options": [{"label": "Yes", "value": "true"}, {"label": "No", "value": "false"}],
+            },
+            hubspot_defined=True,
+            read_only=True,
         )
 
     def subscription_status(self, email: str, sub_id: int = 101) -> str:
@@ -506,6 +594,10 @@ class HubSpotEmulator(Emulator):
             return "NOT_SUBSCRIBED"
         status = self.statuses.get(key, {}).get(sub_id)
         return status.status if status else "NOT_SPECIFIED"
+
+    def set_subscription(self, email: str, sub_id: int = 101, *, subscribed: bool) -> None:
+        """Set an address's status for one subscription (as the person would)."""
+        self._set(email.strip().lower(), sub_id, subscribed, None, None)
 
     def unsubscribe_all(self, email: str) -> None:
         """Opt an address out of all email (as the person would through a footer link)."""
@@ -522,22 +614,36 @@ class HubSpotEmulator(Emulator):
     ) -> dict[str, Any]:
         now = _iso(self.clock.now())
         options = [
-            {"label": o.get("label", o.get("value")), "value": o.get("value"),
-             "hidden": bool(o.get("hidden", False)), "displayOrder": o.get("displayOrder", i),
-             **({"description": o["description"]} if "description" in o else {})}
+            {
+                "label": o.get("label", o.get("value")),
+                "value": o.get("value"),
+                "hidden": bool(o.get("hidden", False)),
+                "displayOrder": o.get("displayOrder", i),
+                **({"description": o["description"]} if "description" in o else {}),
+            }
             for i, o in enumerate(spec.get("options") or [])
         ]
         return {
-            "name": spec["name"], "label": spec.get("label", spec["name"]),
-            "type": spec["type"], "fieldType": spec["fieldType"],
-            "description": spec.get("description", ""), "groupName": spec.get("groupName"),
-            "options": options, "displayOrder": spec.get("displayOrder", -1),
-            "calculated": False, "externalOptions": False, "hasUniqueValue": bool(spec.get("hasUniqueValue")),
-            "hidden": bool(spec.get("hidden", False)), "hubspotDefined": hubspot_defined,
-            "formField": bool(spec.get("formField", False)), "archived": False,
-            "createdAt": now, "updatedAt": now,
+            "name": spec["name"],
+            "label": spec.get("label", spec["name"]),
+            "type": spec["type"],
+            "fieldType": spec["fieldType"],
+            "description": spec.get("description", ""),
+            "groupName": spec.get("groupName"),
+            "options": options,
+            "displayOrder": spec.get("displayOrder", -1),
+            "calculated": False,
+            "externalOptions": False,
+            "hasUniqueValue": bool(spec.get("hasUniqueValue")),
+            "hidden": bool(spec.get("hidden", False)),
+            "hubspotDefined": hubspot_defined,
+            "formField": bool(spec.get("formField", False)),
+            "archived": False,
+            "createdAt": now,
+            "updatedAt": now,
             "modificationMetadata": {
-                "archivable": not hubspot_defined, "readOnlyDefinition": hubspot_defined,
+                "archivable": not hubspot_defined,
+                "readOnlyDefinition": hubspot_defined,
                 "readOnlyValue": read_only,
             },
         }
@@ -546,7 +652,8 @@ class HubSpotEmulator(Emulator):
     def _object_type(request: Request) -> None:
         if request.path_params["object_type"] not in ("contacts", "0-1", "contact"):
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 f"Unable to infer object type from: {request.path_params['object_type']}",
             )
 
@@ -565,13 +672,16 @@ class HubSpotEmulator(Emulator):
     async def create_property(self, request: Request) -> Any:
         self._object_type(request)
         body = await self._object_body(request)
-        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        missing = [
+            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+        ]
         if missing:
             raise _HubSpotError(400, "VALIDATION_ERROR", f"Missing required fields: {missing}")
         name = str(body["name"])
         if not _PROPERTY_NAME.match(name):
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 f"Property name {name!r} must be lowercase, start with a letter, contain only "
                 "letters, digits and underscores and be shorter than 100 characters",
             )
@@ -583,7 +693,9 @@ class HubSpotEmulator(Emulator):
                 400, "VALIDATION_ERROR", f"fieldType {field_type} is not valid for type {ptype}"
             )
         if body["groupName"] not in self.groups:
-            raise _HubSpotError(400, "VALIDATION_ERROR", f"Property group {body['groupName']} does not exist")
+            raise _HubSpotError(
+                400, "VALIDATION_ERROR", f"Property group {body['groupName']} does not exist"
+            )
         self._check_options(body.get("options") or [])
         record = self._property_record(body)
         self.properties[name] = record
@@ -595,9 +707,13 @@ class HubSpotEmulator(Emulator):
         for option in options:
             value = option.get("value") if isinstance(option, dict) else None
             if not isinstance(value, str) or not value or not option.get("label"):
-                raise _HubSpotError(400, "VALIDATION_ERROR", "Each option needs a label and a value")
+                raise _HubSpotError(
+                    400, "VALIDATION_ERROR", "Each option needs a label and a value"
+                )
             if ";" in value:
-                raise _HubSpotError(400, "VALIDATION_ERROR", f"Option value {value!r} may not contain ';'")
+                raise _HubSpotError(
+                    400, "VALIDATION_ERROR", f"Option value {value!r} may not contain ';'"
+                )
             if value in seen:
                 raise _HubSpotError(400, "VALIDATION_ERROR", f"Duplicate option value {value!r}")
             seen.add(value)
@@ -631,9 +747,15 @@ class HubSpotEmulator(Emulator):
         if not name or not body.get("label"):
             raise _HubSpotError(400, "VALIDATION_ERROR", "Property groups need a name and a label")
         if name in self.groups:
-            raise _HubSpotError(409, "OBJECT_ALREADY_EXISTS", f"Property group {name} already exists")
-        group = {"name": name, "label": body["label"], "displayOrder": body.get("displayOrder", -1),
-                 "archived": False}
+            raise _HubSpotError(
+                409, "OBJECT_ALREADY_EXISTS", f"Property group {name} already exists"
+            )
+        group = {
+            "name": name,
+            "label": body["label"],
+            "displayOrder": body.get("displayOrder", -1),
+            "archived": False,
+        }
         self.groups[name] = group
         return JSONResponse(group, status_code=201)
 
@@ -647,8 +769,13 @@ class HubSpotEmulator(Emulator):
         return None if record.archived else record
 
     def _value_error(self, name: str, value: str, error: str, message: str) -> dict[str, Any]:
-        return {"isValid": False, "message": message, "error": error, "name": name,
-                "localizedErrorMessage": message}
+        return {
+            "isValid": False,
+            "message": message,
+            "error": error,
+            "name": name,
+            "localizedErrorMessage": message,
+        }
 
     def _normalise_value(
         self, name: str, value: str, current: str | None, *, allow_read_only: bool
@@ -661,7 +788,10 @@ class HubSpotEmulator(Emulator):
             )
         if prop["modificationMetadata"]["readOnlyValue"] and not allow_read_only:
             return None, self._value_error(
-                name, value, "READ_ONLY_VALUE", f"{name} is a read only property; its value cannot be set."
+                name,
+                value,
+                "READ_ONLY_VALUE",
+                f"{name} is a read only property; its value cannot be set.",
             )
         if value == "":
             return None, None
@@ -681,7 +811,10 @@ class HubSpotEmulator(Emulator):
         if ptype == "bool":
             if value.lower() not in ("true", "false"):
                 return None, self._value_error(
-                    name, value, "INVALID_BOOLEAN", f"{value} was not a valid boolean (true or false)."
+                    name,
+                    value,
+                    "INVALID_BOOLEAN",
+                    f"{value} was not a valid boolean (true or false).",
                 )
             return value.lower(), None
         if ptype in ("date", "datetime"):
@@ -694,7 +827,9 @@ class HubSpotEmulator(Emulator):
             if ptype == "date":
                 if (when.hour, when.minute, when.second, when.microsecond) != (0, 0, 0, 0):
                     return None, self._value_error(
-                        name, value, "INVALID_DATE",
+                        name,
+                        value,
+                        "INVALID_DATE",
                         f"{value} is at {when.time()} UTC, but date properties take midnight UTC.",
                     )
                 return when.date().isoformat(), None
@@ -710,7 +845,9 @@ class HubSpotEmulator(Emulator):
             bad = [v for v in chosen if v not in allowed]
             if bad:
                 return None, self._value_error(
-                    name, value, "INVALID_OPTION",
+                    name,
+                    value,
+                    "INVALID_OPTION",
                     f"{bad[0]} was not one of the allowed options: [{', '.join(allowed)}]",
                 )
             return (";".join(chosen) or None), None
@@ -736,7 +873,9 @@ class HubSpotEmulator(Emulator):
             owner = self._by_email.get(email)
             if owner is not None and owner != record.id and not self.contacts[owner].archived:
                 raise _HubSpotError(
-                    409, "CONFLICT", f"Contact already exists. Existing ID: {owner}",
+                    409,
+                    "CONFLICT",
+                    f"Contact already exists. Existing ID: {owner}",
                     context={"existingId": [owner]},
                 )
         if errors:
@@ -769,19 +908,23 @@ class HubSpotEmulator(Emulator):
     ) -> tuple[_Contact | None, list[dict[str, Any]]]:
         if not any(values.get(k) for k in ("email", "firstname", "lastname")):
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 "At least one of email, firstname or lastname must be set to create a contact",
             )
         email = str(values.get("email") or "").strip().lower()
         if email and self._find_email(email):
             owner = self._by_email[email]
             raise _HubSpotError(
-                409, "CONFLICT", f"Contact already exists. Existing ID: {owner}",
+                409,
+                "CONFLICT",
+                f"Contact already exists. Existing ID: {owner}",
                 context={"existingId": [owner]},
             )
         now = self.clock.now()
-        record = _Contact(id=str(self._next_id), properties={}, history={}, created_at=now,
-                          updated_at=now)
+        record = _Contact(
+            id=str(self._next_id), properties={}, history={}, created_at=now, updated_at=now
+        )
         errors = self._apply(record, values, allow_read_only=allow_read_only)
         if errors:
             return None, errors
@@ -849,15 +992,17 @@ class HubSpotEmulator(Emulator):
         if limit > 100 or limit < 1:
             raise _HubSpotError(400, "VALIDATION_ERROR", "limit must be between 1 and 100")
         after = int(request.query_params.get("after", "0") or "0")
-        archived = request.query_params.get("archived", "false") == "true"
+        archived = request.query_params.get("archived", "false").lower() == "true"
         ids = sorted(
             (int(i) for i, r in self.contacts.items() if r.archived == archived and int(i) >= after)
         )
         page = ids[:limit]
         props = self._query_list(request, "properties")
         body: dict[str, Any] = {
-            "results": [self._render(self.contacts[str(i)], props, default=_DEFAULT_GET_PROPERTIES)
-                        for i in page]
+            "results": [
+                self._render(self.contacts[str(i)], props, default=_DEFAULT_GET_PROPERTIES)
+                for i in page
+            ]
         }
         if len(ids) > limit:
             nxt = str(ids[limit])
@@ -869,11 +1014,14 @@ class HubSpotEmulator(Emulator):
         record = self._lookup(ident, request.query_params.get("idProperty"))
         if record is None:
             raise _HubSpotError(
-                404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.",
+                404,
+                "OBJECT_NOT_FOUND",
+                "Object not found.  objectId are usually numeric.",
                 context={"id": [ident]},
             )
-        return self._render(record, self._query_list(request, "properties"),
-                            default=_DEFAULT_GET_PROPERTIES)
+        return self._render(
+            record, self._query_list(request, "properties"), default=_DEFAULT_GET_PROPERTIES
+        )
 
     async def create_contact(self, request: Request) -> Any:
         body = await self._object_body(request)
@@ -881,22 +1029,35 @@ class HubSpotEmulator(Emulator):
         if errors:
             raise self._validation(errors)
         assert record is not None
-        return JSONResponse(self._render(record, list(record.properties), default=()), status_code=201)
+        return JSONResponse(
+            self._render(record, list(record.properties), default=()), status_code=201
+        )
 
     def _validation(self, errors: list[dict[str, Any]]) -> _HubSpotError:
         return _HubSpotError(
-            400, "VALIDATION_ERROR",
+            400,
+            "VALIDATION_ERROR",
             f"Property values were not valid: {json.dumps(errors)}",
-            errors=[{"message": e["message"], "code": e["error"], "context": {"propertyName": [e["name"]]}}
-                    for e in errors],
+            errors=[
+                {
+                    "message": e["message"],
+                    "code": e["error"],
+                    "context": {"propertyName": [e["name"]]},
+                }
+                for e in errors
+            ],
         )
 
     async def patch_contact(self, request: Request) -> Any:
         ident = request.path_params["contact_id"]
         record = self._lookup(ident, request.query_params.get("idProperty"))
         if record is None:
-            raise _HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are usually numeric.",
-                                context={"id": [ident]})
+            raise _HubSpotError(
+                404,
+                "OBJECT_NOT_FOUND",
+                "Object not found.  objectId are usually numeric.",
+                context={"id": [ident]},
+            )
         body = await self._object_body(request)
         errors = self._apply(record, body.get("properties") or {})
         if errors:
@@ -919,12 +1080,18 @@ class HubSpotEmulator(Emulator):
         return Response(status_code=204)
 
     def _batch_response(
-        self, results: list[dict[str, Any]], errors: list[dict[str, Any]], started: dt.datetime,
-        *, ok_status: int = 200,
+        self,
+        results: list[dict[str, Any]],
+        errors: list[dict[str, Any]],
+        started: dt.datetime,
+        *,
+        ok_status: int = 200,
     ) -> Response:
         body: dict[str, Any] = {
-            "status": "COMPLETE", "results": results,
-            "startedAt": _iso(started), "completedAt": _iso(self.clock.now()),
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": _iso(started),
+            "completedAt": _iso(self.clock.now()),
         }
         if errors:
             body["numErrors"] = len(errors)
@@ -932,10 +1099,21 @@ class HubSpotEmulator(Emulator):
             return JSONResponse(body, status_code=207)
         return JSONResponse(body, status_code=ok_status)
 
-    def _standard_error(self, category: str, message: str, context: dict[str, list[str]],
-                        errors: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-        return {"status": "error", "category": category, "message": message, "context": context,
-                "errors": list(errors), "links": {}}
+    def _standard_error(
+        self,
+        category: str,
+        message: str,
+        context: dict[str, list[str]],
+        errors: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "category": category,
+            "message": message,
+            "context": context,
+            "errors": list(errors),
+            "links": {},
+        }
 
     async def batch_read(self, request: Request) -> Any:
         started = self.clock.now()
@@ -953,41 +1131,57 @@ class HubSpotEmulator(Emulator):
                 results.append(self._render(record, props, default=_DEFAULT_GET_PROPERTIES))
         errors = []
         if missing:
-            errors.append(self._standard_error(
-                "OBJECT_NOT_FOUND", f"Could not get some CONTACT objects, they may be deleted or not exist. "
-                f"Check that ids are valid. Ids: {', '.join(missing)}", {"ids": missing},
-            ))
+            errors.append(
+                self._standard_error(
+                    "OBJECT_NOT_FOUND",
+                    f"Could not get some CONTACT objects, they may be deleted or not exist. "
+                    f"Check that ids are valid. Ids: {', '.join(missing)}",
+                    {"ids": missing},
+                )
+            )
         return self._batch_response(results, errors, started)
 
     async def batch_create(self, request: Request) -> Any:
+        """Create; without an objectWriteTraceId on every input one bad input fails them all."""
         started = self.clock.now()
         body = await self._object_body(request)
         inputs = self._inputs(body)
         traced = all(isinstance(i, dict) and i.get("objectWriteTraceId") for i in inputs)
+        saved = (copy.deepcopy(self.contacts), dict(self._by_email), self._next_id)
         results, errors = [], []
-        for item in inputs:
-            trace = item.get("objectWriteTraceId")
-            try:
-                record, problems = self._create(item.get("properties") or {})
-            except _HubSpotError as exc:
-                if not traced:
-                    raise
-                errors.append(self._standard_error(exc.category, exc.message,
-                                                   {"objectWriteTraceId": [str(trace)]}))
-                continue
-            if problems:
-                if not traced:
-                    raise self._validation(problems)
-                errors.append(self._standard_error(
-                    "VALIDATION_ERROR", f"Property values were not valid: {json.dumps(problems)}",
-                    {"objectWriteTraceId": [str(trace)]},
-                ))
-                continue
-            assert record is not None
-            out = self._render(record, list(record.properties), default=())
-            if trace:
-                out["objectWriteTraceId"] = trace
-            results.append(out)
+        try:
+            for item in inputs:
+                trace = item.get("objectWriteTraceId")
+                try:
+                    record, problems = self._create(item.get("properties") or {})
+                except _HubSpotError as exc:
+                    if not traced:
+                        raise
+                    errors.append(
+                        self._standard_error(
+                            exc.category, exc.message, {"objectWriteTraceId": [str(trace)]}
+                        )
+                    )
+                    continue
+                if problems:
+                    if not traced:
+                        raise self._validation(problems)
+                    errors.append(
+                        self._standard_error(
+                            "VALIDATION_ERROR",
+                            f"Property values were not valid: {json.dumps(problems)}",
+                            {"objectWriteTraceId": [str(trace)]},
+                        )
+                    )
+                    continue
+                assert record is not None
+                out = self._render(record, list(record.properties), default=())
+                if trace:
+                    out["objectWriteTraceId"] = trace
+                results.append(out)
+        except _HubSpotError:
+            self.contacts, self._by_email, self._next_id = saved
+            raise
         return self._batch_response(results, errors, started, ok_status=201)
 
     async def batch_update(self, request: Request) -> Any:
@@ -998,15 +1192,21 @@ class HubSpotEmulator(Emulator):
             ident = str(item.get("id"))
             record = self._lookup(ident, item.get("idProperty"))
             if record is None:
-                errors.append(self._standard_error("OBJECT_NOT_FOUND", f"Object {ident} not found",
-                                                   {"ids": [ident]}))
+                errors.append(
+                    self._standard_error(
+                        "OBJECT_NOT_FOUND", f"Object {ident} not found", {"ids": [ident]}
+                    )
+                )
                 continue
             problems = self._apply(record, item.get("properties") or {})
             if problems:
-                errors.append(self._standard_error(
-                    "VALIDATION_ERROR", f"Property values were not valid: {json.dumps(problems)}",
-                    {"ids": [ident]},
-                ))
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        f"Property values were not valid: {json.dumps(problems)}",
+                        {"ids": [ident]},
+                    )
+                )
                 continue
             results.append(self._render(record, list(record.properties), default=()))
         return self._batch_response(results, errors, started)
@@ -1017,7 +1217,9 @@ class HubSpotEmulator(Emulator):
         body = await self._object_body(request)
         inputs = self._inputs(body)
         failing = (
-            self.faults.failing_indexes(len(inputs)) if self.partial_failure_requested(request) else set()
+            self.faults.failing_indexes(len(inputs))
+            if self.partial_failure_requested(request)
+            else set()
         )
         results, errors = [], []
         for index, item in enumerate(inputs):
@@ -1030,16 +1232,22 @@ class HubSpotEmulator(Emulator):
             if id_property not in ("email",) and not self.properties.get(str(id_property), {}).get(
                 "hasUniqueValue"
             ):
-                errors.append(self._standard_error(
-                    "VALIDATION_ERROR",
-                    f"Unable to perform update/upsert by non-unique 0-1 property {id_property}",
-                    context,
-                ))
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        f"Unable to perform update/upsert by non-unique 0-1 property {id_property}",
+                        context,
+                    )
+                )
                 continue
             if index in failing:
-                errors.append(self._standard_error(
-                    "VALIDATION_ERROR", "Property values were not valid: [injected failure]", context
-                ))
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        "Property values were not valid: [injected failure]",
+                        context,
+                    )
+                )
                 continue
             properties = dict(item.get("properties") or {})
             record = self._lookup(ident, id_property)
@@ -1054,10 +1262,13 @@ class HubSpotEmulator(Emulator):
                 errors.append(self._standard_error(exc.category, exc.message, context))
                 continue
             if problems:
-                errors.append(self._standard_error(
-                    "VALIDATION_ERROR", f"Property values were not valid: {json.dumps(problems)}",
-                    context,
-                ))
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        f"Property values were not valid: {json.dumps(problems)}",
+                        context,
+                    )
+                )
                 continue
             assert record is not None
             out = self._render(record, list(record.properties), default=())
@@ -1075,11 +1286,14 @@ class HubSpotEmulator(Emulator):
             raise _HubSpotError(400, "VALIDATION_ERROR", "The request body is too long")
         limit = int(body.get("limit") or 10)
         if limit > 200:
-            raise _HubSpotError(400, "VALIDATION_ERROR", f"limit {limit} exceeds the maximum of 200")
+            raise _HubSpotError(
+                400, "VALIDATION_ERROR", f"limit {limit} exceeds the maximum of 200"
+            )
         after = int(body.get("after") or 0)
         if after + limit > self.search_result_cap:
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 f"Search results are limited to {self.search_result_cap} records; "
                 f"after {after} with limit {limit} goes beyond",
             )
@@ -1091,7 +1305,8 @@ class HubSpotEmulator(Emulator):
             or total_filters > self.search_max_filters
         ):
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 f"Too many filters: at most {self.search_max_groups} filterGroups of "
                 f"{self.search_max_filters_per_group} filters, {self.search_max_filters} in all",
             )
@@ -1099,21 +1314,35 @@ class HubSpotEmulator(Emulator):
             for flt in group.get("filters") or []:
                 name = flt.get("propertyName")
                 if name not in self.properties:
-                    raise _HubSpotError(400, "VALIDATION_ERROR",
-                                        f"There was a problem with the request: property {name} does not exist")
-                if flt.get("operator") in ("IN", "NOT_IN") and not isinstance(flt.get("values"), list):
-                    raise _HubSpotError(400, "VALIDATION_ERROR",
-                                        "IN and NOT_IN filters need 'values' (an array)")
+                    raise _HubSpotError(
+                        400,
+                        "VALIDATION_ERROR",
+                        f"There was a problem with the request: property {name} does not exist",
+                    )
+                if flt.get("operator") in ("IN", "NOT_IN") and not isinstance(
+                    flt.get("values"), list
+                ):
+                    raise _HubSpotError(
+                        400, "VALIDATION_ERROR", "IN and NOT_IN filters need 'values' (an array)"
+                    )
         sorts = body.get("sorts") or []
         if len(sorts) > 1:
             raise _HubSpotError(400, "VALIDATION_ERROR", "Only one sort is allowed")
         visible_before = self.clock.now() - dt.timedelta(seconds=self.search_delay)
         matches = [
-            r for r in self.contacts.values()
-            if not r.archived and r.updated_at <= visible_before and (
-                not groups or any(
-                    all(search_filter_accepts(f, r.properties, self.properties[f["propertyName"]]["type"])
-                        for f in g.get("filters") or [])
+            r
+            for r in self.contacts.values()
+            if not r.archived
+            and r.updated_at <= visible_before
+            and (
+                not groups
+                or any(
+                    all(
+                        search_filter_accepts(
+                            f, r.properties, self.properties[f["propertyName"]]["type"]
+                        )
+                        for f in g.get("filters") or []
+                    )
                     for g in groups
                 )
             )
@@ -1141,8 +1370,10 @@ class HubSpotEmulator(Emulator):
         page = matches[after : after + limit]
         result: dict[str, Any] = {
             "total": len(matches),
-            "results": [self._render(r, body.get("properties"), default=_DEFAULT_SEARCH_PROPERTIES)
-                        for r in page],
+            "results": [
+                self._render(r, body.get("properties"), default=_DEFAULT_SEARCH_PROPERTIES)
+                for r in page
+            ],
         }
         if after + limit < len(matches):
             result["paging"] = {"next": {"after": str(after + limit)}}
@@ -1174,12 +1405,16 @@ class HubSpotEmulator(Emulator):
     def _members(self, lst: _List, depth: int = 0) -> dict[str, dt.datetime]:
         """Members of a list; a DYNAMIC list is evaluated against current records now."""
         if lst.processing_type != "DYNAMIC":
-            return {m: t for m, t in lst.members.items()
-                    if m in self.contacts and not self.contacts[m].archived}
+            return {
+                m: t
+                for m, t in lst.members.items()
+                if m in self.contacts and not self.contacts[m].archived
+            }
         assert lst.filter_branch is not None
         now = self.clock.now()
         current = {
-            r.id for r in self.contacts.values()
+            r.id
+            for r in self.contacts.values()
             if not r.archived and branch_accepts(lst.filter_branch, self._view(r, depth), now)
         }
         for gone in set(lst.members) - current:
@@ -1190,11 +1425,18 @@ class HubSpotEmulator(Emulator):
 
     def _render_list(self, lst: _List, *, include_filters: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "listId": lst.id, "listVersion": lst.version, "name": lst.name,
-            "objectTypeId": "0-1", "processingType": lst.processing_type,
-            "processingStatus": "COMPLETE", "createdAt": _iso(lst.created_at),
-            "updatedAt": _iso(lst.updated_at), "filtersUpdatedAt": _iso(lst.filters_updated_at),
-            "createdById": "1", "updatedById": "1", "size": len(self._members(lst)),
+            "listId": lst.id,
+            "listVersion": lst.version,
+            "name": lst.name,
+            "objectTypeId": "0-1",
+            "processingType": lst.processing_type,
+            "processingStatus": "COMPLETE",
+            "createdAt": _iso(lst.created_at),
+            "updatedAt": _iso(lst.updated_at),
+            "filtersUpdatedAt": _iso(lst.filters_updated_at),
+            "createdById": "1",
+            "updatedById": "1",
+            "size": len(self._members(lst)),
         }
         if include_filters and lst.filter_branch is not None:
             out["filterBranch"] = lst.filter_branch
@@ -1208,25 +1450,33 @@ class HubSpotEmulator(Emulator):
                 lambda list_id: list_id in self.lists and not self.lists[list_id].deleted,
             )
         except FilterError as exc:
-            raise _HubSpotError(400, "VALIDATION_ERROR", str(exc),
-                                subCategory="ILS.INVALID_FILTER_BRANCH") from None
+            raise _HubSpotError(
+                400, "VALIDATION_ERROR", str(exc), subCategory="ILS.INVALID_FILTER_BRANCH"
+            ) from None
         return normalise_branch(branch)
 
     async def create_list(self, request: Request) -> Any:
         body = await self._object_body(request)
         name = str(body.get("name") or "").strip()
         processing = body.get("processingType")
-        if not name or body.get("objectTypeId") not in ("0-1",) or processing not in (
-            "MANUAL", "DYNAMIC", "SNAPSHOT"
+        if (
+            not name
+            or body.get("objectTypeId") not in ("0-1",)
+            or processing not in ("MANUAL", "DYNAMIC", "SNAPSHOT")
         ):
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 "name, objectTypeId (0-1 for contacts) and processingType (MANUAL, DYNAMIC or "
                 "SNAPSHOT) are required",
             )
         if any(lst.name.lower() == name.lower() and not lst.deleted for lst in self.lists.values()):
-            raise _HubSpotError(400, "VALIDATION_ERROR", f"A list named '{name}' already exists.",
-                                subCategory="ILS.DUPLICATE_LIST_NAMES")
+            raise _HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"A list named '{name}' already exists.",
+                subCategory="ILS.DUPLICATE_LIST_NAMES",
+            )
         branch = body.get("filterBranch")
         if processing == "MANUAL" and branch is not None:
             raise _HubSpotError(400, "VALIDATION_ERROR", "MANUAL lists cannot have a filterBranch")
@@ -1245,7 +1495,7 @@ class HubSpotEmulator(Emulator):
         return {"list": self._render_list(lst, include_filters=True)}
 
     async def get_lists(self, request: Request) -> Any:
-        include = request.query_params.get("includeFilters") == "true"
+        include = request.query_params.get("includeFilters", "").lower() == "true"
         ids = self._query_list(request, "listIds")
         found = [self.lists[i] for i in ids if i in self.lists and not self.lists[i].deleted]
         return {"lists": [self._render_list(x, include_filters=include) for x in found]}
@@ -1260,27 +1510,35 @@ class HubSpotEmulator(Emulator):
         kinds = set(body.get("processingTypes") or []) or {"MANUAL", "DYNAMIC", "SNAPSHOT"}
         ids = {str(i) for i in body.get("listIds") or []}
         found = [
-            x for x in self.lists.values()
-            if not x.deleted and query in x.name.lower() and x.processing_type in kinds
+            x
+            for x in self.lists.values()
+            if not x.deleted
+            and query in x.name.lower()
+            and x.processing_type in kinds
             and (not ids or x.id in ids)
         ]
         page = found[offset : offset + count]
-        return {"lists": [self._render_list(x, include_filters=False) for x in page],
-                "offset": offset + len(page), "hasMore": offset + count < len(found),
-                "total": len(found)}
+        return {
+            "lists": [self._render_list(x, include_filters=False) for x in page],
+            "offset": offset + len(page),
+            "hasMore": offset + count < len(found),
+            "total": len(found),
+        }
 
     async def get_list(self, request: Request) -> Any:
         lst = self._list_or_404(request.path_params["list_id"])
-        include = request.query_params.get("includeFilters") == "true"
+        include = request.query_params.get("includeFilters", "").lower() == "true"
         return {"list": self._render_list(lst, include_filters=include)}
 
     async def get_list_by_name(self, request: Request) -> Any:
         name = request.path_params["name"].lower()
         for lst in self.lists.values():
             if not lst.deleted and lst.name.lower() == name:
-                include = request.query_params.get("includeFilters") == "true"
+                include = request.query_params.get("includeFilters", "").lower() == "true"
                 return {"list": self._render_list(lst, include_filters=include)}
-        raise _HubSpotError(404, "OBJECT_NOT_FOUND", f"List with name {request.path_params['name']} not found.")
+        raise _HubSpotError(
+            404, "OBJECT_NOT_FOUND", f"List with name {request.path_params['name']} not found."
+        )
 
     async def delete_list(self, request: Request) -> Any:
         lst = self._list_or_404(request.path_params["list_id"])
@@ -1290,8 +1548,11 @@ class HubSpotEmulator(Emulator):
     async def update_list_filters(self, request: Request) -> Any:
         lst = self._list_or_404(request.path_params["list_id"])
         if lst.processing_type != "DYNAMIC":
-            raise _HubSpotError(400, "VALIDATION_ERROR",
-                                f"List {lst.id} is a {lst.processing_type} list: only DYNAMIC lists have filters")
+            raise _HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"List {lst.id} is a {lst.processing_type} list: only DYNAMIC lists have filters",
+            )
         body = await self._object_body(request)
         lst.filter_branch = self._validate_branch(body.get("filterBranch"))
         now = self.clock.now()
@@ -1329,16 +1590,22 @@ class HubSpotEmulator(Emulator):
         lst = self._list_or_404(list_id)
         if lst.processing_type not in ("MANUAL", "SNAPSHOT"):
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 f"List {list_id} has processingType {lst.processing_type}; memberships can only "
                 "be changed for MANUAL or SNAPSHOT lists",
             )
         return lst
 
-    def _change_members(self, lst: _List, add: Sequence[Any], remove: Sequence[Any]) -> dict[str, Any]:
+    def _change_members(
+        self, lst: _List, add: Sequence[Any], remove: Sequence[Any]
+    ) -> dict[str, Any]:
         if len(add) + len(remove) > self.membership_write_limit:
-            raise _HubSpotError(400, "VALIDATION_ERROR",
-                                f"At most {self.membership_write_limit} record ids per call")
+            raise _HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"At most {self.membership_write_limit} record ids per call",
+            )
         now = self.clock.now()
         added, removed, missing = [], [], []
         for raw in add:
@@ -1376,7 +1643,9 @@ class HubSpotEmulator(Emulator):
     async def add_and_remove_members(self, request: Request) -> Any:
         lst = self._manual(request.path_params["list_id"])
         body = await self._object_body(request)
-        return self._change_members(lst, body.get("recordIdsToAdd") or [], body.get("recordIdsToRemove") or [])
+        return self._change_members(
+            lst, body.get("recordIdsToAdd") or [], body.get("recordIdsToRemove") or []
+        )
 
     # -- communication preferences ------------------------------------------------------------
 
@@ -1406,14 +1675,21 @@ class HubSpotEmulator(Emulator):
     def _public_status(self, email: str, sub_id: int, reason: str | None = None) -> dict[str, Any]:
         status = self.statuses.get(email, {}).get(sub_id)
         all_out = email in self.opted_out_of_all
-        value = "UNSUBSCRIBED" if all_out else {
-            "SUBSCRIBED": "SUBSCRIBED", "NOT_SUBSCRIBED": "UNSUBSCRIBED"
-        }.get(status.status if status else "", "NOT_SPECIFIED")
+        value = (
+            "UNSUBSCRIBED"
+            if all_out
+            else {"SUBSCRIBED": "SUBSCRIBED", "NOT_SUBSCRIBED": "UNSUBSCRIBED"}.get(
+                status.status if status else "", "NOT_SPECIFIED"
+            )
+        )
         when = status.timestamp if status else self.opted_out_of_all.get(email, self.clock.now())
         out: dict[str, Any] = {
-            "subscriberIdString": email, "subscriptionId": sub_id,
-            "subscriptionName": self.subscriptions[sub_id]["name"], "channel": "EMAIL",
-            "status": value, "source": "PORTAL_WIDE_STATUS" if all_out else "SUBSCRIPTION_STATUS",
+            "subscriberIdString": email,
+            "subscriptionId": sub_id,
+            "subscriptionName": self.subscriptions[sub_id]["name"],
+            "channel": "EMAIL",
+            "status": value,
+            "source": "PORTAL_WIDE_STATUS" if all_out else "SUBSCRIPTION_STATUS",
             "timestamp": _iso(when),
         }
         if status and status.legal_basis:
@@ -1423,8 +1699,9 @@ class HubSpotEmulator(Emulator):
             out["setStatusSuccessReason"] = reason
         return out
 
-    def _set(self, email: str, sub_id: int, subscribed: bool, basis: str | None,
-             explanation: str | None) -> str:
+    def _set(
+        self, email: str, sub_id: int, subscribed: bool, basis: str | None, explanation: str | None
+    ) -> str:
         current = self.subscription_status(email, sub_id)
         wanted = "SUBSCRIBED" if subscribed else "NOT_SUBSCRIBED"
         if current == wanted:
@@ -1448,10 +1725,15 @@ class HubSpotEmulator(Emulator):
         statuses = []
         for sub_id, sub in self.subscriptions.items():
             status = self.subscription_status(email, sub_id)
-            entry = {"id": str(sub_id), "name": sub["name"], "description": sub["description"],
-                     "status": "SUBSCRIBED" if status == "SUBSCRIBED" else "NOT_SUBSCRIBED",
-                     "sourceOfStatus": "PORTAL_WIDE_STATUS" if email in self.opted_out_of_all
-                     else "SUBSCRIPTION_STATUS"}
+            entry = {
+                "id": str(sub_id),
+                "name": sub["name"],
+                "description": sub["description"],
+                "status": "SUBSCRIBED" if status == "SUBSCRIBED" else "NOT_SUBSCRIBED",
+                "sourceOfStatus": "PORTAL_WIDE_STATUS"
+                if email in self.opted_out_of_all
+                else "SUBSCRIPTION_STATUS",
+            }
             stored = self.statuses.get(email, {}).get(sub_id)
             if stored and stored.legal_basis:
                 entry["legalBasis"] = stored.legal_basis
@@ -1465,15 +1747,22 @@ class HubSpotEmulator(Emulator):
         sub_id = self._sub(body.get("subscriptionId"))
         if subscribe and self.subscription_status(email, sub_id) == "NOT_SUBSCRIBED":
             raise _HubSpotError(
-                400, "VALIDATION_ERROR",
+                400,
+                "VALIDATION_ERROR",
                 f"{email} is not allowed to be resubscribed: the contact opted out and must "
                 "resubscribe themselves",
             )
-        self._set(email, sub_id, subscribe, body.get("legalBasis"), body.get("legalBasisExplanation"))
+        self._set(
+            email, sub_id, subscribe, body.get("legalBasis"), body.get("legalBasisExplanation")
+        )
         sub = self.subscriptions[sub_id]
-        return {"id": str(sub_id), "name": sub["name"], "description": sub["description"],
-                "status": "SUBSCRIBED" if subscribe else "NOT_SUBSCRIBED",
-                "sourceOfStatus": "SUBSCRIPTION_STATUS"}
+        return {
+            "id": str(sub_id),
+            "name": sub["name"],
+            "description": sub["description"],
+            "status": "SUBSCRIBED" if subscribe else "NOT_SUBSCRIBED",
+            "sourceOfStatus": "SUBSCRIPTION_STATUS",
+        }
 
     async def v3_subscribe(self, request: Request) -> Any:
         return await self._v3_change(request, True)
@@ -1489,8 +1778,12 @@ class HubSpotEmulator(Emulator):
         self._channel(request)
         email = self._address(request.path_params["email"])
         now = _iso(self.clock.now())
-        return {"status": "COMPLETE", "results": [self._public_status(email, s) for s in self.subscriptions],
-                "startedAt": now, "completedAt": now}
+        return {
+            "status": "COMPLETE",
+            "results": [self._public_status(email, s) for s in self.subscriptions],
+            "startedAt": now,
+            "completedAt": now,
+        }
 
     async def v4_set_status(self, request: Request) -> Any:
         email = self._address(request.path_params["email"])
@@ -1500,25 +1793,42 @@ class HubSpotEmulator(Emulator):
         sub_id = self._sub(body.get("subscriptionId"))
         state = body.get("statusState")
         if state not in ("SUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED"):
-            raise _HubSpotError(400, "VALIDATION_ERROR", "statusState must be SUBSCRIBED, UNSUBSCRIBED or NOT_SPECIFIED")
+            raise _HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                "statusState must be SUBSCRIBED, UNSUBSCRIBED or NOT_SPECIFIED",
+            )
         started = _iso(self.clock.now())
         if state == "NOT_SPECIFIED":
             self.statuses.get(email, {}).pop(sub_id, None)
             self._sync_optout_properties(email)
             reason = "REQUESTED_CHANGE_OCCURRED"
         else:
-            reason = self._set(email, sub_id, state == "SUBSCRIBED", body.get("legalBasis"),
-                               body.get("legalBasisExplanation"))
-        return {"status": "COMPLETE", "results": [self._public_status(email, sub_id, reason)],
-                "startedAt": started, "completedAt": _iso(self.clock.now())}
+            reason = self._set(
+                email,
+                sub_id,
+                state == "SUBSCRIBED",
+                body.get("legalBasis"),
+                body.get("legalBasisExplanation"),
+            )
+        return {
+            "status": "COMPLETE",
+            "results": [self._public_status(email, sub_id, reason)],
+            "startedAt": started,
+            "completedAt": _iso(self.clock.now()),
+        }
 
     async def v4_unsubscribe_all(self, request: Request) -> Any:
         self._channel(request)
         email = self._address(request.path_params["email"])
         self._opt_out_of_all(email)
         now = _iso(self.clock.now())
-        return {"status": "COMPLETE", "results": [self._public_status(email, s) for s in self.subscriptions],
-                "startedAt": now, "completedAt": now}
+        return {
+            "status": "COMPLETE",
+            "results": [self._public_status(email, s) for s in self.subscriptions],
+            "startedAt": now,
+            "completedAt": now,
+        }
 
     async def v4_batch_read(self, request: Request) -> Any:
         self._channel(request)
@@ -1528,14 +1838,27 @@ class HubSpotEmulator(Emulator):
         results, errors = [], []
         for raw in inputs:
             if not isinstance(raw, str) or not _EMAIL.match(raw.strip()):
-                errors.append(self._standard_error("VALIDATION_ERROR", f"{raw} is not a valid email address",
-                                                   {"subscriberIdString": [str(raw)]}))
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        f"{raw} is not a valid email address",
+                        {"subscriberIdString": [str(raw)]},
+                    )
+                )
                 continue
             email = raw.strip().lower()
-            results.append({"subscriberIdString": email,
-                            "statuses": [self._public_status(email, s) for s in self.subscriptions]})
-        body_out: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": now,
-                                    "completedAt": now}
+            results.append(
+                {
+                    "subscriberIdString": email,
+                    "statuses": [self._public_status(email, s) for s in self.subscriptions],
+                }
+            )
+        body_out: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": now,
+            "completedAt": now,
+        }
         if errors:
             body_out["numErrors"] = len(errors)
             body_out["errors"] = errors

@@ -44,9 +44,7 @@ def error_code_and_message(response: httpx.Response) -> tuple[str | None, str]:
         return None, str(body)[:1000]
     code = body.get("policyName") or body.get("category") or body.get("errorType")
     message = str(body.get("message") or response.reason_phrase)
-    details = [
-        str(e.get("message")) for e in body.get("errors") or [] if isinstance(e, dict)
-    ]
+    details = [str(e.get("message")) for e in body.get("errors") or [] if isinstance(e, dict)]
     if details and not any(d in message for d in details):
         message = f"{message} ({'; '.join(details)})"
     return (str(code) if code else None), message[:2000]

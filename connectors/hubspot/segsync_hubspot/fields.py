@@ -71,8 +71,9 @@ BUILTIN_TARGETS: dict[str, PropertyTarget] = {
     "state": PropertyTarget("state", "string", "text", builtin=True),
     "job_title": PropertyTarget("jobtitle", "string", "text", builtin=True),
     "website": PropertyTarget("website", "string", "text", builtin=True),
-    "language": PropertyTarget("hs_language", "enumeration", "select", builtin=True,
-                               transform="lower"),
+    "language": PropertyTarget(
+        "hs_language", "enumeration", "select", builtin=True, transform="lower"
+    ),
     "birthday": PropertyTarget("date_of_birth", "string", "text", builtin=True),
     "email": PropertyTarget("email", "string", "text", builtin=True),
 }
@@ -106,11 +107,15 @@ def target_for(field: str, spec: FieldSpec | None) -> PropertyTarget:
         if builtin.name == "date_of_birth" and spec.type is FieldType.DATE:
             return builtin
     if field in ENGAGEMENT_TARGETS:
-        return ENGAGEMENT_TARGETS[field]
+        engagement = ENGAGEMENT_TARGETS[field]
+        if spec is None or spec.read_only or field != "lifecycle_stage":
+            return engagement
+        return dataclasses.replace(engagement, read_only=False)  # HubSpot lets it be written
     ftype = spec.type if spec is not None else FieldType.TEXT
     ptype, field_type = TYPE_FOR_FIELD[ftype]
-    return PropertyTarget(property_name_for(field), ptype, field_type,
-                          read_only=bool(spec and spec.read_only))
+    return PropertyTarget(
+        property_name_for(field), ptype, field_type, read_only=bool(spec and spec.read_only)
+    )
 
 
 def _midnight_ms(day: dt.date) -> int:
@@ -136,7 +141,9 @@ def encode_value(target: PropertyTarget, spec: FieldSpec | None, value: Any) -> 
     if isinstance(value, frozenset | set | list | tuple):
         return ";".join(sorted(str(v) for v in value))
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and ftype is not FieldType.NUMBER else repr(value)
+        return (
+            str(int(value)) if value.is_integer() and ftype is not FieldType.NUMBER else repr(value)
+        )
     text = str(value)
     if target.transform == "upper":
         text = text.strip().upper()

@@ -40,30 +40,69 @@ class FilterError(ValueError):
 
 
 OPERATORS: dict[str, frozenset[str]] = {
-    "MULTISTRING": frozenset({
-        "IS_EQUAL_TO", "IS_NOT_EQUAL_TO", "CONTAINS", "DOES_NOT_CONTAIN", "STARTS_WITH",
-        "ENDS_WITH", "CONTAINS_EXACTLY", "DOES_NOT_CONTAIN_EXACTLY",
-    }),
-    "STRING": frozenset({
-        "IS_EQUAL_TO", "IS_NOT_EQUAL_TO", "CONTAINS", "DOES_NOT_CONTAIN", "STARTS_WITH",
-        "ENDS_WITH", "HAS_EVER_BEEN_EQUAL_TO", "HAS_NEVER_BEEN_EQUAL_TO", "HAS_EVER_CONTAINED",
-        "HAS_NEVER_CONTAINED",
-    }),
-    "NUMBER": frozenset({
-        "IS_EQUAL_TO", "IS_NOT_EQUAL_TO", "IS_GREATER_THAN", "IS_GREATER_THAN_OR_EQUAL_TO",
-        "IS_LESS_THAN", "IS_LESS_THAN_OR_EQUAL_TO", "HAS_EVER_BEEN_EQUAL_TO",
-        "HAS_NEVER_BEEN_EQUAL_TO",
-    }),
+    "MULTISTRING": frozenset(
+        {
+            "IS_EQUAL_TO",
+            "IS_NOT_EQUAL_TO",
+            "CONTAINS",
+            "DOES_NOT_CONTAIN",
+            "STARTS_WITH",
+            "ENDS_WITH",
+            "CONTAINS_EXACTLY",
+            "DOES_NOT_CONTAIN_EXACTLY",
+        }
+    ),
+    "STRING": frozenset(
+        {
+            "IS_EQUAL_TO",
+            "IS_NOT_EQUAL_TO",
+            "CONTAINS",
+            "DOES_NOT_CONTAIN",
+            "STARTS_WITH",
+            "ENDS_WITH",
+            "HAS_EVER_BEEN_EQUAL_TO",
+            "HAS_NEVER_BEEN_EQUAL_TO",
+            "HAS_EVER_CONTAINED",
+            "HAS_NEVER_CONTAINED",
+        }
+    ),
+    "NUMBER": frozenset(
+        {
+            "IS_EQUAL_TO",
+            "IS_NOT_EQUAL_TO",
+            "IS_GREATER_THAN",
+            "IS_GREATER_THAN_OR_EQUAL_TO",
+            "IS_LESS_THAN",
+            "IS_LESS_THAN_OR_EQUAL_TO",
+            "HAS_EVER_BEEN_EQUAL_TO",
+            "HAS_NEVER_BEEN_EQUAL_TO",
+        }
+    ),
     "NUMBER_RANGED": frozenset({"IS_BETWEEN", "IS_NOT_BETWEEN"}),
-    "BOOL": frozenset({
-        "IS_EQUAL_TO", "IS_NOT_EQUAL_TO", "HAS_EVER_BEEN_EQUAL_TO", "HAS_NEVER_BEEN_EQUAL_TO",
-    }),
-    "ENUMERATION": frozenset({
-        "IS_ANY_OF", "IS_NONE_OF", "IS_EXACTLY", "IS_NOT_EXACTLY", "CONTAINS_ALL",
-        "DOES_NOT_CONTAIN_ALL", "HAS_EVER_BEEN_ANY_OF", "HAS_NEVER_BEEN_ANY_OF",
-        "HAS_EVER_BEEN_EXACTLY", "HAS_NEVER_BEEN_EXACTLY", "HAS_EVER_CONTAINED_ALL",
-        "HAS_NEVER_CONTAINED_ALL",
-    }),
+    "BOOL": frozenset(
+        {
+            "IS_EQUAL_TO",
+            "IS_NOT_EQUAL_TO",
+            "HAS_EVER_BEEN_EQUAL_TO",
+            "HAS_NEVER_BEEN_EQUAL_TO",
+        }
+    ),
+    "ENUMERATION": frozenset(
+        {
+            "IS_ANY_OF",
+            "IS_NONE_OF",
+            "IS_EXACTLY",
+            "IS_NOT_EXACTLY",
+            "CONTAINS_ALL",
+            "DOES_NOT_CONTAIN_ALL",
+            "HAS_EVER_BEEN_ANY_OF",
+            "HAS_NEVER_BEEN_ANY_OF",
+            "HAS_EVER_BEEN_EXACTLY",
+            "HAS_NEVER_BEEN_EXACTLY",
+            "HAS_EVER_CONTAINED_ALL",
+            "HAS_NEVER_CONTAINED_ALL",
+        }
+    ),
     "ALL_PROPERTY": frozenset({"IS_KNOWN", "IS_UNKNOWN"}),
     "TIME_POINT": frozenset({"IS_BEFORE", "IS_AFTER"}),
     "TIME_RANGED": frozenset({"IS_BETWEEN", "IS_NOT_BETWEEN"}),
@@ -131,9 +170,13 @@ def _time_point_ms(point: Mapping[str, Any], now: dt.datetime) -> int:
     zone = ZoneInfo(str(point.get("zoneId") or "UTC"))
     if kind == "DATE":
         when = dt.datetime(
-            int(point["year"]), int(point["month"]), int(point["day"]),
-            int(point.get("hour") or 0), int(point.get("minute") or 0),
-            int(point.get("second") or 0), int(point.get("millisecond") or 0) * 1000,
+            int(point["year"]),
+            int(point["month"]),
+            int(point["day"]),
+            int(point.get("hour") or 0),
+            int(point.get("minute") or 0),
+            int(point.get("second") or 0),
+            int(point.get("millisecond") or 0) * 1000,
             tzinfo=zone,
         )
         return round(when.timestamp() * 1000)
@@ -216,7 +259,9 @@ def _validate_filter(
         return
     if kind == "EMAIL_SUBSCRIPTION":
         if not flt.get("subscriptionIds") or not flt.get("acceptedStatuses"):
-            raise FilterError("EMAIL_SUBSCRIPTION filters need subscriptionIds and acceptedStatuses")
+            raise FilterError(
+                "EMAIL_SUBSCRIPTION filters need subscriptionIds and acceptedStatuses"
+            )
         return
     if kind != "PROPERTY":
         raise FilterError(f"filterType {kind!r} is not supported by this emulator")
@@ -266,9 +311,9 @@ def normalise_branch(branch: dict[str, Any]) -> dict[str, Any]:
 
 def branch_accepts(branch: Mapping[str, Any], record: RecordView, now: dt.datetime) -> bool:
     """Whether `record` is a member under `branch` (AND: all pass; OR: any passes)."""
-    results = [
-        _filter_accepts(f, record, now) for f in branch.get("filters") or []
-    ] + [branch_accepts(b, record, now) for b in branch.get("filterBranches") or []]
+    results = [_filter_accepts(f, record, now) for f in branch.get("filters") or []] + [
+        branch_accepts(b, record, now) for b in branch.get("filterBranches") or []
+    ]
     if branch.get("filterBranchType") == "AND":
         return all(results)
     return any(results)
@@ -363,11 +408,13 @@ def _value_accepts(
         low = _time_point_ms(operation["lowerBoundTimePoint"], now)
         high = _time_point_ms(operation["upperBoundTimePoint"], now)
         low_ok = (
-            value > low if operation.get("lowerBoundEndpointBehavior") == "EXCLUSIVE"
+            value > low
+            if operation.get("lowerBoundEndpointBehavior") == "EXCLUSIVE"
             else value >= low
         )
         high_ok = (
-            value < high if operation.get("upperBoundEndpointBehavior") == "EXCLUSIVE"
+            value < high
+            if operation.get("upperBoundEndpointBehavior") == "EXCLUSIVE"
             else value <= high
         )
         inside = low_ok and high_ok
@@ -408,7 +455,9 @@ def _history_accepts(name: str, operation: Mapping[str, Any], record: RecordView
 # -- CRM search ---------------------------------------------------------------------------
 
 
-def search_filter_accepts(flt: Mapping[str, Any], properties: Mapping[str, str], ptype: str) -> bool:
+def search_filter_accepts(
+    flt: Mapping[str, Any], properties: Mapping[str, str], ptype: str
+) -> bool:
     """One CRM search filter on a record's properties (`ptype`: the property's type)."""
     operator = flt["operator"]
     raw = properties.get(flt["propertyName"])
@@ -424,7 +473,9 @@ def search_filter_accepts(flt: Mapping[str, Any], properties: Mapping[str, str],
         # exact match; string values must be given lowercase (HubSpot search docs)
         values = [str(v) for v in flt.get("values") or []]
         candidate = raw.lower() if ptype in ("string", "phone_number") else raw
-        hit = candidate in values or (ptype == "enumeration" and bool(set(raw.split(";")) & set(values)))
+        hit = candidate in values or (
+            ptype == "enumeration" and bool(set(raw.split(";")) & set(values))
+        )
         return hit if operator == "IN" else not hit
     if operator in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
         pattern = re.escape(str(flt.get("value", "")).lower()).replace(r"\*", ".*")

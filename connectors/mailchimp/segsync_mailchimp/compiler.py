@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from segsync.mapping import PlatformMapping
 from segsync.model import FieldSpec, FieldType, Schema
 from segsync.rules import ast
 from segsync.rules.compiler import (
@@ -28,7 +29,12 @@ from segsync.rules.compiler import (
     RuleCompiler,
     Strictness,
 )
-from segsync_mailchimp.fields import MERGE_TYPE_BY_FIELD_TYPE, merge_tag_for
+from segsync_mailchimp.fields import (
+    MERGE_TYPE_BY_FIELD_TYPE,
+    FieldPlace,
+    default_mapping,
+    place_fields,
+)
 
 __all__ = ["MailchimpCompiler"]
 
@@ -68,6 +74,7 @@ def _number(literal: Any, node: Any) -> float:
 
 
 def _num_text(value: float) -> str:
+    value = float(value)
     return str(int(value)) if value.is_integer() else repr(value)
 
 
@@ -87,6 +94,7 @@ class MailchimpCompiler(RuleCompiler):
 
     #: canonical engagement fields Mailchimp can filter on, and the condition kind
     ENGAGEMENT_CONDITIONS: ClassVar[dict[str, str]] = {
+        "rating": "MemberRating",
         "member_rating": "MemberRating",
         "country_code": "IPGeoCountryState",
     }
@@ -97,9 +105,14 @@ class MailchimpCompiler(RuleCompiler):
         *,
         strictness: Strictness = Strictness.WARN,
         merge_tags: Mapping[str, str] | None = None,
+        mapping: PlatformMapping | None = None,
     ) -> None:
         super().__init__(schema, strictness=strictness)
         self.merge_tags = dict(merge_tags or {})
+        self.mapping = mapping if mapping is not None else default_mapping()
+        self.places: dict[str, FieldPlace] = place_fields(
+            self.schema, self.mapping, self.merge_tags
+        )
 
     # -- emit -----------------------------------------------------------------------------
 
@@ -107,8 +120,9 @@ class MailchimpCompiler(RuleCompiler):
         """The saved-segment options of a rule that `fits` (flat and leaf-negated)."""
         if isinstance(rule, ast.And | ast.Or):
             match = "all" if isinstance(rule, ast.And) else "any"
+            items = self._fold_unset(rule.items) if match == "any" else rule.items
             conditions: list[Condition] = []
-            for item in rule.items:
+            for item in items:
                 combine, conds = self._leaf(item)
                 if combine not in ("one", match) and len(conds) > 1:
                     raise PlatformCannotExpress(
@@ -123,6 +137,34 @@ class MailchimpCompiler(RuleCompiler):
                 f"{len(conditions)} conditions exceed Mailchimp's {self.CAPS.max_conditions}"
             )
         return {"match": match, "conditions": conditions}
+
+    @staticmethod
+    def _fold_unset(items: tuple[ast.Rule, ...]) -> tuple[ast.Rule, ...]:
+        """In an OR, ``x != v or x is not set`` is ``not x = v`` (Mailchimp's `not`, blanks
+        included): the form NNF gives a negated equality, folded back so it fits `any`."""
+        unset = {i.field for i in items if isinstance(i, ast.IsSet) and i.negated}
+        folded: list[ast.Rule] = []
+        used: set[str] = set()
+        for item in items:
+            if (
+                isinstance(item, ast.Compare)
+                and item.op is ast.CompareOp.NE
+                and item.field in unset
+            ):
+                folded.append(
+                    ast.Not(
+                        item=ast.Compare(field=item.field, op=ast.CompareOp.EQ, value=item.value)
+                    )
+                )
+                used.add(item.field)
+            elif isinstance(item, ast.In) and item.negated and item.field in unset:
+                folded.append(ast.Not(item=item.model_copy(update={"negated": False})))
+                used.add(item.field)
+            else:
+                folded.append(item)
+        return tuple(
+            i for i in folded if not (isinstance(i, ast.IsSet) and i.negated and i.field in used)
+        )
 
     def _leaf(self, node: ast.Rule) -> Expansion:
         negated = isinstance(node, ast.Not)
@@ -147,7 +189,19 @@ class MailchimpCompiler(RuleCompiler):
             raise PlatformCannotExpress(
                 f"{name!r} is read-only engagement Mailchimp does not filter on", node
             )
-        tag = merge_tag_for(name, self.merge_tags)
+        place = self.places[name]
+        if place.group:
+            return self._group(leaf, negated, name)
+        if place.path == "language" and place.plain:
+            return self._language(leaf, negated)
+        tag = place.merge_tag
+        if tag is None or not place.plain:
+            raise PlatformCannotExpress(
+                f"{name!r} is mapped to {place.path}"
+                + ("" if place.plain else " with a conversion")
+                + ", which saved segments cannot compare",
+                node,
+            )
         match spec.type:
             case FieldType.TEXT | FieldType.PHONE:
                 return self._text(leaf, negated, "TextMerge", tag)
@@ -190,10 +244,19 @@ class MailchimpCompiler(RuleCompiler):
         return "one", [_cond("StaticSegment", "static_segment", op, leaf.value)]
 
     def _group(self, leaf: ast.Rule, negated: bool, name: str) -> Expansion:
+        field = f"interests-{name}"
+        if isinstance(leaf, ast.IsSet):
+            spec = self.schema.get(name)
+            if spec is None or not spec.options:
+                raise PlatformCannotExpress(f"the options of {name!r} are not declared", leaf)
+            # set = holds one of the options at least
+            is_set = leaf.negated == negated
+            op = "interestcontains" if is_set else "interestnotcontains"
+            return "one", [_cond("Interests", field, op, list(spec.options))]
         if not isinstance(leaf, ast.Has):
             raise PlatformCannotExpress(f"{leaf.type} on a group field has no condition", leaf)
         op = "interestnotcontains" if negated else "interestcontains"
-        return "one", [_cond("Interests", f"interests-{name}", op, [leaf.value])]
+        return "one", [_cond("Interests", field, op, [leaf.value])]
 
     def _text(
         self, leaf: ast.Rule, negated: bool, ctype: str, field: str, *, always_set: bool = False
@@ -316,8 +379,8 @@ class MailchimpCompiler(RuleCompiler):
                 conds += [] if negated else guard
                 return ("all" if len(conds) > 1 else "one"), conds
             case ast.TextMatch(op=ast.TextOp.CONTAINS, value=text) if text:
-                op = "notcontain" if negated else "contains"
-                return "one", [_cond("SelectMerge", field, op, text)]
+                text_op = "notcontain" if negated else "contains"
+                return "one", [_cond("SelectMerge", field, text_op, text)]
         raise PlatformCannotExpress(f"{leaf.type} on a dropdown field has no condition", leaf)
 
     def _number(self, leaf: ast.Rule, negated: bool, field: str, *, integer: bool) -> Expansion:
@@ -429,12 +492,34 @@ class MailchimpCompiler(RuleCompiler):
                     return "all", conds
                 conds = conds + extra
                 return ("any" if len(conds) > 1 else "one"), conds
+            case ast.In(values=values, negated=not_in):
+                days = [_day(v, leaf) for v in values]
+                if not days:
+                    raise PlatformCannotExpress("an empty 'in' list has no condition", leaf)
+                if not_in == negated:
+                    conds = [c("is", d) for d in days] + (blank if negated else [])
+                    return ("any" if len(conds) > 1 else "one"), conds
+                conds = [c("not", d) for d in days] + ([] if negated else [c("blank_not")])
+                return ("all" if len(conds) > 1 else "one"), conds
             case ast.Between(low=low, high=high):
                 lo, hi = _day(low, leaf), _day(high, leaf)
                 if negated:
                     return "any", [c("less", lo), c("greater", hi), *blank]
                 return "all", [c("greater", lo - one), c("less", hi + one)]
         raise PlatformCannotExpress(f"{leaf.type} on a date field has no condition", leaf)
+
+    @staticmethod
+    def _language(leaf: ast.Rule, negated: bool) -> Expansion:
+        """The member's language (Language is/not: `not` also selects members without one)."""
+        match leaf:
+            case ast.Compare(op=ast.CompareOp.EQ, value=str(code)):
+                return "one", [_cond("Language", "language", "not" if negated else "is", code)]
+            case ast.In(values=values, negated=False) if (
+                not negated and all(isinstance(v, str) for v in values) and values
+            ):
+                conds = [_cond("Language", "language", "is", str(v)) for v in values]
+                return ("any" if len(conds) > 1 else "one"), conds
+        raise PlatformCannotExpress(f"{leaf.type} on the language has no condition", leaf)
 
     def _engagement(self, leaf: ast.Rule, negated: bool, ctype: str) -> Expansion:
         if ctype == "MemberRating" and isinstance(leaf, ast.Compare):

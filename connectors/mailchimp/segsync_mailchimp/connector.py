@@ -48,6 +48,7 @@ from segsync.connector import (
     TagRepresentation,
 )
 from segsync.http import ApiClient, ApiError, RequestStats, build_client
+from segsync.mapping import PlatformMapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
 from segsync_mailchimp import errors
 from segsync_mailchimp.emulator import subscriber_hash
@@ -55,9 +56,12 @@ from segsync_mailchimp.fields import (
     CONSENT_TO_STATUS,
     ENGAGEMENT_PATHS,
     STATUS_TO_CONSENT,
+    FieldPlace,
+    default_mapping,
     from_merge_value,
     merge_field_body,
     merge_tag_for,
+    place_fields,
     to_merge_value,
 )
 
@@ -127,7 +131,7 @@ class _Snapshot:
     """What segsync last saw of a member: for consent checks and skipping no-op writes."""
 
     status: str
-    merge: dict[str, Any]
+    record: dict[str, Any]  # merge_fields and the member properties segsync writes
     tags: frozenset[str]
     interests: dict[str, bool]
 
@@ -180,6 +184,40 @@ def _iso(when: dt.datetime) -> str:
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+_SNAPSHOT_KEYS = ("merge_fields", "language", "vip", "email_type", "location")
+
+
+def _same(have: Any, want: Any) -> bool:
+    if have is None:
+        have = ""
+    if str(have) == str(want):
+        return True
+    try:
+        return float(have) == float(want)
+    except (TypeError, ValueError):
+        return False
+
+
+def _holds(record: Mapping[str, Any], fragment: Mapping[str, Any]) -> bool:
+    """True when every value of `fragment` is already in `record` (nested by key)."""
+    for key, want in fragment.items():
+        have = record.get(key)
+        if isinstance(want, Mapping):
+            if not isinstance(have, Mapping) or not _holds(have, want):
+                return False
+        elif not _same(have, want):
+            return False
+    return True
+
+
+def _deep_update(target: dict[str, Any], fragment: Mapping[str, Any]) -> None:
+    for key, value in fragment.items():
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = json.loads(json.dumps(value)) if isinstance(value, Mapping) else value
 
 
 def _dig(record: Mapping[str, Any], path: str) -> Any:
@@ -239,6 +277,8 @@ class MailchimpConnector(Connector):
             error_parser=errors.parse_error,
             retry_after=errors.retry_after,
         )
+        if self.mapping is None:
+            self.mapping = default_mapping()
         self._catalog = _Catalog()
         self._catalog_lock = asyncio.Lock()
         self._known: dict[str, _Snapshot] = {}
@@ -253,14 +293,22 @@ class MailchimpConnector(Connector):
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    def _tag_of(self, name: str) -> str:
-        return merge_tag_for(name, self.config.merge_fields)
+    def _places(self) -> dict[str, FieldPlace]:
+        """Where each schema field lives (recomputed when `prepare` extends the schema)."""
+        key = id(self.schema)
+        if getattr(self, "_places_key", None) != key:
+            mapping = self.mapping if isinstance(self.mapping, PlatformMapping) else None
+            self._places_cache = place_fields(self.schema, mapping, self.config.merge_fields)
+            self._places_key = key
+        return self._places_cache
 
-    def _spec(self, name: str) -> FieldSpec | None:
-        return self.schema.get(name)
-
-    def _group_fields(self) -> dict[str, FieldSpec]:
-        return {n: s for n, s in self.schema.fields.items() if s.type is FieldType.MULTI_ENUM}
+    def _engagement(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        mapping = self.mapping if isinstance(self.mapping, PlatformMapping) else None
+        if mapping is not None and mapping.engagement:
+            found = mapping.engagement_from_platform(record)
+        else:
+            found = {name: _dig(record, path) for name, path in ENGAGEMENT_PATHS.items()}
+        return {k: v for k, v in found.items() if v not in (None, "")}
 
     async def _get(self, path: str, endpoint: str, **params: Any) -> Any:
         return await self.client.get_json(self._list_path + path, endpoint=endpoint, params=params)
@@ -328,20 +376,24 @@ class MailchimpConnector(Connector):
             self.schema = self.schema.model_copy(update={"fields": merged})
         cat = await self._load_catalog()
         taken: dict[str, str] = {}
-        for name, spec in fields.items():
-            if spec.read_only:
+        places = self._places()
+        for name in fields:
+            place = places.get(name)
+            if place is None:
+                continue  # read-only engagement: nothing to create
+            if place.group:
+                await self._ensure_group(name, place.spec.options)
                 continue
-            if spec.type is FieldType.MULTI_ENUM:
-                await self._ensure_group(name, spec.options)
-                continue
-            tag = self._tag_of(name)
+            tag = place.merge_tag
+            if tag is None:
+                continue  # a member property (language) or part of a merge field
             if tag in taken:
                 raise ValueError(
                     f"fields {taken[tag]!r} and {name!r} both map to merge tag {tag!r}; "
                     "set platforms.mailchimp.merge_fields for one of them"
                 )
             taken[tag] = name
-            body = merge_field_body(name, tag, spec)
+            body = merge_field_body(name, tag, place.spec, place.merge_type)
             existing = cat.merge_types.get(tag)
             if existing is None:
                 created = await self.client.request(
@@ -405,26 +457,24 @@ class MailchimpConnector(Connector):
         cat = self._catalog
         merge = record.get("merge_fields") or {}
         fields: dict[str, Any] = {}
-        names = set(self.schema.fields) | set(self.config.merge_fields)
-        for name in names:
-            spec = self._spec(name)
-            if spec is not None and spec.type is FieldType.MULTI_ENUM:
+        mapped: set[str] = set()
+        for name, place in self._places().items():
+            if place.group:
                 ids = cat.interests.get(name, {})
                 held = record.get("interests") or {}
                 fields[name] = frozenset(n for n, iid in ids.items() if held.get(iid))
-                continue
-            tag = self._tag_of(name)
-            if tag in merge:
-                fields[name] = from_merge_value(spec, merge[tag])
+            elif place.entry is not None:
+                mapped.add(name)
+            elif place.merge_tag in merge:
+                fields[name] = from_merge_value(place.spec, merge[place.merge_tag])
+        if mapped and isinstance(self.mapping, PlatformMapping):
+            read = self.mapping.from_platform(record)
+            fields.update({k: v for k, v in read.items() if k in mapped})
         for name, field_id in self.config.marketing_permissions.items():
             for perm in record.get("marketing_permissions") or []:
                 if perm.get("marketing_permission_id") == field_id:
                     fields[name] = bool(perm.get("enabled"))
-        engagement = {
-            name: value
-            for name, path in ENGAGEMENT_PATHS.items()
-            if (value := _dig(record, path)) not in (None, "")
-        }
+        engagement = self._engagement(record)
         status = str(record.get("status", "transactional"))
         changed = _parse_time(record["last_changed"]) if record.get("last_changed") else None
         opted = record.get("timestamp_opt") or None
@@ -506,7 +556,7 @@ class MailchimpConnector(Connector):
     def _remember(self, record: Mapping[str, Any], tags: Iterable[str]) -> None:
         self._known[str(record["id"])] = _Snapshot(
             status=str(record.get("status")),
-            merge=dict(record.get("merge_fields") or {}),
+            record={k: record[k] for k in _SNAPSHOT_KEYS if k in record},
             tags=frozenset(t.casefold() for t in tags),
             interests={k: bool(v) for k, v in (record.get("interests") or {}).items()},
         )
@@ -514,22 +564,38 @@ class MailchimpConnector(Connector):
     # -- writes ---------------------------------------------------------------------------------
 
     def _merge_values(self, change: ContactChange) -> tuple[dict[str, Any], dict[str, bool]]:
-        merge: dict[str, Any] = {}
+        """(member body fragment: merge_fields and mapped properties, interests by id)."""
+        body: dict[str, Any] = {}
         interests: dict[str, bool] = {}
         cat = self._catalog
+        places = self._places()
+        mapped: dict[str, Any] = {}
         for name, value in change.fields.items():
-            spec = self._spec(name)
-            if name in self.config.marketing_permissions:
+            place = places.get(name)
+            if place is None and name not in ENGAGEMENT_PATHS and name not in self.schema.fields:
+                # not in the schema: a merge field named after it, value as given
+                place = FieldPlace(
+                    name,
+                    FieldSpec(type=FieldType.TEXT),
+                    "merge_fields." + merge_tag_for(name, self.config.merge_fields),
+                )
+                body.setdefault("merge_fields", {})[place.merge_tag] = to_merge_value(None, value)
                 continue
-            if spec.read_only if spec is not None else name in ENGAGEMENT_PATHS:
-                continue
-            if spec is not None and spec.type is FieldType.MULTI_ENUM:
+            if place is None or name in self.config.marketing_permissions:
+                continue  # read-only engagement, or a marketing permission (PATCH)
+            if place.group:
                 wanted = set(value or ())
                 for option, iid in cat.interests.get(name, {}).items():
                     interests[iid] = option in wanted
-                continue
-            merge[self._tag_of(name)] = to_merge_value(spec, value)
-        return merge, interests
+            elif place.entry is not None:
+                mapped[name] = value
+            else:
+                body.setdefault("merge_fields", {})[place.merge_tag] = to_merge_value(
+                    place.spec, value
+                )
+        if mapped and isinstance(self.mapping, PlatformMapping):
+            _deep_update(body, self.mapping.to_platform(mapped))
+        return body, interests
 
     def _permissions(self, change: ContactChange) -> list[dict[str, Any]]:
         return [
@@ -547,7 +613,7 @@ class MailchimpConnector(Connector):
             return False
         if change.consent is not None and CONSENT_TO_STATUS[change.consent] != known.status:
             return False
-        if any(str(known.merge.get(k, "")) != str(v) for k, v in merge.items()):
+        if not _holds(known.record, merge):
             return False
         if any(known.interests.get(k, False) != v for k, v in interests.items()):
             return False
@@ -555,10 +621,14 @@ class MailchimpConnector(Connector):
         removes = {t.casefold() for t in change.tags_remove}
         return adds <= known.tags and not (removes & known.tags)
 
-    async def _platform_status(self, email: str) -> str | None:
-        """The member's status on Mailchimp (None when not on the list)."""
+    async def _platform_status(self, email: str, *, fresh: bool) -> str | None:
+        """The member's status on Mailchimp (None when not on the list).
+
+        `fresh` asks Mailchimp even when a read saw the member: before sending an opt-in,
+        the person may have unsubscribed since.
+        """
         h = subscriber_hash(email)
-        if h in self._known:
+        if h in self._known and not fresh:
             return self._known[h].status
         response = await self.client.request(
             "GET",
@@ -622,7 +692,12 @@ class MailchimpConnector(Connector):
         ids: dict[int, str] = {}
 
         # 1. creates: update_existing false, so an existing member is never touched here
-        creates = [i for i in pending if changes[i].create]
+        # a "create" for a member already read is an update (never a blind status write)
+        creates = [
+            i
+            for i in pending
+            if changes[i].create and subscriber_hash(changes[i].email) not in self._known
+        ]
         exists = await self._batch_subscribe(
             [
                 (i, self._member_item(changes[i], payload[i], self._create_status(changes[i])))
@@ -634,10 +709,16 @@ class MailchimpConnector(Connector):
             ids=ids,
         )
         # 2. updates (and creates that turned out to exist): status only under the floor
-        updates = [i for i in pending if not changes[i].create] + exists
+        updates = [i for i in pending if i not in creates] + exists
         wants_status = [i for i in updates if changes[i].consent is not None]
         statuses = await asyncio.gather(
-            *(self._platform_status(changes[i].email) for i in wants_status)
+            *(
+                self._platform_status(
+                    changes[i].email,
+                    fresh=changes[i].consent in (ConsentStatus.SUBSCRIBED, ConsentStatus.PENDING),
+                )
+                for i in wants_status
+            )
         )
         current = dict(zip(wants_status, statuses, strict=True))
         items: list[tuple[int, dict[str, Any]]] = []
@@ -712,12 +793,11 @@ class MailchimpConnector(Connector):
     def _member_item(
         change: ContactChange, payload: tuple[dict[str, Any], dict[str, bool]], status: str | None
     ) -> dict[str, Any]:
-        merge, interests = payload
+        fragment, interests = payload
         item: dict[str, Any] = {"email_address": change.email}
         if status is not None:
             item["status"] = status
-        if merge:
-            item["merge_fields"] = merge
+        item.update(fragment)
         if interests:
             item["interests"] = interests
         return item
@@ -754,27 +834,27 @@ class MailchimpConnector(Connector):
                 return
             data = response.json()
             for member in data.get("new_members") or []:
-                index = by_email.get(str(member["email_address"]).lower())
-                if index is not None:
-                    created.add(index)
-                    ids[index] = str(member["id"])
+                idx = by_email.get(str(member["email_address"]).lower())
+                if idx is not None:
+                    created.add(idx)
+                    ids[idx] = str(member["id"])
                     self._remember(member, [t["name"] for t in member.get("tags") or []])
             for member in data.get("updated_members") or []:
-                index = by_email.get(str(member["email_address"]).lower())
-                if index is not None:
-                    ids[index] = str(member["id"])
+                idx = by_email.get(str(member["email_address"]).lower())
+                if idx is not None:
+                    ids[idx] = str(member["id"])
                     self._remember(member, [t["name"] for t in member.get("tags") or []])
             for error in data.get("errors") or []:
-                index = by_email.get(str(error.get("email_address", "")).lower())
-                if index is None:
+                idx = by_email.get(str(error.get("email_address", "")).lower())
+                if idx is None:
                     continue
                 if error.get("error_code") == "ERROR_CONTACT_EXISTS" and not update_existing:
-                    exists.append(index)
+                    exists.append(idx)
                     continue
                 message = str(error.get("error") or "")
                 if error.get("field"):
                     message += f" ({error['field']}: {error.get('field_message', '')})"
-                failures[index] = (message, str(error.get("error_code") or "ERROR_GENERIC"))
+                failures[idx] = (message, str(error.get("error_code") or "ERROR_GENERIC"))
 
         await asyncio.gather(*(send(chunk) for chunk in _chunks(items, BATCH_MEMBERS)))
         return sorted(exists)
@@ -888,8 +968,8 @@ class MailchimpConnector(Connector):
         known = self._known.get(subscriber_hash(change.new_email or change.email))
         if known is None:
             return
-        merge, interests = payload
-        known.merge.update(merge)
+        fragment, interests = payload
+        _deep_update(known.record, fragment)
         known.interests.update(interests)
 
     # -- segments ----------------------------------------------------------------------------------
@@ -911,7 +991,7 @@ class MailchimpConnector(Connector):
             if c.get("condition_type") == "Interests":
                 group = str(c["field"]).removeprefix("interests-")
                 if group not in cat.categories:
-                    spec = self._spec(group)
+                    spec = self.schema.get(group)
                     await self._ensure_group(group, spec.options if spec else c["value"])
                 missing = [v for v in c["value"] if v not in cat.interests.get(group, {})]
                 if missing:

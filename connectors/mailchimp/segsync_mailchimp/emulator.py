@@ -534,7 +534,7 @@ class MailchimpEmulator(Emulator):
         return self.api_key.rsplit("-", 1)[-1] if "-" in self.api_key else "us1"
 
     def add_list(self, name: str, *, list_id: str | None = None) -> AudienceList:
-        """Create an audience with Mailchimp's default merge fields (FNAME, LNAME, ADDRESS, PHONE)."""
+        """Create an audience with the default merge fields (FNAME, LNAME, ADDRESS, PHONE)."""
         lid = list_id or uuid.UUID(int=self.random.getrandbits(128)).hex[:10]
         lst = AudienceList(id=lid, name=name, web_id=next(self._ids), created=self.clock.now())
         for order, (tag, name_, type_) in enumerate(
@@ -604,10 +604,7 @@ class MailchimpEmulator(Emulator):
         }
         if code == "not_found":
             message = "The requested resource could not be found."
-        if code in ERROR_TITLES:
-            title = ERROR_TITLES[code][1]
-        else:
-            title = titles.get(code, code)
+        title = ERROR_TITLES[code][1] if code in ERROR_TITLES else titles.get(code, code)
         return self._problem(status, title, message, extra.get("errors"), extra.get("headers"))
 
     def _problem(
@@ -879,7 +876,7 @@ class MailchimpEmulator(Emulator):
         domain = email.rsplit("@", 1)[1].lower()
         if self.reject_fake_emails and (domain in FAKE_DOMAINS or domain.endswith(".invalid")):
             raise _invalid(f"{email} looks fake or invalid, please enter a real email address.")
-        return email
+        return str(email)
 
     def _validate_merge_fields(
         self, lst: AudienceList, values: Any, *, creating: bool

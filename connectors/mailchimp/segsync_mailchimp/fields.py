@@ -8,18 +8,25 @@
   (`non_subscribed` is Mailchimp's `transactional`; `bounced` is `cleaned`);
 - engagement Mailchimp reports is read through `ENGAGEMENT_PATHS`, never written.
 
-The compiler and the connector both derive merge tags from here, so a rule on `country`
-names the same merge field the connector writes.
+The shared mapping file (`mappings/mailchimp.yaml`, or the `mapping` given) decides where a
+field lives when it maps that field with the schema's type and can write it (e.g.
+`first_name` -> `merge_fields.FNAME`, `language` -> the member's `language`); other schema
+fields get a merge field of their own. `place_fields` makes that decision once; the compiler
+and the connector both use it, so a rule on `country` names the merge field the connector
+writes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from segsync.model import ConsentStatus, FieldSpec, FieldType
+from segsync.mapping import FieldMapping, MappingError, PlatformMapping, load_mapping
+from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
 
 __all__ = [
     "CONSENT_TO_STATUS",
@@ -27,9 +34,12 @@ __all__ = [
     "ENGAGEMENT_PATHS",
     "MERGE_TYPE_BY_FIELD_TYPE",
     "STATUS_TO_CONSENT",
+    "FieldPlace",
+    "default_mapping",
     "from_merge_value",
     "merge_field_body",
     "merge_tag_for",
+    "place_fields",
     "to_merge_value",
 ]
 
@@ -71,16 +81,18 @@ CONSENT_TO_STATUS: dict[ConsentStatus, str] = {
     ConsentStatus.NON_SUBSCRIBED: "transactional",
 }
 
-#: canonical engagement name -> dotted path in a member record (read-only)
+#: canonical engagement name -> dotted path in a member record (read-only), used when no
+#: mapping file says otherwise
 ENGAGEMENT_PATHS: dict[str, str] = {
     "open_rate": "stats.avg_open_rate",
     "click_rate": "stats.avg_click_rate",
+    "rating": "member_rating",
     "member_rating": "member_rating",
     "opted_in_at": "timestamp_opt",
-    "language": "language",
-    "vip": "vip",
     "country_code": "location.country_code",
 }
+
+log = logging.getLogger("segsync.mailchimp")
 
 #: the merge field's date format segsync creates and writes
 DATE_FORMAT = "MM/DD/YYYY"
@@ -96,9 +108,11 @@ def merge_tag_for(name: str, overrides: Mapping[str, str] | None = None) -> str:
     return tag or "MMERGE"
 
 
-def merge_field_body(name: str, tag: str, spec: FieldSpec) -> dict[str, Any]:
+def merge_field_body(
+    name: str, tag: str, spec: FieldSpec, merge_type: str | None = None
+) -> dict[str, Any]:
     """The POST body creating the merge field for a canonical field."""
-    merge_type = MERGE_TYPE_BY_FIELD_TYPE[spec.type]
+    merge_type = merge_type or MERGE_TYPE_BY_FIELD_TYPE[spec.type]
     if spec.type is FieldType.ENUM and not spec.options:
         merge_type = "text"
     body: dict[str, Any] = {"name": name[:50], "tag": tag, "type": merge_type, "public": False}
@@ -108,6 +122,8 @@ def merge_field_body(name: str, tag: str, spec: FieldSpec) -> dict[str, Any]:
         body["options"] = {"choices": list(spec.options)}
     elif merge_type == "date":
         body["options"] = {"date_format": DATE_FORMAT}
+    elif merge_type == "birthday":
+        body["options"] = {"date_format": "MM/DD"}
     return body
 
 
@@ -141,3 +157,88 @@ def from_merge_value(spec: FieldSpec | None, value: Any) -> Any:
         return spec.coerce(value)
     except ValueError:
         return value
+
+
+def default_mapping() -> PlatformMapping | None:
+    """The shipped `mappings/mailchimp.yaml` (None, with a warning, when it cannot be read)."""
+    try:
+        return load_mapping("mailchimp")
+    except (FileNotFoundError, MappingError) as exc:
+        log.warning("mailchimp: default mapping unavailable, using merge fields only: %s", exc)
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldPlace:
+    """Where one canonical field lives on a member, and who encodes it.
+
+    `entry` is the mapping entry that encodes the value (None: segsync's own merge-field
+    table); `path` is the dotted path in a member record (`merge_fields.FNAME`, `language`,
+    `interests` for a group).
+    """
+
+    name: str
+    spec: FieldSpec
+    path: str
+    entry: FieldMapping | None = None
+
+    @property
+    def group(self) -> bool:
+        """A multi_enum field: an interest category whose interests are its options."""
+        return self.spec.type is FieldType.MULTI_ENUM
+
+    @property
+    def merge_tag(self) -> str | None:
+        """The merge tag when the field is a whole merge field (not part of one)."""
+        head, _, rest = self.path.partition(".")
+        return rest if head == "merge_fields" and rest and "." not in rest else None
+
+    @property
+    def merge_type(self) -> str:
+        """The merge field type segsync creates for it."""
+        if (
+            self.entry is not None
+            and self.spec.type is FieldType.DATE
+            and (self.entry.format == "%m/%d")
+        ):
+            return "birthday"
+        if self.spec.type is FieldType.ENUM and not self.spec.options:
+            return "text"
+        return MERGE_TYPE_BY_FIELD_TYPE.get(self.spec.type, "text")
+
+    @property
+    def readable(self) -> bool:
+        return self.entry is None or self.entry.readable
+
+    @property
+    def plain(self) -> bool:
+        """Values are stored as segsync's own table writes them (rules can compare them)."""
+        entry = self.entry
+        return entry is None or (
+            entry.format == "iso" and not entry.values and entry.reduce is None
+        )
+
+
+def place_fields(
+    schema: Schema, mapping: PlatformMapping | None, overrides: Mapping[str, str] | None = None
+) -> dict[str, FieldPlace]:
+    """Where each writable schema field lives (read-only ones are engagement, not placed).
+
+    A config override (`merge_fields`) wins; then a mapping entry of the same type that can
+    write; otherwise a merge field named by `merge_tag_for`.
+    """
+    places: dict[str, FieldPlace] = {}
+    for name, spec in schema.fields.items():
+        if spec.read_only:
+            continue
+        if spec.type is FieldType.MULTI_ENUM:
+            places[name] = FieldPlace(name, spec, "interests")
+            continue
+        entry = mapping.fields.get(name) if mapping is not None else None
+        if overrides and name in overrides:
+            entry = None
+        if entry is not None and (entry.type is not spec.type or not entry.writable):
+            entry = None
+        path = entry.path if entry is not None else f"merge_fields.{merge_tag_for(name, overrides)}"
+        places[name] = FieldPlace(name, spec, path, entry)
+    return places

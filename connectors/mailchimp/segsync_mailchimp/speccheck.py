@@ -77,7 +77,7 @@ class SpecChecker:
     """Validates requests against the Marketing API description in `spec_dir`."""
 
     def __init__(self, spec_dir: Path) -> None:
-        import jsonschema  # noqa: PLC0415 - test-only dependency
+        import jsonschema
 
         self._jsonschema = jsonschema
         [api_file] = sorted(spec_dir.glob("marketing-*.json"))
@@ -102,7 +102,9 @@ class SpecChecker:
                     if p.get("in") == "query"
                 }
                 content = op.get("requestBody", {}).get("content", {})
-                ref = next((c["schema"].get("$ref") for c in content.values() if "schema" in c), None)
+                ref = next(
+                    (c["schema"].get("$ref") for c in content.values() if "schema" in c), None
+                )
                 self.operations.append(
                     _Operation(method.upper(), template, re.compile(pattern), params, ref)
                 )
@@ -122,9 +124,7 @@ class SpecChecker:
         matches.sort(key=lambda o: o.template.count("{"))
         return matches[0] if matches else None
 
-    def problems(
-        self, method: str, path: str, params: Mapping[str, str], body: Any
-    ) -> list[str]:
+    def problems(self, method: str, path: str, params: Mapping[str, str], body: Any) -> list[str]:
         """Everything in one request that does not conform to the description."""
         op = self.operation(method, path)
         where = f"{method} {path}"
@@ -163,8 +163,9 @@ class SpecChecker:
             if not candidates:
                 found.append(f"{where}: condition {index}: unknown condition_type {ctype!r}")
                 continue
-            errors = [list(self._jsonschema.Draft7Validator(s).iter_errors(condition))
-                      for s in candidates]
+            errors = [
+                list(self._jsonschema.Draft7Validator(s).iter_errors(condition)) for s in candidates
+            ]
             if all(errors):
                 first = errors[0][0]
                 at = ".".join(str(p) for p in first.absolute_path)

@@ -10,15 +10,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import pytest
+from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
+from segsync_mailchimp.speccheck import SpecChecker, SpecCheckingTransport, default_spec_dir
 
 from segsync.clock import VirtualClock
 from segsync.connector import Connector
 from segsync.emulator.base import Emulator
 from segsync.testing.harness import Harness, RecordingTransport
 from segsync.testing.suite import ConnectorSuite
-
-from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
-from segsync_mailchimp.speccheck import SpecChecker, SpecCheckingTransport, default_spec_dir
 
 SPEC_DIR = default_spec_dir()
 CHECKER = SpecChecker(SPEC_DIR) if SPEC_DIR.is_dir() else None

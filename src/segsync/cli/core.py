@@ -7,8 +7,11 @@ problem with its place. `--json` prints plain JSON instead of the human view.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,12 +146,14 @@ def main_callback(
 
 @app.command("init")
 def init_command(
-    path: Annotated[Path, typer.Argument(help="Where to write the file.")] = Path(
-        "segsync.yaml"
-    ),
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Where to write the file (default: $SEGSYNC_CONFIG or segsync.yaml)."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter segsync.yaml."""
+    path = path or default_config_path()
     if path.exists() and not force:
         typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
         raise typer.Exit(EXIT_INVALID)
@@ -249,6 +254,18 @@ def explain_segment(config: Config, name: str) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a logger whose messages the command prints itself (diagnostics)."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
+
+
 def _compile_for(
     config: Config, platform: str, name: str, rule: ast.Rule, mode: PublishMode
 ) -> dict[str, Any]:
@@ -261,7 +278,7 @@ def _compile_for(
             result["status"] = "unavailable: the connector has no rule compiler"
             return result
         compiler = compiler_cls(config.canonical_schema(), strictness=config.sync.strictness)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet("segsync.compiler"):
             warnings.simplefilter("ignore")
             compiled = compiler.compile(name, rule, mode)
     except RuleCompileError as exc:

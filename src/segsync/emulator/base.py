@@ -280,7 +280,7 @@ class WindowLimit:
         return self._regex is None or bool(self._regex.search(path))
 
     def _expire(self, now: float) -> None:
-        while self._hits and self._hits[0] <= now - self.seconds:
+        while self._hits and self._hits[0] + self.seconds <= now:
             self._hits.popleft()
 
     def hit(self, now: float) -> float | None:

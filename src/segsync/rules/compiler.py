@@ -231,9 +231,11 @@ class RuleCompiler:
             key: cls.supports(key) for key in NODE_TYPE_KEYS
         }
         row["max_depth"] = caps.max_depth if (caps and native) else 0
-        row["root"] = (caps.root or ("and" if "and" in caps.connectives else "or")) if (
-            caps and native
-        ) else None
+        row["root"] = (
+            (caps.root or "/".join(sorted(caps.connectives & {"and", "or"})))
+            if (caps and native)
+            else None
+        )
         row["max_conditions"] = caps.max_conditions if (caps and native) else 0
         return row
 

@@ -215,7 +215,10 @@ def _within(value: Any, amount: int, unit: ast.TimeUnit, now: dt.datetime) -> bo
     moment = _date_value(value)
     if moment is None:
         return False
-    earliest = now - amount * _UNITS[unit]
+    try:
+        earliest = now - amount * _UNITS[unit]
+    except OverflowError:  # further back than datetime goes: everything up to now
+        earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
     if isinstance(moment, dt.datetime):
         return earliest <= moment <= now
     return _day(earliest) <= moment <= _day(now)

@@ -22,7 +22,7 @@ from typing import Any
 from segsync.model import Consent, ConsentStatus, Contact, FieldSpec, FieldType, Schema
 from segsync.rules import ast
 from segsync.rules.typecheck import (
-    _OPERATORS_OF_KIND,
+    OPERATORS_BY_KIND,
     FieldKind,
     field_kind,
     field_spec,
@@ -123,6 +123,7 @@ class RuleGenerator:
         connectives: which of "and", "or", "not" may appear.
         max_depth: connective nesting depth of a rule (0 = a single leaf).
         max_items: the most items in one `And`/`Or` (at least 2).
+        max_leaves: the most conditions in one rule.
         unset_rate: the probability that a contact leaves a field unset.
         pool_seed: seeds the per-field value pools; generators with the same schema and
             pool seed share pools, so their rules and contacts collide.
@@ -138,6 +139,7 @@ class RuleGenerator:
         connectives: Collection[str] = CONNECTIVES,
         max_depth: int = 3,
         max_items: int = 3,
+        max_leaves: int = 12,
         unset_rate: float = 0.25,
         pool_seed: int = 0,
     ) -> None:
@@ -154,6 +156,8 @@ class RuleGenerator:
         self.connectives = tuple(sorted(connectives))
         self.max_depth = max_depth
         self.max_items = max(2, max_items)
+        self.max_leaves = max(1, max_leaves)
+        self._budget = 0
         self.unset_rate = unset_rate
         self._serial = 0
         self._specs = {name: spec for name in self.schema.names()
@@ -199,7 +203,7 @@ class RuleGenerator:
         return []  # pragma: no cover - FieldKind is closed
 
     def _ops_for(self, name: str, spec: FieldSpec) -> list[str]:
-        allowed = _OPERATORS_OF_KIND[field_kind(spec)]
+        allowed = OPERATORS_BY_KIND[field_kind(spec)]
         ops: list[str] = []
         for op in allowed:
             node_type = "compare" if op in {o.value for o in _COMPARE_OPS} else op
@@ -210,16 +214,27 @@ class RuleGenerator:
     # -- rules --------------------------------------------------------------------------------
 
     def rule(self, depth: int | None = None) -> ast.Rule:
-        """A random well-typed rule of at most `depth` (default `max_depth`) connective levels."""
-        depth = self.max_depth if depth is None else depth
+        """A random well-typed rule: at most `depth` (default `max_depth`) connective levels
+        and `max_leaves` conditions."""
+        self._budget = self.max_leaves
+        return self._rule(self.max_depth if depth is None else depth)
+
+    def _rule(self, depth: int) -> ast.Rule:
         rng = self.rng
-        if depth <= 0 or not self.connectives or rng.random() < 0.25:
+        if depth <= 0 or not self.connectives or self._budget < 2 or rng.random() < 0.25:
+            self._budget -= 1
             return self.leaf()
         connective = rng.choice(self.connectives)
         if connective == "not":
-            return ast.Not(item=self.rule(depth - 1))
-        items = tuple(self.rule(depth - 1) for _ in range(rng.randint(2, self.max_items)))
-        return ast.And(items=items) if connective == "and" else ast.Or(items=items)
+            return ast.Not(item=self._rule(depth - 1))
+        count = rng.randint(2, max(2, min(self.max_items, self._budget)))
+        items: list[ast.Rule] = []
+        for index in range(count):
+            reserve = count - index - 1  # one condition for each item still to come
+            self._budget -= reserve
+            items.append(self._rule(depth - 1))
+            self._budget += reserve
+        return ast.And(items=tuple(items)) if connective == "and" else ast.Or(items=tuple(items))
 
     def leaf(self) -> ast.Rule:
         """A random well-typed condition."""

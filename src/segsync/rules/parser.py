@@ -18,6 +18,7 @@ Grammar (loosest binding first)::
     literal    := STRING | NUMBER | DATE | "true" | "false" | IDENT
     text       := STRING | IDENT
 
+``#`` starts a comment that runs to the end of the line.
 FIELD is an identifier (``last_open``, ``address.city``) or any name in backquotes
 (`` `first name` ``, needed for names that are keywords). STRING is double-quoted with JSON
 escapes (``\\" \\\\ \\n \\t \\uXXXX``). DATE is a bare ISO date or datetime
@@ -41,6 +42,7 @@ import dataclasses
 import difflib
 import enum
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -49,6 +51,7 @@ from segsync.rules import ast
 
 __all__ = [
     "KEYWORDS",
+    "MAX_NESTING",
     "NodePath",
     "NodeSpans",
     "ParsedRule",
@@ -159,6 +162,9 @@ KEYWORDS: frozenset[str] = frozenset({
 })
 """Words that cannot be bare field names (write them in backquotes)."""
 
+MAX_NESTING = 100
+"""The deepest nesting of parentheses and `not` the parser accepts."""
+
 _UNITS: dict[str, ast.TimeUnit] = {
     "days": ast.TimeUnit.DAYS,
     "day": ast.TimeUnit.DAYS,
@@ -178,7 +184,7 @@ _DATE_RE = (
 )
 _TOKEN_RE = re.compile(
     rf"""
-    (?P<ws>[ \t\r\n]+)
+    (?P<ws>[ \t\r\n]+|\#[^\n]*)
   | (?P<date>{_DATE_RE})(?![\w.])
   | (?P<number>-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?![\w.])
   | (?P<ident>[^\W\d][\w.]*)
@@ -239,7 +245,12 @@ class _Lexer:
             return _Token(_Kind.STRING, text, value, span)
         if kind_name == "number":
             is_float = any(c in text for c in ".eE")
-            number: int | float = float(text) if is_float else int(text)
+            try:
+                number: int | float = float(text) if is_float else int(text)
+            except ValueError:  # more digits than int() accepts
+                raise RuleSyntaxError("number too long", self.source, span) from None
+            if not math.isfinite(number):
+                raise RuleSyntaxError("number out of range", self.source, span)
             return _Token(_Kind.NUMBER, text, number, span)
         if kind_name == "date":
             return _Token(_Kind.DATE, text, text, span)
@@ -283,7 +294,7 @@ class _Parser:
         self.lexer = _Lexer(source)
         self.toks = self.lexer.tokens()
         self.i = 0
-        self.spans: dict[NodePath, NodeSpans] = {}
+        self.depth = 0
 
     # -- token helpers ---------------------------------------------------------------
 
@@ -363,10 +374,17 @@ class _Parser:
             parts.append(self.not_expr())
         return self._group(ast.And, parts)
 
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(f"rule nested deeper than {MAX_NESTING} levels")
+
     def not_expr(self) -> _Built:
         if self.is_word("not"):
+            self.nest()
             start = self.advance()
             item, item_spans = self.not_expr()
+            self.depth -= 1
             spans = {(0, *path): span for path, span in item_spans.items()}
             spans[()] = NodeSpans(self.join(start.span, item_spans[()].node))
             return ast.Not(item=item), spans
@@ -378,7 +396,9 @@ class _Parser:
             self.advance()
             if self.is_punct(")"):
                 raise self.fail("empty parentheses: expected a condition")
+            self.nest()
             rule, spans = self.or_expr()
+            self.depth -= 1
             close = self.expect_punct(")", "to close the '(' opened at "
                                            f"line {tok.span.line}, column {tok.span.column}")
             if isinstance(rule, ast.And | ast.Or):

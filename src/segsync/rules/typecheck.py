@@ -41,6 +41,7 @@ from segsync.rules.parser import (
 
 __all__ = [
     "BUILTIN_FIELDS",
+    "OPERATORS_BY_KIND",
     "FieldKind",
     "RuleIssue",
     "RuleTypeError",
@@ -87,7 +88,7 @@ _KIND_OF_TYPE: Mapping[FieldType, FieldKind] = {
 }
 
 _ORDERING = ("<", "<=", ">", ">=")
-_OPERATORS_OF_KIND: Mapping[FieldKind, frozenset[str]] = {
+OPERATORS_BY_KIND: Mapping[FieldKind, frozenset[str]] = {
     FieldKind.TEXT: frozenset({"=", "!=", "in", "text", "is_set"}),
     FieldKind.NUMBER: frozenset({"=", "!=", *_ORDERING, "in", "is_set", "between"}),
     FieldKind.BOOLEAN: frozenset({"=", "!=", "in", "is_set"}),
@@ -237,7 +238,7 @@ class _Checker:
             return
         kind = field_kind(spec)
         op = _operator_key(node)
-        if op not in _OPERATORS_OF_KIND[kind]:
+        if op not in OPERATORS_BY_KIND[kind]:
             needs = _OPERATOR_NEEDS.get("<" if op in _ORDERING else op, "another field type")
             if op == "!=":
                 needs = _OPERATOR_NEEDS["="]

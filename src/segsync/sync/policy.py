@@ -33,8 +33,9 @@ class SyncPolicy(BaseModel):
       `tags` and `consent` and `email` may be named too (consent opt-outs always win);
     - `directions`: per field (or "*" for all), per platform, `Direction`;
     - `platform_fields`: per platform, the fields it carries (absent: every field);
-    - `reconfirm`: platforms where an opt-in newer than a canonical opt-out is sent as
-      `pending` re-confirmation (never as `subscribed`); elsewhere it stays where it was given;
+    - `reconfirm`: platforms with a re-confirmation path (Mailchimp `pending`, Brevo double
+      opt-in): where they hold an opt-out and a newer opt-in was given elsewhere, they are
+      sent `pending`; other platforms holding an opt-out keep it (never `subscribed`);
     - `excluded_tags`: tags never synced as tags (materialised segments, residual tags);
       tags starting with `segsync:` are always excluded.
     """

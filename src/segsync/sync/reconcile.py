@@ -14,8 +14,9 @@ the canonical view, its tags, and a consent other than `non_subscribed`.
   latest record (a tie keeps it);
 - consent (the floor of DESIGN.md, not configurable): an opt-out (unsubscribed, bounced)
   observed anywhere wins over any opt-in of the same run and goes everywhere; an opt-in newer
-  than a canonical opt-out becomes `pending` on platforms configured for re-confirmation and
-  is never written as `subscribed` where a platform holds an opt-out.
+  than a canonical opt-out becomes the view, but reaches platforms holding an opt-out only
+  as `pending` re-confirmation where configured (`SyncPolicy.reconfirm`), never as
+  `subscribed`.
 
 Then, per platform, the minimal write that brings it to the canonical view (`writes`).
 """
@@ -219,12 +220,10 @@ def reconcile(  # noqa: C901, PLR0912, PLR0915 - one merge, read top to bottom
     if offers:
         outs = [o for o in offers if o[1] in OPT_OUTS]
         winner = max(outs or offers, key=lambda o: (o[2], -order.get(o[0], 0)))
-        status = winner[1]
-        if old_c in OPT_OUTS and status not in OPT_OUTS:
-            # an opt-in newer than an opt-out: re-confirmation where configured, else it
-            # stands where it was given (writes never turn an opt-out into subscribed)
-            status = PENDING if winner[0] in policy.reconfirm else status
-        new_c, source, consent_at = status, winner[0], winner[2] or None
+        # an opt-in newer than a canonical opt-out becomes the view; the platforms holding
+        # an opt-out get it only as `pending` re-confirmation, and only where configured
+        # (`consent_target`): never as `subscribed`
+        new_c, source, consent_at = winner[1], winner[0], winner[2] or None
         basis = live[winner[0]].get("lb", basis)
     if new_c is None:
         new_c = NON_SUBSCRIBED

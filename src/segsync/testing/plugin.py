@@ -1,6 +1,7 @@
 """The pytest plugin of the conformance kit (entry point `pytest11: segsync`).
 
-It registers the `segsync_optout` marker and, at collection, turns every test a
+It registers the `segsync_optout` marker and the `--segsync-seed` option (to rerun the
+generated tests of every suite with other data) and, at collection, turns every test a
 `ConnectorSuite` subclass lists in `skip` into `xfail(strict=True)` with the stated reason, so
 the opt-out fails the run once the test starts passing.
 """
@@ -10,6 +11,17 @@ from __future__ import annotations
 import pytest
 
 OPTOUT_MARKER = "segsync_optout"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("segsync", "segsync conformance kit")
+    group.addoption(
+        "--segsync-seed",
+        type=int,
+        default=None,
+        help="seed for the contacts and rules the conformance kit generates "
+        "(default: each suite's `seed`)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -28,6 +28,8 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import pytest
+
 from segsync.clock import VirtualClock
 from segsync.connector import (
     ChangeResult,
@@ -122,6 +124,13 @@ class ConnectorSuite:
                 )
             if not isinstance(reason, str) or not reason.strip():
                 raise TypeError(f"{cls.__name__}.skip[{name!r}] needs a reason")
+
+    @pytest.fixture(autouse=True)
+    def _kit_options(self, request: pytest.FixtureRequest) -> None:
+        """Apply the plugin's command-line options to this test's instance."""
+        seed = request.config.getoption("--segsync-seed", default=None)
+        if seed is not None:
+            self.seed = seed  # type: ignore[misc]
 
     # -- building the world ---------------------------------------------------------------
 

@@ -1,0 +1,66 @@
+"""Shared fixtures of the HubSpot tests: the emulator, a connector on it, the API descriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from segsync_hubspot import HubSpotConnector, HubSpotEmulator
+from segsync_hubspot.spec import SpecValidator
+
+from segsync.clock import VirtualClock
+from segsync.model import FieldSpec, FieldType, Schema
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SPECS = REPO_ROOT.parent / "shared" / "specs" / "hubspot"
+SPECS_MISSING = f"the HubSpot API descriptions are not at {SPECS}"
+
+SCHEMA = Schema(
+    fields={
+        "first_name": FieldSpec(type=FieldType.TEXT),
+        "country": FieldSpec(type=FieldType.ENUM, options=("FR", "BE", "DE")),
+        "plan": FieldSpec(type=FieldType.ENUM, options=("free", "pro", "team")),
+        "lifetime_value": FieldSpec(type=FieldType.NUMBER),
+        "orders": FieldSpec(type=FieldType.INTEGER),
+        "vip": FieldSpec(type=FieldType.BOOLEAN),
+        "signup": FieldSpec(type=FieldType.DATE),
+        "last_seen": FieldSpec(type=FieldType.DATETIME),
+        "interests": FieldSpec(type=FieldType.MULTI_ENUM, options=("news", "deals", "events")),
+    }
+)
+"""A schema with one field of every canonical type the connector maps."""
+
+TOKEN = HubSpotEmulator.default_api_key
+
+
+@pytest.fixture(scope="session")
+def spec_validator() -> SpecValidator:
+    """HubSpot's API descriptions as a request validator (skips when they are absent)."""
+    if not SPECS.is_dir():
+        pytest.skip(SPECS_MISSING)
+    return SpecValidator(SPECS)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def emulator(clock: VirtualClock) -> HubSpotEmulator:
+    return HubSpotEmulator(clock=clock)
+
+
+@pytest.fixture
+def make_connector(
+    emulator: HubSpotEmulator, clock: VirtualClock
+) -> Callable[..., HubSpotConnector]:
+    def make(**config: Any) -> HubSpotConnector:
+        settings = {"token": TOKEN, "base_url": "http://127.0.0.1:9", **config}
+        return HubSpotConnector(
+            settings, schema=SCHEMA, transport=emulator.transport(), clock=clock
+        )
+
+    return make

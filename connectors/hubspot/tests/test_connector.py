@@ -1,0 +1,444 @@
+"""The HubSpot connector: windowed reads, batching, tags, consent, pacing, lists, versions."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+from starlette.requests import Request
+
+from segsync.clock import VirtualClock
+from segsync.connector import ContactChange
+from segsync.http import ApiError, RequestStats
+from segsync.model import ConsentStatus, FieldSpec, FieldType
+
+from segsync_hubspot import HubSpotConnector, HubSpotEmulator
+from segsync_hubspot.emulator import _HubSpotError
+
+TOKEN = HubSpotEmulator.default_api_key
+MakeConnector = Callable[..., HubSpotConnector]
+
+
+def new(email: str, **fields: Any) -> ContactChange:
+    return ContactChange(email=email, create=True, fields=fields)
+
+
+def writes(emulator: HubSpotEmulator, pattern: str) -> int:
+    return emulator.log.count(path=re.compile(pattern))
+
+
+def test_reads_window_past_the_search_cap(clock: VirtualClock) -> None:
+    """More changes than search pages through (10,000) are all read, each once, without a 400."""
+    emulator = HubSpotEmulator(clock=clock, enforce_rate_limits=False)
+    for i in range(10_250):
+        if i % 1000 == 0:
+            clock.advance(60)
+        emulator.seed_contact({"email": f"w{i}@example.com"})
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=emulator.transport(), clock=clock,
+    )
+
+    async def main() -> list[str]:
+        async with connector:
+            return [c.email async for page in connector.read() for c in page.contacts]
+
+    emails = asyncio.run(main())
+
+    assert len(emails) == 10_250
+    assert len(set(emails)) == 10_250
+    assert [s for _, _, s in emulator.log.entries if s >= 400] == []
+
+
+def test_incremental_read_catches_changes_search_had_not_indexed(clock: VirtualClock) -> None:
+    """A change made just before a read but not yet searchable is caught by the overlap."""
+    emulator = HubSpotEmulator(clock=clock, search_delay_seconds=20)
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=emulator.transport(), clock=clock,
+    )
+    emulator.seed_contact({"email": "early@example.com"})
+    clock.advance(30)
+    late = emulator.seed_contact({"email": "late@example.com"})
+
+    async def main() -> tuple[list[str], list[str], list[str]]:
+        async with connector:
+            first = [p async for p in connector.read()]
+            clock.advance(30)
+            second = [c.email async for p in connector.read(first[-1].cursor) for c in p.contacts]
+            clock.advance(3600)
+            third = [c.email async for p in connector.read(first[-1].cursor) for c in p.contacts]
+        return [c.email for p in first for c in p.contacts], second, third
+
+    first, second, third = asyncio.run(main())
+    del late
+
+    assert first == ["early@example.com"]
+    assert second == ["late@example.com"]
+    assert third == ["late@example.com"]
+
+
+def test_writes_batch_100_upserts_concurrently(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """250 changes are 3 batch upserts; nothing is sent for empty writes."""
+    connector = make_connector()
+
+    async def main() -> tuple[list[Any], RequestStats]:
+        async with connector:
+            await connector.prepare({"first_name": FieldSpec(type=FieldType.TEXT)}, [])
+            results = await connector.write([new(f"b{i}@example.com", first_name="B")
+                                             for i in range(250)])
+            before = connector.stats.calls
+            assert await connector.write([]) == []
+            assert connector.stats.calls == before
+            return results, connector.stats
+
+    results, stats = asyncio.run(main())
+
+    assert all(r.ok and r.created for r in results)
+    assert stats.endpoints["POST contacts/batch/upsert"].calls == 3
+    assert len(emulator.contacts) == 250
+
+
+class _RefusingEmulator(HubSpotEmulator):
+    """Answers a whole-batch 400 to any upsert that contains `poison@example.com`."""
+
+    POISON: ClassVar[str] = "poison@example.com"
+
+    async def batch_upsert(self, request: Request) -> Any:
+        body = await self._object_body(request)
+        if any(i.get("id") == self.POISON for i in body.get("inputs") or []):
+            raise _HubSpotError(400, "VALIDATION_ERROR", "Property values were not valid")
+        return await super().batch_upsert(request)
+
+
+def test_a_whole_batch_400_is_bisected_to_the_bad_record(clock: VirtualClock) -> None:
+    """When HubSpot refuses a whole batch, the connector isolates the refused record."""
+    emulator = _RefusingEmulator(clock=clock)
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=emulator.transport(), clock=clock,
+    )
+    changes = [new(f"ok{i}@example.com", first_name="Ok") for i in range(7)]
+    changes.insert(3, new(_RefusingEmulator.POISON, first_name="Bad"))
+
+    async def main() -> list[Any]:
+        async with connector:
+            return await connector.write(changes)
+
+    results = asyncio.run(main())
+
+    assert [r.ok for r in results] == [True] * 3 + [False] + [True] * 4
+    assert results[3].error == "Property values were not valid"
+    assert writes(emulator, r"/batch/upsert$") <= 1 + 2 * 3  # a log2(8)-deep bisection
+
+
+def test_tag_options_are_created_before_values_are_written(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """A new tag becomes an option (one PATCH) before the upsert that writes it."""
+    connector = make_connector()
+
+    async def main() -> None:
+        async with connector:
+            await connector.prepare({}, ["vip"])
+            results = await connector.write([ContactChange(
+                email="t@example.com", create=True, tags_add=frozenset({"VIP", "Brand New"}))])
+            assert results[0].ok, results
+
+    asyncio.run(main())
+    paths = [(m, p) for m, p, _ in emulator.log.entries]
+    patch = paths.index(("PATCH", "/crm/properties/2026-03/contacts/segsync_tags"))
+    upsert = paths.index(("POST", "/crm/objects/2026-03/contacts/batch/upsert"))
+
+    assert patch < upsert
+    assert (emulator.contact_by_email("t@example.com") or {})["segsync_tags"] == "brand new;vip"
+    options = emulator.properties["segsync_tags"]["options"]
+    assert {o["value"]: o["label"] for o in options} == {"vip": "vip", "brand new": "Brand New"}
+
+
+def test_tags_as_manual_lists(emulator: HubSpotEmulator, make_connector: MakeConnector) -> None:
+    """With `tags_as: lists`, tags are owned MANUAL lists, added to and removed from."""
+    connector = make_connector(tags_as="lists")
+    reader = make_connector(tags_as="lists")
+
+    async def main() -> dict[str, frozenset[str]]:
+        async with connector, reader:
+            await connector.prepare({}, ["vip", "b2b"])
+            [first] = await connector.write([ContactChange(
+                email="l@example.com", create=True, tags_add=frozenset({"vip", "b2b"}))])
+            await connector.write([ContactChange(
+                email="l@example.com", platform_id=first.platform_id,
+                tags_remove=frozenset({"vip"}))])
+            return {c.email: c.tags async for p in reader.read() for c in p.contacts}
+
+    tags = asyncio.run(main())
+
+    assert tags == {"l@example.com": frozenset({"b2b"})}
+    assert {x.name for x in emulator.lists.values()} == {"segsync: tag vip", "segsync: tag b2b"}
+    assert {x.processing_type for x in emulator.lists.values()} == {"MANUAL"}
+
+
+def test_opt_out_is_written_with_its_legal_basis(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """An unsubscribe goes through the subscription statuses, legal basis included."""
+    connector = make_connector()
+
+    async def main() -> None:
+        async with connector:
+            await connector.write([new("c@example.com", first_name="C")])
+            results = await connector.write([ContactChange(
+                email="c@example.com", consent=ConsentStatus.UNSUBSCRIBED,
+                consent_basis="legitimate_interest_other")])
+            assert results[0].ok, results
+
+    asyncio.run(main())
+    status = emulator.statuses["c@example.com"][101]
+
+    assert status.status == "NOT_SUBSCRIBED"
+    assert status.legal_basis == "LEGITIMATE_INTEREST_OTHER"
+    assert (emulator.contact_by_email("c@example.com") or {})["hs_email_optout_101"] == "true"
+
+
+@pytest.mark.parametrize("opt_out", ["unsubscribe_all", "hard_bounce", "subscription"])
+def test_never_resubscribes_an_opted_out_address(
+    emulator: HubSpotEmulator, make_connector: MakeConnector, opt_out: str
+) -> None:
+    """`subscribed` for an address HubSpot holds as opted out is refused and never sent."""
+    emulator.seed_contact({"email": "o@example.com"})
+    if opt_out == "unsubscribe_all":
+        emulator.unsubscribe_all("o@example.com")
+    elif opt_out == "hard_bounce":
+        emulator.hard_bounce("o@example.com")
+    else:
+        emulator.set_subscription("o@example.com", 101, subscribed=False)
+    connector = make_connector()
+
+    async def main() -> list[Any]:
+        async with connector:
+            return await connector.write([ContactChange(
+                email="o@example.com", fields={"first_name": "O"},
+                consent=ConsentStatus.SUBSCRIBED)])
+
+    [result] = asyncio.run(main())
+
+    assert not result.ok
+    assert result.code == "CONSENT_OPT_OUT"
+    assert result.partial, "the field change itself was written"
+    assert writes(emulator, r"/statuses/o@example\.com$") == 0
+    assert emulator.subscription_status("o@example.com") != "SUBSCRIBED"
+    assert (emulator.contact_by_email("o@example.com") or {})["firstname"] == "O"
+
+
+def test_new_contacts_get_the_canonical_consent_and_no_subscription_by_default(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """Created contacts: subscribed is written; non_subscribed and pending send nothing."""
+    connector = make_connector()
+
+    async def main() -> None:
+        async with connector:
+            await connector.write([
+                ContactChange(email="s@example.com", create=True, consent=ConsentStatus.SUBSCRIBED),
+                ContactChange(email="n@example.com", create=True,
+                              consent=ConsentStatus.NON_SUBSCRIBED),
+                ContactChange(email="p@example.com", create=True, consent=ConsentStatus.PENDING),
+            ])
+
+    asyncio.run(main())
+
+    assert emulator.subscription_status("s@example.com") == "SUBSCRIBED"
+    assert emulator.subscription_status("n@example.com") == "NOT_SPECIFIED"
+    assert emulator.subscription_status("p@example.com") == "NOT_SPECIFIED"
+    assert writes(emulator, r"/statuses/[np]@example\.com$") == 0
+
+
+def test_pacing_stays_within_the_burst_and_search_limits(clock: VirtualClock) -> None:
+    """250 calls and 12 searches at once: no 429, paced on the virtual clock."""
+    emulator = HubSpotEmulator(clock=clock)
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=emulator.transport(), clock=clock,
+    )
+
+    async def main() -> None:
+        async with connector:
+            await asyncio.gather(*(connector.check() for _ in range(250)))
+            started = clock.elapsed
+            await asyncio.gather(*(connector._search(0, None, 0) for _ in range(12)))
+            assert clock.elapsed - started >= 2.0
+
+    asyncio.run(main())
+
+    assert emulator.rate_limited == 0
+    assert clock.elapsed >= 20.0
+
+
+def test_a_429_without_retry_after_waits_by_policy(clock: VirtualClock) -> None:
+    """HubSpot's 429s carry no Retry-After: the connector waits the policy's window."""
+    emulator = HubSpotEmulator(clock=clock)
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=emulator.transport(), clock=clock,
+    )
+    limit = next(x for x in emulator.limits if x.name == "TEN_SECONDLY_ROLLING")
+    for _ in range(100):  # another app of the account used the whole window
+        limit.hit(0.0)
+
+    async def main() -> None:
+        async with connector:
+            await connector.check()
+
+    asyncio.run(main())
+
+    assert emulator.rate_limited == 1
+    assert clock.elapsed >= 10.0
+
+
+def test_prepare_creates_typed_properties_and_refuses_a_mismatch(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """Missing properties are created with matching types; an existing one of another type
+    is an error."""
+    fields = {
+        "plan": FieldSpec(type=FieldType.ENUM, options=("free", "pro")),
+        "interests": FieldSpec(type=FieldType.MULTI_ENUM, options=("news",)),
+        "lifetime_value": FieldSpec(type=FieldType.NUMBER),
+        "vip": FieldSpec(type=FieldType.BOOLEAN),
+        "signup": FieldSpec(type=FieldType.DATE),
+        "last_seen": FieldSpec(type=FieldType.DATETIME),
+        "first_name": FieldSpec(type=FieldType.TEXT),
+    }
+    connector = make_connector()
+
+    async def main() -> None:
+        async with connector:
+            await connector.prepare(fields, ["vip"])
+            await connector.prepare(fields, ["vip"])  # a second run creates nothing
+            bad = make_connector()
+            async with bad:
+                with pytest.raises(ApiError, match="lifetime_value"):
+                    await bad.prepare({"lifetime_value": FieldSpec(type=FieldType.TEXT)}, [])
+
+    asyncio.run(main())
+    props = emulator.properties
+    kinds = {n: (props[n]["type"], props[n]["fieldType"]) for n in
+             ("plan", "interests", "lifetime_value", "vip", "signup", "last_seen", "segsync_tags")}
+
+    assert kinds == {
+        "plan": ("enumeration", "select"), "interests": ("enumeration", "checkbox"),
+        "lifetime_value": ("number", "number"), "vip": ("bool", "booleancheckbox"),
+        "signup": ("date", "date"), "last_seen": ("datetime", "date"),
+        "segsync_tags": ("enumeration", "checkbox"),
+    }
+    assert props["plan"]["groupName"] == "segsync"
+    assert writes(emulator, r"/properties/2026-03/contacts$") == 2 + 7  # 2 GETs, 7 creations
+
+
+def test_values_round_trip_through_typed_properties(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """Every canonical type is written as HubSpot stores it and read back equal."""
+    values = {
+        "first_name": "Zoë", "country": "FR", "plan": "pro", "lifetime_value": 12.5,
+        "orders": 3, "vip": True, "signup": dt.date(2025, 3, 1),
+        "last_seen": dt.datetime(2025, 3, 1, 8, 30, 15, 250000, tzinfo=dt.UTC),
+        "interests": frozenset({"news", "deals"}),
+    }
+    connector = make_connector()
+
+    async def main() -> dict[str, Any]:
+        async with connector:
+            await connector.prepare(connector.schema.fields, [])
+            [result] = await connector.write([ContactChange(
+                email="rt@example.com", create=True, fields=values)])
+            assert result.ok, result
+            [contact] = [c async for p in connector.read() for c in p.contacts]
+            return contact.fields
+
+    fields = asyncio.run(main())
+    stored = emulator.contact_by_email("rt@example.com") or {}
+
+    assert fields == values
+    assert stored["signup"] == "2025-03-01"
+    assert stored["vip"] == "true"
+    assert stored["interests"] == "deals;news"
+
+
+def test_static_lists_and_native_segments(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """Owned MANUAL lists take members by email; DYNAMIC lists are created then updated."""
+    connector = make_connector()
+    branch = {"filterBranch": {"filterBranchType": "OR", "filters": [], "filterBranches": [{
+        "filterBranchType": "AND", "filterBranches": [], "filters": [{
+            "filterType": "PROPERTY", "property": "firstname",
+            "operation": {"operationType": "MULTISTRING", "operator": "IS_EQUAL_TO",
+                          "values": ["A"], "includeObjectsWithNoValueSet": False}}]}]}}
+
+    async def main() -> tuple[set[str], set[str], list[Any], set[str]]:
+        async with connector:
+            await connector.write([new("a@example.com", first_name="A"),
+                                   new("b@example.com", first_name="B")])
+            static = await connector.ensure_static("vips", None)
+            results = await connector.change_static_members(
+                static, ["a@example.com", "b@example.com", "ghost@example.com"], [])
+            await connector.change_static_members(static, [], ["a@example.com"])
+            members = {e async for e in connector.segment_members(static)}
+            ref = await connector.publish_native("as", branch, None)
+            first = {e async for e in connector.segment_members(ref)}
+            branch["filterBranch"]["filterBranches"][0]["filters"][0]["operation"]["values"] = ["B"]
+            assert await connector.publish_native("as", branch, ref) == ref
+            second = {e async for e in connector.segment_members(ref)}
+            return members, first, results, second
+
+    members, first, results, second = asyncio.run(main())
+
+    assert members == {"b@example.com"}
+    assert [r.ok for r in results] == [True, True, False]
+    assert first == {"a@example.com"}
+    assert second == {"b@example.com"}
+    assert {x.name for x in emulator.lists.values()} == {"segsync: vips", "segsync: as"}
+
+
+def test_api_version_v3_paths(emulator: HubSpotEmulator, make_connector: MakeConnector) -> None:
+    """With `api_version: v3` the connector speaks /crm/v3/... and the same state results."""
+    connector = make_connector(api_version="v3")
+
+    async def main() -> list[str]:
+        async with connector:
+            await connector.write([new("v3@example.com", first_name="V")])
+            return [c.email async for p in connector.read() for c in p.contacts]
+
+    emails = asyncio.run(main())
+
+    assert emails == ["v3@example.com"]
+    assert writes(emulator, r"^/crm/v3/objects/contacts/batch/upsert$") == 1
+    assert writes(emulator, r"^/crm/objects/") == 0
+
+
+def test_the_token_never_shows(emulator: HubSpotEmulator, clock: VirtualClock) -> None:
+    """The token is absent from reprs and from the error of a refused request."""
+    secret = "pat-na1-secret-0000-1111-2222-333333333333"
+    connector = HubSpotConnector(
+        {"token": secret, "base_url": "http://127.0.0.1:9"},
+        transport=emulator.transport(), clock=clock,
+    )
+
+    async def main() -> ApiError:
+        async with connector:
+            with pytest.raises(ApiError) as caught:
+                await connector.check()
+            return caught.value
+
+    error = asyncio.run(main())
+
+    assert error.status == 401
+    assert secret not in str(error) + repr(connector) + repr(connector.config)
+    assert secret not in repr(error.body)
