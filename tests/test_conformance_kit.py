@@ -20,6 +20,8 @@ pytest.importorskip(
 )
 
 MODULE = '''
+import json
+
 from segsync.connector import ChangeResult
 from segsync.http import RetryPolicy, build_client
 from segsync.model import ConsentStatus
@@ -147,6 +149,43 @@ class TestForgetful(Suite):
     connector_cls = Forgetful
 
 
+class NoDedup(TemplateConnector):
+    """Re-reads its overlap without dropping what it already returned."""
+
+    async def read(self, cursor=None):
+        if cursor:
+            cursor = json.dumps({**json.loads(cursor), "seen": []})
+        async for page in super().read(cursor):
+            yield page
+
+
+class TestNoDedup(Suite):
+    connector_cls = NoDedup
+
+
+class Vague(TemplateConnector):
+    """Replaces the platform's messages with its own."""
+
+    async def write(self, changes):
+        results = await super().write(changes)
+        return [r if r.ok else r.model_copy(update={"error": "write failed"}) for r in results]
+
+
+class TestVague(Suite):
+    connector_cls = Vague
+
+
+class Leaky(TemplateConnector):
+    """Shows its key in its repr."""
+
+    def __repr__(self):
+        return f"Leaky(key={self.config.api_key.get_secret_value()})"
+
+
+class TestLeaky(Suite):
+    connector_cls = Leaky
+
+
 class LooseFilters(TemplateConnector):
     """Publishes a looser filter than the compiled one."""
 
@@ -175,6 +214,9 @@ SELECTION: dict[str, tuple[str, ...]] = {
     "TestNoRetries": ("test_429_honours_retry_after", "test_5xx_retried", "test_check"),
     "TestForgetful": ("test_incremental_cursor",),
     "TestLooseFilters": ("test_native_segments",),
+    "TestVague": ("test_4xx_not_retried",),
+    "TestNoDedup": ("test_incremental_overlap_deduplicated", "test_incremental_cursor"),
+    "TestLeaky": ("test_secrets_stay_secret", "test_check"),
 }
 
 
@@ -232,6 +274,9 @@ def test_the_template_passes_the_whole_kit(outcomes: dict[tuple[str, str], Outco
         ("TestNoRetries", {"test_429_honours_retry_after", "test_5xx_retried"}),
         ("TestForgetful", {"test_incremental_cursor"}),
         ("TestLooseFilters", {"test_native_segments"}),
+        ("TestVague", {"test_4xx_not_retried"}),
+        ("TestNoDedup", {"test_incremental_overlap_deduplicated"}),
+        ("TestLeaky", {"test_secrets_stay_secret"}),
     ],
 )
 def test_a_broken_connector_fails_the_test_for_its_bug(
@@ -250,6 +295,10 @@ def test_failures_say_what_went_wrong(outcomes: dict[tuple[str, str], Outcome]) 
         outcomes[("TestForgetful", "test_incremental_cursor")].text
     )
     assert "only on the platform" in outcomes[("TestLooseFilters", "test_native_segments")].text
+    assert "carries none of the platform's messages" in (
+        outcomes[("TestVague", "test_4xx_not_retried")].text
+    )
+    assert "a secret was shown" in outcomes[("TestLeaky", "test_secrets_stay_secret")].text
 
 
 def test_an_opt_out_of_a_failing_test_is_an_xfail(

@@ -17,12 +17,12 @@ import json
 import math
 import random
 
+from segsync_hubspot import HubSpotConnector, HubSpotEmulator
+from segsync_hubspot.emulator import BURST_BY_TIER
+
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
-
-from segsync_hubspot import HubSpotConnector, HubSpotEmulator
-from segsync_hubspot.emulator import BURST_BY_TIER
 
 SCHEMA = Schema(
     fields={

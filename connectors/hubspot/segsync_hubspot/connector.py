@@ -125,6 +125,15 @@ def _parse_time(raw: str | None) -> dt.datetime | None:
         return None
 
 
+def _with_operators(branch: Mapping[str, Any]) -> dict[str, Any]:
+    """A filter branch with `filterBranchOperator` on every level (HubSpot requires it)."""
+    out = dict(branch)
+    out.setdefault("filterBranchOperator", branch.get("filterBranchType"))
+    out["filterBranches"] = [_with_operators(b) for b in branch.get("filterBranches") or []]
+    out.setdefault("filters", [])
+    return out
+
+
 def _encode_cursor(mark: int, recent: Mapping[str, int]) -> str:
     """`<ms>` or `<ms>;<id>:<ms>,...`: the high-water mark and the records read near it."""
     if not recent:
@@ -172,6 +181,9 @@ class HubSpotConnector(Connector):
             "100 requests / 10 s (190 on Professional and Enterprise), 5 searches a second",
         ),
     )
+
+    #: results one search query pages through (HubSpot: 10,000; a 400 beyond)
+    search_cap: ClassVar[int] = SEARCH_CAP
 
     def __init__(self, config: Any, **kwargs: Any) -> None:
         if kwargs.get("budget") is None:
@@ -225,14 +237,20 @@ class HubSpotConnector(Connector):
             return None
         return response.json()
 
+    def _target(self, name: str, spec: FieldSpec | None) -> PropertyTarget:
+        """The property of canonical `name`: the mapping's path when a mapping names one."""
+        platform_path = getattr(self.mapping, "platform_path", None)
+        path = platform_path(name) if callable(platform_path) else None
+        return target_for(name, spec, path if isinstance(path, str) else None)
+
     def _targets(self) -> dict[str, tuple[PropertyTarget, FieldSpec | None]]:
         """Every canonical field this connector reads/writes, with its property."""
         out: dict[str, tuple[PropertyTarget, FieldSpec | None]] = {}
         for name, spec in self.schema.fields.items():
-            out[name] = (target_for(name, spec), spec)
+            out[name] = (self._target(name, spec), spec)
         if not out:
             for name in ("first_name", "last_name", "phone", "company", "city", "country"):
-                out[name] = (target_for(name, None), None)
+                out[name] = (self._target(name, None), None)
         return out
 
     def _read_properties(self) -> list[str]:
@@ -312,7 +330,7 @@ class HubSpotConnector(Connector):
         for name, spec in fields.items():
             if spec.read_only:
                 continue
-            target = target_for(name, spec)
+            target = self._target(name, spec)
             existing = known.get(target.name)
             if existing is None:
                 if target.builtin:
@@ -446,7 +464,7 @@ class HubSpotConnector(Connector):
         while windows:
             lo, hi = windows.pop(0)
             page = await self._search(lo, hi, 0)
-            if int(page.get("total") or 0) > SEARCH_CAP:
+            if int(page.get("total") or 0) > self.search_cap:
                 top = hi if hi is not None else _ms(self.clock.now()) + 1
                 if top - lo > 1:
                     middle = lo + (top - lo) // 2
@@ -465,7 +483,7 @@ class HubSpotConnector(Connector):
                     results.append(record)
                 contacts = await self._to_remote(results, tag_members)
                 nxt = (page.get("paging") or {}).get("next", {}).get("after")
-                last = nxt is None or int(nxt) + self.capabilities.read_page_size > SEARCH_CAP
+                last = nxt is None or int(nxt) + self.capabilities.read_page_size > self.search_cap
                 # a finished window is a safe resume point: later windows start after it
                 resume = None
                 if last:
@@ -575,7 +593,7 @@ class HubSpotConnector(Connector):
         problems = []
         for name, value in change.fields.items():
             spec = self.schema.fields.get(name)
-            target, spec = targets.get(name, (target_for(name, spec), spec))
+            target, spec = targets.get(name, (self._target(name, spec), spec))
             if target.read_only:
                 continue
             if spec is not None:
@@ -701,7 +719,7 @@ class HubSpotConnector(Connector):
                 spec = self.schema.fields.get(name)
                 if spec is None or spec.type not in (FieldType.ENUM, FieldType.MULTI_ENUM):
                     continue
-                target = target_for(name, spec)
+                target = self._target(name, spec)
                 if target.builtin or target.type != "enumeration" or value is None:
                     continue
                 values = value if isinstance(value, frozenset | set | list | tuple) else [value]
@@ -948,7 +966,7 @@ class HubSpotConnector(Connector):
         self, name: str, definition: Mapping[str, Any], ref: str | None
     ) -> str:
         """Create (or update the filters of) an owned DYNAMIC list; return its list id."""
-        branch = definition["filterBranch"]
+        branch = _with_operators(definition["filterBranch"])
         if ref is not None:
             await self._json(
                 "PUT",

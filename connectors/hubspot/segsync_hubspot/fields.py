@@ -98,8 +98,23 @@ def property_name_for(field: str) -> str:
     return name[:99]
 
 
-def target_for(field: str, spec: FieldSpec | None) -> PropertyTarget:
-    """The property holding canonical `field` (a built-in one, or a custom one to create)."""
+_BUILTIN_BY_PROPERTY: dict[str, PropertyTarget] = {
+    t.name: t for t in (*BUILTIN_TARGETS.values(), *ENGAGEMENT_TARGETS.values())
+}
+
+
+def target_for(field: str, spec: FieldSpec | None, path: str | None = None) -> PropertyTarget:
+    """The property holding canonical `field` (a built-in one, or a custom one to create).
+
+    `path` is the property a mapping file names for the field, when one does.
+    """
+    if path is not None and path != target_for(field, spec).name:
+        known = _BUILTIN_BY_PROPERTY.get(path)
+        if known is not None:
+            return known
+        ftype = spec.type if spec is not None else FieldType.TEXT
+        ptype, field_type = TYPE_FOR_FIELD[ftype]
+        return PropertyTarget(path, ptype, field_type, read_only=bool(spec and spec.read_only))
     if field in BUILTIN_TARGETS:
         builtin = BUILTIN_TARGETS[field]
         if spec is None or spec.type in (FieldType.TEXT, FieldType.ENUM, FieldType.PHONE):

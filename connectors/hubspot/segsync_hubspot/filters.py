@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -148,10 +149,14 @@ class RecordView:
 # -- values -----------------------------------------------------------------------------
 
 
+_DIGITS = re.compile(r"-?\d+")
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def to_epoch_ms(value: str) -> int | None:
     """A date or datetime property value (ISO or epoch ms) as epoch milliseconds, or None."""
     text = value.strip()
-    if re.fullmatch(r"-?\d+", text):
+    if _DIGITS.fullmatch(text):
         return int(text)
     try:
         if len(text) == 10:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
-from segsync_hubspot.spec import SpecValidator
+from segsync_hubspot.spec import SpecValidator, ValidatingTransport
 
 from segsync.clock import VirtualClock
 from segsync.model import FieldSpec, FieldType, Schema
@@ -35,12 +36,30 @@ SCHEMA = Schema(
 TOKEN = HubSpotEmulator.default_api_key
 
 
-@pytest.fixture(scope="session")
-def spec_validator() -> SpecValidator:
-    """HubSpot's API descriptions as a request validator (skips when they are absent)."""
-    if not SPECS.is_dir():
-        pytest.skip(SPECS_MISSING)
-    return SpecValidator(SPECS)
+_VALIDATORS: list[SpecValidator] = []
+
+Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
+
+
+@pytest.fixture
+def checked() -> Iterator[Wrap]:
+    """Wraps a transport so that every request is checked against HubSpot's API descriptions;
+    the test fails at teardown if any request did not validate. Without the descriptions
+    (../shared/specs absent) requests pass unchecked; test_conformance.py then reports the
+    skip with its reason."""
+    problems: list[str] = []
+
+    def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        if not SPECS.is_dir():
+            return inner
+        if not _VALIDATORS:
+            _VALIDATORS.append(SpecValidator(SPECS))
+        transport = ValidatingTransport(inner, _VALIDATORS[0])
+        transport.problems = problems
+        return transport
+
+    yield wrap
+    assert problems == [], "requests that do not validate against HubSpot's API descriptions"
 
 
 @pytest.fixture
@@ -55,12 +74,12 @@ def emulator(clock: VirtualClock) -> HubSpotEmulator:
 
 @pytest.fixture
 def make_connector(
-    emulator: HubSpotEmulator, clock: VirtualClock
+    emulator: HubSpotEmulator, clock: VirtualClock, checked: Wrap
 ) -> Callable[..., HubSpotConnector]:
     def make(**config: Any) -> HubSpotConnector:
         settings = {"token": TOKEN, "base_url": "http://127.0.0.1:9", **config}
         return HubSpotConnector(
-            settings, schema=SCHEMA, transport=emulator.transport(), clock=clock
+            settings, schema=SCHEMA, transport=checked(emulator.transport()), clock=clock
         )
 
     return make

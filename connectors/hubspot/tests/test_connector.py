@@ -8,7 +8,10 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import httpx
 import pytest
+from segsync_hubspot import HubSpotConnector, HubSpotEmulator
+from segsync_hubspot.emulator import _HubSpotError
 from starlette.requests import Request
 
 from segsync.clock import VirtualClock
@@ -16,11 +19,9 @@ from segsync.connector import ContactChange
 from segsync.http import ApiError, RequestStats
 from segsync.model import ConsentStatus, FieldSpec, FieldType
 
-from segsync_hubspot import HubSpotConnector, HubSpotEmulator
-from segsync_hubspot.emulator import _HubSpotError
-
 TOKEN = HubSpotEmulator.default_api_key
 MakeConnector = Callable[..., HubSpotConnector]
+Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 
 
 def new(email: str, **fields: Any) -> ContactChange:
@@ -31,16 +32,21 @@ def writes(emulator: HubSpotEmulator, pattern: str) -> int:
     return emulator.log.count(path=re.compile(pattern))
 
 
-def test_reads_window_past_the_search_cap(clock: VirtualClock) -> None:
-    """More changes than search pages through (10,000) are all read, each once, without a 400."""
-    emulator = HubSpotEmulator(clock=clock, enforce_rate_limits=False)
-    for i in range(10_250):
-        if i % 1000 == 0:
+class _SmallCapConnector(HubSpotConnector):
+    search_cap = 1_000  # HubSpot's 10,000, scaled down with the emulator's to keep tests fast
+
+
+def test_reads_window_past_the_search_cap(clock: VirtualClock, checked: Wrap) -> None:
+    """More changes than search pages through are all read, each once, without a 400."""
+    emulator = HubSpotEmulator(clock=clock, enforce_rate_limits=False, search_result_cap=1_000)
+    for i in range(2_600):
+        if i % 100 == 0:
             clock.advance(60)
         emulator.seed_contact({"email": f"w{i}@example.com"})
-    connector = HubSpotConnector(
+    connector = _SmallCapConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
-        transport=emulator.transport(), clock=clock,
+        transport=checked(emulator.transport()),
+        clock=clock,
     )
 
     async def main() -> list[str]:
@@ -49,17 +55,20 @@ def test_reads_window_past_the_search_cap(clock: VirtualClock) -> None:
 
     emails = asyncio.run(main())
 
-    assert len(emails) == 10_250
-    assert len(set(emails)) == 10_250
+    assert len(emails) == 2_600
+    assert len(set(emails)) == 2_600
     assert [s for _, _, s in emulator.log.entries if s >= 400] == []
 
 
-def test_incremental_read_catches_changes_search_had_not_indexed(clock: VirtualClock) -> None:
+def test_incremental_read_catches_changes_search_had_not_indexed(
+    clock: VirtualClock, checked: Wrap
+) -> None:
     """A change made just before a read but not yet searchable is caught by the overlap."""
     emulator = HubSpotEmulator(clock=clock, search_delay_seconds=20)
     connector = HubSpotConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
-        transport=emulator.transport(), clock=clock,
+        transport=checked(emulator.transport()),
+        clock=clock,
     )
     emulator.seed_contact({"email": "early@example.com"})
     clock.advance(30)
@@ -91,8 +100,9 @@ def test_writes_batch_100_upserts_concurrently(
     async def main() -> tuple[list[Any], RequestStats]:
         async with connector:
             await connector.prepare({"first_name": FieldSpec(type=FieldType.TEXT)}, [])
-            results = await connector.write([new(f"b{i}@example.com", first_name="B")
-                                             for i in range(250)])
+            results = await connector.write(
+                [new(f"b{i}@example.com", first_name="B") for i in range(250)]
+            )
             before = connector.stats.calls
             assert await connector.write([]) == []
             assert connector.stats.calls == before
@@ -117,12 +127,15 @@ class _RefusingEmulator(HubSpotEmulator):
         return await super().batch_upsert(request)
 
 
-def test_a_whole_batch_400_is_bisected_to_the_bad_record(clock: VirtualClock) -> None:
+def test_a_whole_batch_400_is_bisected_to_the_bad_record(
+    clock: VirtualClock, checked: Wrap
+) -> None:
     """When HubSpot refuses a whole batch, the connector isolates the refused record."""
     emulator = _RefusingEmulator(clock=clock)
     connector = HubSpotConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
-        transport=emulator.transport(), clock=clock,
+        transport=checked(emulator.transport()),
+        clock=clock,
     )
     changes = [new(f"ok{i}@example.com", first_name="Ok") for i in range(7)]
     changes.insert(3, new(_RefusingEmulator.POISON, first_name="Bad"))
@@ -147,8 +160,13 @@ def test_tag_options_are_created_before_values_are_written(
     async def main() -> None:
         async with connector:
             await connector.prepare({}, ["vip"])
-            results = await connector.write([ContactChange(
-                email="t@example.com", create=True, tags_add=frozenset({"VIP", "Brand New"}))])
+            results = await connector.write(
+                [
+                    ContactChange(
+                        email="t@example.com", create=True, tags_add=frozenset({"VIP", "Brand New"})
+                    )
+                ]
+            )
             assert results[0].ok, results
 
     asyncio.run(main())
@@ -170,11 +188,22 @@ def test_tags_as_manual_lists(emulator: HubSpotEmulator, make_connector: MakeCon
     async def main() -> dict[str, frozenset[str]]:
         async with connector, reader:
             await connector.prepare({}, ["vip", "b2b"])
-            [first] = await connector.write([ContactChange(
-                email="l@example.com", create=True, tags_add=frozenset({"vip", "b2b"}))])
-            await connector.write([ContactChange(
-                email="l@example.com", platform_id=first.platform_id,
-                tags_remove=frozenset({"vip"}))])
+            [first] = await connector.write(
+                [
+                    ContactChange(
+                        email="l@example.com", create=True, tags_add=frozenset({"vip", "b2b"})
+                    )
+                ]
+            )
+            await connector.write(
+                [
+                    ContactChange(
+                        email="l@example.com",
+                        platform_id=first.platform_id,
+                        tags_remove=frozenset({"vip"}),
+                    )
+                ]
+            )
             return {c.email: c.tags async for p in reader.read() for c in p.contacts}
 
     tags = asyncio.run(main())
@@ -193,9 +222,15 @@ def test_opt_out_is_written_with_its_legal_basis(
     async def main() -> None:
         async with connector:
             await connector.write([new("c@example.com", first_name="C")])
-            results = await connector.write([ContactChange(
-                email="c@example.com", consent=ConsentStatus.UNSUBSCRIBED,
-                consent_basis="legitimate_interest_other")])
+            results = await connector.write(
+                [
+                    ContactChange(
+                        email="c@example.com",
+                        consent=ConsentStatus.UNSUBSCRIBED,
+                        consent_basis="legitimate_interest_other",
+                    )
+                ]
+            )
             assert results[0].ok, results
 
     asyncio.run(main())
@@ -222,9 +257,15 @@ def test_never_resubscribes_an_opted_out_address(
 
     async def main() -> list[Any]:
         async with connector:
-            return await connector.write([ContactChange(
-                email="o@example.com", fields={"first_name": "O"},
-                consent=ConsentStatus.SUBSCRIBED)])
+            return await connector.write(
+                [
+                    ContactChange(
+                        email="o@example.com",
+                        fields={"first_name": "O"},
+                        consent=ConsentStatus.SUBSCRIBED,
+                    )
+                ]
+            )
 
     [result] = asyncio.run(main())
 
@@ -244,12 +285,19 @@ def test_new_contacts_get_the_canonical_consent_and_no_subscription_by_default(
 
     async def main() -> None:
         async with connector:
-            await connector.write([
-                ContactChange(email="s@example.com", create=True, consent=ConsentStatus.SUBSCRIBED),
-                ContactChange(email="n@example.com", create=True,
-                              consent=ConsentStatus.NON_SUBSCRIBED),
-                ContactChange(email="p@example.com", create=True, consent=ConsentStatus.PENDING),
-            ])
+            await connector.write(
+                [
+                    ContactChange(
+                        email="s@example.com", create=True, consent=ConsentStatus.SUBSCRIBED
+                    ),
+                    ContactChange(
+                        email="n@example.com", create=True, consent=ConsentStatus.NON_SUBSCRIBED
+                    ),
+                    ContactChange(
+                        email="p@example.com", create=True, consent=ConsentStatus.PENDING
+                    ),
+                ]
+            )
 
     asyncio.run(main())
 
@@ -259,12 +307,15 @@ def test_new_contacts_get_the_canonical_consent_and_no_subscription_by_default(
     assert writes(emulator, r"/statuses/[np]@example\.com$") == 0
 
 
-def test_pacing_stays_within_the_burst_and_search_limits(clock: VirtualClock) -> None:
+def test_pacing_stays_within_the_burst_and_search_limits(
+    clock: VirtualClock, checked: Wrap
+) -> None:
     """250 calls and 12 searches at once: no 429, paced on the virtual clock."""
     emulator = HubSpotEmulator(clock=clock)
     connector = HubSpotConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
-        transport=emulator.transport(), clock=clock,
+        transport=checked(emulator.transport()),
+        clock=clock,
     )
 
     async def main() -> None:
@@ -280,12 +331,13 @@ def test_pacing_stays_within_the_burst_and_search_limits(clock: VirtualClock) ->
     assert clock.elapsed >= 20.0
 
 
-def test_a_429_without_retry_after_waits_by_policy(clock: VirtualClock) -> None:
+def test_a_429_without_retry_after_waits_by_policy(clock: VirtualClock, checked: Wrap) -> None:
     """HubSpot's 429s carry no Retry-After: the connector waits the policy's window."""
     emulator = HubSpotEmulator(clock=clock)
     connector = HubSpotConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
-        transport=emulator.transport(), clock=clock,
+        transport=checked(emulator.transport()),
+        clock=clock,
     )
     limit = next(x for x in emulator.limits if x.name == "TEN_SECONDLY_ROLLING")
     for _ in range(100):  # another app of the account used the whole window
@@ -328,13 +380,26 @@ def test_prepare_creates_typed_properties_and_refuses_a_mismatch(
 
     asyncio.run(main())
     props = emulator.properties
-    kinds = {n: (props[n]["type"], props[n]["fieldType"]) for n in
-             ("plan", "interests", "lifetime_value", "vip", "signup", "last_seen", "segsync_tags")}
+    kinds = {
+        n: (props[n]["type"], props[n]["fieldType"])
+        for n in (
+            "plan",
+            "interests",
+            "lifetime_value",
+            "vip",
+            "signup",
+            "last_seen",
+            "segsync_tags",
+        )
+    }
 
     assert kinds == {
-        "plan": ("enumeration", "select"), "interests": ("enumeration", "checkbox"),
-        "lifetime_value": ("number", "number"), "vip": ("bool", "booleancheckbox"),
-        "signup": ("date", "date"), "last_seen": ("datetime", "date"),
+        "plan": ("enumeration", "select"),
+        "interests": ("enumeration", "checkbox"),
+        "lifetime_value": ("number", "number"),
+        "vip": ("bool", "booleancheckbox"),
+        "signup": ("date", "date"),
+        "last_seen": ("datetime", "date"),
         "segsync_tags": ("enumeration", "checkbox"),
     }
     assert props["plan"]["groupName"] == "segsync"
@@ -346,8 +411,13 @@ def test_values_round_trip_through_typed_properties(
 ) -> None:
     """Every canonical type is written as HubSpot stores it and read back equal."""
     values = {
-        "first_name": "Zoë", "country": "FR", "plan": "pro", "lifetime_value": 12.5,
-        "orders": 3, "vip": True, "signup": dt.date(2025, 3, 1),
+        "first_name": "Zoë",
+        "country": "FR",
+        "plan": "pro",
+        "lifetime_value": 12.5,
+        "orders": 3,
+        "vip": True,
+        "signup": dt.date(2025, 3, 1),
         "last_seen": dt.datetime(2025, 3, 1, 8, 30, 15, 250000, tzinfo=dt.UTC),
         "interests": frozenset({"news", "deals"}),
     }
@@ -356,8 +426,9 @@ def test_values_round_trip_through_typed_properties(
     async def main() -> dict[str, Any]:
         async with connector:
             await connector.prepare(connector.schema.fields, [])
-            [result] = await connector.write([ContactChange(
-                email="rt@example.com", create=True, fields=values)])
+            [result] = await connector.write(
+                [ContactChange(email="rt@example.com", create=True, fields=values)]
+            )
             assert result.ok, result
             [contact] = [c async for p in connector.read() for c in p.contacts]
             return contact.fields
@@ -376,19 +447,40 @@ def test_static_lists_and_native_segments(
 ) -> None:
     """Owned MANUAL lists take members by email; DYNAMIC lists are created then updated."""
     connector = make_connector()
-    branch = {"filterBranch": {"filterBranchType": "OR", "filters": [], "filterBranches": [{
-        "filterBranchType": "AND", "filterBranches": [], "filters": [{
-            "filterType": "PROPERTY", "property": "firstname",
-            "operation": {"operationType": "MULTISTRING", "operator": "IS_EQUAL_TO",
-                          "values": ["A"], "includeObjectsWithNoValueSet": False}}]}]}}
+    branch = {
+        "filterBranch": {
+            "filterBranchType": "OR",
+            "filters": [],
+            "filterBranches": [
+                {
+                    "filterBranchType": "AND",
+                    "filterBranches": [],
+                    "filters": [
+                        {
+                            "filterType": "PROPERTY",
+                            "property": "firstname",
+                            "operation": {
+                                "operationType": "MULTISTRING",
+                                "operator": "IS_EQUAL_TO",
+                                "values": ["A"],
+                                "includeObjectsWithNoValueSet": False,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    }
 
     async def main() -> tuple[set[str], set[str], list[Any], set[str]]:
         async with connector:
-            await connector.write([new("a@example.com", first_name="A"),
-                                   new("b@example.com", first_name="B")])
+            await connector.write(
+                [new("a@example.com", first_name="A"), new("b@example.com", first_name="B")]
+            )
             static = await connector.ensure_static("vips", None)
             results = await connector.change_static_members(
-                static, ["a@example.com", "b@example.com", "ghost@example.com"], [])
+                static, ["a@example.com", "b@example.com", "ghost@example.com"], []
+            )
             await connector.change_static_members(static, [], ["a@example.com"])
             members = {e async for e in connector.segment_members(static)}
             ref = await connector.publish_native("as", branch, None)
@@ -423,12 +515,15 @@ def test_api_version_v3_paths(emulator: HubSpotEmulator, make_connector: MakeCon
     assert writes(emulator, r"^/crm/objects/") == 0
 
 
-def test_the_token_never_shows(emulator: HubSpotEmulator, clock: VirtualClock) -> None:
+def test_the_token_never_shows(
+    emulator: HubSpotEmulator, clock: VirtualClock, checked: Wrap
+) -> None:
     """The token is absent from reprs and from the error of a refused request."""
     secret = "pat-na1-secret-0000-1111-2222-333333333333"
     connector = HubSpotConnector(
         {"token": secret, "base_url": "http://127.0.0.1:9"},
-        transport=emulator.transport(), clock=clock,
+        transport=checked(emulator.transport()),
+        clock=clock,
     )
 
     async def main() -> ApiError:

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from segsync_hubspot import HubSpotEmulator
 
 from segsync.clock import VirtualClock
-
-from segsync_hubspot import HubSpotEmulator
 
 TOKEN = HubSpotEmulator.default_api_key
 C = "/crm/objects/2026-03/contacts"
@@ -25,7 +24,8 @@ Call = Callable[..., Awaitable[httpx.Response]]
 def run(emulator: HubSpotEmulator, body: Callable[[Call], Awaitable[None]]) -> None:
     async def main() -> None:
         async with httpx.AsyncClient(
-            transport=emulator.transport(), base_url="http://127.0.0.1:9",
+            transport=emulator.transport(),
+            base_url="http://127.0.0.1:9",
             headers={"Authorization": f"Bearer {TOKEN}"},
         ) as client:
 
@@ -89,8 +89,9 @@ def test_batch_limits_upsert_flags_and_conflicts() -> None:
     emulator = emu()
 
     async def body(call: Call) -> None:
-        over = await call("POST", f"{C}/batch/upsert",
-                          json=upsert(*(f"x{i}@example.com" for i in range(101))))
+        over = await call(
+            "POST", f"{C}/batch/upsert", json=upsert(*(f"x{i}@example.com" for i in range(101)))
+        )
         first = await call("POST", f"{C}/batch/upsert", json=upsert("a@example.com", firstname="A"))
         again = await call("POST", f"{C}/batch/upsert", json=upsert("A@example.com", firstname="B"))
         duplicate = await call("POST", C, json={"properties": {"email": "a@example.com"}})
@@ -112,14 +113,28 @@ def test_upsert_207_names_each_refused_record() -> None:
     emulator = emu()
 
     async def body(call: Call) -> None:
-        payload = {"inputs": [
-            {"id": "ok@example.com", "idProperty": "email", "properties": {"firstname": "Ok"},
-             "objectWriteTraceId": "0"},
-            {"id": "bad@example.com", "idProperty": "email",
-             "properties": {"hs_email_optout": "true"}, "objectWriteTraceId": "1"},
-            {"id": "odd@example.com", "idProperty": "email",
-             "properties": {"no_such_property": "x"}, "objectWriteTraceId": "2"},
-        ]}
+        payload = {
+            "inputs": [
+                {
+                    "id": "ok@example.com",
+                    "idProperty": "email",
+                    "properties": {"firstname": "Ok"},
+                    "objectWriteTraceId": "0",
+                },
+                {
+                    "id": "bad@example.com",
+                    "idProperty": "email",
+                    "properties": {"hs_email_optout": "true"},
+                    "objectWriteTraceId": "1",
+                },
+                {
+                    "id": "odd@example.com",
+                    "idProperty": "email",
+                    "properties": {"no_such_property": "x"},
+                    "objectWriteTraceId": "2",
+                },
+            ]
+        }
         response = await call("POST", f"{C}/batch/upsert", json=payload)
         data = response.json()
 
@@ -140,13 +155,25 @@ def test_batch_read_missing_ids_is_207_and_create_without_trace_ids_fails_whole(
     known = emulator.seed_contact({"email": "k@example.com"})
 
     async def body(call: Call) -> None:
-        read = await call("POST", f"{C}/batch/read", json={
-            "inputs": [{"id": known}, {"id": "999"}], "properties": ["email"],
-            "propertiesWithHistory": []})
-        create = await call("POST", f"{C}/batch/create", json={"inputs": [
-            {"properties": {"email": "new@example.com"}},
-            {"properties": {"email": "k@example.com"}},
-        ]})
+        read = await call(
+            "POST",
+            f"{C}/batch/read",
+            json={
+                "inputs": [{"id": known}, {"id": "999"}],
+                "properties": ["email"],
+                "propertiesWithHistory": [],
+            },
+        )
+        create = await call(
+            "POST",
+            f"{C}/batch/create",
+            json={
+                "inputs": [
+                    {"properties": {"email": "new@example.com"}},
+                    {"properties": {"email": "k@example.com"}},
+                ]
+            },
+        )
 
         assert read.status_code == 207
         assert read.json()["errors"][0]["category"] == "OBJECT_NOT_FOUND"
@@ -157,8 +184,13 @@ def test_batch_read_missing_ids_is_207_and_create_without_trace_ids_fails_whole(
 
 
 def _search(after: int = 0, limit: int = 200, groups: Any = None, sorts: Any = None) -> Any:
-    return {"filterGroups": groups or [], "sorts": sorts or [], "properties": ["email"],
-            "limit": limit, "after": str(after)}
+    return {
+        "filterGroups": groups or [],
+        "sorts": sorts or [],
+        "properties": ["email"],
+        "limit": limit,
+        "after": str(after),
+    }
 
 
 def test_search_limits_and_the_10000_cap() -> None:
@@ -178,11 +210,28 @@ def test_search_limits_and_the_10000_cap() -> None:
         assert await status(_search(groups=[{"filters": [flt]}] * 6)) == 400
         assert await status(_search(groups=[{"filters": [flt] * 7}])) == 400
         assert await status(_search(groups=[{"filters": [flt] * 6}] * 3)) == 200
-        assert await status(_search(groups=[{"filters": [flt] * 6}] * 3 + [
-            {"filters": [flt]}])) == 400
+        assert (
+            await status(_search(groups=[{"filters": [flt] * 6}] * 3 + [{"filters": [flt]}])) == 400
+        )
         assert await status(_search(sorts=["email", "createdate"])) == 400
-        assert await status(_search(groups=[{"filters": [
-            {"propertyName": "email", "operator": "IN", "value": "s@example.com"}]}])) == 400
+        assert (
+            await status(
+                _search(
+                    groups=[
+                        {
+                            "filters": [
+                                {
+                                    "propertyName": "email",
+                                    "operator": "IN",
+                                    "value": "s@example.com",
+                                }
+                            ]
+                        }
+                    ]
+                )
+            )
+            == 400
+        )
 
     run(emulator, body)
 
@@ -195,18 +244,24 @@ def test_search_filters_case_rules_and_total() -> None:
 
     async def body(call: Call) -> None:
         async def emails(*filters: dict[str, Any]) -> list[str]:
-            data = (await call("POST", f"{C}/search",
-                               json=_search(groups=[{"filters": list(filters)}]))).json()
+            data = (
+                await call("POST", f"{C}/search", json=_search(groups=[{"filters": list(filters)}]))
+            ).json()
             return [r["properties"]["email"] for r in data["results"]]
 
         assert await emails({"propertyName": "firstname", "operator": "EQ", "value": "ZOË"}) == [
-            "Mixed@Example.com"]
-        assert await emails({"propertyName": "firstname", "operator": "IN",
-                             "values": ["ada"]}) == ["other@example.com"]
-        assert await emails({"propertyName": "firstname", "operator": "IN",
-                             "values": ["Ada"]}) == []
-        assert len(await emails({"propertyName": "lastmodifieddate", "operator": "GTE",
-                                 "value": "0"})) == 2
+            "Mixed@Example.com"
+        ]
+        assert await emails({"propertyName": "firstname", "operator": "IN", "values": ["ada"]}) == [
+            "other@example.com"
+        ]
+        assert (
+            await emails({"propertyName": "firstname", "operator": "IN", "values": ["Ada"]}) == []
+        )
+        assert (
+            len(await emails({"propertyName": "lastmodifieddate", "operator": "GTE", "value": "0"}))
+            == 2
+        )
 
     run(emulator, body)
 
@@ -217,8 +272,9 @@ def test_search_is_limited_to_5_a_second_with_hubspots_body() -> None:
     emulator = emu(clock=clock)
 
     async def body(call: Call) -> None:
-        statuses = [(await call("POST", f"{C}/search", json=_search())).status_code
-                    for _ in range(6)]
+        statuses = [
+            (await call("POST", f"{C}/search", json=_search())).status_code for _ in range(6)
+        ]
         limited = await call("POST", f"{C}/search", json=_search())
         clock.advance(1.0)
         later = await call("POST", f"{C}/search", json=_search())
@@ -275,24 +331,52 @@ def test_checkbox_options_multi_values_and_read_only_properties() -> None:
     emulator = emu()
 
     async def body(call: Call) -> None:
-        created = await call("POST", P, json={
-            "name": "segsync_tags", "label": "Tags", "type": "enumeration",
-            "fieldType": "checkbox", "groupName": "contactinformation",
-            "options": [{"label": v, "value": v, "hidden": False, "displayOrder": i}
-                        for i, v in enumerate(("a", "b", "c"))]})
-        again = await call("POST", P, json={
-            "name": "segsync_tags", "label": "Tags", "type": "enumeration",
-            "fieldType": "checkbox", "groupName": "contactinformation"})
-        mismatched = await call("POST", P, json={
-            "name": "score", "label": "Score", "type": "number", "fieldType": "text",
-            "groupName": "contactinformation"})
+        created = await call(
+            "POST",
+            P,
+            json={
+                "name": "segsync_tags",
+                "label": "Tags",
+                "type": "enumeration",
+                "fieldType": "checkbox",
+                "groupName": "contactinformation",
+                "options": [
+                    {"label": v, "value": v, "hidden": False, "displayOrder": i}
+                    for i, v in enumerate(("a", "b", "c"))
+                ],
+            },
+        )
+        again = await call(
+            "POST",
+            P,
+            json={
+                "name": "segsync_tags",
+                "label": "Tags",
+                "type": "enumeration",
+                "fieldType": "checkbox",
+                "groupName": "contactinformation",
+            },
+        )
+        mismatched = await call(
+            "POST",
+            P,
+            json={
+                "name": "score",
+                "label": "Score",
+                "type": "number",
+                "fieldType": "text",
+                "groupName": "contactinformation",
+            },
+        )
         await call("POST", f"{C}/batch/upsert", json=upsert("t@example.com", segsync_tags="a;b"))
         await call("POST", f"{C}/batch/upsert", json=upsert("t@example.com", segsync_tags=";c"))
         appended = emulator.contact_by_email("t@example.com")
-        bad = await call("POST", f"{C}/batch/upsert", json=upsert("t@example.com",
-                                                                   segsync_tags="a;zzz"))
-        cleared = await call("POST", f"{C}/batch/upsert", json=upsert("t@example.com",
-                                                                       segsync_tags=""))
+        bad = await call(
+            "POST", f"{C}/batch/upsert", json=upsert("t@example.com", segsync_tags="a;zzz")
+        )
+        cleared = await call(
+            "POST", f"{C}/batch/upsert", json=upsert("t@example.com", segsync_tags="")
+        )
 
         assert created.status_code == 201
         assert again.status_code == 409
@@ -309,11 +393,26 @@ def test_checkbox_options_multi_values_and_read_only_properties() -> None:
 
 
 BRANCH = {
-    "filterBranchType": "OR", "filters": [], "filterBranches": [{
-        "filterBranchType": "AND", "filterBranches": [], "filters": [{
-            "filterType": "PROPERTY", "property": "firstname",
-            "operation": {"operationType": "MULTISTRING", "operator": "IS_EQUAL_TO",
-                          "values": ["Ada"]}}]}]}
+    "filterBranchType": "OR",
+    "filters": [],
+    "filterBranches": [
+        {
+            "filterBranchType": "AND",
+            "filterBranches": [],
+            "filters": [
+                {
+                    "filterType": "PROPERTY",
+                    "property": "firstname",
+                    "operation": {
+                        "operationType": "MULTISTRING",
+                        "operator": "IS_EQUAL_TO",
+                        "values": ["Ada"],
+                    },
+                }
+            ],
+        }
+    ],
+}
 
 
 def test_list_filter_branch_validation() -> None:
@@ -325,16 +424,37 @@ def test_list_filter_branch_validation() -> None:
         return {**body, "filterBranch": branch} if branch is not None else body
 
     and_root = {**BRANCH, "filterBranchType": "AND"}
-    wrong_op = {**BRANCH, "filterBranches": [{**BRANCH["filterBranches"][0], "filters": [{
-        "filterType": "PROPERTY", "property": "firstname",
-        "operation": {"operationType": "NUMBER", "operator": "IS_EQUAL_TO", "value": 1}}]}]}
+    wrong_op = {
+        **BRANCH,
+        "filterBranches": [
+            {
+                **BRANCH["filterBranches"][0],
+                "filters": [
+                    {
+                        "filterType": "PROPERTY",
+                        "property": "firstname",
+                        "operation": {
+                            "operationType": "NUMBER",
+                            "operator": "IS_EQUAL_TO",
+                            "value": 1,
+                        },
+                    }
+                ],
+            }
+        ],
+    }
 
     async def body(call: Call) -> None:
         statuses = [
             (await call("POST", L, json=create(n, k, b))).status_code
-            for n, k, b in (("ok", "DYNAMIC", BRANCH), ("and-root", "DYNAMIC", and_root),
-                            ("wrong-op", "DYNAMIC", wrong_op), ("manual", "MANUAL", BRANCH),
-                            ("ok", "MANUAL", None), ("no-filter", "DYNAMIC", None))
+            for n, k, b in (
+                ("ok", "DYNAMIC", BRANCH),
+                ("and-root", "DYNAMIC", and_root),
+                ("wrong-op", "DYNAMIC", wrong_op),
+                ("manual", "MANUAL", BRANCH),
+                ("ok", "MANUAL", None),
+                ("no-filter", "DYNAMIC", None),
+            )
         ]
 
         assert statuses == [200, 400, 400, 400, 400, 400]
@@ -350,27 +470,60 @@ def test_dynamic_lists_evaluate_and_refuse_membership_writes() -> None:
     none = emulator.seed_contact({"email": "none@example.com"})
 
     async def body(call: Call) -> None:
-        dynamic = (await call("POST", L, json={"name": "d", "objectTypeId": "0-1",
-                                               "processingType": "DYNAMIC",
-                                               "filterBranch": BRANCH})).json()["list"]
-        manual = (await call("POST", L, json={"name": "m", "objectTypeId": "0-1",
-                                              "processingType": "MANUAL"})).json()["list"]
+        dynamic = (
+            await call(
+                "POST",
+                L,
+                json={
+                    "name": "d",
+                    "objectTypeId": "0-1",
+                    "processingType": "DYNAMIC",
+                    "filterBranch": BRANCH,
+                },
+            )
+        ).json()["list"]
+        manual = (
+            await call(
+                "POST", L, json={"name": "m", "objectTypeId": "0-1", "processingType": "MANUAL"}
+            )
+        ).json()["list"]
         refused = await call("PUT", f"{L}/{dynamic['listId']}/memberships/add", json=[bob])
         added = await call("PUT", f"{L}/{manual['listId']}/memberships/add", json=[bob, "999"])
         first = emulator.list_members(dynamic["listId"])
-        negated = {**BRANCH, "filterBranches": [{**BRANCH["filterBranches"][0], "filters": [{
-            "filterType": "PROPERTY", "property": "firstname",
-            "operation": {"operationType": "MULTISTRING", "operator": "IS_NOT_EQUAL_TO",
-                          "values": ["Ada"], "includeObjectsWithNoValueSet": True}}]}]}
-        updated = await call("PUT", f"{L}/{dynamic['listId']}/update-list-filters",
-                             json={"filterBranch": negated})
+        negated = {
+            **BRANCH,
+            "filterBranches": [
+                {
+                    **BRANCH["filterBranches"][0],
+                    "filters": [
+                        {
+                            "filterType": "PROPERTY",
+                            "property": "firstname",
+                            "operation": {
+                                "operationType": "MULTISTRING",
+                                "operator": "IS_NOT_EQUAL_TO",
+                                "values": ["Ada"],
+                                "includeObjectsWithNoValueSet": True,
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        updated = await call(
+            "PUT", f"{L}/{dynamic['listId']}/update-list-filters", json={"filterBranch": negated}
+        )
         second = emulator.list_members(dynamic["listId"])
-        fetched = (await call("GET", f"{L}/{dynamic['listId']}",
-                              params={"includeFilters": "true"})).json()["list"]
+        fetched = (
+            await call("GET", f"{L}/{dynamic['listId']}", params={"includeFilters": "true"})
+        ).json()["list"]
 
         assert refused.status_code == 400
-        assert added.json() == {"recordIdsMissing": ["999"], "recordIdsRemoved": [],
-                                "recordsIdsAdded": [bob]}
+        assert added.json() == {
+            "recordIdsMissing": ["999"],
+            "recordIdsRemoved": [],
+            "recordsIdsAdded": [bob],
+        }
         assert first == {ada}
         assert updated.json()["updatedList"]["listVersion"] == 2
         assert second == {bob, none}
@@ -385,13 +538,22 @@ def test_memberships_read_250_a_page() -> None:
     ids = [emulator.seed_contact({"email": f"m{i}@example.com"}) for i in range(260)]
 
     async def body(call: Call) -> None:
-        manual = (await call("POST", L, json={"name": "m", "objectTypeId": "0-1",
-                                              "processingType": "MANUAL"})).json()["list"]
+        manual = (
+            await call(
+                "POST", L, json={"name": "m", "objectTypeId": "0-1", "processingType": "MANUAL"}
+            )
+        ).json()["list"]
         await call("PUT", f"{L}/{manual['listId']}/memberships/add", json=ids)
-        first = (await call("GET", f"{L}/{manual['listId']}/memberships",
-                            params={"limit": 250})).json()
-        rest = (await call("GET", f"{L}/{manual['listId']}/memberships",
-                           params={"limit": 250, "after": first["paging"]["next"]["after"]})).json()
+        first = (
+            await call("GET", f"{L}/{manual['listId']}/memberships", params={"limit": 250})
+        ).json()
+        rest = (
+            await call(
+                "GET",
+                f"{L}/{manual['listId']}/memberships",
+                params={"limit": 250, "after": first["paging"]["next"]["after"]},
+            )
+        ).json()
         too_many = await call("GET", f"{L}/{manual['listId']}/memberships", params={"limit": 251})
 
         assert len(first["results"]) == 250
@@ -407,14 +569,28 @@ def test_v3_refuses_resubscribing_an_opted_out_address_v4_allows_it() -> None:
     emulator.seed_contact({"email": "o@example.com"})
 
     async def body(call: Call) -> None:
-        out = await call("POST", "/communication-preferences/v3/unsubscribe", json={
-            "emailAddress": "o@example.com", "subscriptionId": "101"})
+        out = await call(
+            "POST",
+            "/communication-preferences/v3/unsubscribe",
+            json={"emailAddress": "o@example.com", "subscriptionId": "101"},
+        )
         props = emulator.contact_by_email("o@example.com") or {}
-        v3 = await call("POST", "/communication-preferences/v3/subscribe", json={
-            "emailAddress": "o@example.com", "subscriptionId": "101"})
-        v4 = await call("POST", f"{CP}/statuses/o@example.com", json={
-            "channel": "EMAIL", "subscriptionId": 101, "statusState": "SUBSCRIBED",
-            "legalBasis": "CONSENT_WITH_NOTICE", "legalBasisExplanation": "asked"})
+        v3 = await call(
+            "POST",
+            "/communication-preferences/v3/subscribe",
+            json={"emailAddress": "o@example.com", "subscriptionId": "101"},
+        )
+        v4 = await call(
+            "POST",
+            f"{CP}/statuses/o@example.com",
+            json={
+                "channel": "EMAIL",
+                "subscriptionId": 101,
+                "statusState": "SUBSCRIBED",
+                "legalBasis": "CONSENT_WITH_NOTICE",
+                "legalBasisExplanation": "asked",
+            },
+        )
 
         assert out.status_code == 200
         assert props["hs_email_optout_101"] == "true"
@@ -431,10 +607,12 @@ def test_unsubscribe_all_sets_hs_email_optout() -> None:
     emulator.seed_contact({"email": "all@example.com"})
 
     async def body(call: Call) -> None:
-        await call("POST", f"{CP}/statuses/all@example.com/unsubscribe-all",
-                   params={"channel": "EMAIL"})
-        status = (await call("GET", f"{CP}/statuses/all@example.com",
-                             params={"channel": "EMAIL"})).json()
+        await call(
+            "POST", f"{CP}/statuses/all@example.com/unsubscribe-all", params={"channel": "EMAIL"}
+        )
+        status = (
+            await call("GET", f"{CP}/statuses/all@example.com", params={"channel": "EMAIL"})
+        ).json()
 
         assert (emulator.contact_by_email("all@example.com") or {})["hs_email_optout"] == "true"
         assert {s["status"] for s in status["results"]} == {"UNSUBSCRIBED"}

@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 
 from hubspot import HubSpot
+from segsync_hubspot import HubSpotCompiler, HubSpotConnector, HubSpotEmulator
 
 from segsync.connector import ContactChange
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
-
-from segsync_hubspot import HubSpotCompiler, HubSpotConnector, HubSpotEmulator
 from segsync.rules import ast
 
-SCHEMA = Schema(fields={
-    "first_name": FieldSpec(type=FieldType.TEXT),
-    "country": FieldSpec(type=FieldType.ENUM, options=("FR", "BE")),
-    "lifetime_value": FieldSpec(type=FieldType.NUMBER),
-})
+SCHEMA = Schema(
+    fields={
+        "first_name": FieldSpec(type=FieldType.TEXT),
+        "country": FieldSpec(type=FieldType.ENUM, options=("FR", "BE")),
+        "lifetime_value": FieldSpec(type=FieldType.NUMBER),
+    }
+)
 TOKEN = HubSpotEmulator.default_api_key
 
 
@@ -25,18 +26,29 @@ async def _write(base_url: str) -> tuple[str, str]:
     connector = HubSpotConnector({"token": TOKEN, "base_url": base_url}, schema=SCHEMA)
     async with connector:
         await connector.prepare(SCHEMA.fields, ["vip", "b2b"])
-        results = await connector.write([
-            ContactChange(email="ada@example.com", create=True,
-                          fields={"first_name": "Ada", "country": "FR", "lifetime_value": 120.5},
-                          tags_add=frozenset({"vip"}), consent=ConsentStatus.SUBSCRIBED,
-                          consent_basis="CONSENT_WITH_NOTICE"),
-            ContactChange(email="alan@example.com", create=True,
-                          fields={"first_name": "Alan", "country": "BE"},
-                          tags_add=frozenset({"vip", "b2b"}), consent=ConsentStatus.UNSUBSCRIBED),
-        ])
+        results = await connector.write(
+            [
+                ContactChange(
+                    email="ada@example.com",
+                    create=True,
+                    fields={"first_name": "Ada", "country": "FR", "lifetime_value": 120.5},
+                    tags_add=frozenset({"vip"}),
+                    consent=ConsentStatus.SUBSCRIBED,
+                    consent_basis="CONSENT_WITH_NOTICE",
+                ),
+                ContactChange(
+                    email="alan@example.com",
+                    create=True,
+                    fields={"first_name": "Alan", "country": "BE"},
+                    tags_add=frozenset({"vip", "b2b"}),
+                    consent=ConsentStatus.UNSUBSCRIBED,
+                ),
+            ]
+        )
         assert all(r.ok for r in results), results
-        compiled = HubSpotCompiler(SCHEMA).compile("fr-vip", ast.has_tag("vip") & (
-            ast.field("country") == "FR"))
+        compiled = HubSpotCompiler(SCHEMA).compile(
+            "fr-vip", ast.has_tag("vip") & (ast.field("country") == "FR")
+        )
         assert compiled.definition is not None
         dynamic = await connector.publish_native("fr-vip", compiled.definition, None)
         manual = await connector.ensure_static("b2b", None)
@@ -65,9 +77,7 @@ def test_official_sdk_reads_back_what_the_connector_wrote() -> None:
         alan_status = client.communication_preferences.status_api.get_email_status(
             "alan@example.com"
         )
-        ada_status = client.communication_preferences.status_api.get_email_status(
-            "ada@example.com"
-        )
+        ada_status = client.communication_preferences.status_api.get_email_status("ada@example.com")
 
     assert by_email["ada@example.com"]["firstname"] == "Ada"
     assert by_email["ada@example.com"]["country"] == "FR"

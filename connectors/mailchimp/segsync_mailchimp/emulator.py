@@ -335,7 +335,10 @@ def _eval_date(emu: MailchimpEmulator, lst: AudienceList, m: Member, c: Mapping[
     )
     actual = _parse_time(raw).date() if raw else None
     if op in ("within", "notwithin"):
-        days = int(str(c.get("extra") or c.get("value") or 0))
+        try:
+            days = int(str(c.get("extra") or c.get("value")))
+        except ValueError:
+            return False
         inside = actual is not None and actual >= emu.clock.now().date() - dt.timedelta(days=days)
         return inside if op == "within" else not inside
     extra = c.get("extra")

@@ -170,3 +170,19 @@ def test_capabilities_are_data() -> None:
     assert (caps.max_depth, caps.max_conditions, caps.negated_leaves) == (1, 5, True)
     assert MailchimpCompiler.supports("has")
     assert not MailchimpCompiler.supports("within")
+
+
+def test_mapped_language_uses_the_language_condition() -> None:
+    """A text `language` lives on the member (shared mapping): Language is / not."""
+    schema = Schema(fields={"language": FieldSpec(type=FieldType.TEXT)})
+    compiler = MailchimpCompiler(schema)
+
+    assert compiler.compile("s", parse('language = "fr"')).definition == {
+        "match": "all",
+        "conditions": [c("Language", "language", "is", "fr")],
+    }
+    assert compiler.compile("s", parse('not language = "fr"')).definition == {
+        "match": "all",
+        "conditions": [c("Language", "language", "not", "fr")],
+    }
+    assert compiler.compile("s", parse('language != "fr"')).mode == "materialised"

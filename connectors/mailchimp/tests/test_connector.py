@@ -462,10 +462,38 @@ def test_concurrency_stays_within_ten_connections() -> None:
     connector = MailchimpConnector(
         {"api_key": KEY, "list_id": LIST}, transport=emulator.transport(), clock=clock
     )
-    changes = [ContactChange(email=f"c{i:05d}@segsync.dev", create=True) for i in range(6000)]
+    changes = [ContactChange(email=f"c{i:05d}@segsync.dev", create=True) for i in range(3000)]
 
     results = asyncio.run(connector.write(changes))
 
     assert all(r.ok for r in results)
     assert emulator.limits[0].peak == 10  # type: ignore[union-attr]
     assert emulator.rate_limited == 0
+
+
+def test_shared_mapping_places_language_on_the_member() -> None:
+    """mappings/mailchimp.yaml puts a text `language` on the member, lowercased both ways."""
+    clock = VirtualClock()
+    emulator = MailchimpEmulator(clock=clock)
+    schema = Schema(fields={"language": FieldSpec(type=FieldType.TEXT)})
+    connector = MailchimpConnector(
+        {"api_key": KEY, "list_id": LIST},
+        schema=schema,
+        transport=emulator.transport(),
+        clock=clock,
+    )
+
+    async def main() -> list[Any]:
+        await connector.prepare(schema.fields, [])
+        await connector.write(
+            [ContactChange(email="lang@segsync.dev", create=True, fields={"language": "FR"})]
+        )
+        return [c async for p in connector.read() for c in p.contacts]
+
+    [contact] = asyncio.run(main())
+    member = emulator.member("lang@segsync.dev")
+
+    assert member is not None
+    assert member.language == "fr"
+    assert "LANGUAGE" not in emulator.lists[LIST].merge_fields
+    assert contact.fields == {"language": "fr"}

@@ -29,6 +29,8 @@ class Exchange:
     path: str
     status: int
     headers: dict[str, str]
+    #: the response body of a write or an error (at most `RecordingTransport.BODY_LIMIT`)
+    body: str = dataclasses.field(default="", compare=False, repr=False)
 
     @property
     def is_write(self) -> bool:
@@ -36,7 +38,13 @@ class Exchange:
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
-    """Passes requests to `inner` and records each exchange on `clock`'s time."""
+    """Passes requests to `inner` and records each exchange on `clock`'s time.
+
+    The bodies of write responses and of error responses are kept too, so the kit can check
+    that a connector reports the platform's own message.
+    """
+
+    BODY_LIMIT = 65536
 
     def __init__(self, inner: httpx.AsyncBaseTransport, clock: VirtualClock) -> None:
         self.inner = inner
@@ -50,9 +58,13 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         except httpx.TransportError:
             self.exchanges.append(Exchange(at, request.method, request.url.path, 0, {}))
             raise
+        body = ""
+        if request.method not in ("GET", "HEAD", "OPTIONS") or response.status_code >= 400:
+            content = await response.aread()
+            body = content[: self.BODY_LIMIT].decode("utf-8", errors="replace")
         self.exchanges.append(
             Exchange(at, request.method, request.url.path, response.status_code,
-                     {k.lower(): v for k, v in response.headers.items()})
+                     {k.lower(): v for k, v in response.headers.items()}, body)
         )
         return response
 

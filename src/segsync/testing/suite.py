@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -278,10 +279,31 @@ class ConnectorSuite:
     # -- the tests ----------------------------------------------------------------------------
 
     def test_check(self) -> None:
-        """check() passes against the emulator with the configured key."""
+        """check() passes with the configured key and raises ApiError with another one."""
 
         async def body(h: Harness) -> None:
             await h.connector.check()
+            h.emulator.api_key = "segsync-kit-wrong-key-000000"
+            with pytest.raises(ApiError) as refused:
+                await h.connector.check()
+
+            assert refused.value.status in (401, 403)
+
+        self.run(body)
+
+    def test_secrets_stay_secret(self) -> None:
+        """The config's secrets appear in no repr and no error message."""
+
+        async def body(h: Harness) -> None:
+            secrets = h.connector.config.secrets()
+            assert secrets, "the config declares its key as a SecretStr"
+            h.emulator.api_key = "segsync-kit-wrong-key-000000"
+            with pytest.raises(ApiError) as refused:
+                await h.connector.check()
+            shown = [repr(h.connector), repr(h.connector.config), str(refused.value),
+                     repr(refused.value), str(h.connector.config)]
+            for secret in secrets:
+                assert not any(secret in text for text in shown), "a secret was shown"
 
         self.run(body)
 
@@ -386,6 +408,34 @@ class ConnectorSuite:
 
         self.run(body)
 
+    def test_incremental_overlap_deduplicated(self) -> None:
+        """Changes seconds after a cursor come back once; unchanged ones re-read are dropped.
+
+        A cursor that re-reads an overlap (for clock skew and same-second writes) must not
+        return again the contacts it already returned unchanged.
+        """
+
+        async def body(h: Harness) -> None:
+            contacts = self.contacts(6, prefix="overlap")
+            await _maybe_await(self.seed_remote(h.emulator, contacts))
+            pages = await self.read_pages(h.connector)
+            cursor = pages[-1].cursor if pages else None
+            assert cursor is not None, "a full read leaves a cursor"
+
+            for changed in (contacts[2].email, contacts[3].email):
+                h.clock.advance(2.0)
+                await _maybe_await(self.modify_remote(h.emulator, [changed]))
+                h.clock.advance(1.0)
+                pages = await self.read_pages(h.connector, cursor)
+                emails = [_key(c.email) for page in pages for c in page.contacts]
+
+                assert emails.count(changed) == 1, f"{changed} changed and is read once"
+                if h.connector.capabilities.incremental_reads:
+                    assert emails == [changed], "contacts re-read unchanged are dropped"
+                cursor = next((p.cursor for p in reversed(pages) if p.cursor), cursor)
+
+        self.run(body)
+
     def test_tags_added_and_removed(self) -> None:
         """tags_add and tags_remove both reach the platform."""
 
@@ -468,6 +518,10 @@ class ConnectorSuite:
 
             assert len(writes) == 1, f"sent once, not retried: {writes}"
             assert message.strip(), "the platform's message is kept"
+            said = _messages_in(writes[0].body)
+            assert not said or any(m in message for m in said), (
+                f"the error {message!r} carries none of the platform's messages {said}"
+            )
 
         self.run(body)
 
@@ -574,6 +628,32 @@ class ConnectorSuite:
         await self.write_ok(
             h.connector, [ContactChange(email=c.email, tags_add=frozenset({tag})) for c in members]
         )
+
+
+def _messages_in(body: str) -> list[str]:
+    """Human-readable strings of a JSON error body (values of message-like keys)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return []
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key.lower() in _MESSAGE_KEYS and isinstance(value, str) and value.strip():
+                    found.append(value.strip())
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    return found
+
+
+_MESSAGE_KEYS = frozenset({"message", "error", "detail", "title", "error_description", "reason"})
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
