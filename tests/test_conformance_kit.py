@@ -275,7 +275,7 @@ def test_the_template_passes_the_whole_kit(outcomes: dict[tuple[str, str], Outco
         ("TestForgetful", {"test_incremental_cursor"}),
         ("TestLooseFilters", {"test_native_segments"}),
         ("TestVague", {"test_4xx_not_retried"}),
-        ("TestNoDedup", {"test_incremental_overlap_deduplicated"}),
+        ("TestNoDedup", {"test_incremental_overlap_deduplicated", "test_incremental_cursor"}),
         ("TestLeaky", {"test_secrets_stay_secret"}),
     ],
 )

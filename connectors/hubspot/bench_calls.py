@@ -6,7 +6,8 @@ enforced (100 requests per rolling 10 s on Free/Starter, 190 on Professional/Ent
     .venv/bin/python connectors/hubspot/bench_calls.py [--contacts 10000] [--tier starter]
 
 The minimum the limits allow: one call creating the tag property with its options and one
-creating the custom `lifetime_value` property, then one batch upsert per 100 contacts; N calls at R per rolling 10 s need floor((N - 1) / R) * 10 s.
+creating the custom `lifetime_value` property, then one batch upsert per 100 contacts; N calls
+at R per rolling 10 s need floor((N - 1) / R) * 10 s.
 """
 
 from __future__ import annotations

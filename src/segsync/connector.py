@@ -367,7 +367,7 @@ class ConnectorEntry:
                         f"but it is registered as {self.name!r}"
                     )
                 self._cls = cls
-            except Exception as exc:
+            except Exception as exc:  # any failure to import or check makes it unavailable
                 self.error = f"{type(exc).__name__}: {exc}"
                 warnings.warn(
                     f"connector {self.name!r} ({self.target}) is unavailable: {self.error}",

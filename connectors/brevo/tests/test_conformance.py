@@ -13,7 +13,7 @@ from typing import Any
 from segsync_brevo import BrevoConnector
 from segsync_brevo.emulator import BrevoEmulator, ContactRecord
 
-from segsync.connector import ContactChange, RemoteContact
+from segsync.connector import RemoteContact
 from segsync.emulator.base import Emulator
 from segsync.model import Consent, ConsentStatus, FieldType
 from segsync.testing import ConnectorSuite
@@ -42,12 +42,6 @@ class TestBrevoConformance(ConnectorSuite):
             "(tested against the reference evaluator in test_differential.py)"
         ),
     }
-
-    def invalid_change(self) -> ContactChange:
-        """An update of a contact Brevo does not have: 404 document_not_found."""
-        return ContactChange(
-            email="ghost@example.com", platform_id="999999", fields={"first_name": "Nobody"}
-        )
 
     async def remote_state(self, emulator: Emulator) -> dict[str, RemoteContact]:
         """Every stored contact, decoded from the emulator's records by this test alone."""

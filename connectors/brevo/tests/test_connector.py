@@ -727,3 +727,58 @@ def test_the_default_mapping_names_the_attributes() -> None:
     assert connector.attribute_name("lifetime_value") == "LIFETIME_VALUE"
     renamed = BrevoConnector({"api_key": "xkeysib-x", "attribute_names": {"phone": "mobile"}})
     assert renamed.attribute_name("phone") == "MOBILE"
+
+
+def test_a_refused_update_is_a_failed_result_sent_once() -> None:
+    """A 4xx (here: an unknown contact) is not retried and keeps Brevo's message."""
+
+    async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        await connector.prepare(SCHEMA.fields, TAGS)
+        sent = emu.log.count("PUT")
+        [result] = await connector.write(
+            [
+                ContactChange(
+                    email="ghost@example.com",
+                    platform_id="999999",
+                    fields={"first_name": "Nobody"},
+                )
+            ]
+        )
+
+        assert not result.ok
+        assert result.code == "document_not_found"
+        assert result.error == "Contact does not exist"
+        assert emu.log.count("PUT") == sent + 1
+
+    run(body)
+
+
+def test_clearing_values_sends_empty_values() -> None:
+    """A field set to None is cleared with an empty value (an empty list for multiple-choice)."""
+
+    async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        await connector.prepare(SCHEMA.fields, TAGS)
+        [created] = await connector.write([full_change(3)])
+        await connector.write(
+            [
+                ContactChange(
+                    email=created.email,
+                    platform_id=created.platform_id,
+                    fields={
+                        "first_name": None,
+                        "birthday": None,
+                        "topics": None,
+                        "lifetime_value": None,
+                    },
+                )
+            ]
+        )
+        [back] = await read_all(connector)
+
+        assert "first_name" not in back.fields
+        assert "birthday" not in back.fields
+        assert "topics" not in back.fields
+        assert "lifetime_value" not in back.fields
+        assert back.fields["orders"] == 3
+
+    run(body)

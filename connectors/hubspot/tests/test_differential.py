@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+from collections.abc import Callable
 
+import httpx
 from segsync_hubspot import HubSpotCompiler, HubSpotConnector, HubSpotEmulator
 
 from segsync.clock import VirtualClock
@@ -16,6 +18,7 @@ from segsync.rules import ast, generate
 from segsync.rules.evaluate import evaluate
 from segsync.testing import change_for
 
+Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
 # `language` would map onto HubSpot's hs_language, whose options are fixed (an unknown
 # language is refused, as HubSpot does); the open enum is kept as a custom property here.
@@ -26,13 +29,13 @@ SCHEMA = Schema(
 )
 
 
-async def _differential(seed: int, n_rules: int, n_contacts: int) -> tuple[int, int]:
+async def _differential(seed: int, n_rules: int, n_contacts: int, checked: Wrap) -> tuple[int, int]:
     clock = VirtualClock(start=NOW)
     emulator = HubSpotEmulator(clock=clock, enforce_rate_limits=False)
     connector = HubSpotConnector(
         {"token": HubSpotEmulator.default_api_key, "base_url": "http://127.0.0.1:9"},
         schema=SCHEMA,
-        transport=emulator.transport(),
+        transport=checked(emulator.transport()),
         clock=clock,
         budget=RateBudget(max_concurrency=10, clock=clock),  # no pacing: time stands at NOW
     )
@@ -94,8 +97,8 @@ PLATFORM_LIMITS = (
 """Why a generated rule may be materialised: what HubSpot's list filters cannot say."""
 
 
-def test_compiled_segments_match_the_reference_evaluator() -> None:
+def test_compiled_segments_match_the_reference_evaluator(checked: Wrap) -> None:
     """For 400 generated rules on 80 generated contacts, HubSpot's members == the evaluator's."""
-    native, total = asyncio.run(_differential(seed=6, n_rules=400, n_contacts=80))
+    native, total = asyncio.run(_differential(seed=6, n_rules=400, n_contacts=80, checked=checked))
 
     assert native >= total * 0.35, f"only {native} of {total} rules compiled natively"

@@ -4,7 +4,9 @@ connector wrote: contact properties, the tag checkbox, list memberships and cons
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+import httpx
 from hubspot import HubSpot
 from segsync_hubspot import HubSpotCompiler, HubSpotConnector, HubSpotEmulator
 
@@ -20,10 +22,14 @@ SCHEMA = Schema(
     }
 )
 TOKEN = HubSpotEmulator.default_api_key
+Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 
 
-async def _write(base_url: str) -> tuple[str, str]:
-    connector = HubSpotConnector({"token": TOKEN, "base_url": base_url}, schema=SCHEMA)
+async def _write(base_url: str, checked: Wrap) -> tuple[str, str]:
+    transport = checked(httpx.AsyncHTTPTransport())
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": base_url}, schema=SCHEMA, transport=transport
+    )
     async with connector:
         await connector.prepare(SCHEMA.fields, ["vip", "b2b"])
         results = await connector.write(
@@ -56,11 +62,11 @@ async def _write(base_url: str) -> tuple[str, str]:
     return dynamic, manual
 
 
-def test_official_sdk_reads_back_what_the_connector_wrote() -> None:
+def test_official_sdk_reads_back_what_the_connector_wrote(checked: Wrap) -> None:
     """hubspot-api-client sees the contacts, tags, lists and consent the connector wrote."""
     emulator = HubSpotEmulator()
     with emulator.serving() as base_url:
-        dynamic, manual = asyncio.run(_write(base_url))
+        dynamic, manual = asyncio.run(_write(base_url, checked))
         client = HubSpot(access_token=TOKEN, host=base_url)
 
         page = client.crm.contacts.basic_api.get_page(

@@ -462,7 +462,9 @@ def test_concurrency_stays_within_ten_connections() -> None:
     connector = MailchimpConnector(
         {"api_key": KEY, "list_id": LIST}, transport=emulator.transport(), clock=clock
     )
-    changes = [ContactChange(email=f"c{i:05d}@segsync.dev", create=True) for i in range(3000)]
+    changes = [
+        ContactChange(email=f"c{i:05d}@segsync.dev", create=True) for i in range(5500)
+    ]  # 11 batches: one must wait
 
     results = asyncio.run(connector.write(changes))
 

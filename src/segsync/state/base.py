@@ -112,8 +112,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE cursors (config TEXT NOT NULL, platform TEXT NOT NULL, cursor TEXT,"
         " pending TEXT, PRIMARY KEY (config, platform))",
         "CREATE TABLE pulled (config TEXT NOT NULL, platform TEXT NOT NULL,"
-        " platform_id TEXT NOT NULL, cid TEXT NOT NULL, payload TEXT NOT NULL,"
-        " hash TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,"
+        " platform_id TEXT NOT NULL, cid TEXT NOT NULL, email_key TEXT NOT NULL,"
+        " payload TEXT NOT NULL, hash TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY (config, platform, platform_id))",
         "CREATE INDEX pulled_cid ON pulled (config, cid)",
         "CREATE TABLE planned (config TEXT NOT NULL, cid TEXT NOT NULL, email_key TEXT NOT NULL,"
@@ -202,9 +202,20 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def stage_pulled(
-        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, bool]]
+        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, str, bool]]
     ) -> None:
-        """Stage read records `(platform_id, cid, payload, hash, deleted)`; the last read wins."""
+        """Stage read records `(platform_id, cid, email_key, payload, hash, deleted)`.
+
+        The last read of a record wins.
+        """
+
+    @abc.abstractmethod
+    def relink_pulled(self, config: str) -> int:
+        """Join new records to the contact another platform renamed to their email.
+
+        A staged live record of a contact not yet known whose email is the (new) email of a
+        known contact staged from another platform takes that contact's id. Returns how many.
+        """
 
     @abc.abstractmethod
     def discard_pulled(self, config: str, platform: str) -> None:

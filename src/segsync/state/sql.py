@@ -136,22 +136,43 @@ class SqlStateStore(StateStore):
         self.begin_stage(config)
 
     def stage_pulled(
-        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, bool]]
+        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, str, bool]]
     ) -> None:
         if not rows:
             return
         with self._tx() as tx:
             tx.executemany(
-                "INSERT INTO pulled (config, platform, platform_id, cid, payload, hash, deleted)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (config, platform, platform_id)"
-                " DO UPDATE SET cid = excluded.cid, payload = excluded.payload,"
+                "INSERT INTO pulled (config, platform, platform_id, cid, email_key, payload,"
+                " hash, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (config, platform, platform_id) DO UPDATE SET cid = excluded.cid,"
+                " email_key = excluded.email_key, payload = excluded.payload,"
                 " hash = excluded.hash, deleted = excluded.deleted",
                 [
-                    (config, platform, pid, cid, payload, digest or payload_hash(payload),
+                    (config, platform, pid, cid, key, payload, digest or payload_hash(payload),
                      int(deleted))
-                    for pid, cid, payload, digest, deleted in rows
+                    for pid, cid, key, payload, digest, deleted in rows
                 ],
             )
+
+    def relink_pulled(self, config: str) -> int:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT n.platform, n.platform_id, MIN(o.cid) FROM pulled n JOIN pulled o"
+                " ON o.config = n.config AND o.email_key = n.email_key AND o.cid <> n.cid"
+                " AND o.platform <> n.platform AND o.deleted = 0"
+                " WHERE n.config = ? AND n.deleted = 0"
+                " AND NOT EXISTS (SELECT 1 FROM canonical c WHERE c.config = n.config"
+                " AND c.cid = n.cid)"
+                " AND EXISTS (SELECT 1 FROM canonical c WHERE c.config = o.config"
+                " AND c.cid = o.cid)"
+                " GROUP BY n.platform, n.platform_id",
+                (config,),
+            )
+            tx.executemany(
+                "UPDATE pulled SET cid = ? WHERE config = ? AND platform = ? AND platform_id = ?",
+                [(cid, config, platform, pid) for platform, pid, cid in rows],
+            )
+        return len(rows)
 
     def discard_pulled(self, config: str, platform: str) -> None:
         with self._tx() as tx:

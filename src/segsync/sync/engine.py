@@ -231,6 +231,10 @@ class Engine:
                 failed.add(name)
 
         await asyncio.gather(*(one(name) for name in self.connectors))
+        self.store.relink_pulled(self.config)
+        for name in self.connectors:
+            if name not in failed:
+                self._settle(name, errors)
         return reads, failed
 
     async def _pull_platform(self, name: str, errors: list[RecordError]) -> int:
@@ -241,24 +245,27 @@ class Engine:
             self._stage_page(name, page.contacts, errors)
             if page.cursor is not None:
                 self.store.set_pending_cursor(self.config, name, page.cursor)
+        return count
+
+    def _settle(self, name: str, errors: list[RecordError]) -> None:
+        """Report and set aside a platform's duplicate records; one staged record per contact."""
         duplicates = self.store.duplicate_records(self.config, name)
-        if duplicates:
-            for cid, pid, kept in duplicates:
-                errors.append(
-                    RecordError(
-                        platform=name,
-                        email=cid,
-                        platform_id=pid,
-                        code="duplicate",
-                        message=(
-                            f"record {pid} has the same normalised email as record {kept}; "
-                            "not synced (merge or fix them on the platform)"
-                        ),
-                    )
+        for cid, pid, kept in duplicates:
+            errors.append(
+                RecordError(
+                    platform=name,
+                    email=cid,
+                    platform_id=pid,
+                    code="duplicate",
+                    message=(
+                        f"record {pid} has the same normalised email as record {kept}; "
+                        "not synced (merge or fix them on the platform)"
+                    ),
                 )
+            )
+        if duplicates:
             self.store.drop_pulled(self.config, name, [pid for _, pid, _ in duplicates])
         self.store.settle_pulled(self.config, name)
-        return count
 
     def _stage_page(
         self, name: str, contacts: Sequence[RemoteContact], errors: list[RecordError]
@@ -288,7 +295,7 @@ class Engine:
         by_email = self.store.cids_by_email(self.config, unlinked)
         fresh = [key for key in unlinked if key not in by_email]
         taken = self.store.known_cids(self.config, fresh)
-        rows: list[tuple[str, str, str, str, bool]] = []
+        rows: list[tuple[str, str, str, str, str, bool]] = []
         for remote, key in keyed:
             cid = by_id.get(remote.platform_id)
             if cid is None:
@@ -296,7 +303,10 @@ class Engine:
                     continue  # a deletion of a record never seen: nothing to do
                 cid = by_email.get(key) or self._new_cid(key, taken)
             snap = record_snapshot(remote, key or "")
-            rows.append((remote.platform_id, cid, dumps(snap), content_hash(snap), remote.deleted))
+            rows.append(
+                (remote.platform_id, cid, key or "", dumps(snap), content_hash(snap),
+                 remote.deleted)
+            )
         self.store.stage_pulled(self.config, name, rows)
 
     def _new_cid(self, key: str, taken: set[str]) -> str:

@@ -270,6 +270,7 @@ class TemplateConnector(Connector):
         await self.client.request("DELETE", f"{path}/{ref}", endpoint=f"DELETE {path}/{{id}}")
 
     async def segment_members(self, ref: str) -> AsyncIterator[str]:
+        # the platform gives segment ids an "s" prefix and list ids an "l"
         path = OWNED_PATHS["segment" if ref.startswith("s") else "list"]
         offset: int | None = 0
         while offset is not None:

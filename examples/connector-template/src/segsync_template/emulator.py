@@ -104,7 +104,7 @@ def condition_matches(contact: StoredContact, condition: dict[str, Any], ftype: 
         "gt": value > target,
         "gte": value >= target,
     }
-    return comparisons[op]
+    return bool(comparisons[op])
 
 
 class TemplateEmulator(Emulator):
