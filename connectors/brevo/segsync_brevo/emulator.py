@@ -19,6 +19,7 @@ answered 400 when `strict_spec`).
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import datetime as dt
 import hmac
@@ -78,6 +79,8 @@ IDENTIFIER_TYPES = (
 )
 DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_LIST_ITEMS = 150
+UNIQUE_ATTRIBUTES = ("SMS", "WHATSAPP", "LANDLINE_NUMBER")
+_KEY_SENT: contextvars.ContextVar[bool] = contextvars.ContextVar("brevo_key_sent", default=True)
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 
 
@@ -319,9 +322,13 @@ class BrevoEmulator(Emulator):
         if key is None:
             auth = request.headers.get("authorization", "")
             key = auth[7:] if auth.lower().startswith("bearer ") else None
+        _KEY_SENT.set(key is not None)
         return key is not None and hmac.compare_digest(key.encode(), self.api_key.encode())
 
     def unauthorized_response(self) -> Response:
+        """Brevo's two 401 bodies: no credential at all, or one it does not know."""
+        if not _KEY_SENT.get():
+            return self.error_response(401, "unauthorized", "authentication not found in headers")
         return self.error_response(401, "unauthorized", "Key not found")
 
     def rate_limits(self) -> Sequence[WindowLimit | ConcurrencyLimit]:
@@ -455,6 +462,15 @@ class BrevoEmulator(Emulator):
             raise KeyError(email)
         contact.email_blacklisted = True
         contact.blocklist_source = source
+        self._touch(contact)
+
+    def unsubscribe_from_list(self, email: str, list_id: int) -> None:
+        """Per-list unsubscription (an account option): the list moves to `listUnsubscribed`."""
+        contact = self.contact(email)
+        if contact is None:
+            raise KeyError(email)
+        contact.list_ids.discard(list_id)
+        contact.list_unsubscribed.add(list_id)
         self._touch(contact)
 
     def confirm_double_opt_in(self, email: str) -> None:
@@ -620,6 +636,9 @@ class BrevoEmulator(Emulator):
                     del contact.attributes[name]
                     changed = True
                 continue
+            if name in UNIQUE_ATTRIBUTES and self._held_by_other(contact.id, name, value):
+                self.dropped_values.append((label, name, value, "held by another contact"))
+                continue
             if source == "import" and attribute.type == "boolean":
                 self.dropped_values.append((label, name, value, "booleans are not imported"))
                 continue
@@ -631,6 +650,24 @@ class BrevoEmulator(Emulator):
                 contact.attributes[name] = stored
                 changed = True
         return changed
+
+    def _held_by_other(self, contact_id: int | None, name: str, value: Any) -> bool:
+        return any(
+            c.attributes.get(name) == value for c in self.contacts.values() if c.id != contact_id
+        )
+
+    def _check_unique(self, contact_id: int | None, attributes: Mapping[str, Any]) -> None:
+        """Refuse (before any change) identifiers another contact holds, as Brevo does."""
+        for raw_name, value in attributes.items():
+            name = raw_name.upper()
+            if name in UNIQUE_ATTRIBUTES and value and self._held_by_other(contact_id, name, value):
+                verb = "create" if contact_id is None else "update"
+                raise BrevoError(
+                    400,
+                    "duplicate_parameter",
+                    f"Unable to {verb} contact, {name} is already associated with another Contact",
+                    metadata={"duplicate_identifiers": [name.lower()]},
+                )
 
     @staticmethod
     def _typed(attribute: AttributeRecord, value: Any) -> Any:
@@ -733,6 +770,7 @@ class BrevoEmulator(Emulator):
         if existing is None and body.get("ext_id") in self._by_ext_id:
             existing = self._by_ext_id[body["ext_id"]]
         list_ids = self._check_lists(body.get("listIds", []))
+        self._check_unique(existing, attributes)
         if existing is not None:
             if not body.get("updateEnabled", False):
                 raise BrevoError(
@@ -756,6 +794,8 @@ class BrevoEmulator(Emulator):
 
     def _update(self, contact: ContactRecord, body: Mapping[str, Any], list_ids: set[int]) -> None:
         attributes = dict(body.get("attributes") or {})
+        self._check_unique(contact.id, attributes)
+        unlink = self._check_lists(body.get("unlinkListIds", []))
         new_email = attributes.pop("EMAIL", None)
         if new_email is not None:
             new_email = self._valid_email(new_email)
@@ -786,7 +826,7 @@ class BrevoEmulator(Emulator):
         if "smsBlacklisted" in body:
             contact.sms_blacklisted = bool(body["smsBlacklisted"])
         contact.list_ids |= list_ids
-        contact.list_ids -= self._check_lists(body.get("unlinkListIds", []))
+        contact.list_ids -= unlink
         self._touch(contact)
 
     async def contact_endpoint(self, request: Request) -> Response:

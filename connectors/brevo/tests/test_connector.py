@@ -782,3 +782,19 @@ def test_clearing_values_sends_empty_values() -> None:
         assert back.fields["orders"] == 3
 
     run(body)
+
+
+def test_a_tag_list_left_by_the_person_is_no_longer_a_tag() -> None:
+    """Per-list unsubscription from a tag's list reads as that tag removed, not an opt-out."""
+
+    async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        await connector.prepare(SCHEMA.fields, TAGS)
+        [created] = await connector.write([full_change(2)])  # tags alpha, beta
+        alpha = next(i for i, d in emu.lists.items() if d["name"] == "tag: alpha")
+        emu.unsubscribe_from_list(created.email, alpha)
+        [back] = await read_all(connector)
+
+        assert back.tags == frozenset({"beta"})
+        assert back.consent.status is ConsentStatus.SUBSCRIBED
+
+    run(body)

@@ -473,3 +473,60 @@ def test_served_at_root_and_under_v3() -> None:
         assert root.status_code == prefixed.status_code == 200
 
     run(body)
+
+
+def test_401_without_any_key() -> None:
+    """No credential at all has its own 401 message."""
+
+    async def body(client: httpx.AsyncClient, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        response = await client.get("/contacts", headers={"api-key": ""})
+        async with httpx.AsyncClient(
+            transport=emu.transport(), base_url="https://api.brevo.com/v3"
+        ) as keyless:
+            bare = await keyless.get("/contacts")
+
+        assert response.status_code == 401
+        assert bare.json() == {
+            "code": "unauthorized",
+            "message": "authentication not found in headers",
+        }
+
+    run(body)
+
+
+def test_sms_is_unique_per_account() -> None:
+    """An SMS number another contact holds is refused, and nothing of the request applies."""
+
+    async def body(client: httpx.AsyncClient, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        await client.post(
+            "/contacts", json={"email": "a@example.com", "attributes": {"SMS": "+33612345678"}}
+        )
+        second = await client.post(
+            "/contacts",
+            json={
+                "email": "b@example.com",
+                "attributes": {"SMS": "+33612345678", "FIRSTNAME": "B"},
+            },
+        )
+
+        assert second.status_code == 400
+        assert second.json()["code"] == "duplicate_parameter"
+        assert second.json()["metadata"] == {"duplicate_identifiers": ["sms"]}
+        assert emu.contact("b@example.com") is None
+
+    run(body)
+
+
+def test_per_list_unsubscription() -> None:
+    """A per-list unsubscribe moves the list from listIds to listUnsubscribed."""
+
+    async def body(client: httpx.AsyncClient, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        await client.post("/contacts", json={"email": "a@example.com", "listIds": [1]})
+        emu.unsubscribe_from_list("a@example.com", 1)
+        data = (await client.get("/contacts/a@example.com")).json()
+
+        assert data["listIds"] == []
+        assert data["listUnsubscribed"] == [1]
+        assert data["emailBlacklisted"] is False
+
+    run(body)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -54,6 +55,8 @@ from segsync_hubspot.fields import (
 )
 
 __all__ = ["HubSpotConfig", "HubSpotConnector", "api_paths"]
+
+log = logging.getLogger("segsync.hubspot")
 
 LEGAL_BASES = frozenset(
     {
@@ -90,6 +93,13 @@ class HubSpotConfig(ConnectorConfig):
         default=None, description="legalBasis sent when a change carries none (GDPR portals)"
     )
     read_overlap_seconds: float = Field(default=60.0, ge=0)
+    consent_batch_reads: bool = Field(
+        default=True,
+        description=(
+            "read subscription statuses in batches (Marketing Hub Enterprise); without them "
+            "consent is read from the hs_email_optout* properties (opt-outs only)"
+        ),
+    )
     list_prefix: str = "segsync: "
 
 
@@ -221,6 +231,7 @@ class HubSpotConnector(Connector):
         self._tag_labels: dict[str, str] = {}
         self._tag_lists: dict[str, str] = {}
         self._subscription: int | None = self.cfg.subscription_id
+        self._batch_consent = self.cfg.consent_batch_reads
 
     @property
     def stats(self) -> RequestStats:
@@ -561,8 +572,12 @@ class HubSpotConnector(Connector):
         return Consent(status=ConsentStatus.NON_SUBSCRIBED, source=self.name)
 
     async def _statuses(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The configured subscription's status per address (batch read, 100 a call)."""
-        if not emails:
+        """The configured subscription's status per address (batch read, 100 a call).
+
+        Where the account has no batch status API (403: it needs Marketing Hub Enterprise),
+        it returns nothing from then on and consent comes from the opt-out properties alone.
+        """
+        if not emails or not self._batch_consent:
             return {}
         sub = await self._subscription_id()
         out: dict[str, dict[str, Any]] = {}
@@ -581,7 +596,18 @@ class HubSpotConnector(Connector):
                     if int(status.get("subscriptionId", -1)) == sub:
                         out[str(result["subscriberIdString"]).lower()] = status
 
-        await asyncio.gather(*(one(emails[i : i + BATCH]) for i in range(0, len(emails), BATCH)))
+        try:
+            await asyncio.gather(
+                *(one(emails[i : i + BATCH]) for i in range(0, len(emails), BATCH))
+            )
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            log.warning(
+                "hubspot: no batch subscription statuses (%s); reading opt-outs only", exc.message
+            )
+            self._batch_consent = False
+            return {}
         return out
 
     # -- writes ----------------------------------------------------------------------------------

@@ -207,6 +207,7 @@ class HubSpotEmulator(Emulator):
         search_delay_seconds: float = 0.0,
         batch_limit: int = 100,
         membership_write_limit: int = 100_000,
+        enterprise_consent: bool = True,
         portal_id: int = 12345678,
         **kwargs: Any,
     ) -> None:
@@ -224,6 +225,7 @@ class HubSpotEmulator(Emulator):
         self.search_delay = search_delay_seconds
         self.batch_limit = batch_limit
         self.membership_write_limit = membership_write_limit
+        self.enterprise_consent = enterprise_consent
         self.portal_id = portal_id
         super().__init__(**kwargs)
         self.contacts: dict[str, _Contact] = {}
@@ -1831,6 +1833,23 @@ class HubSpotEmulator(Emulator):
         }
 
     async def v4_batch_read(self, request: Request) -> Any:
+        """Batch status reads (Marketing Hub Enterprise only: 403 MISSING_SCOPES otherwise)."""
+        if not self.enterprise_consent:
+            raise _HubSpotError(
+                403,
+                "MISSING_SCOPES",
+                "This app hasn't been granted all required scopes to make this call.",
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {
+                            "requiredGranularScopes": [
+                                "communication_preferences.statuses.batch.read"
+                            ]
+                        },
+                    }
+                ],
+            )
         self._channel(request)
         body = await self._object_body(request)
         inputs = self._inputs(body)

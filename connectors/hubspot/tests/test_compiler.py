@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from segsync_hubspot import HubSpotCompiler
 
 from segsync.model import FieldSpec, FieldType, Schema
 from segsync.rules import ast
 from segsync.rules.compiler import PlatformCannotExpress, Step
-
-from segsync_hubspot import HubSpotCompiler
 
 SCHEMA = Schema(
     fields={
@@ -35,8 +34,12 @@ def branches(rule: ast.Rule) -> list[list[dict[str, Any]]]:
 
 def op(filters: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
     return [
-        (f["property"], f["operation"]["operationType"], f["operation"]["operator"],
-         f["operation"]["includeObjectsWithNoValueSet"])
+        (
+            f["property"],
+            f["operation"]["operationType"],
+            f["operation"]["operator"],
+            f["operation"]["includeObjectsWithNoValueSet"],
+        )
         for f in filters
     ]
 
@@ -46,8 +49,10 @@ def test_or_of_ands_becomes_one_and_branch_per_term() -> None:
     rule = ((ast.field("first_name") == "Ada") & ast.has_tag("VIP")) | (ast.field("orders") > 3)
 
     assert [op(b) for b in branches(rule)] == [
-        [("firstname", "MULTISTRING", "IS_EQUAL_TO", False),
-         ("segsync_tags", "ENUMERATION", "IS_ANY_OF", False)],
+        [
+            ("firstname", "MULTISTRING", "IS_EQUAL_TO", False),
+            ("segsync_tags", "ENUMERATION", "IS_ANY_OF", False),
+        ],
         [("orders", "NUMBER", "IS_GREATER_THAN", False)],
     ]
     assert branches(ast.has_tag("VIP"))[0][0]["operation"]["values"] == ["vip"]
@@ -57,27 +62,34 @@ def test_not_is_pushed_down_and_negated_leaves_include_unset() -> None:
     """not (a or b) is one AND of negated operators that include records with no value."""
     rule = ~((ast.field("plan") == "pro") | ast.field("first_name").contains("x"))
 
-    assert [op(b) for b in branches(rule)] == [[
-        ("plan", "ENUMERATION", "IS_NONE_OF", True),
-        ("firstname", "MULTISTRING", "DOES_NOT_CONTAIN", True),
-    ]]
+    assert [op(b) for b in branches(rule)] == [
+        [
+            ("plan", "ENUMERATION", "IS_NONE_OF", True),
+            ("firstname", "MULTISTRING", "DOES_NOT_CONTAIN", True),
+        ]
+    ]
 
 
 def test_not_equal_excludes_unset_like_the_evaluator() -> None:
     """`!=` is false on unset (include false), `not =` true on unset (include true)."""
     assert op(branches(ast.field("first_name") != "Ada")[0]) == [
-        ("firstname", "MULTISTRING", "IS_NOT_EQUAL_TO", False)]
+        ("firstname", "MULTISTRING", "IS_NOT_EQUAL_TO", False)
+    ]
     assert op(branches(~(ast.field("first_name") == "Ada"))[0]) == [
-        ("firstname", "MULTISTRING", "IS_NOT_EQUAL_TO", True)]
+        ("firstname", "MULTISTRING", "IS_NOT_EQUAL_TO", True)
+    ]
 
 
 def test_number_in_and_between_expand_into_filters() -> None:
     """Numbers have no multi-value filter: `in` is one branch per value, `between` two bounds."""
     assert [op(b) for b in branches(ast.field("orders").in_(1, 2))] == [
-        [("orders", "NUMBER", "IS_EQUAL_TO", False)], [("orders", "NUMBER", "IS_EQUAL_TO", False)]]
+        [("orders", "NUMBER", "IS_EQUAL_TO", False)],
+        [("orders", "NUMBER", "IS_EQUAL_TO", False)],
+    ]
     assert op(branches(ast.field("orders").between(1, 5))[0]) == [
         ("orders", "NUMBER", "IS_GREATER_THAN_OR_EQUAL_TO", False),
-        ("orders", "NUMBER", "IS_LESS_THAN_OR_EQUAL_TO", False)]
+        ("orders", "NUMBER", "IS_LESS_THAN_OR_EQUAL_TO", False),
+    ]
 
 
 def test_dates_follow_the_evaluators_granularity() -> None:
@@ -89,7 +101,9 @@ def test_dates_follow_the_evaluators_granularity() -> None:
     assert after["operation"]["operator"] == "IS_AFTER"
     assert after["operation"]["endpointBehavior"] == "INCLUSIVE"
     assert (after["operation"]["timePoint"]["day"], after["operation"]["timePoint"]["hour"]) == (
-        2, 0)
+        2,
+        0,
+    )
     assert at["operation"]["operator"] == "IS_BETWEEN"
     assert at["operation"]["lowerBoundTimePoint"] == at["operation"]["upperBoundTimePoint"]
     assert recent["operation"]["lowerBoundTimePoint"]["offset"] == {"days": -7}
@@ -102,7 +116,8 @@ def test_dates_follow_the_evaluators_granularity() -> None:
         (~ast.field("first_name").starts_with("A"), "no negated starts_with"),
         (ast.field("first_name") < "M", "cannot order or range text"),
         (ast.field("consent") == "subscribed", "consent conditions"),
-        (ast.field("birthday").within(2, ast.TimeUnit.HOURS), "within 2 hours"),
+        (ast.field("signup").within(2, ast.TimeUnit.HOURS), "within 2 hours"),
+        (ast.field("birthday").before("2000-01-01"), "string property date_of_birth"),
     ],
 )
 def test_what_hubspot_cannot_say_is_refused_with_a_reason(rule: ast.Rule, reason: str) -> None:
@@ -114,7 +129,9 @@ def test_what_hubspot_cannot_say_is_refused_with_a_reason(rule: ast.Rule, reason
 def test_the_ladder_splits_or_materialises_with_a_diagnostic() -> None:
     """A partly native AND splits (residual as an owned tag); the rest is materialised."""
     compiler = HubSpotCompiler(SCHEMA)
-    split = compiler.compile("s", (ast.field("orders") > 1) & ~ast.field("first_name").ends_with("x"))
+    split = compiler.compile(
+        "s", (ast.field("orders") > 1) & ~ast.field("first_name").ends_with("x")
+    )
     whole = compiler.compile("m", ~ast.field("first_name").ends_with("x"))
 
     assert split.mode == "split"

@@ -537,3 +537,36 @@ def test_the_token_never_shows(
     assert error.status == 401
     assert secret not in str(error) + repr(connector) + repr(connector.config)
     assert secret not in repr(error.body)
+
+
+def test_without_batch_status_reads_consent_comes_from_opt_out_properties(
+    clock: VirtualClock, checked: Wrap
+) -> None:
+    """On a portal without the Enterprise batch status API, opt-outs are still read and kept."""
+    emulator = HubSpotEmulator(clock=clock, enterprise_consent=False)
+    emulator.seed_contact({"email": "in@example.com"})
+    emulator.seed_contact({"email": "out@example.com"})
+    emulator.set_subscription("in@example.com", subscribed=True)
+    emulator.unsubscribe_all("out@example.com")
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=checked(emulator.transport()),
+        clock=clock,
+    )
+
+    async def main() -> tuple[dict[str, ConsentStatus], list[Any]]:
+        async with connector:
+            read = {c.email: c.consent.status async for p in connector.read() for c in p.contacts}
+            refused = await connector.write(
+                [ContactChange(email="out@example.com", consent=ConsentStatus.SUBSCRIBED)]
+            )
+            return read, refused
+
+    read, [refused] = asyncio.run(main())
+
+    assert read == {
+        "in@example.com": ConsentStatus.NON_SUBSCRIBED,
+        "out@example.com": ConsentStatus.UNSUBSCRIBED,
+    }
+    assert refused.code == "CONSENT_OPT_OUT"
+    assert emulator.subscription_status("out@example.com") == "NOT_SUBSCRIBED"

@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -47,8 +48,8 @@ from segsync.connector import (
     SegmentRepresentation,
     TagRepresentation,
 )
-from segsync.http import ApiClient, ApiError, RequestStats, build_client
-from segsync.mapping import PlatformMapping
+from segsync.http import ApiClient, ApiError, RateBudget, RequestStats, build_client
+from segsync.mapping import PlatformMapping, load_mapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
 from segsync_mailchimp import errors
 from segsync_mailchimp.emulator import subscriber_hash
@@ -263,8 +264,6 @@ class MailchimpConnector(Connector):
         cfg = self.config
         key = cfg.api_key.get_secret_value()
         if cfg.max_concurrency < self.budget.max_concurrency and "budget" not in kwargs:
-            from segsync.http import RateBudget
-
             self.budget = RateBudget(max_concurrency=cfg.max_concurrency, clock=self.clock)
         self.client: ApiClient = build_client(
             platform=self.name,
@@ -279,6 +278,8 @@ class MailchimpConnector(Connector):
         )
         if self.mapping is None:
             self.mapping = default_mapping()
+        elif isinstance(self.mapping, str | Path):
+            self.mapping = load_mapping(self.name, self.mapping)
         self._catalog = _Catalog()
         self._catalog_lock = asyncio.Lock()
         self._known: dict[str, _Snapshot] = {}
@@ -779,15 +780,13 @@ class MailchimpConnector(Connector):
                 results[index] = ChangeResult(
                     email=change.email, ok=True, platform_id=pid, created=index in created
                 )
-                self._record_write(change, payload[index], current.get(index))
+                self._record_write(change, payload[index])
         return [r for r in results if r is not None]
 
-    def _create_status(self, change: ContactChange) -> str:
-        return (
-            CONSENT_TO_STATUS.get(change.consent, "transactional")
-            if change.consent
-            else ("transactional")
-        )
+    @staticmethod
+    def _create_status(change: ContactChange) -> str:
+        """A new member's status: the canonical one, `transactional` when unknown."""
+        return CONSENT_TO_STATUS[change.consent] if change.consent else "transactional"
 
     @staticmethod
     def _member_item(
@@ -960,11 +959,9 @@ class MailchimpConnector(Connector):
         return refused
 
     def _record_write(
-        self,
-        change: ContactChange,
-        payload: tuple[dict[str, Any], dict[str, bool]],
-        current: str | None,
+        self, change: ContactChange, payload: tuple[dict[str, Any], dict[str, bool]]
     ) -> None:
+        """Keep the snapshot of a confirmed write (batch answers already refreshed it)."""
         known = self._known.get(subscriber_hash(change.new_email or change.email))
         if known is None:
             return

@@ -1612,6 +1612,11 @@ class MailchimpEmulator(Emulator):
         if match not in ("any", "all"):
             raise _schema_invalid("options.match", "Value is not one of ['any', 'all']")
         conditions = options.get("conditions")
+        if isinstance(conditions, list) and any(isinstance(c, list) for c in conditions):
+            # the PATCH schema's nested form: the same conditions, one level down
+            conditions = [
+                c for group in conditions for c in (group if isinstance(group, list) else [group])
+            ]
         if not isinstance(conditions, list):
             raise _schema_invalid(
                 "options.conditions", "Schema describes array, object found instead"

@@ -57,14 +57,25 @@ def _coerce_query(value: str, schema: Mapping[str, Any]) -> Any:
 
 
 def _relax_known_quirks(spec: dict[str, Any]) -> list[str]:
-    """Loosen the description where it contradicts its own text; return what was loosened.
+    """Loosen the description where it contradicts itself; return what was loosened.
 
-    Member bodies type each `merge_fields` value as an object, while the same schema says
-    "It's values are the values to be added to the merge field" (strings, numbers, and an
-    object only for address fields): any JSON value is accepted there.
+    - Member bodies type each `merge_fields` value as an object, while the same schema says
+      "It's values are the values to be added to the merge field" (strings, numbers, and an
+      object only for address fields): any JSON value is accepted there.
+    - The segment PATCH body (`Conditions1`) nests conditions as an array of arrays where
+      POST (`Conditions`) takes a flat array of the same condition objects; the fact sheet
+      notes the API presumably takes the flat form: both are accepted.
     """
     relaxed = []
-    for name, schema in spec["components"]["schemas"].items():
+    schemas = spec["components"]["schemas"]
+    patch_conditions = schemas.get("Conditions1", {}).get("properties", {}).get("conditions")
+    if isinstance(patch_conditions, dict) and patch_conditions.get("items", {}).get("type") == (
+        "array"
+    ):
+        nested = patch_conditions["items"]
+        patch_conditions["items"] = {"anyOf": [nested["items"], nested]}
+        relaxed.append("Conditions1.conditions")
+    for name, schema in schemas.items():
         merge = schema.get("properties", {}).get("merge_fields", {})
         extra = merge.get("additionalProperties")
         if isinstance(extra, dict) and extra.get("type") == "object":

@@ -11,12 +11,15 @@ import httpx
 import pytest
 from pydantic import ValidationError
 from segsync_mailchimp import MailchimpConnector, MailchimpEmulator, subscriber_hash
+from segsync_mailchimp.speccheck import SpecChecker, default_spec_dir
 
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange, registry
 from segsync.http import ApiError
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
 
+SPEC_DIR = default_spec_dir()
+CHECKER = SpecChecker(SPEC_DIR) if SPEC_DIR.is_dir() else None
 KEY = MailchimpEmulator.default_api_key
 LIST = MailchimpEmulator.default_list_id
 SCHEMA = Schema(
@@ -39,6 +42,11 @@ class Capture(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
         self.sent.append((request.method, request.url.path, body))
+        if CHECKER is not None:  # every request must fit the Mailchimp API description
+            problems = CHECKER.problems(
+                request.method, request.url.path, dict(request.url.params), body
+            )
+            assert not problems, problems
         return await self.inner.handle_async_request(request)
 
     def writes(self) -> list[tuple[str, str, Any]]:

@@ -1,0 +1,189 @@
+"""The engine alone: pull (from memory), reconcile and plan N contacts present on three platforms.
+
+Run as its own process so that its peak memory (`ru_maxrss`) is the engine's alone:
+
+    .venv/bin/python bench/engine_pass.py --contacts 1000000 [--state DIR]
+
+Prints one JSON object: contacts, seconds (wall, the whole `Engine.plan()`), peak_rss_bytes,
+and the plan's counts. No network: each platform is an in-memory connector that streams its
+copy of the audience page by page (generated on the fly, never held whole), with the real
+platforms' page sizes and rule compilers. Every contact is on all three platforms; 1 in 100
+has a different company on one platform (a change to reconcile), the rest agree. The state
+store is a SQLite file in a temporary directory, as a deployment would use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dataset import SCHEMA, SEGMENTS, TAGS, audience  # noqa: E402
+
+from segsync.clock import SystemClock  # noqa: E402
+from segsync.connector import (  # noqa: E402
+    Capabilities,
+    ChangeResult,
+    Connector,
+    ConnectorConfig,
+    ContactChange,
+    ReadPage,
+    RemoteContact,
+    TagRepresentation,
+)
+from segsync.http import RequestStats  # noqa: E402
+from segsync.model import Consent, FieldSpec  # noqa: E402
+from segsync.rules import load_rule  # noqa: E402
+from segsync.state import SQLiteStateStore  # noqa: E402
+from segsync.sync import Engine, SegmentTarget, SyncPolicy  # noqa: E402
+
+__all__ = ["MemoryCopy", "engine_pass", "main"]
+
+UPDATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+PLATFORMS: dict[str, tuple[int, str | None]] = {
+    # name: (read page size, rule compiler) — the real connectors' figures
+    "mailchimp": (1000, "segsync_mailchimp.compiler:MailchimpCompiler"),
+    "hubspot": (200, "segsync_hubspot.compiler:HubSpotCompiler"),
+    "brevo": (1000, "segsync_brevo.compiler:BrevoCompiler"),
+}
+
+
+class MemoryCopy(Connector):
+    """One platform's copy of the audience, streamed from memory; writes are not expected."""
+
+    name: ClassVar[str] = "memory"
+    title: ClassVar[str] = "in-memory copy"
+    config_model: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        write_batch_size=1000,
+        read_page_size=1000,
+        membership_batch_size=1000,
+        max_concurrency=1,
+        tags=TagRepresentation.TAGS,
+        static_segments="tag",
+    )
+
+    def __init__(self, platform: str, contacts: int, *, variant: int) -> None:
+        super().__init__({}, schema=SCHEMA, clock=SystemClock())
+        self.platform = platform
+        self.contacts = contacts
+        self.variant = variant
+        self.page_size, self.compiler_path = PLATFORMS[platform]  # type: ignore[misc]
+        self._stats = RequestStats()
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._stats
+
+    async def check(self) -> None:
+        return None
+
+    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
+        return None
+
+    async def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
+        page: list[RemoteContact] = []
+        for i, contact in enumerate(audience(self.contacts)):
+            fields = dict(contact.fields)
+            if i % 100 == 0 and i % 3 == self.variant:
+                fields["company"] = "Changed"
+            page.append(
+                RemoteContact.model_construct(
+                    platform_id=f"{self.platform}-{i}",
+                    email=contact.email,
+                    fields=fields,
+                    tags=contact.tags,
+                    consent=Consent(status=contact.consent),
+                    engagement={},
+                    updated_at=UPDATED,
+                    deleted=False,
+                )
+            )
+            if len(page) == self.page_size:
+                yield ReadPage(page, str(i))
+                page = []
+                await asyncio.sleep(0)
+        if page:
+            yield ReadPage(page, str(self.contacts))
+
+    async def write(self, changes: Sequence[ContactChange]) -> list[ChangeResult]:
+        return [ChangeResult(email=c.email, ok=True, platform_id=c.platform_id) for c in changes]
+
+    async def ensure_static(self, name: str, ref: str | None) -> str:
+        return ref or name
+
+    async def change_static_members(
+        self, ref: str, add: Sequence[str], remove: Sequence[str]
+    ) -> list[ChangeResult]:
+        return [ChangeResult(email=e, ok=True) for e in [*add, *remove]]
+
+    async def delete_owned(self, kind: str, ref: str) -> None:
+        return None
+
+
+async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
+    """Plan a first sync of `contacts` contacts present on all three platforms."""
+    store = SQLiteStateStore(state_dir / "state.db")
+    connectors = {
+        name: MemoryCopy(name, contacts, variant=n) for n, name in enumerate(PLATFORMS)
+    }
+    segments = [SegmentTarget(name, load_rule(rule, SCHEMA)) for name, rule in SEGMENTS.items()]
+    engine = Engine(
+        connectors,
+        store,
+        config="bench",
+        policy=SyncPolicy(platforms=tuple(PLATFORMS)),
+        schema=SCHEMA,
+        segments=segments,
+        clock=SystemClock(),
+    )
+    started = time.perf_counter()
+    plan = await engine.plan()
+    seconds = time.perf_counter() - started
+    store.close()
+    platforms = {
+        name: {
+            "read": p.counts.get("read", 0),
+            "unchanged": p.counts.get("unchanged", 0),
+            "changes": len(p.changes),
+            "membership_adds": sum(len(m["add"]) for m in p.memberships),
+        }
+        for name, p in plan.platforms.items()
+    }
+    return {
+        "contacts": contacts,
+        "tags": list(TAGS),
+        "seconds": round(seconds, 3),
+        "platforms": platforms,
+        "errors": len(plan.errors),
+    }
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--state", type=Path, default=None, help="directory of the state file")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="segsync-bench-", dir=args.state) as tmp:
+        result = asyncio.run(engine_pass(args.contacts, Path(tmp)))
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
