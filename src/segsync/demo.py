@@ -257,7 +257,16 @@ def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience
     planted = dict.fromkeys(
         ("on_several_platforms", "on_every_platform", "conflicting_edits", "unsubscribes",
          "bounces", "case_variants", "tag_differences"), 0)
-    edits: list[dict[str, list[ContactChange]]] = [{p: [] for p in platforms} for _ in range(2)]
+    # per round, per platform, per email: the change's fields (merged when several)
+    edits: list[dict[str, dict[str, dict[str, Any]]]] = [
+        {p: {} for p in platforms} for _ in range(2)
+    ]
+
+    def edit(round_: int, platform: str, email: str, **change: Any) -> None:
+        merged = edits[round_][platform].setdefault(email, {"fields": {}})
+        merged["fields"].update(change.pop("fields", {}))
+        merged.update(change)
+
     opted_out: set[str] = set()
     for person in people:
         several = len(person.on) > 1
@@ -283,26 +292,18 @@ def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience
                 "country": lambda: rng.choice(COUNTRIES),
                 "lifetime_value": lambda: round(person.fields["lifetime_value"] * 1.5, 2),
             }[name]
-            edits[0][first].append(
-                ContactChange(email=person.emails[first], fields={name: values()})
-            )
-            edits[1][second].append(
-                ContactChange(email=person.emails[second], fields={name: values()})
-            )
+            edit(0, first, person.emails[first], fields={name: values()})
+            edit(1, second, person.emails[second], fields={name: values()})
             planted["conflicting_edits"] += 1
         opt = rng.random()
         if opt < 0.07:  # unsubscribed on one platform, through its footer link
             p = rng.choice(person.on)
-            edits[rng.randrange(2)][p].append(
-                ContactChange(email=person.emails[p], consent=ConsentStatus.UNSUBSCRIBED)
-            )
+            edit(rng.randrange(2), p, person.emails[p], consent=ConsentStatus.UNSUBSCRIBED)
             planted["unsubscribes"] += 1
             opted_out.add(person.key)
         elif opt < 0.09:  # hard bounce on one platform
             p = rng.choice(person.on)
-            edits[rng.randrange(2)][p].append(
-                ContactChange(email=person.emails[p], consent=ConsentStatus.BOUNCED)
-            )
+            edit(rng.randrange(2), p, person.emails[p], consent=ConsentStatus.BOUNCED)
             planted["bounces"] += 1
             opted_out.add(person.key)
     creates = {
@@ -319,7 +320,12 @@ def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience
         ]
         for p in platforms
     }
-    return _Audience(people, creates, edits, planted, opted_out)
+    rounds = [
+        {p: [ContactChange(email=e, **c) for e, c in by_email.items()]
+         for p, by_email in round_.items()}
+        for round_ in edits
+    ]
+    return _Audience(people, creates, rounds, planted, opted_out)
 
 
 # -- the world ---------------------------------------------------------------------------------

@@ -35,8 +35,10 @@ def _unavailable(reason: str) -> None:
 def with_search_path(url: str, schema: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query)
-    query.append(("options", f"-csearch_path={schema}"))
-    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    # commits need not wait for the disk in tests (a server crash is not what they test)
+    query.append(("options", f"-csearch_path={schema} -csynchronous_commit=off"))
+    encoded = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    return urllib.parse.urlunsplit(parts._replace(query=encoded))
 
 
 class PostgresSchemas:

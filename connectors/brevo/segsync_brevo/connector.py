@@ -295,7 +295,7 @@ class BrevoConnector(Connector):
         self._folder_id: int | None = None
         self._owned_lists: dict[str, int] | None = None  # list name -> id, in the owned folder
         self._known: collections.OrderedDict[str, _Known] = collections.OrderedDict()
-        self._known_limit = 200_000
+        self._known_limit = 50_000  # a bounded cache, not the audience
         self.field_map: PlatformMapping | None = (
             mapping if isinstance(mapping, PlatformMapping) else _default_mapping()
         )
@@ -577,9 +577,10 @@ class BrevoConnector(Connector):
             for raw in raw_contacts:
                 cid, stamp = str(raw["id"]), str(raw["modifiedAt"])
                 modified = _parse_time(stamp)
-                fresh[cid] = stamp
                 if high is None or modified > high:
                     high = modified
+                if modified >= high - overlap:  # only these can go into the next cursor
+                    fresh[cid] = stamp
                 if cid in emitted or seen.get(cid) == stamp:
                     continue
                 emitted.add(cid)
@@ -749,7 +750,7 @@ class BrevoConnector(Connector):
                 op.has_boolean = True
         if problems:
             raise _Refused(
-                "values Brevo would drop silently, not sent: " + "; ".join(problems),
+                "not sent: values Brevo would drop silently or cannot hold: " + "; ".join(problems),
                 "invalid_value",
             )
         await self._translate_tags(op, known)
@@ -1204,21 +1205,7 @@ class BrevoConnector(Connector):
                     outcome[pid] = "not_found"
                     pending.discard(pid)
             else:
-                response = await self._call(
-                    "GET",
-                    "/processes",
-                    "/processes",
-                    params={"limit": 50, "offset": 0, "sort": "desc"},
-                )
-                items = list(response.json().get("processes") or [])
-                listed = {int(p["id"]) for p in items}
-                for pid in sorted(pending - listed):
-                    # older than the newest 50 processes: asked for on its own
-                    single = await self._call(
-                        "GET", f"/processes/{pid}", "/processes/{processId}", ok=(404,)
-                    )
-                    if single.status_code == 200:
-                        items.append(single.json())
+                items = await self._recent_processes(min(pending))
             for item in items:
                 pid = int(item["id"])
                 if pid in pending and item.get("status") in ("completed", "failed", "cancelled"):
@@ -1241,6 +1228,29 @@ class BrevoConnector(Connector):
         elif not pending:
             self.cost.observe_import(size, self.clock.monotonic() - started)
         return outcome
+
+    async def _recent_processes(self, oldest: int) -> list[dict[str, Any]]:
+        """Processes newest first, 50 a page, down to process `oldest`."""
+        items: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            data = (
+                await self._call(
+                    "GET",
+                    "/processes",
+                    "/processes",
+                    params={"limit": 50, "offset": offset, "sort": "desc"},
+                )
+            ).json()
+            page = list(data.get("processes") or [])
+            items += page
+            offset += len(page)
+            if (
+                not page
+                or min(int(p["id"]) for p in page) <= oldest
+                or offset >= int(data.get("count") or 0)
+            ):
+                return items
 
     async def _read_back(
         self, since: dt.datetime, emails: set[str]

@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -38,7 +38,9 @@ from starlette.types import Message, Receive, Scope, Send
 from segsync.clock import Clock
 from segsync.emulator.base import ConcurrencyLimit, Emulator, FaultPlan, WindowLimit
 from segsync.model import InvalidEmail, normalize_email
-from segsync_brevo.spec import SpecValidator
+
+if TYPE_CHECKING:
+    from segsync_brevo.spec import SpecValidator
 
 __all__ = ["TIERS", "BrevoEmulator", "ContactRecord", "TierLimits"]
 
@@ -733,9 +735,15 @@ class BrevoEmulator(Emulator):
             raise BrevoError(400, "invalid_parameter", "sort must be asc or desc")
         modified_since = self._date_param(request, "modifiedSince")
         created_since = self._date_param(request, "createdSince")
-        list_ids = [
-            int(v) for raw in request.query_params.getlist("listIds") for v in raw.split(",") if v
-        ]
+        try:
+            list_ids = [
+                int(v)
+                for raw in request.query_params.getlist("listIds")
+                for v in raw.split(",")
+                if v
+            ]
+        except ValueError:
+            raise BrevoError(400, "invalid_parameter", "listIds must be integers") from None
         segment_id = request.query_params.get("segmentId")
         if list_ids and segment_id:
             raise BrevoError(400, "invalid_parameter", "Either listIds or segmentId can be passed")

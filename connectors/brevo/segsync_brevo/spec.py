@@ -7,8 +7,10 @@ than the description: properties an object schema does not list are reported (Br
 them silently, so sending one is a segsync bug), and `oneOf` is read as `anyOf` (Brevo's
 alternatives overlap, e.g. the `emails` / `ids` / `extIds` bodies of list membership calls).
 
-The description lives outside the project (`<repo>/../shared/specs/brevo/`); `find_spec`
-returns None when it is absent, and callers skip with that reason.
+`jsonschema` (installed with the test extras, through openapi-core) is imported only when a
+request is checked. The description lives outside the project
+(`<repo>/../shared/specs/brevo/`); `find_spec` returns None when it is absent, and callers
+skip with that reason.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import jsonschema
 
 __all__ = ["SPEC_FILE", "SpecValidator", "find_spec"]
 
@@ -164,6 +164,8 @@ class SpecValidator:
         return [f"body: {e}" for e in self._errors(self._strict(schema), value)]
 
     def _errors(self, schema: Mapping[str, Any], value: Any) -> list[str]:
+        import jsonschema
+
         validator = jsonschema.Draft7Validator(schema)
         out = []
         for error in sorted(validator.iter_errors(value), key=lambda e: list(e.path)):

@@ -798,3 +798,25 @@ def test_a_tag_list_left_by_the_person_is_no_longer_a_tag() -> None:
         assert back.consent.status is ConsentStatus.SUBSCRIBED
 
     run(body)
+
+
+def test_many_imports_are_polled_50_a_page() -> None:
+    """More imports than one page of /processes are polled page by page, not one by one."""
+
+    async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        await connector.prepare(SCHEMA.fields, TAGS)
+        changes = []
+        for i in range(60):  # 60 distinct list sets of 150 contacts: 60 imports
+            tags = frozenset({f"t{i}"})
+            changes += [
+                ContactChange(email=f"p{i}-{j}@example.com", create=True, tags_add=tags)
+                for j in range(150)
+            ]
+        results = await connector.write(changes)
+
+        assert all(r.ok for r in results)
+        assert emu.log.count("POST", re.compile("/contacts/import$")) == 60
+        assert emu.log.count("GET", re.compile("/processes/")) == 0
+        assert emu.log.count("GET", re.compile("/processes$")) == 2
+
+    run(body, {"import_threshold": 2})

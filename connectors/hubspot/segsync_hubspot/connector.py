@@ -468,24 +468,34 @@ class HubSpotConnector(Connector):
         mark, already = _decode_cursor(cursor)
         overlap = int(self.cfg.read_overlap_seconds * 1000)
         low = max(0, mark - overlap) if cursor else 0
-        windows: list[tuple[int, int | None]] = [(low, None)]
+        started = _ms(self.clock.now())
+        windows: list[tuple[int, int | None, bool]] = [(low, None, False)]
         seen: set[str] = set()
         stamps: dict[str, int] = {}
         tag_members = await self._tag_memberships() if self.cfg.tags_as == "lists" else {}
         while windows:
-            lo, hi = windows.pop(0)
+            lo, hi, rescan = windows.pop(0)
             page = await self._search(lo, hi, 0)
-            if int(page.get("total") or 0) > self.search_cap:
-                top = hi if hi is not None else _ms(self.clock.now()) + 1
+            total = int(page.get("total") or 0)
+            if total > self.search_cap:
+                top = hi if hi is not None else max(started, lo) + 1
                 if top - lo > 1:
                     middle = lo + (top - lo) // 2
-                    windows[0:0] = [(lo, middle), (middle, hi)]
+                    windows[0:0] = [(lo, middle, False), (middle, hi, False)]
                     continue
+                log.warning(
+                    "hubspot: over %d contacts changed in one millisecond (%d); "
+                    "the rest is read on a later run",
+                    self.search_cap,
+                    lo,
+                )
+            in_window: set[str] = set()
             while True:
                 results = []
                 for record in page.get("results") or []:
                     stamp = _parse_time((record.get("properties") or {}).get("lastmodifieddate"))
                     ms = _ms(stamp) if stamp is not None else 0
+                    in_window.add(str(record["id"]))
                     if record["id"] in seen or already.get(str(record["id"])) == ms:
                         continue  # read in this run, or in the overlap of the last one
                     seen.add(record["id"])
@@ -495,11 +505,21 @@ class HubSpotConnector(Connector):
                 contacts = await self._to_remote(results, tag_members)
                 nxt = (page.get("paging") or {}).get("next", {}).get("after")
                 last = nxt is None or int(nxt) + self.capabilities.read_page_size > self.search_cap
-                # a finished window is a safe resume point: later windows start after it
+                if last and hi is not None and not rescan and len(in_window) < total:
+                    # records changed during the read left the window and shifted the offsets
+                    # of others past us: read the window once more (seen ones are skipped)
+                    windows.insert(0, (lo, hi, True))
+                    yield ReadPage(contacts, None)
+                    break
+                # a finished window is a safe resume point: later windows start after it; the
+                # mark never passes the read's start, so changes made during it are re-read
                 resume = None
                 if last:
-                    recent = {k: v for k, v in {**already, **stamps}.items() if v >= mark - overlap}
-                    resume = _encode_cursor(mark, recent)
+                    point = min(mark, started)
+                    recent = {
+                        k: v for k, v in {**already, **stamps}.items() if v >= point - overlap
+                    }
+                    resume = _encode_cursor(point, recent)
                 yield ReadPage(contacts, resume)
                 if last:
                     break

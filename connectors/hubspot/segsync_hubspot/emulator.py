@@ -80,7 +80,7 @@ _BUILTIN_PROPERTIES: tuple[tuple[str, str, str, bool], ...] = (
     ("date_of_birth", "string", "text", False),
     ("hs_language", "enumeration", "select", False),
     ("lifecyclestage", "enumeration", "radio", False),
-    ("hs_additional_emails", "enumeration", "checkbox", True),
+    ("hs_additional_emails", "string", "text", True),  # ";"-separated, unique like email
     ("createdate", "datetime", "date", True),
     ("lastmodifieddate", "datetime", "date", True),
     ("hs_object_id", "number", "number", True),
@@ -895,6 +895,13 @@ class HubSpotEmulator(Emulator):
                 if stored:
                     self._by_email[stored.strip().lower()] = record.id
                     stored = stored.strip()
+            if name == "hs_additional_emails":
+                for old in (record.properties.get(name) or "").split(";"):
+                    if old.strip() and self._by_email.get(old.strip().lower()) == record.id:
+                        del self._by_email[old.strip().lower()]
+                for new in (stored or "").split(";"):
+                    if new.strip():
+                        self._by_email[new.strip().lower()] = record.id
             if stored is None:
                 record.properties.pop(name, None)
             else:

@@ -633,3 +633,20 @@ def test_api_version_is_configuration() -> None:
         assert other.json()["status"] == "error"
 
     run(emulator, body)
+
+
+def test_additional_emails_are_unique_like_the_primary_one() -> None:
+    """An address among a contact's hs_additional_emails finds it and cannot be reused."""
+    emulator = emu()
+    owner = emulator.seed_contact(
+        {"email": "main@example.com", "hs_additional_emails": "Old@Example.com;other@example.com"}
+    )
+
+    async def body(call: Call) -> None:
+        found = await call("GET", f"{C}/old@example.com", params={"idProperty": "email"})
+        taken = await call("POST", C, json={"properties": {"email": "other@example.com"}})
+
+        assert found.json()["id"] == owner
+        assert taken.status_code == 409
+
+    run(emulator, body)

@@ -51,6 +51,7 @@ from segsync.connector import (
 from segsync.http import ApiClient, ApiError, RateBudget, RequestStats, build_client
 from segsync.mapping import PlatformMapping, load_mapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
+from segsync.rules.compiler import PlatformCannotExpress
 from segsync_mailchimp import errors
 from segsync_mailchimp.emulator import subscriber_hash
 from segsync_mailchimp.fields import (
@@ -187,6 +188,7 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+_MERGE_CONDITIONS = frozenset({"TextMerge", "SelectMerge", "DateMerge", "BirthdayMerge"})
 _SNAPSHOT_KEYS = ("merge_fields", "language", "vip", "email_type", "location")
 
 
@@ -299,7 +301,11 @@ class MailchimpConnector(Connector):
         key = id(self.schema)
         if getattr(self, "_places_key", None) != key:
             mapping = self.mapping if isinstance(self.mapping, PlatformMapping) else None
-            self._places_cache = place_fields(self.schema, mapping, self.config.merge_fields)
+            places = place_fields(self.schema, mapping, self.config.merge_fields)
+            # marketing permissions live in the member's marketing_permissions, not a field
+            for name in self.config.marketing_permissions:
+                places.pop(name, None)
+            self._places_cache = places
             self._places_key = key
         return self._places_cache
 
@@ -443,14 +449,30 @@ class MailchimpConnector(Connector):
             if name.casefold() not in cat.tags:
                 missing.setdefault(name.casefold(), name)
         for name in sorted(missing.values()):
-            response = await self.client.request(
-                "POST",
-                self._list_path + "/segments",
-                endpoint="POST /lists/{id}/segments",
-                json={"name": name, "static_segment": []},
-            )
+            try:
+                response = await self.client.request(
+                    "POST",
+                    self._list_path + "/segments",
+                    endpoint="POST /lists/{id}/segments",
+                    json={"name": name, "static_segment": []},
+                )
+            except ApiError as exc:
+                # created meanwhile (by someone else, or by a retried call whose answer was lost)
+                found = await self._find_tag(name) if exc.status == 400 else None
+                if found is None:
+                    raise
+                cat.tags[name.casefold()] = found
+                continue
             cat.tags[name.casefold()] = int(response.json()["id"])
         return cat.tags
+
+    async def _find_tag(self, name: str) -> int | None:
+        """The id of the existing tag called `name` (case-insensitive), or None."""
+        found = await self._get("/tag-search", "GET /lists/{id}/tag-search", name=name)
+        for tag in found.get("tags") or []:
+            if str(tag.get("name", "")).casefold() == name.casefold():
+                return int(tag["id"])
+        return None
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -610,7 +632,7 @@ class MailchimpConnector(Connector):
     ) -> bool:
         """True when the last-seen record already holds everything `change` asks for."""
         known = self._known.get(change.platform_id or subscriber_hash(change.email))
-        if known is None or change.create or change.new_email or self._permissions(change):
+        if known is None or change.new_email or self._permissions(change):
             return False
         if change.consent is not None and CONSENT_TO_STATUS[change.consent] != known.status:
             return False
@@ -679,15 +701,20 @@ class MailchimpConnector(Connector):
             return [r for r in results if r is not None]
         await self._load_catalog()
         payload: dict[int, tuple[dict[str, Any], dict[str, bool]]] = {}
-        for index in list(pending):
+        to_send: list[int] = []
+        for index in pending:
             change = changes[index]
             merge, interests = self._merge_values(change)
             payload[index] = (merge, interests)
-            if self._unchanged(change, merge, interests):
-                pending.remove(index)
+            if not self._unchanged(change, merge, interests):
+                to_send.append(index)
+            else:
                 results[index] = ChangeResult(
-                    email=change.email, ok=True, platform_id=change.platform_id
+                    email=change.email,
+                    ok=True,
+                    platform_id=change.platform_id or subscriber_hash(change.email),
                 )
+        pending = to_send
         failures: dict[int, tuple[str, str | None]] = {}
         created: set[int] = set()
         ids: dict[int, str] = {}
@@ -710,7 +737,8 @@ class MailchimpConnector(Connector):
             ids=ids,
         )
         # 2. updates (and creates that turned out to exist): status only under the floor
-        updates = [i for i in pending if i not in creates] + exists
+        creating = set(creates)
+        updates = [i for i in pending if i not in creating] + exists
         wants_status = [i for i in updates if changes[i].consent is not None]
         statuses = await asyncio.gather(
             *(
@@ -983,6 +1011,13 @@ class MailchimpConnector(Connector):
         tag_ids = await self._ensure_tags(names) if names else cat.tags
         for condition in definition.get("conditions", []):
             c = dict(condition)
+            if c.get("condition_type") in _MERGE_CONDITIONS and (
+                str(c.get("field", "")).upper() not in cat.merge_types
+            ):
+                raise PlatformCannotExpress(
+                    f"the audience has no merge field {c.get('field')!r} (fields are created by "
+                    "prepare; marketing permissions cannot be filtered on)"
+                )
             if c.get("condition_type") == "StaticSegment" and isinstance(c.get("value"), str):
                 c["value"] = tag_ids[c["value"].casefold()]
             if c.get("condition_type") == "Interests":

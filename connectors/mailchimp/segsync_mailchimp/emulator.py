@@ -20,7 +20,8 @@ Served under `/3.0` like the real API, in-process (`transport()`) or on loopback
   `member_count` counts subscribed members only;
 - batch subscribe `POST /lists/{id}` (500 members, `update_existing`, `sync_tags`,
   per-record errors with `error_code`);
-- problem+json errors, and 429 beyond 10 concurrent connections (no rate headers).
+- problem+json errors, and 429 beyond 10 concurrent connections (no rate headers);
+  `X-Trigger-Error: <glossary name>` answers with that error (Mailchimp's debugging aid).
 """
 
 from __future__ import annotations
@@ -722,6 +723,12 @@ class MailchimpEmulator(Emulator):
     def _handler(self, fn: Callable[..., Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
+                trigger = request.headers.get("x-trigger-error")
+                if trigger:
+                    # Mailchimp's debugging aid: answer with the named glossary error
+                    if trigger not in ERROR_TITLES:
+                        raise _invalid(f"Unknown error name in X-Trigger-Error: {trigger}")
+                    raise ApiProblem(trigger, f"Triggered {trigger} error.")
                 return await fn(request)  # type: ignore[no-any-return]
             except ApiProblem as problem:
                 return self._problem(

@@ -17,6 +17,7 @@ from segsync.clock import VirtualClock
 from segsync.connector import ContactChange, registry
 from segsync.http import ApiError
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
+from segsync.rules.compiler import PlatformCannotExpress
 
 SPEC_DIR = default_spec_dir()
 CHECKER = SpecChecker(SPEC_DIR) if SPEC_DIR.is_dir() else None
@@ -507,3 +508,55 @@ def test_shared_mapping_places_language_on_the_member() -> None:
     assert member.language == "fr"
     assert "LANGUAGE" not in emulator.lists[LIST].merge_fields
     assert contact.fields == {"language": "fr"}
+
+
+def test_marketing_permissions_where_configured() -> None:
+    """A boolean field configured as a marketing permission is written and read there."""
+    clock = VirtualClock()
+    emulator = MailchimpEmulator(clock=clock)
+    emulator.lists[LIST].marketing_permissions["perm1"] = "Email"
+    emulator.add_member("gdpr@segsync.dev")
+    schema = Schema(fields={"email_ok": FieldSpec(type=FieldType.BOOLEAN)})
+    capture = Capture(emulator.transport())
+    connector = MailchimpConnector(
+        {"api_key": KEY, "list_id": LIST, "marketing_permissions": {"email_ok": "perm1"}},
+        schema=schema,
+        transport=capture,
+        clock=clock,
+    )
+
+    async def main() -> list[Any]:
+        await connector.prepare(schema.fields, [])
+        [result] = await connector.write(
+            [ContactChange(email="gdpr@segsync.dev", fields={"email_ok": True})]
+        )
+        assert result.ok
+        return [c async for p in connector.read() for c in p.contacts]
+
+    [contact] = asyncio.run(main())
+    member = emulator.member("gdpr@segsync.dev")
+
+    assert member is not None
+    assert member.marketing_permissions == {"perm1": True}
+    assert "EMAIL_OK" not in emulator.lists[LIST].merge_fields
+    assert [m for m, _, _ in capture.writes()] == ["PATCH"]
+    assert contact.fields["email_ok"] is True
+
+
+def test_publishing_a_condition_on_a_missing_merge_field_is_refused() -> None:
+    """A definition naming a merge field the audience lacks is refused before any write."""
+
+    async def body(world: World) -> None:
+        _, connector, capture = world
+        definition = {
+            "match": "all",
+            "conditions": [
+                {"condition_type": "TextMerge", "field": "NOPE", "op": "is", "value": "x"}
+            ],
+        }
+        with pytest.raises(PlatformCannotExpress, match="no merge field 'NOPE'"):
+            await connector.publish_native("s", definition, None)
+
+        assert capture.writes() == []
+
+    run(body)

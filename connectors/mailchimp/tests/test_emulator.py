@@ -388,3 +388,16 @@ def test_eleventh_concurrent_connection_gets_429() -> None:
         assert "retry-after" not in limited.headers
 
     run(body, latency_ms=10)
+
+
+def test_trigger_error_header_answers_the_named_error() -> None:
+    """X-Trigger-Error makes any endpoint answer with that glossary error."""
+
+    async def body(client: httpx.AsyncClient, emu: MailchimpEmulator) -> None:
+        busy = await client.get("/ping", headers={"X-Trigger-Error": "InternalServerError"})
+        wrong = await client.get("/ping", headers={"X-Trigger-Error": "WrongDatacenter"})
+
+        assert (busy.status_code, problem(busy)["title"]) == (500, "Internal Server Error")
+        assert (wrong.status_code, problem(wrong)["title"]) == (403, "Wrong Datacenter")
+
+    run(body)

@@ -31,6 +31,7 @@ from segsync.config import (
     render_config_reference,
 )
 from segsync.connector import registry
+from segsync.logs import LogFormat, configure_logging
 from segsync.model import PublishMode
 from segsync.rules import ast, normalize
 from segsync.rules.compiler import RuleCompileError
@@ -140,8 +141,26 @@ def main_callback(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="SEGSYNC_LOG_FORMAT",
+            help="Logs on stderr: text, or json (one object per line). Secrets are redacted.",
+        ),
+    ] = LogFormat.TEXT,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level", envvar="SEGSYNC_LOG_LEVEL", help="debug, info, warning or error."
+        ),
+    ] = "warning",
 ) -> None:
     """Keep contacts, tags, consent and segments consistent across marketing platforms."""
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        typer.echo(f"--log-level: {log_level!r} is not debug, info, warning or error", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    configure_logging(log_format, level=log_level)
 
 
 @app.command("init")

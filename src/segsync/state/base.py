@@ -210,6 +210,16 @@ class StateStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def new_records_of_renamed(self, config: str) -> list[tuple[str, str, str]]:
+        """New records resolved by email to a contact whose linked record on the same
+        platform was re-read under another email (renamed there): `(platform, platform_id,
+        email_key)`. They are new contacts, not duplicates."""
+
+    @abc.abstractmethod
+    def set_pulled_cids(self, config: str, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Re-assign staged records `(platform, platform_id, cid)` to contacts."""
+
+    @abc.abstractmethod
     def relink_pulled(self, config: str) -> int:
         """Join new records to the contact another platform renamed to their email.
 

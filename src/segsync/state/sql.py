@@ -154,6 +154,30 @@ class SqlStateStore(StateStore):
                 ],
             )
 
+    def new_records_of_renamed(self, config: str) -> list[tuple[str, str, str]]:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT DISTINCT n.platform, n.platform_id, n.email_key FROM pulled n JOIN pulled o"
+                " ON o.config = n.config AND o.platform = n.platform AND o.cid = n.cid"
+                " AND o.platform_id <> n.platform_id AND o.deleted = 0"
+                " AND o.email_key <> n.email_key"
+                " WHERE n.config = ? AND n.deleted = 0"
+                " AND NOT EXISTS (SELECT 1 FROM base b WHERE b.config = n.config"
+                " AND b.platform = n.platform AND b.platform_id = n.platform_id)"
+                " AND EXISTS (SELECT 1 FROM base b WHERE b.config = o.config"
+                " AND b.platform = o.platform AND b.platform_id = o.platform_id)"
+                " ORDER BY n.platform, n.platform_id",
+                (config,),
+            )
+        return [(platform, pid, key) for platform, pid, key in rows]
+
+    def set_pulled_cids(self, config: str, rows: Sequence[tuple[str, str, str]]) -> None:
+        with self._tx() as tx:
+            tx.executemany(
+                "UPDATE pulled SET cid = ? WHERE config = ? AND platform = ? AND platform_id = ?",
+                [(cid, config, platform, pid) for platform, pid, cid in rows],
+            )
+
     def relink_pulled(self, config: str) -> int:
         with self._tx() as tx:
             rows = tx.execute(
@@ -164,7 +188,7 @@ class SqlStateStore(StateStore):
                 " AND NOT EXISTS (SELECT 1 FROM canonical c WHERE c.config = n.config"
                 " AND c.cid = n.cid)"
                 " AND EXISTS (SELECT 1 FROM canonical c WHERE c.config = o.config"
-                " AND c.cid = o.cid)"
+                " AND c.cid = o.cid AND c.email_key <> o.email_key)"
                 " GROUP BY n.platform, n.platform_id",
                 (config,),
             )

@@ -231,6 +231,12 @@ class Engine:
                 failed.add(name)
 
         await asyncio.gather(*(one(name) for name in self.connectors))
+        renamed = self.store.new_records_of_renamed(self.config)
+        if renamed:  # the platform renamed the contact away: the new record is someone new
+            taken = self.store.known_cids(self.config, [key for _, _, key in renamed])
+            self.store.set_pulled_cids(
+                self.config, [(p, pid, self._new_cid(key, taken)) for p, pid, key in renamed]
+            )
         self.store.relink_pulled(self.config)
         for name in self.connectors:
             if name not in failed:
