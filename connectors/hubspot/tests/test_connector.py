@@ -60,6 +60,43 @@ def test_reads_window_past_the_search_cap(clock: VirtualClock, checked: Wrap) ->
     assert [s for _, _, s in emulator.log.entries if s >= 400] == []
 
 
+class _BusyEmulator(HubSpotEmulator):
+    """Someone edits the first contacts in HubSpot while segsync pages through a window."""
+
+    async def search(self, request: Request) -> Any:
+        answer = await super().search(request)
+        if self.log.count(path=re.compile(r"/search$")) == 3:  # the second page of a window
+            self.clock.advance(1)
+            for contact_id in ("101", "102", "103"):
+                self.modify_contact(contact_id, {"firstname": "Edited"})
+        return answer
+
+
+def test_records_shifted_by_edits_during_a_read_are_not_lost(
+    clock: VirtualClock, checked: Wrap
+) -> None:
+    """Edits that move records out of a window mid-read do not make others skip a page slot."""
+    emulator = _BusyEmulator(clock=clock, enforce_rate_limits=False, search_result_cap=1_000)
+    for i in range(1_500):
+        if i % 100 == 0:
+            clock.advance(60)
+        emulator.seed_contact({"email": f"e{i}@example.com"})
+    clock.advance(60)
+    connector = _SmallCapConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=checked(emulator.transport()), clock=clock,
+    )
+
+    async def main() -> list[str]:
+        async with connector:
+            return [c.email async for page in connector.read() for c in page.contacts]
+
+    emails = asyncio.run(main())
+
+    assert set(emails) == {f"e{i}@example.com" for i in range(1_500)}
+    assert len(emails) == len(set(emails))
+
+
 def test_incremental_read_catches_changes_search_had_not_indexed(
     clock: VirtualClock, checked: Wrap
 ) -> None:
