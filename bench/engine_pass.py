@@ -40,6 +40,7 @@ from segsync.connector import (  # noqa: E402
     ReadPage,
     RemoteContact,
     TagRepresentation,
+    load_object,
 )
 from segsync.http import RequestStats  # noqa: E402
 from segsync.model import Consent, FieldSpec  # noqa: E402
@@ -134,10 +135,12 @@ class MemoryCopy(Connector):
 async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
     """Plan a first sync of `contacts` contacts present on all three platforms."""
     store = SQLiteStateStore(state_dir / "state.db")
-    connectors = {
-        name: MemoryCopy(name, contacts, variant=n) for n, name in enumerate(PLATFORMS)
-    }
+    connectors = {name: MemoryCopy(name, contacts, variant=n) for n, name in enumerate(PLATFORMS)}
     segments = [SegmentTarget(name, load_rule(rule, SCHEMA)) for name, rule in SEGMENTS.items()]
+    # imported before the clock starts, and so that a broken compiler fails at once
+    compilers = {
+        name: load_object(path)(SCHEMA) for name, (_, path) in PLATFORMS.items() if path
+    }
     engine = Engine(
         connectors,
         store,
@@ -145,6 +148,7 @@ async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
         policy=SyncPolicy(platforms=tuple(PLATFORMS)),
         schema=SCHEMA,
         segments=segments,
+        compilers=compilers,
         clock=SystemClock(),
     )
     started = time.perf_counter()

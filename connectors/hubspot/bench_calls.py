@@ -19,7 +19,7 @@ import math
 import random
 
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
-from segsync_hubspot.emulator import BURST_BY_TIER
+from segsync_hubspot.limits import BURST_BY_TIER
 
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange

@@ -552,6 +552,12 @@ def load_config(
         ) from None
     except OSError as exc:
         raise ConfigError([ConfigProblem("", f"cannot read: {exc.strerror}", str(file))]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [ConfigProblem("", f"not UTF-8 text (byte {exc.start}: {exc.reason})", str(file),
+                           line)]
+        ) from None
     return parse_config(text, source=str(file), env=env, base_dir=file.resolve().parent)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import random
 import tempfile
 import time
@@ -33,9 +34,8 @@ from segsync.config import Config, load_config
 from segsync.connector import Connector, ContactChange, RemoteContact, load_object, registry
 from segsync.emulator import Emulator
 from segsync.model import CONSENT_OPT_OUTS, ConsentStatus, normalize_email
-from segsync.state import open_store
-from segsync.sync import Engine, Plan, RunReport, SegmentTarget, SyncPolicy
-from segsync.sync.policy import OWNED_TAG_PREFIX
+from segsync.sync import Engine, Plan
+from segsync.sync.build import build_connectors, build_engine
 
 __all__ = [
     "DEMO_PLATFORMS",
@@ -43,9 +43,14 @@ __all__ = [
     "DemoReport",
     "PlatformOutcome",
     "SegmentOutcome",
+    "consent_violations",
+    "record_differences",
     "render_report",
     "run_demo",
+    "trusted",
 ]
+
+log = logging.getLogger("segsync.demo")
 
 DEMO_PLATFORMS: tuple[str, ...] = ("mailchimp", "hubspot", "brevo")
 """The platforms the demo syncs, in seeding order."""
@@ -176,6 +181,9 @@ class DemoReport(BaseModel):
         description="records subscribed on a platform although the person opted out somewhere"
     )
     second_sync_writes: int
+    segments_match: bool = Field(
+        description="every published segment holds the members the reference evaluator selects"
+    )
     api_calls: dict[str, int] = Field(description="API calls of both syncs, per platform")
     emulated_seconds: float = Field(description="emulated time the syncs took")
     wall_seconds: float = Field(description="wall-clock time of the whole demo")
@@ -235,7 +243,7 @@ def _person(i: int, rng: random.Random, platforms: Sequence[str]) -> _Person:
         "last_purchase_at": (DEMO_START - dt.timedelta(days=rng.randint(1, 400))).date(),
     }
     tags = {t for t, p in zip(TAGS, (0.15, 0.55, 0.2, 0.4, 0.05), strict=True) if rng.random() < p}
-    weights = {platforms[0]: 0.7, **{p: 0.55 for p in platforms[1:]}}
+    weights = {platforms[0]: 0.7, **dict.fromkeys(platforms[1:], 0.55)}
     on = [p for p in platforms if rng.random() < weights[p]] or [rng.choice(list(platforms))]
     consent = {
         p: rng.choices(
@@ -244,6 +252,17 @@ def _person(i: int, rng: random.Random, platforms: Sequence[str]) -> _Person:
         for p in on
     }
     return _Person(email, fields, tags, on, dict.fromkeys(on, email), consent)
+
+
+def _edited(name: str, person: _Person, rng: random.Random) -> Any:
+    """A new value of `name` for `person`, as someone editing it on a platform would type it."""
+    if name == "company":
+        return rng.choice(COMPANIES) + rng.choice((" SA", " GmbH", " Ltd", " BV"))
+    if name == "first_name":
+        return f"{person.fields['first_name']} {rng.choice('ABCDEFGHJKLMNPR')}."
+    if name == "country":
+        return rng.choice(COUNTRIES)
+    return round(person.fields["lifetime_value"] * rng.uniform(1.1, 2.0), 2)
 
 
 def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience:
@@ -286,14 +305,8 @@ def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience
         if several and rng.random() < 0.2:  # edited on two platforms since: a conflict
             first, second = rng.sample(person.on, 2)
             name = rng.choice(("company", "first_name", "country", "lifetime_value"))
-            values = {
-                "company": lambda: rng.choice(COMPANIES) + " SA",
-                "first_name": lambda: person.fields["first_name"].upper(),
-                "country": lambda: rng.choice(COUNTRIES),
-                "lifetime_value": lambda: round(person.fields["lifetime_value"] * 1.5, 2),
-            }[name]
-            edit(0, first, person.emails[first], fields={name: values()})
-            edit(1, second, person.emails[second], fields={name: values()})
+            edit(0, first, person.emails[first], fields={name: _edited(name, person, rng)})
+            edit(1, second, person.emails[second], fields={name: _edited(name, person, rng)})
             planted["conflicting_edits"] += 1
         opt = rng.random()
         if opt < 0.07:  # unsubscribed on one platform, through its footer link
@@ -376,47 +389,6 @@ def write_demo_config(
     return path
 
 
-def connectors_from_config(
-    config: Config,
-    *,
-    transports: Mapping[str, Any],
-    clock: VirtualClock,
-) -> dict[str, Connector]:
-    """One connector per configured platform, reaching it through `transports[name]`."""
-    schema = config.canonical_schema()
-    return {
-        name: registry.get(name)(
-            block,
-            schema=schema,
-            mapping=config.mapping_for(name),
-            transport=transports.get(name),
-            clock=clock,
-        )
-        for name, block in config.platforms.items()
-        if block.enabled
-    }
-
-
-def engine_from_config(
-    config: Config, connectors: Mapping[str, Connector], clock: VirtualClock
-) -> Engine:
-    """The engine of `config` over `connectors`: its state store, policy and segments."""
-    segments = [
-        SegmentTarget(name=name, rule=config.rule(name), publish=seg.publish)
-        for name, seg in config.segments.items()
-    ]
-    return Engine(
-        connectors,
-        open_store(config.state_url, clock=clock),
-        config=(config.source.stem if config.source else "default"),
-        policy=SyncPolicy.from_config(config.sync, list(connectors)),
-        schema=config.canonical_schema(),
-        segments=segments,
-        strictness=config.sync.strictness,
-        clock=clock,
-    )
-
-
 # -- reading back ------------------------------------------------------------------------------
 
 
@@ -434,15 +406,20 @@ def _same(a: Any, b: Any) -> bool:
         return abs(float(a) - float(b)) < 1e-6
     if isinstance(a, dt.date | dt.datetime) or isinstance(b, dt.date | dt.datetime):
         return str(a)[:10] == str(b)[:10]
-    return (a in (None, "")) and (b in (None, "")) or a == b
+    return ((a in (None, "")) and (b in (None, ""))) or a == b
 
 
-def _differences(
+def record_differences(
     canonical: Mapping[str, Any],
     remote: RemoteContact,
     fields: Sequence[str],
     synced_tag: Callable[[str], bool],
 ) -> list[str]:
+    """How a platform record differs from the canonical view (`{email, f, t, c}`).
+
+    Compares `fields`, the synced tags, and whether consent is an opt-out (platforms name
+    the other statuses differently). Empty when the record is aligned.
+    """
     out = []
     view_fields = canonical.get("f", {})
     for name in fields:
@@ -456,6 +433,16 @@ def _differences(
     if want_out != (remote.consent.status in CONSENT_OPT_OUTS):
         out.append(f"consent: {remote.consent.status} vs canonical {canonical.get('c')}")
     return out
+
+
+def consent_violations(
+    held: Mapping[str, RemoteContact], opted_out: set[str]
+) -> list[str]:
+    """Emails a platform holds as subscribed although the person opted out (anywhere)."""
+    return sorted(
+        email for email, remote in held.items()
+        if remote.consent.status == ConsentStatus.SUBSCRIBED and email in opted_out
+    )
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -502,7 +489,14 @@ def _publication_outcomes(
         for platform in engine.connectors:
             diags = steps.get((target.name, platform), [])
             last = diags[-1]["step"] if diags else "native"
-            reasons = [d["message"] for d in diags if d.get("level") != "info"]
+            reasons = [d["message"] for d in diags if d.get("level") != "info"] or [
+                d["message"] for d in diags if d["step"] == last
+            ]
+            if not reasons and last == "native":
+                reasons = ["the rule fits the platform's native filter"]
+            if not reasons:
+                mode = target.publish.get(platform)
+                reasons = [f"publish: {mode} in the configuration" if mode else "materialised"]
             out.append(
                 SegmentOutcome(
                     segment=target.name,
@@ -536,8 +530,8 @@ async def _segment_members(engine: Engine) -> dict[tuple[str, str], int | None]:
 
 def _expected_members(engine: Engine) -> dict[str, int]:
     """Members of each segment by the reference evaluator over the canonical view."""
-    from segsync.model import Consent, Contact  # noqa: PLC0415 - only here
-    from segsync.rules import evaluate  # noqa: PLC0415 - the rules package is heavy
+    from segsync.model import Consent, Contact
+    from segsync.rules import evaluate
 
     counts = dict.fromkeys((s.name for s in engine.segments), 0)
     now = engine.clock.now()
@@ -561,7 +555,12 @@ async def run_demo(
 ) -> DemoReport:
     """Run the demo (see the module docstring); `progress` receives one line per step."""
     options = options or DemoOptions()
-    say = progress or (lambda _line: None)
+
+    def say(line: str) -> None:
+        log.info("demo: %s", line)
+        if progress is not None:
+            progress(line)
+
     wall_started = time.perf_counter()
     with _workdir(options.keep) as workdir:
         clock = VirtualClock(start=DEMO_START)
@@ -576,7 +575,7 @@ async def run_demo(
             f"{len(config.segments)} segments)")
 
         audience = synthetic_audience(options.contacts, options.seed, options.platforms)
-        seeders = connectors_from_config(config, transports=transports, clock=clock)
+        seeders = build_connectors(config, transports=transports, clock=clock)
         try:
             seeded = await _seed(audience, seeders, config, clock)
         finally:
@@ -584,8 +583,8 @@ async def run_demo(
                 await connector.aclose()
         say("seeded " + ", ".join(f"{n} {name}" for name, n in seeded.items()) + " contacts")
 
-        connectors = connectors_from_config(config, transports=transports, clock=clock)
-        engine = engine_from_config(config, connectors, clock)
+        engine = build_engine(config, transports=transports, clock=clock)
+        connectors = engine.connectors
         try:
             return await _sync_and_check(
                 engine, config, audience, seeded, options, workdir, clock, wall_started, say
@@ -596,7 +595,7 @@ async def run_demo(
             engine.store.close()
 
 
-async def _sync_and_check(  # noqa: PLR0913 - the demo's whole state
+async def _sync_and_check(
     engine: Engine,
     config: Config,
     audience: _Audience,
@@ -607,10 +606,6 @@ async def _sync_and_check(  # noqa: PLR0913 - the demo's whole state
     wall_started: float,
     say: Callable[[str], None],
 ) -> DemoReport:
-    fields = {k: v for k, v in config.canonical_schema().fields.items()
-              if k in config.schema_fields}
-    for connector in engine.connectors.values():
-        await connector.prepare(fields, list(TAGS))
     sync_started = clock.monotonic()
     calls0 = {n: c.stats.calls for n, c in engine.connectors.items()}
     async with engine.locked():
@@ -635,14 +630,12 @@ async def _sync_and_check(  # noqa: PLR0913 - the demo's whole state
         mismatches = [f"missing on {name}: {email}" for email in sorted(set(canonical) - set(held))]
         mismatches += [f"not canonical: {email}" for email in sorted(set(held) - set(canonical))]
         for email in sorted(set(held) & set(canonical)):
-            mismatches += [f"{email} {d}" for d in _differences(
+            mismatches += [f"{email} {d}" for d in record_differences(
                 canonical[email], held[email], field_names, engine.policy.synced_tag)]
-        violations = sum(
-            1 for email, remote in held.items()
-            if remote.consent.status == ConsentStatus.SUBSCRIBED
-            and (email in audience.opted_out or canonical.get(email, {}).get("c")
-                 in CONSENT_OPT_OUTS)
-        )
+        opted_out = audience.opted_out | {
+            email for email, view in canonical.items() if view.get("c") in CONSENT_OPT_OUTS
+        }
+        violations = len(consent_violations(held, opted_out))
         platform_report = first.platforms.get(name)
         pplan = plan.platforms.get(name)
         outcomes[name] = PlatformOutcome(
@@ -669,6 +662,7 @@ async def _sync_and_check(  # noqa: PLR0913 - the demo's whole state
         if not isinstance(order, str)
     ) + "; an opt-out anywhere wins everywhere"
     return DemoReport(
+        segments_match=all(s.members in (None, s.expected_members) for s in segments),
         contacts={n: o.contacts for n, o in outcomes.items()},
         aligned={n: o.aligned for n, o in outcomes.items()},
         consent_violations=sum(o.consent_violations for o in outcomes.values()),
@@ -693,7 +687,7 @@ async def _sync_and_check(  # noqa: PLR0913 - the demo's whole state
     )
 
 
-def _check(ok: bool) -> str:  # noqa: FBT001 - a formatting helper
+def _check(ok: bool) -> str:
     return "yes" if ok else "NO"
 
 
@@ -729,17 +723,19 @@ def render_report(report: DemoReport) -> str:
     ]
     for seg in report.segments:
         held = "?" if seg.members is None else str(seg.members)
+        wrong = seg.members not in (None, seg.expected_members)
         lines.append(
             f"  {seg.segment:<18} {seg.platform:<10} {seg.published:<12} "
-            f"{held} members (expected {seg.expected_members})"
+            f"{held} members (expected {seg.expected_members})" + ("  <- WRONG" if wrong else "")
         )
-        lines.extend(f"      because {reason}" for reason in seg.reasons[:1])
+        if seg.published != "native":
+            lines.extend(f"      because {reason}" for reason in seg.reasons[:1])
     lines += [
         "",
         f"Second sync: {report.second_sync_writes} writes ("
         + ", ".join(f"{n} {o.api_calls_second_sync} API calls"
                     for n, o in report.platforms.items()) + ")",
-        f"API calls, both syncs: " + ", ".join(f"{n} {c}" for n, c in report.api_calls.items()),
+        "API calls, both syncs: " + ", ".join(f"{n} {c}" for n, c in report.api_calls.items()),
         f"Time: {report.emulated_seconds:.1f} s emulated (rate limits honoured on a virtual "
         f"clock), {report.wall_seconds:.1f} s wall",
     ]
@@ -747,8 +743,22 @@ def render_report(report: DemoReport) -> str:
         lines += ["", "Record errors:", *("  " + e for e in report.record_errors)]
     if report.workdir:
         lines += ["", f"Kept in {report.workdir} (segsync.yaml, .segsync/state.db)"]
-    trusted = (all(report.aligned.values()) and report.consent_violations == 0
-               and report.second_sync_writes == 0)
-    lines += ["", "All platforms aligned, no consent violated, second sync idempotent."
-              if trusted else "The demo found problems: see above."]
+    checks = {
+        "every platform aligned": all(report.aligned.values()),
+        "no consent violated": report.consent_violations == 0,
+        "the second sync wrote nothing": report.second_sync_writes == 0,
+        "every segment holds the right members": report.segments_match,
+    }
+    lines.append("")
+    lines.extend(f"{'ok  ' if ok else 'FAIL'} {check}" for check, ok in checks.items())
     return "\n".join(lines)
+
+
+def trusted(report: DemoReport) -> bool:
+    """Whether every check of the demo passed (the CLI's exit code)."""
+    return (
+        all(report.aligned.values())
+        and report.consent_violations == 0
+        and report.second_sync_writes == 0
+        and report.segments_match
+    )

@@ -50,6 +50,7 @@ __all__ = [
     "ApiError",
     "BodyWait",
     "EndpointStats",
+    "MalformedAnswer",
     "RateBudget",
     "RateLimitHeader",
     "RateLimitHints",
@@ -209,6 +210,43 @@ class ApiError(Exception):
         self.body = body
         label = f"HTTP {status} {code}" if code else f"HTTP {status}"
         super().__init__(f"{platform} {endpoint}: {label}: {message}")
+
+
+class MalformedAnswer(ApiError, ValueError):
+    """An answer whose body is not the JSON it should be (garbage, HTML, cut short).
+
+    Also a `ValueError`, as `httpx.Response.json()` raises, so parsers that tolerate a
+    non-JSON error body keep doing so.
+    """
+
+
+class _CheckedResponse(httpx.Response):
+    """A response whose `json()` raises `MalformedAnswer`, naming platform and endpoint."""
+
+    segsync_platform: str
+    segsync_endpoint: str
+
+    def json(self, **kwargs: Any) -> Any:
+        try:
+            return super().json(**kwargs)
+        except ValueError as exc:
+            kind = self.headers.get("content-type", "no content-type")
+            raise MalformedAnswer(
+                platform=self.segsync_platform,
+                endpoint=self.segsync_endpoint,
+                status=self.status_code,
+                code="malformed_answer",
+                message=f"the answer is not valid JSON ({exc}; {len(self.content)} bytes, {kind})",
+            ) from None
+
+
+def _checked(response: httpx.Response, platform: str, endpoint: str) -> httpx.Response:
+    """`response`, its `json()` made to name the platform and endpoint on a bad body."""
+    response.__class__ = _CheckedResponse
+    assert isinstance(response, _CheckedResponse)
+    response.segsync_platform = platform
+    response.segsync_endpoint = endpoint
+    return response
 
 
 class TransientError(ApiError):
@@ -376,6 +414,8 @@ class RequestStats:
 
     def __init__(self) -> None:
         self.endpoints: dict[str, EndpointStats] = collections.defaultdict(EndpointStats)
+        #: the label of the latest request answered (what an unreadable answer came from)
+        self.last: str | None = None
 
     @property
     def calls(self) -> int:
@@ -804,6 +844,8 @@ class ApiClient:
                 raise failure
             status = response.status_code
             log.debug("%s -> %d", label, status)
+            response = _checked(response, self.platform, label)
+            self.stats.last = label
             if status < 400 or status in ok:
                 return response
             stats.errors += 1

@@ -41,6 +41,9 @@ CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+(@)"),  # passwords in URLs
 )
 
+#: Third-party loggers that speak at INFO for every request: shown only at DEBUG.
+CHATTY_LOGGERS = ("httpx", "httpcore")
+
 _SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential|authorization)")
 
 #: Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -66,7 +69,7 @@ class SecretRedactor:
 
     def add(self, secret: str | None) -> None:
         """Register a secret (strings shorter than 6 characters are ignored: they are prose)."""
-        if secret and len(secret) >= 6 and secret not in self._secrets:  # noqa: PLR2004
+        if secret and len(secret) >= 6 and secret not in self._secrets:
             self._secrets.append(secret)
             self._secrets.sort(key=len, reverse=True)
 
@@ -98,7 +101,7 @@ class SecretRedactor:
 
 def _keep_prefix(match: re.Match[str]) -> str:
     """Keep a URL's user (`://user:`) or the auth scheme; redact the credential itself."""
-    if match.re.groups >= 2 and match.group(2) == "@":  # noqa: PLR2004 - the URL pattern
+    if match.re.groups >= 2 and match.group(2) == "@":
         return f"{match.group(1)}{REDACTED}@"
     if match.re.groups >= 1 and match.group(1):
         return f"{match.group(1)} {REDACTED}"
@@ -147,6 +150,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+def _quiet_chatty_loggers(record: logging.LogRecord) -> bool:
+    """Drop records below WARNING from `CHATTY_LOGGERS`."""
+    chatty = record.name.split(".", 1)[0] in CHATTY_LOGGERS
+    return not chatty or record.levelno >= logging.WARNING
+
+
 class _SegsyncHandler(logging.Handler):
     """The handler `configure_logging` installs: one line per record on its stream.
 
@@ -164,7 +173,7 @@ class _SegsyncHandler(logging.Handler):
             stream = self.stream if self.stream is not None else sys.stderr
             stream.write(line + "\n")
             stream.flush()
-        except Exception:  # noqa: BLE001 - logging must never break the program
+        except Exception:
             self.handleError(record)
 
 
@@ -174,19 +183,31 @@ def configure_logging(
     level: int | str = logging.WARNING,
     stream: TextIO | None = None,
 ) -> logging.Handler:
-    """Send every log record to `stream` (default stderr) in `log_format`, redacted.
+    """Send log records at `level` and above to `stream` (default stderr), redacted.
 
-    Idempotent: a second call replaces the handler of the first. Returns the handler.
+    Idempotent: a second call replaces the handler of the first. The root logger's level is
+    only ever lowered (to let `level` through), never raised. Returns the handler.
+
+    Raises:
+        ValueError: `level` is not a logging level name or number.
     """
     fmt = LogFormat(log_format)
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(numeric, int):
+        raise ValueError(f"unknown log level {level!r}")
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, _SegsyncHandler):
             root.removeHandler(handler)
     handler = _SegsyncHandler(stream)
+    handler.setLevel(numeric)
     handler.setFormatter(
         JsonFormatter(redactor) if fmt is LogFormat.JSON else _RedactingFormatter(redactor)
     )
+    if numeric > logging.DEBUG:
+        # one line per HTTP request is for debugging, not for `--log-level info`
+        handler.addFilter(_quiet_chatty_loggers)
     root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+    if root.getEffectiveLevel() > numeric:
+        root.setLevel(numeric)
     return handler

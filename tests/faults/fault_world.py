@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import os
 import random
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,6 +40,9 @@ __all__ = [
     "Scenario",
     "connector_config",
     "dump_platform",
+    "edit_platforms",
+    "edits_for",
+    "is_write",
     "make_connector",
     "make_emulator",
     "run_scenario",
@@ -62,8 +66,12 @@ class PlatformSetup:
     secret_key: str  # the config key holding the API key or token
     emulator_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     extra_config: Mapping[str, str] = dataclasses.field(default_factory=dict)  # attr of emulator
+    #: POST endpoints that only read (path regexes): not counted as writes
+    read_posts: tuple[str, ...] = ()
     #: emulator settings on loopback, where the wall clock runs (no waits that cost seconds)
     loopback_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: connector settings on loopback (the fastest documented tier: waits cost wall time)
+    loopback_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 PLATFORMS: dict[str, PlatformSetup] = {
@@ -74,11 +82,16 @@ PLATFORMS: dict[str, PlatformSetup] = {
         {"reject_fake_emails": False},
         {"list_id": "default_list_id"},
     ),
-    "hubspot": PlatformSetup("segsync_hubspot:HubSpotEmulator", "token"),
+    "hubspot": PlatformSetup(
+        "segsync_hubspot:HubSpotEmulator",
+        "token",
+        read_posts=(r"/search$", r"/batch/read$"),
+    ),
     "brevo": PlatformSetup(
         "segsync_brevo.emulator:BrevoEmulator",
         "api_key",
         loopback_kwargs={"import_queue_seconds": 0.0, "import_base_seconds": 0.1},
+        loopback_config={"tier": "extended"},
     ),
 }
 
@@ -96,12 +109,22 @@ def make_emulator(
     return emulator
 
 
-def connector_config(platform: str, emulator: Emulator, base_url: str) -> dict[str, Any]:
+def is_write(platform: str, method: str, path: str) -> bool:
+    """Whether a request changes the platform (GETs and `read_posts` do not)."""
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return not any(re.search(p, path) for p in PLATFORMS[platform].read_posts)
+
+
+def connector_config(
+    platform: str, emulator: Emulator, base_url: str, *, loopback: bool = False
+) -> dict[str, Any]:
     """The connector config that reaches `emulator` at `base_url` (its host, no base path)."""
     setup = PLATFORMS[platform]
     config: dict[str, Any] = {
         setup.secret_key: emulator.api_key,
         "base_url": base_url + emulator.base_path,
+        **(setup.loopback_config if loopback else {}),
     }
     for key, attr in setup.extra_config.items():
         config[key] = getattr(emulator, attr)
@@ -114,7 +137,9 @@ def make_connector(
     """A connector on `emulator`: in-process, or over HTTP when `base_url` (its host) is set."""
     cls = registry.get(platform)
     return cls(
-        connector_config(platform, emulator, base_url or "http://127.0.0.1:8080"),
+        connector_config(
+            platform, emulator, base_url or "http://127.0.0.1:8080", loopback=base_url is not None
+        ),
         schema=DEFAULT_SCHEMA,
         transport=None if base_url else emulator.transport(),
         clock=clock,
@@ -201,7 +226,7 @@ class Outcome:
         return "\n".join(lines)
 
 
-def _edits(platform: str, index: int, remotes: Sequence[RemoteContact]) -> list[Edit]:
+def edits_for(platform: str, index: int, remotes: Sequence[RemoteContact]) -> list[Edit]:
     """Edits on one platform's own share of contacts (shares are disjoint across platforms)."""
     mine = sorted(remotes, key=lambda r: r.email)[index::3]
     out: list[Edit] = []
@@ -235,6 +260,18 @@ def _edits(platform: str, index: int, remotes: Sequence[RemoteContact]) -> list[
             )
         out.append(Edit(platform, normalize_email(remote.email), change))
     return out
+
+
+async def edit_platforms(connectors: Mapping[str, Connector]) -> list[Edit]:
+    """Make `edits_for` each platform on it, as a person would between two syncs."""
+    edits: list[Edit] = []
+    for i, (platform, connector) in enumerate(connectors.items()):
+        remotes = [c async for page in connector.read(None) for c in page.contacts]
+        mine = edits_for(platform, i, remotes)
+        results = await connector.write([e.change for e in mine])
+        assert all(r.ok for r in results), [r for r in results if not r.ok]
+        edits.extend(mine)
+    return edits
 
 
 async def seed_platforms(
@@ -285,13 +322,7 @@ async def run_scenario(scenario: Scenario) -> Outcome:
         clock.advance(60)
     faults(False)
 
-    edits: list[Edit] = []
-    for i, p in enumerate(names):
-        remotes = [c async for page in platform_side[p].read(None) for c in page.contacts]
-        mine = _edits(p, i, remotes)
-        results = await platform_side[p].write([e.change for e in mine])
-        assert all(r.ok for r in results), [r for r in results if not r.ok]
-        edits.extend(mine)
+    edits = await edit_platforms(platform_side)
     clock.advance(60)
 
     faults(True)

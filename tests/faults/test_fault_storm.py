@@ -89,7 +89,7 @@ def test_fault_free_scenario_is_a_meaningful_reference() -> None:
     assert len(set(counts.values())) == 1, counts  # everyone everywhere
 
 
-@pytest.mark.parametrize("seed", [7, 11, 23])
+@pytest.mark.parametrize("seed", [7, 11])
 def test_fault_storm_converges_to_the_fault_free_state(seed: int) -> None:
     """All fault kinds at the configured rate: the last run converges exactly."""
     scenario = Scenario(seed=seed)

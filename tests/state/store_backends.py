@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from segsync.state import SQLiteStateStore, StateStore
+from segsync.state import StateStore, open_store
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", "postgres"]
@@ -66,39 +66,41 @@ class PostgresSchemas:
         self.admin.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_schemas() -> Iterator[PostgresSchemas]:
+    """The test server; every schema made for a test is dropped at the end of the session."""
+    schemas = PostgresSchemas()
+    try:
+        yield schemas
+    finally:
+        schemas.close()
+
+
 @pytest.fixture
-def store_factory(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[], StateStore]]:
-    """A function opening a store on one shared database of the backend under test."""
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty state database of the backend under test."""
     backend = getattr(request, "param", "sqlite")
-    opened: list[StateStore] = []
-    schemas: PostgresSchemas | None = None
     if backend == "sqlite":
-        path = tmp_path / "state.db"
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
+    return schemas.new_url()
 
-        def make() -> StateStore:
-            store = SQLiteStateStore(path)
-            opened.append(store)
-            return store
-    else:
-        from segsync.state.postgres import PostgresStateStore
 
-        schemas = PostgresSchemas()
-        url = schemas.new_url()
+@pytest.fixture
+def store_factory(store_url: str) -> Iterator[Callable[[], StateStore]]:
+    """A function opening a store on the database of the backend under test."""
+    opened: list[StateStore] = []
 
-        def make() -> StateStore:
-            store = PostgresStateStore(url)
-            opened.append(store)
-            return store
+    def make() -> StateStore:
+        store = open_store(store_url)
+        opened.append(store)
+        return store
 
     try:
         yield make
     finally:
         for store in opened:
             store.close()
-        if schemas is not None:
-            schemas.close()
 
 
 @pytest.fixture
@@ -108,5 +110,5 @@ def store(store_factory: Callable[[], StateStore]) -> StateStore:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "store_factory" in metafunc.fixturenames or "store" in metafunc.fixturenames:
-        metafunc.parametrize("store_factory", BACKENDS, indirect=True)
+    if "store_url" in metafunc.fixturenames:
+        metafunc.parametrize("store_url", BACKENDS, indirect=True)

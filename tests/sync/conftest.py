@@ -6,10 +6,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "state"))
 
-from store_backends import (  # noqa: E402
+from store_backends import (
+    postgres_schemas,
     pytest_generate_tests,
     store,
     store_factory,
+    store_url,
 )
 
-__all__ = ["pytest_generate_tests", "store", "store_factory"]
+__all__ = ["postgres_schemas", "pytest_generate_tests", "store", "store_factory", "store_url"]

@@ -38,7 +38,8 @@ COUNTRIES = ("FR", "BE", "NL", None)
 OPT_OUTS = {"unsubscribed", "bounced"}
 
 STEPS = int(os.environ.get("SEGSYNC_STATEFUL_STEPS", "40"))
-EXAMPLES = int(os.environ.get("SEGSYNC_STATEFUL_EXAMPLES", "10"))
+STEPS_RUN = [0]  # rule executions, all examples together
+EXAMPLES = int(os.environ.get("SEGSYNC_STATEFUL_EXAMPLES", "12"))
 
 platform_names = st.sampled_from(PLATFORMS)
 emails = st.sampled_from(EMAILS)
@@ -111,6 +112,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
         )
         def add(self, platform: str, email: str, upper: bool, country: str | None,
                 tags: set[str], consent: str) -> None:
+            STEPS_RUN[0] += 1
             if self._record(platform, email) is not None or email in self.renamed_to:
                 return
             if self._live_anywhere(email):
@@ -132,6 +134,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
 
         @rule(platform=platform_names, email=emails, country=st.sampled_from(COUNTRIES))
         def edit(self, platform: str, email: str, country: str | None) -> None:
+            STEPS_RUN[0] += 1
             record = self._record(platform, email)
             if record is None or record.fields.get("country") == country:
                 return
@@ -140,6 +143,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
 
         @rule(platform=platform_names, email=emails, tag=st.sampled_from(TAGS), on=st.booleans())
         def tag(self, platform: str, email: str, tag: str, on: bool) -> None:
+            STEPS_RUN[0] += 1
             record = self._record(platform, email)
             if record is None or (tag in record.tags) == on:
                 return
@@ -150,6 +154,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
         @rule(platform=platform_names, email=emails,
               status=st.sampled_from(["unsubscribed", "bounced", "subscribed"]))
         def consent(self, platform: str, email: str, status: str) -> None:
+            STEPS_RUN[0] += 1
             record = self._record(platform, email)
             if record is None or record.consent == status:
                 return
@@ -162,6 +167,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
 
         @rule(platform=platform_names, email=emails, new=emails)
         def rename(self, platform: str, email: str, new: str) -> None:
+            STEPS_RUN[0] += 1
             record = self._record(platform, email)
             if record is None or self._live_anywhere(new):
                 return
@@ -172,6 +178,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
 
         @rule(platform=platform_names, email=emails)
         def delete(self, platform: str, email: str) -> None:
+            STEPS_RUN[0] += 1
             record = self._record(platform, email)
             if record is None:
                 return
@@ -182,6 +189,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
 
         @rule()
         def sync(self) -> None:
+            STEPS_RUN[0] += 1
             report = asyncio.run(self.engine.sync())
             self.runs += 1
             assert report.errors == [], report.errors
@@ -253,4 +261,8 @@ def test_sync_state_machine(store_factory: Callable[[], StateStore]) -> None:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
+    STEPS_RUN[0] = 0
     machine.TestCase().runTest()
+
+    print(f"stateful: {STEPS_RUN[0]} steps")
+    assert STEPS_RUN[0] >= min(200, EXAMPLES * STEPS // 2), STEPS_RUN[0]  # hundreds of steps

@@ -48,7 +48,15 @@ from segsync.connector import (
     SegmentRepresentation,
     TagRepresentation,
 )
-from segsync.http import ApiClient, ApiError, RateBudget, RateWindow, RequestStats, build_client
+from segsync.http import (
+    ApiClient,
+    ApiError,
+    MalformedAnswer,
+    RateBudget,
+    RateWindow,
+    RequestStats,
+    build_client,
+)
 from segsync.mapping import FieldMapping, PlatformMapping, load_mapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType, Schema
 from segsync_brevo.emulator import TIERS
@@ -588,7 +596,16 @@ class BrevoConnector(Connector):
                 if remote is not None:
                     page.append(remote)
             offset += len(raw_contacts)
-            last = not raw_contacts or offset >= int(data.get("count") or 0)
+            count = int(data.get("count") or 0)
+            if not raw_contacts and offset < count:  # pages that end before their own count
+                raise MalformedAnswer(
+                    platform=self.name,
+                    endpoint="GET /contacts",
+                    status=200,
+                    code="paging",
+                    message=f"the pages ended at {offset} of count {count}",
+                )
+            last = not raw_contacts or offset >= count
             next_cursor = None
             if last:
                 next_cursor = _encode_cursor(high, {**seen, **fresh}, overlap)

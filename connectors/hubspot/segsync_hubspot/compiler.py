@@ -12,10 +12,13 @@ except `is not set`, and `not X` is true when X is false or the field is unset. 
 leaf carries `includeObjectsWithNoValueSet: false` and a negated leaf the complementary
 operator with `includeObjectsWithNoValueSet: true`.
 
+`consent = subscribed` is an `EMAIL_SUBSCRIPTION` filter (`OPT_IN` on the synced subscription
+type, whose id the connector fills in) ANDed with "not a bad address".
+
 What HubSpot cannot say raises `PlatformCannotExpress` (the ladder then splits or
-materialises): ordering on text, `not starts_with` / `not ends_with`, conditions on `consent`
-(HubSpot has no pending or bounced status that sync can write, so the platform's statuses do
-not map one to one), `within N hours` on a date-only property, sub-millisecond instants.
+materialises): ordering on text, `not starts_with` / `not ends_with`, other `consent`
+conditions (HubSpot does not tell pending, non_subscribed, unsubscribed and bounced apart as
+segsync does), `within N hours` on a date-only property, sub-millisecond instants.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import datetime as dt
 import itertools
 from typing import Any, ClassVar
 
-from segsync.model import FieldSpec, FieldType
+from segsync.model import ConsentStatus, FieldSpec, FieldType
 from segsync.rules import ast
 from segsync.rules.compiler import CompilerCapabilities, PlatformCannotExpress, RuleCompiler
 from segsync.rules.typecheck import BUILTIN_FIELDS, parse_iso
@@ -64,6 +67,9 @@ _HUBSPOT_TYPES_OF: dict[FieldType, frozenset[str]] = {
 }
 """HubSpot property types that can hold each canonical type with the same comparisons."""
 
+_SUBSCRIBED = "@hubspot:subscribed"  # opted in to the subscription type (EMAIL_SUBSCRIPTION)
+_BOUNCED = "@hubspot:bounced"  # hs_email_bad_address
+
 _TEXT_OPERATOR = {
     ast.TextOp.CONTAINS: "CONTAINS",
     ast.TextOp.STARTS_WITH: "STARTS_WITH",
@@ -96,6 +102,9 @@ class HubSpotCompiler(RuleCompiler):
     )
     #: the multi-checkbox property holding tags (the connector's `tags_property`)
     TAGS_PROPERTY: ClassVar[str] = "segsync_tags"
+    #: the subscription type in EMAIL_SUBSCRIPTION filters; the connector puts the id of the
+    #: one it syncs consent with in its place when it publishes
+    SUBSCRIPTION: ClassVar[str] = "segsync:subscription"
     #: most AND branches one list holds (HubSpot documents no limit; stay moderate)
     MAX_BRANCHES: ClassVar[int] = 64
 
@@ -170,7 +179,10 @@ class HubSpotCompiler(RuleCompiler):
         return [[(rule, negated)]]
 
     def _expand(self, rule: ast.Rule) -> ast.Rule | None:
-        """Leaves that are several HubSpot filters: `in`/`between` on non-string properties."""
+        """Leaves that are several HubSpot filters: `in`/`between` on non-string properties,
+        and `consent = subscribed` (opted in to the subscription type and not bounced)."""
+        if isinstance(rule, ast.Compare | ast.In | ast.IsSet) and rule.field == "consent":
+            return self._consent(rule)
         if isinstance(rule, ast.In) and not rule.values:
             # `in []` holds for nobody, `not in []` for every set value
             return ast.IsSet(field=rule.field) if rule.negated else ast.Const(value=False)
@@ -191,12 +203,38 @@ class HubSpotCompiler(RuleCompiler):
 
     # -- leaves -----------------------------------------------------------------------------
 
-    def _target(self, field: str) -> tuple[PropertyTarget, FieldSpec | None]:
-        if field == "consent":
-            raise PlatformCannotExpress(
-                "consent conditions: HubSpot's subscription statuses have no pending or bounced "
-                "state sync can write, so they do not map one to one"
+    def _consent(self, rule: ast.Compare | ast.In | ast.IsSet) -> ast.Rule:
+        """`consent` conditions HubSpot holds one to one: the set {subscribed} (or all but it).
+
+        Sync writes `subscribed` as SUBSCRIBED and every other status as something else, but
+        pending, non_subscribed, unsubscribed and bounced are not told apart one to one
+        (pending is not written; bounced is written as an opt-out; HubSpot sets bounces).
+        """
+        if isinstance(rule, ast.IsSet):
+            return ast.Const(value=not rule.negated)  # consent is always set
+        statuses = {s.value for s in ConsentStatus}
+        if isinstance(rule, ast.Compare):
+            if rule.op not in (ast.CompareOp.EQ, ast.CompareOp.NE):
+                raise PlatformCannotExpress("consent statuses have no order")
+            chosen = {rule.value} if rule.op is ast.CompareOp.EQ else statuses - {rule.value}
+        else:
+            chosen = statuses - set(rule.values) if rule.negated else set(rule.values)
+        subscribed = ast.And(
+            items=(
+                ast.Compare(field=_SUBSCRIBED, op=ast.CompareOp.EQ, value=True),
+                ast.Not(item=ast.Compare(field=_BOUNCED, op=ast.CompareOp.EQ, value=True)),
             )
+        )
+        if chosen == {ConsentStatus.SUBSCRIBED.value}:
+            return subscribed
+        if chosen == statuses - {ConsentStatus.SUBSCRIBED.value}:
+            return ast.Not(item=subscribed)
+        raise PlatformCannotExpress(
+            "consent conditions other than 'subscribed': HubSpot does not tell pending, "
+            "non_subscribed, unsubscribed and bounced apart as segsync does"
+        )
+
+    def _target(self, field: str) -> tuple[PropertyTarget, FieldSpec | None]:
         if field == "tags":
             return PropertyTarget(self.TAGS_PROPERTY, "enumeration", "checkbox"), None
         spec = self.schema.fields.get(field) or BUILTIN_FIELDS.get(field)
@@ -209,6 +247,22 @@ class HubSpotCompiler(RuleCompiler):
         if isinstance(leaf, ast.Const):
             return [{"filterType": "CONSTANT", "shouldAccept": leaf.value != negated}]
         field: str = getattr(leaf, "field", "")
+        if field == _SUBSCRIBED:
+            if negated:
+                raise PlatformCannotExpress(
+                    "'not subscribed': the EMAIL_SUBSCRIPTION statuses other than OPT_IN are "
+                    "not documented"
+                )
+            return [
+                {
+                    "filterType": "EMAIL_SUBSCRIPTION",
+                    "subscriptionIds": [self.SUBSCRIPTION],
+                    "acceptedStatuses": ["OPT_IN"],
+                }
+            ]
+        if field == _BOUNCED:
+            target = PropertyTarget("hs_email_bad_address", "bool", "booleancheckbox")
+            return [self._bool_filter(target, leaf, negated)]
         target, spec = self._target(field)
         if spec is not None and target.type not in _HUBSPOT_TYPES_OF[spec.type]:
             raise PlatformCannotExpress(

@@ -5,8 +5,10 @@
 - Paths carry the configured `api_version` (`2026-03` by default; `v3` for the older paths).
 - Reads: CRM search on `lastmodifieddate`, 200 a page, in time windows that are split in two
   while a window holds more than the 10,000 results search can page through, so no change is
-  dropped; incremental reads start `read_overlap_seconds` before the cursor (search is
-  eventually consistent) and de-duplicate by record id within a read.
+  dropped (a window whose offsets shifted under edits made during the read is read again);
+  incremental reads start `read_overlap_seconds` before the cursor (search is eventually
+  consistent), and the cursor remembers the records read near it, so each change is read
+  once.
 - Writes: batch upsert by email, 100 inputs a call, with per-record results from 207 answers;
   a whole-batch 400 is bisected so that one bad record does not fail the others.
 - Tags: a multi-checkbox property (`tags_property`, options created before values are written;
@@ -42,9 +44,17 @@ from segsync.connector import (
     SegmentRepresentation,
     TagRepresentation,
 )
-from segsync.http import ApiClient, ApiError, RateBudget, RateWindow, RequestStats, build_client
+from segsync.http import (
+    ApiClient,
+    ApiError,
+    MalformedAnswer,
+    RateBudget,
+    RateWindow,
+    RequestStats,
+    build_client,
+)
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
-from segsync_hubspot.emulator import BURST_BY_TIER, DAILY_BY_TIER
+from segsync_hubspot.compiler import HubSpotCompiler
 from segsync_hubspot.errors import error_code_and_message, retry_after_seconds
 from segsync_hubspot.fields import (
     ENGAGEMENT_TARGETS,
@@ -52,6 +62,16 @@ from segsync_hubspot.fields import (
     decode_value,
     encode_value,
     target_for,
+)
+from segsync_hubspot.limits import (
+    BATCH_INPUTS,
+    BURST_BY_TIER,
+    BURST_SECONDS,
+    DAILY_BY_TIER,
+    MEMBERSHIP_PAGE,
+    SEARCH_CAP,
+    SEARCH_PAGE,
+    SEARCH_PER_SECOND,
 )
 
 __all__ = ["HubSpotConfig", "HubSpotConnector", "api_paths"]
@@ -71,10 +91,7 @@ LEGAL_BASES = frozenset(
 )
 """HubSpot's `legalBasis` values; a canonical basis outside this set is not sent."""
 
-SEARCH_CAP = 10_000
-BATCH = 100
-SEARCH_PAGE = 200
-MEMBERSHIP_PAGE = 250
+BATCH = BATCH_INPUTS
 
 
 class HubSpotConfig(ConnectorConfig):
@@ -144,6 +161,27 @@ def _with_operators(branch: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _with_subscription(branch: dict[str, Any], subscription: str) -> dict[str, Any]:
+    """`branch` with the compiler's subscription placeholder replaced by the real id."""
+    placeholder = HubSpotCompiler.SUBSCRIPTION
+    out = dict(branch)
+    out["filters"] = [
+        {
+            **f,
+            "subscriptionIds": [
+                subscription if s == placeholder else s for s in f.get("subscriptionIds") or []
+            ],
+        }
+        if f.get("filterType") == "EMAIL_SUBSCRIPTION"
+        else f
+        for f in branch.get("filters") or []
+    ]
+    out["filterBranches"] = [
+        _with_subscription(b, subscription) for b in branch.get("filterBranches") or []
+    ]
+    return out
+
+
 def _encode_cursor(mark: int, recent: Mapping[str, int]) -> str:
     """`<ms>` or `<ms>;<id>:<ms>,...`: the high-water mark and the records read near it."""
     if not recent:
@@ -177,9 +215,9 @@ class HubSpotConnector(Connector):
         membership_batch_size=BATCH,
         max_concurrency=10,
         rate_windows=(
-            RateWindow(100, 10.0),
-            RateWindow(5, 1.0, scope="search"),
-            RateWindow(250_000, 86_400.0),
+            RateWindow(BURST_BY_TIER["starter"], BURST_SECONDS),
+            RateWindow(SEARCH_PER_SECOND, 1.0, scope="search"),
+            RateWindow(DAILY_BY_TIER["starter"], 86_400.0),
         ),
         tags=TagRepresentation.MULTI_CHECKBOX,
         groups=GroupRepresentation.ENUM_PROPERTY,
@@ -203,8 +241,8 @@ class HubSpotConnector(Connector):
                 else HubSpotConfig.model_validate(config)
             )
             windows = (
-                RateWindow(BURST_BY_TIER[cfg.tier], 10.0),
-                RateWindow(5, 1.0, scope="search"),
+                RateWindow(BURST_BY_TIER[cfg.tier], BURST_SECONDS),
+                RateWindow(SEARCH_PER_SECOND, 1.0, scope="search"),
                 RateWindow(DAILY_BY_TIER[cfg.tier], 86_400.0),
             )
             kwargs["budget"] = RateBudget(
@@ -333,7 +371,8 @@ class HubSpotConnector(Connector):
                 f"{self.paths['properties']}/groups",
                 endpoint="POST property group",
                 json={"name": self.cfg.property_group, "label": "segsync", "displayOrder": -1},
-                ok=(409,),
+                ok=(409,),  # it exists (ours, or an answer lost before a retry)
+                idempotent=True,
             )
             del response
             group_ready = True
@@ -360,9 +399,7 @@ class HubSpotConnector(Connector):
                         {"label": o, "value": o, "displayOrder": i, "hidden": False}
                         for i, o in enumerate(spec.options)
                     ]
-                known[target.name] = await self._json(
-                    "POST", self.paths["properties"], "POST property", json=body
-                )
+                known[target.name] = await self._create_property(body)
                 continue
             if existing.get("type") != target.type and not target.builtin:
                 raise ApiError(
@@ -386,11 +423,8 @@ class HubSpotConnector(Connector):
                     {"label": label, "value": value, "displayOrder": i, "hidden": False}
                     for i, (value, label) in enumerate(sorted(wanted.items()))
                 ]
-                known[self.cfg.tags_property] = await self._json(
-                    "POST",
-                    self.paths["properties"],
-                    "POST property",
-                    json={
+                known[self.cfg.tags_property] = await self._create_property(
+                    {
                         "name": self.cfg.tags_property,
                         "label": "segsync tags",
                         "type": "enumeration",
@@ -398,7 +432,7 @@ class HubSpotConnector(Connector):
                         "groupName": self.cfg.property_group,
                         "options": options,
                         "description": "tags kept in sync by segsync",
-                    },
+                    }
                 )
                 self._tag_labels.update(wanted)
             else:
@@ -406,6 +440,24 @@ class HubSpotConnector(Connector):
         else:
             for tag in tags:
                 await self._tag_list(tag)
+
+    async def _create_property(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create a property; a 409 (it exists: e.g. our own, whose answer was lost) reads it."""
+        response = await self.client.request(
+            "POST",
+            self.paths["properties"],
+            endpoint="POST property",
+            json=dict(body),
+            idempotent=True,
+            ok=(409,),
+        )
+        if response.status_code == 409:
+            existing: dict[str, Any] = await self._json(
+                "GET", f"{self.paths['properties']}/{body['name']}", "GET property"
+            )
+            return existing
+        created: dict[str, Any] = response.json()
+        return created
 
     async def _ensure_options(self, prop: str, wanted: Mapping[str, str]) -> None:
         """Add the options `wanted` (value -> label) that `prop` lacks, in one PATCH."""
@@ -427,6 +479,7 @@ class HubSpotConnector(Connector):
             f"{self.paths['properties']}/{prop}",
             "PATCH property",
             json={"options": options},
+            idempotent=True,  # the full option list
         )
         if prop == self.cfg.tags_property:
             for value, label in missing:
@@ -434,7 +487,9 @@ class HubSpotConnector(Connector):
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _search_body(self, low: int, high: int | None, after: int) -> dict[str, Any]:
+    def _search_body(
+        self, low: int, high: int | None, after: int, limit: int | None = None
+    ) -> dict[str, Any]:
         filters = [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(low)}]
         if high is not None:
             filters.append(
@@ -444,16 +499,18 @@ class HubSpotConnector(Connector):
             "filterGroups": [{"filters": filters}],
             "sorts": [],
             "properties": self._read_properties(),
-            "limit": self.capabilities.read_page_size,
+            "limit": limit or self.capabilities.read_page_size,
             "after": str(after),
         }
 
-    async def _search(self, low: int, high: int | None, after: int) -> dict[str, Any]:
+    async def _search(
+        self, low: int, high: int | None, after: int, *, limit: int | None = None
+    ) -> dict[str, Any]:
         result: dict[str, Any] = await self._json(
             "POST",
             f"{self.paths['contacts']}/search",
             "POST contacts/search",
-            json=self._search_body(low, high, after),
+            json=self._search_body(low, high, after, limit),
             scope="search",
             idempotent=True,
         )
@@ -479,6 +536,18 @@ class HubSpotConnector(Connector):
             total = int(page.get("total") or 0)
             if total > self.search_cap:
                 top = hi if hi is not None else max(started, lo) + 1
+                earliest = min(
+                    (
+                        _ms(t)
+                        for r in page.get("results") or []
+                        if (t := _parse_time((r.get("properties") or {}).get("lastmodifieddate")))
+                    ),
+                    default=lo,
+                )
+                if lo < earliest < top and not int(
+                    (await self._search(lo, earliest, 0, limit=1)).get("total") or 0
+                ):
+                    lo = earliest  # nothing changed before the page's oldest: start there
                 if top - lo > 1:
                     middle = lo + (top - lo) // 2
                     windows[0:0] = [(lo, middle, False), (middle, hi, False)]
@@ -490,6 +559,7 @@ class HubSpotConnector(Connector):
                     lo,
                 )
             in_window: set[str] = set()
+            after = 0
             while True:
                 results = []
                 for record in page.get("results") or []:
@@ -504,7 +574,23 @@ class HubSpotConnector(Connector):
                     results.append(record)
                 contacts = await self._to_remote(results, tag_members)
                 nxt = (page.get("paging") or {}).get("next", {}).get("after")
+                if nxt is not None and int(nxt) <= after:  # a cursor that repeats: pages never end
+                    raise MalformedAnswer(
+                        platform=self.name,
+                        endpoint="POST contacts/search",
+                        status=200,
+                        code="paging",
+                        message=f"the next-page cursor {nxt!r} does not advance past {after}",
+                    )
                 last = nxt is None or int(nxt) + self.capabilities.read_page_size > self.search_cap
+                if nxt is None and hi is None and len(in_window) < total <= self.search_cap:
+                    raise MalformedAnswer(  # pages that end before their own total
+                        platform=self.name,
+                        endpoint="POST contacts/search",
+                        status=200,
+                        code="paging",
+                        message=f"the pages ended after {len(in_window)} of total {total}",
+                    )
                 if last and hi is not None and not rescan and len(in_window) < total:
                     # records changed during the read left the window and shifted the offsets
                     # of others past us: read the window once more (seen ones are skipped)
@@ -523,7 +609,8 @@ class HubSpotConnector(Connector):
                 yield ReadPage(contacts, resume)
                 if last:
                     break
-                page = await self._search(lo, hi, int(nxt))
+                after = int(nxt)
+                page = await self._search(lo, hi, after)
 
     async def _to_remote(
         self, results: Sequence[Mapping[str, Any]], tag_members: Mapping[str, set[str]]
@@ -739,8 +826,9 @@ class HubSpotConnector(Connector):
                 error=error,
                 code=code,
             )
-        confirmed = [i for i in pending if results[i] is not None and results[i].ok]  # type: ignore[union-attr]
+        confirmed = [i for i in pending if (r := results[i]) is not None and r.ok]
         if tags_mode == "lists":
+            await self._resolve_ids(changes, results, confirmed)
             await self._write_tag_lists(changes, results, confirmed)
         await self._write_consent(changes, results, [i for i in confirmed if i not in refused])
         for i, why in refused.items():
@@ -840,6 +928,8 @@ class HubSpotConnector(Connector):
                     endpoint="POST contacts/batch/upsert",
                     json={"inputs": [body for _, body in chunk]},
                     ok=(207,),
+                    # by email, values set or `;`-appended: sending it twice changes nothing
+                    idempotent=True,
                 )
             except ApiError as exc:
                 if exc.status != 400 or len(chunk) == 1:
@@ -879,7 +969,18 @@ class HubSpotConnector(Connector):
                 else:
                     verdicts[i] = (False, None, False, "HubSpot did not confirm this record", None)
 
-        await asyncio.gather(*(send(inputs[i : i + BATCH]) for i in range(0, len(inputs), BATCH)))
+        # HubSpot refuses a batch naming one email twice: later changes go in later rounds
+        rounds: list[list[tuple[int, dict[str, Any]]]] = []
+        for item in inputs:
+            email = item[1]["id"].lower()
+            for batch in rounds:
+                if all(other["id"].lower() != email for _, other in batch):
+                    batch.append(item)
+                    break
+            else:
+                rounds.append([item])
+        for batch in rounds:
+            await asyncio.gather(*(send(batch[i : i + BATCH]) for i in range(0, len(batch), BATCH)))
         return verdicts
 
     async def _write_consent(
@@ -988,6 +1089,38 @@ class HubSpotConnector(Connector):
                 members.setdefault(record_id, set()).add(self._tag_labels.get(key, key))
         return members
 
+    async def _resolve_ids(
+        self,
+        changes: Sequence[ContactChange],
+        results: list[ChangeResult | None],
+        indexes: Sequence[int],
+    ) -> None:
+        """Fill in record ids that no upsert returned (tag-only changes), by email."""
+        unknown = [
+            i
+            for i in indexes
+            if (r := results[i]) is not None
+            and r.platform_id is None
+            and (changes[i].tags_add or changes[i].tags_remove)
+        ]
+        if not unknown:
+            return
+        records = await self._batch_read_by_email([changes[i].email for i in unknown], ["email"])
+        for i in unknown:
+            record = records.get(changes[i].email.strip().lower())
+            prior = results[i]
+            assert prior is not None
+            if record is None:
+                results[i] = prior.model_copy(
+                    update={
+                        "ok": False,
+                        "error": "no HubSpot contact with this email",
+                        "code": "OBJECT_NOT_FOUND",
+                    }
+                )
+            else:
+                results[i] = prior.model_copy(update={"platform_id": str(record["id"])})
+
     async def _write_tag_lists(
         self,
         changes: Sequence[ContactChange],
@@ -1013,6 +1146,7 @@ class HubSpotConnector(Connector):
     ) -> str:
         """Create (or update the filters of) an owned DYNAMIC list; return its list id."""
         branch = _with_operators(definition["filterBranch"])
+        branch = _with_subscription(branch, str(await self._subscription_id()))
         if ref is not None:
             await self._json(
                 "PUT",
@@ -1021,35 +1155,62 @@ class HubSpotConnector(Connector):
                 json={"filterBranch": branch},
             )
             return ref
-        body = await self._json(
-            "POST",
-            self.paths["lists"],
-            "POST list",
-            json={
+        return await self._create_list(
+            {
                 "name": f"{self.cfg.list_prefix}{name}",
                 "objectTypeId": "0-1",
                 "processingType": "DYNAMIC",
                 "filterBranch": branch,
-            },
+            }
         )
-        return str(body["list"]["listId"])
 
     async def ensure_static(self, name: str, ref: str | None) -> str:
         """Create an owned MANUAL list (or confirm `ref` exists); return its list id."""
         if ref is not None:
             await self._json("GET", f"{self.paths['lists']}/{ref}", "GET list")
             return ref
-        body = await self._json(
-            "POST",
-            self.paths["lists"],
-            "POST list",
-            json={
+        return await self._create_list(
+            {
                 "name": f"{self.cfg.list_prefix}{name}",
                 "objectTypeId": "0-1",
                 "processingType": "MANUAL",
-            },
+            }
         )
-        return str(body["list"]["listId"])
+
+    async def _create_list(self, body: Mapping[str, Any]) -> str:
+        """Create a list, retried when the answer is lost. A retry that finds a list of that
+        name (HubSpot: duplicate name) takes it, as the first attempt created it; a duplicate
+        name on the first attempt is someone else's list, and an error."""
+        stats = self.stats.endpoints["POST list"]
+        retries_before = stats.retries
+        response = await self.client.request(
+            "POST",
+            self.paths["lists"],
+            endpoint="POST list",
+            json=dict(body),
+            idempotent=True,
+            ok=(400,),
+        )
+        data = response.json()
+        if response.status_code != 400:
+            return str(data["list"]["listId"])
+        duplicate = data.get("subCategory") == "ILS.DUPLICATE_LIST_NAMES"
+        if duplicate and stats.retries > retries_before:
+            found = await self._json(
+                "GET",
+                f"{self.paths['lists']}/object-type-id/0-1/name/{body['name']}",
+                "GET list by name",
+            )
+            if found["list"]["processingType"] == body["processingType"]:
+                return str(found["list"]["listId"])
+        raise ApiError(
+            platform=self.name,
+            endpoint="POST list",
+            status=400,
+            code=str(data.get("category") or "") or None,
+            message=str(data.get("message") or "HubSpot refused the list"),
+            body=data,
+        )
 
     async def _change_ids(
         self, ref: str, add: Sequence[str], remove: Sequence[str]

@@ -43,23 +43,18 @@ from segsync_hubspot.filters import (
     to_epoch_ms,
     validate_branch,
 )
+from segsync_hubspot.limits import (
+    BATCH_INPUTS,
+    BURST_BY_TIER,
+    BURST_SECONDS,
+    DAILY_BY_TIER,
+    MEMBERSHIP_PAGE,
+    SEARCH_CAP,
+    SEARCH_PAGE,
+    SEARCH_PER_SECOND,
+)
 
-__all__ = ["BURST_BY_TIER", "HubSpotEmulator"]
-
-BURST_BY_TIER: dict[str, int] = {
-    "free": 100,
-    "starter": 100,
-    "professional": 190,
-    "enterprise": 190,
-}
-"""Requests per rolling 10 seconds for a private app, by account tier."""
-
-DAILY_BY_TIER: dict[str, int] = {
-    "free": 250_000,
-    "starter": 250_000,
-    "professional": 625_000,
-    "enterprise": 1_000_000,
-}
+__all__ = ["HubSpotEmulator"]
 
 _SEARCH_PATH = r"/crm/(?:v3/objects|objects/[^/]+)/contacts/search$"
 
@@ -199,13 +194,13 @@ class HubSpotEmulator(Emulator):
         versions: Sequence[str] = ("v3", "2026-03"),
         tier: str = "starter",
         daily_limit: int | None = None,
-        search_per_second: int = 5,
+        search_per_second: int = SEARCH_PER_SECOND,
         search_max_groups: int = 5,
         search_max_filters_per_group: int = 6,
         search_max_filters: int = 18,
-        search_result_cap: int = 10_000,
+        search_result_cap: int = SEARCH_CAP,
         search_delay_seconds: float = 0.0,
-        batch_limit: int = 100,
+        batch_limit: int = BATCH_INPUTS,
         membership_write_limit: int = 100_000,
         enterprise_consent: bool = True,
         portal_id: int = 12345678,
@@ -283,7 +278,7 @@ class HubSpotEmulator(Emulator):
             WindowLimit(
                 "TEN_SECONDLY_ROLLING",
                 self.burst_limit,
-                10.0,
+                BURST_SECONDS,
                 path_pattern=rf"^(?!.*{_SEARCH_PATH[:-1]}$)",
             ),
             WindowLimit("DAILY", self.daily_limit, 86_400.0),
@@ -336,6 +331,7 @@ class HubSpotEmulator(Emulator):
             "status": "error",
             "message": message,
             "errorType": "RATE_LIMIT",
+            "category": "RATE_LIMITS",  # seen by many clients; the spec's Error requires it
             "correlationId": self._correlation_id(),
             "policyName": name,
             "groupName": f"publicapi:private-app:{self.portal_id}",
@@ -998,7 +994,7 @@ class HubSpotEmulator(Emulator):
 
     async def list_contacts(self, request: Request) -> Any:
         limit = int(request.query_params.get("limit", "10"))
-        if limit > 100 or limit < 1:
+        if limit > BATCH_INPUTS or limit < 1:
             raise _HubSpotError(400, "VALIDATION_ERROR", "limit must be between 1 and 100")
         after = int(request.query_params.get("after", "0") or "0")
         archived = request.query_params.get("archived", "false").lower() == "true"
@@ -1225,6 +1221,12 @@ class HubSpotEmulator(Emulator):
         started = self.clock.now()
         body = await self._object_body(request)
         inputs = self._inputs(body)
+        ids = [str(i.get("id", "")).strip().lower() for i in inputs if isinstance(i, dict)]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise _HubSpotError(
+                400, "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {duplicates}"
+            )
         failing = (
             self.faults.failing_indexes(len(inputs))
             if self.partial_failure_requested(request)
@@ -1294,7 +1296,7 @@ class HubSpotEmulator(Emulator):
         if len(json.dumps(body)) > 3000 + 2000:
             raise _HubSpotError(400, "VALIDATION_ERROR", "The request body is too long")
         limit = int(body.get("limit") or 10)
-        if limit > 200:
+        if limit > SEARCH_PAGE:
             raise _HubSpotError(
                 400, "VALIDATION_ERROR", f"limit {limit} exceeds the maximum of 200"
             )
@@ -1457,6 +1459,7 @@ class HubSpotEmulator(Emulator):
                 branch,
                 lambda name: (self.properties.get(name) or {}).get("type"),
                 lambda list_id: list_id in self.lists and not self.lists[list_id].deleted,
+                lambda sub: sub.isdigit() and int(sub) in self.subscriptions,
             )
         except FilterError as exc:
             raise _HubSpotError(
@@ -1509,6 +1512,20 @@ class HubSpotEmulator(Emulator):
         found = [self.lists[i] for i in ids if i in self.lists and not self.lists[i].deleted]
         return {"lists": [self._render_list(x, include_filters=include) for x in found]}
 
+    def _search_result(self, lst: _List) -> dict[str, Any]:
+        """A list as list search returns it: default properties under additionalProperties."""
+        out = self._render_list(lst, include_filters=False)
+        size = out.pop("size")
+        last_added = max(lst.members.values(), default=None)
+        properties = {
+            "hs_list_size": str(size),
+            "hs_last_record_added_at": _iso(last_added) if last_added else "",
+            "hs_folder_name": "",
+            "hs_list_reference_count": "0",
+        }
+        out["additionalProperties"] = properties  # the defaults; others are not emulated
+        return out
+
     async def search_lists(self, request: Request) -> Any:
         body = await self._object_body(request)
         count = int(body.get("count") or 20)
@@ -1528,7 +1545,7 @@ class HubSpotEmulator(Emulator):
         ]
         page = found[offset : offset + count]
         return {
-            "lists": [self._render_list(x, include_filters=False) for x in page],
+            "lists": [self._search_result(x) for x in page],
             "offset": offset + len(page),
             "hasMore": offset + count < len(found),
             "total": len(found),
@@ -1581,7 +1598,7 @@ class HubSpotEmulator(Emulator):
     async def get_memberships(self, request: Request) -> Any:
         lst = self._list_or_404(request.path_params["list_id"])
         limit = int(request.query_params.get("limit", "100"))
-        if limit > 250 or limit < 1:
+        if limit > MEMBERSHIP_PAGE or limit < 1:
             raise _HubSpotError(400, "VALIDATION_ERROR", "limit must be between 1 and 250")
         after = request.query_params.get("after")
         members = sorted(self._members(lst).items(), key=lambda kv: int(kv[0]))
@@ -1663,7 +1680,8 @@ class HubSpotEmulator(Emulator):
         if "/v3/" in request.url.path:
             return {"subscriptionDefinitions": [{**d, "id": str(d["id"])} for d in definitions]}
         now = _iso(self.clock.now())
-        return {"status": "COMPLETE", "results": definitions, "startedAt": now, "completedAt": now}
+        results = [{**d, "id": str(d["id"])} for d in definitions]
+        return {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
 
     def _sub(self, raw: Any) -> int:
         try:

@@ -220,6 +220,7 @@ def validate_branch(
     branch: Any,
     property_type: Callable[[str], str | None],
     list_exists: Callable[[str], bool],
+    subscription_exists: Callable[[str], bool] = lambda _sub: True,
 ) -> None:
     """Raise `FilterError` unless `branch` is a root filter branch HubSpot accepts."""
     if not isinstance(branch, dict):
@@ -243,11 +244,14 @@ def validate_branch(
                 )
             raise FilterError(f"{kind} filter branches are not supported by this emulator")
         for flt in child.get("filters") or []:
-            _validate_filter(flt, property_type, list_exists)
+            _validate_filter(flt, property_type, list_exists, subscription_exists)
 
 
 def _validate_filter(
-    flt: Any, property_type: Callable[[str], str | None], list_exists: Callable[[str], bool]
+    flt: Any,
+    property_type: Callable[[str], str | None],
+    list_exists: Callable[[str], bool],
+    subscription_exists: Callable[[str], bool],
 ) -> None:
     if not isinstance(flt, dict):
         raise FilterError("a filter must be an object")
@@ -267,6 +271,9 @@ def _validate_filter(
             raise FilterError(
                 "EMAIL_SUBSCRIPTION filters need subscriptionIds and acceptedStatuses"
             )
+        for sub in flt["subscriptionIds"]:
+            if not subscription_exists(str(sub)):
+                raise FilterError(f"Subscription {sub} does not exist")
         return
     if kind != "PROPERTY":
         raise FilterError(f"filterType {kind!r} is not supported by this emulator")

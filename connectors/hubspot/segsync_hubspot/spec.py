@@ -5,7 +5,8 @@ contacts, lists, properties and communication-preferences descriptions) and `pro
 says what is wrong with one request: an unknown path or method, a missing required query
 parameter, or a JSON body that does not validate against the operation's request schema
 (OpenAPI 3.0 semantics via `openapi-schema-validator`). `ValidatingTransport` wraps an httpx
-transport and records the problems of every request that goes through it.
+transport and records the problems of every request that goes through it (and, when asked,
+of every JSON response: `response_problems` checks a body against the declared schema).
 
 The descriptions are reference data that segsync does not ship; callers point this at a copy.
 """
@@ -22,7 +23,16 @@ from typing import Any
 import httpx
 from openapi_schema_validator import OAS30Validator
 
-__all__ = ["SpecValidator", "ValidatingTransport"]
+__all__ = ["KNOWN_DEVIATIONS", "SpecValidator", "ValidatingTransport"]
+
+KNOWN_DEVIATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\['properties'\]\[[^]]+\]: None (for not nullable|is not of type)"),
+        "HubSpot answers null for a requested property with no value (contacts guide); "
+        "the descriptions type property values as non-null strings",
+    ),
+)
+"""Response problems that are the descriptions' error, not the emulator's, and why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +67,15 @@ class SpecValidator:
                 )
         self.operations.sort(key=lambda op: op.params)
         self.checked = 0
+        self._validators: dict[tuple[str, str, str, str], OAS30Validator] = {}
+
+    def _validator(
+        self, op: _Operation, method: str, which: str, schema: Mapping[str, Any]
+    ) -> OAS30Validator:
+        key = (op.source, op.template, method, which)
+        if key not in self._validators:
+            self._validators[key] = OAS30Validator({"components": op.components, "allOf": [schema]})
+        return self._validators[key]
 
     def problems(self, method: str, path: str, query: Mapping[str, Any], body: Any) -> list[str]:
         """What is wrong with one request (empty when it validates)."""
@@ -70,6 +89,38 @@ class SpecValidator:
                 continue
             return self._check(op, operation, method, path, query, body)
         return [f"{method} {path}: method not allowed ({matches[0].template})"]
+
+    def response_problems(self, method: str, path: str, status: int, body: Any) -> list[str]:
+        """What is wrong with one JSON response against the operation's response schema."""
+        for op in (op for op in self.operations if op.pattern.match(path)):
+            operation = op.methods.get(method.upper())
+            if operation is None:
+                continue
+            responses = operation.get("responses", {})
+            declared = responses.get(str(status)) or responses.get("default")
+            label = f"{method} {op.template} -> {status} ({op.source})"
+            if declared is None:
+                return [f"{label}: status not declared"]
+            declared = self._resolve(op, declared)
+            schema = declared.get("content", {}).get("application/json", {}).get("schema")
+            if schema is None or body is None:
+                return []
+            validator = self._validator(op, method, str(status), schema)
+            return [
+                f"{label}: body{''.join(f'[{p!r}]' for p in e.absolute_path)}: {e.message[:300]}"
+                for e in validator.iter_errors(body)
+            ]
+        return []
+
+    @staticmethod
+    def _resolve(op: _Operation, item: Mapping[str, Any]) -> Mapping[str, Any]:
+        ref = item.get("$ref")
+        if not isinstance(ref, str) or not ref.startswith("#/components/"):
+            return item
+        node: Any = op.components
+        for part in ref.removeprefix("#/components/").split("/"):
+            node = node.get(part, {})
+        return node if isinstance(node, Mapping) else item
 
     def _check(
         self,
@@ -100,8 +151,7 @@ class SpecValidator:
                 found.append(f"{label}: the JSON body is required")
             return found
         if schema is not None:
-            root = {"components": op.components, "allOf": [schema]}
-            validator = OAS30Validator(root)
+            validator = self._validator(op, method, "request", schema)
             found += [
                 f"{label}: body{''.join(f'[{p!r}]' for p in e.absolute_path)}: {e.message[:300]}"
                 for e in validator.iter_errors(body)
@@ -112,9 +162,16 @@ class SpecValidator:
 class ValidatingTransport(httpx.AsyncBaseTransport):
     """An httpx transport that validates each request before passing it on."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, validator: SpecValidator) -> None:
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        validator: SpecValidator,
+        *,
+        responses: bool = False,
+    ) -> None:
         self.inner = inner
         self.validator = validator
+        self.responses = responses
         self.problems: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -124,7 +181,19 @@ class ValidatingTransport(httpx.AsyncBaseTransport):
         for key, value in request.url.params.multi_items():
             query.setdefault(key, []).append(value)
         self.problems += self.validator.problems(request.method, request.url.path, query, body)
-        return await self.inner.handle_async_request(request)
+        response = await self.inner.handle_async_request(request)
+        if self.responses and response.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
+            await response.aread()
+            self.problems += [
+                problem
+                for problem in self.validator.response_problems(
+                    request.method, request.url.path, response.status_code, response.json()
+                )
+                if not any(pattern.search(problem) for pattern, _ in KNOWN_DEVIATIONS)
+            ]
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()

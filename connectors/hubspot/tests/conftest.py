@@ -43,10 +43,10 @@ Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 
 @pytest.fixture
 def checked() -> Iterator[Wrap]:
-    """Wraps a transport so that every request is checked against HubSpot's API descriptions;
-    the test fails at teardown if any request did not validate. Without the descriptions
-    (../shared/specs absent) requests pass unchecked; test_conformance.py then reports the
-    skip with its reason."""
+    """Wraps a transport so that every request, and every JSON answer, is checked against
+    HubSpot's API descriptions; the test fails at teardown if any did not validate. Without
+    the descriptions (../shared/specs absent) requests pass unchecked; test_conformance.py
+    then reports the skip with its reason."""
     problems: list[str] = []
 
     def wrap(inner: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
@@ -54,7 +54,7 @@ def checked() -> Iterator[Wrap]:
             return inner
         if not _VALIDATORS:
             _VALIDATORS.append(SpecValidator(SPECS))
-        transport = ValidatingTransport(inner, _VALIDATORS[0])
+        transport = ValidatingTransport(inner, _VALIDATORS[0], responses=True)
         transport.problems = problems
         return transport
 

@@ -115,7 +115,8 @@ def test_dates_follow_the_evaluators_granularity() -> None:
     [
         (~ast.field("first_name").starts_with("A"), "no negated starts_with"),
         (ast.field("first_name") < "M", "cannot order or range text"),
-        (ast.field("consent") == "subscribed", "consent conditions"),
+        (ast.field("consent") == "pending", "consent conditions other than 'subscribed'"),
+        (ast.field("consent") != "subscribed", "statuses other than OPT_IN"),
         (ast.field("signup").within(2, ast.TimeUnit.HOURS), "within 2 hours"),
         (ast.field("birthday").before("2000-01-01"), "string property date_of_birth"),
     ],
@@ -140,6 +141,18 @@ def test_the_ladder_splits_or_materialises_with_a_diagnostic() -> None:
     assert "no negated ends_with" in split.diagnostics[-1].message
     assert whole.mode == "materialised"
     assert whole.diagnostics[-1].step is Step.MATERIALISE
+
+
+def test_consent_subscribed_is_an_email_subscription_filter_minus_bounces() -> None:
+    """`consent = subscribed` is OPT_IN on the synced subscription type and not bounced."""
+    [[subscribed, not_bounced]] = branches(ast.field("consent").in_("subscribed"))
+
+    assert subscribed == {
+        "filterType": "EMAIL_SUBSCRIPTION",
+        "subscriptionIds": [HubSpotCompiler.SUBSCRIPTION],
+        "acceptedStatuses": ["OPT_IN"],
+    }
+    assert op([not_bounced]) == [("hs_email_bad_address", "BOOL", "IS_NOT_EQUAL_TO", True)]
 
 
 def test_empty_in_lists_and_constants() -> None:

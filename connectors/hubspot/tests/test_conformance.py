@@ -38,14 +38,15 @@ class _ValidatedEmulator(HubSpotEmulator):
         if not _VALIDATOR:
             _VALIDATOR.append(SpecValidator(SPECS))
         inner = super().transport()
-        checking = ValidatingTransport(inner, _VALIDATOR[0])
+        checking = ValidatingTransport(inner, _VALIDATOR[0], responses=True)
         checking.problems = self.spec_problems
         return checking  # type: ignore[return-value]
 
 
 @pytest.mark.skipif(not SPECS.is_dir(), reason=SPECS_MISSING)
 class TestHubSpotConformanceAgainstSpec(ConnectorSuite):
-    """Every request the kit makes the connector send validates against the descriptions."""
+    """Every request the kit makes the connector send, and every JSON answer of the emulator,
+    validates against the descriptions."""
 
     connector_cls = HubSpotConnector
     emulator_cls = _ValidatedEmulator

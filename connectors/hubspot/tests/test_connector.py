@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from starlette.requests import Request
 
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange
+from segsync.emulator.base import FaultPlan
 from segsync.http import ApiError, RequestStats
 from segsync.model import ConsentStatus, FieldSpec, FieldType
+from segsync.testing import FirstRequestsFault
 
 TOKEN = HubSpotEmulator.default_api_key
 MakeConnector = Callable[..., HubSpotConnector]
@@ -55,8 +58,11 @@ def test_reads_window_past_the_search_cap(clock: VirtualClock, checked: Wrap) ->
 
     emails = asyncio.run(main())
 
+    searches = emulator.log.count(path=re.compile(r"/search$"))
+
     assert len(emails) == 2_600
     assert len(set(emails)) == 2_600
+    assert searches <= 13 + 12, searches  # 13 pages of 200, a few window probes
     assert [s for _, _, s in emulator.log.entries if s >= 400] == []
 
 
@@ -84,7 +90,8 @@ def test_records_shifted_by_edits_during_a_read_are_not_lost(
     clock.advance(60)
     connector = _SmallCapConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
-        transport=checked(emulator.transport()), clock=clock,
+        transport=checked(emulator.transport()),
+        clock=clock,
     )
 
     async def main() -> list[str]:
@@ -150,6 +157,29 @@ def test_writes_batch_100_upserts_concurrently(
     assert all(r.ok and r.created for r in results)
     assert stats.endpoints["POST contacts/batch/upsert"].calls == 3
     assert len(emulator.contacts) == 250
+
+
+def test_two_changes_to_one_email_go_in_successive_batches(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """HubSpot refuses one email twice in a batch: the second change is sent after the first."""
+    connector = make_connector()
+
+    async def main() -> list[Any]:
+        async with connector:
+            return await connector.write(
+                [
+                    new("d@example.com", first_name="One"),
+                    new("other@example.com", first_name="Other"),
+                    ContactChange(email="D@example.com", fields={"first_name": "Two"}),
+                ]
+            )
+
+    results = asyncio.run(main())
+
+    assert [r.ok for r in results] == [True, True, True]
+    assert writes(emulator, r"/batch/upsert$") == 2
+    assert (emulator.contact_by_email("d@example.com") or {})["firstname"] == "Two"
 
 
 class _RefusingEmulator(HubSpotEmulator):
@@ -233,14 +263,9 @@ def test_tags_as_manual_lists(emulator: HubSpotEmulator, make_connector: MakeCon
                 ]
             )
             await connector.write(
-                [
-                    ContactChange(
-                        email="l@example.com",
-                        platform_id=first.platform_id,
-                        tags_remove=frozenset({"vip"}),
-                    )
-                ]
+                [ContactChange(email="l@example.com", tags_remove=frozenset({"vip"}))]
             )
+            assert first.platform_id is not None
             return {c.email: c.tags async for p in reader.read() for c in p.contacts}
 
     tags = asyncio.run(main())
@@ -607,3 +632,72 @@ def test_without_batch_status_reads_consent_comes_from_opt_out_properties(
     }
     assert refused.code == "CONSENT_OPT_OUT"
     assert emulator.subscription_status("out@example.com") == "NOT_SUBSCRIBED"
+
+
+def test_writes_and_reads_survive_server_errors_and_lost_answers(
+    clock: VirtualClock, checked: Wrap
+) -> None:
+    """With 5xx answers and answers lost after HubSpot acted, every change lands exactly once."""
+    emulator = HubSpotEmulator(
+        clock=clock, faults=FaultPlan(per_kind={"500": 0.15, "drop_after": 0.1}, seed=3)
+    )
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=checked(emulator.transport()),
+        clock=clock,
+    )
+    changes = [
+        ContactChange(
+            email=f"f{i}@example.com",
+            create=True,
+            fields={"first_name": "F"},
+            tags_add=frozenset({"vip"} if i % 2 else {"b2b"}),
+        )
+        for i in range(300)
+    ]
+
+    async def main() -> tuple[list[Any], list[str]]:
+        async with connector:
+            await connector.prepare({}, ["vip", "b2b"])
+            results = await connector.write(changes)
+            emails = [c.email async for p in connector.read() for c in p.contacts]
+            return results, emails
+
+    results, emails = asyncio.run(main())
+
+    assert sum(emulator.faults.injected.values()) > 0
+    assert all(r.ok for r in results), [r for r in results if not r.ok][:3]
+    assert len(emulator.contacts) == 300
+    assert sorted(emails) == sorted(c.email for c in changes)
+    assert (emulator.contact_by_email("f1@example.com") or {})["segsync_tags"] == "vip"
+
+
+def test_a_list_whose_creation_answer_was_lost_is_not_created_twice(
+    clock: VirtualClock, checked: Wrap
+) -> None:
+    """A list created but answered by a dropped connection is found, not duplicated; a name
+    taken by someone else's list is an error."""
+    emulator = HubSpotEmulator(clock=clock)
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=checked(emulator.transport()),
+        clock=clock,
+    )
+
+    async def main() -> tuple[str, ApiError]:
+        async with connector:
+            emulator.faults = FirstRequestsFault("drop_after", times=1)
+            ref = await connector.ensure_static("vips", None)
+            emulator.faults = FaultPlan()
+            emulator.lists["99"] = dataclasses.replace(
+                emulator.lists[ref], id="99", name="segsync: theirs", members={}
+            )
+            with pytest.raises(ApiError) as taken:
+                await connector.ensure_static("theirs", None)
+            return ref, taken.value
+
+    ref, taken = asyncio.run(main())
+
+    assert [x.name for x in emulator.lists.values()] == ["segsync: vips", "segsync: theirs"]
+    assert emulator.lists[ref].name == "segsync: vips"
+    assert "already exists" in taken.message

@@ -89,7 +89,9 @@ async def _differential(seed: int, n_rules: int, n_contacts: int, checked: Wrap)
 
 PLATFORM_LIMITS = (
     "HubSpot's string property date_of_birth",  # birthday maps onto a text property
-    "consent conditions",
+    "consent conditions",  # other than `consent = subscribed`
+    "statuses other than OPT_IN",  # `not subscribed`
+    "consent statuses have no order",
     "HubSpot has no negated",  # not starts_with / not ends_with
     "HubSpot reports no",  # open_rate, member_rating: no HubSpot property
     "AND branches",  # a DNF over segsync's cap of 64 branches

@@ -650,3 +650,19 @@ def test_additional_emails_are_unique_like_the_primary_one() -> None:
         assert taken.status_code == 409
 
     run(emulator, body)
+
+
+def test_one_email_twice_in_a_batch_is_refused() -> None:
+    """A batch upsert naming the same email twice is a 400, and nothing is written."""
+    emulator = emu()
+
+    async def body(call: Call) -> None:
+        response = await call(
+            "POST", f"{C}/batch/upsert", json=upsert("d@example.com", "D@example.com")
+        )
+
+        assert response.status_code == 400
+        assert "Duplicate IDs" in response.json()["message"]
+        assert emulator.contact_by_email("d@example.com") is None
+
+    run(emulator, body)

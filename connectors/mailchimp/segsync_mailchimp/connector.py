@@ -48,7 +48,14 @@ from segsync.connector import (
     SegmentRepresentation,
     TagRepresentation,
 )
-from segsync.http import ApiClient, ApiError, RateBudget, RequestStats, build_client
+from segsync.http import (
+    ApiClient,
+    ApiError,
+    MalformedAnswer,
+    RateBudget,
+    RequestStats,
+    build_client,
+)
 from segsync.mapping import PlatformMapping, load_mapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
 from segsync.rules.compiler import PlatformCannotExpress
@@ -573,7 +580,16 @@ class MailchimpConnector(Connector):
                     state.seen = {s for s in state.seen if _parse_time(s.split("@", 1)[1]) >= floor}
                 if contacts or records:
                     yield ReadPage(contacts=contacts, cursor=state.encode())
-                if not records or offset >= int(page.get("total_items", 0)):
+                total = int(page.get("total_items", 0))
+                if not records and offset < total:  # pages that end before their own total
+                    raise MalformedAnswer(
+                        platform=self.name,
+                        endpoint="GET /lists/{id}/members",
+                        status=200,
+                        code="paging",
+                        message=f"the pages ended at {offset} of total_items {total}",
+                    )
+                if not records or offset >= total:
                     break
 
     def _remember(self, record: Mapping[str, Any], tags: Iterable[str]) -> None:

@@ -20,33 +20,33 @@ import typer
 from segsync.cli import EXIT_INVALID, EXIT_OK, EXIT_RECORD_ERRORS, app
 from segsync.config import ConfigError
 from segsync.connector import UnknownConnector
-from segsync.demo import DEMO_PLATFORMS, DemoOptions, DemoReport, render_report, run_demo
+from segsync.demo import DEMO_PLATFORMS, DemoOptions, render_report, run_demo, trusted
 
 __all__ = ["demo_command"]
 
 
+#: Loggers whose warnings (segment fallbacks) the demo's report prints itself.
+REPORTED_LOGGERS = ("segsync.compiler", "segsync.sync")
+
+
 @contextlib.contextmanager
 def _diagnostics_in_report() -> Iterator[None]:
-    """The report prints the segment diagnostics: keep them out of warning logs meanwhile."""
-    logger = logging.getLogger("segsync.sync")
-    if logger.getEffectiveLevel() < logging.WARNING:  # asked for (--log-level info/debug)
+    """Keep segment fallbacks out of the warning logs while the report shows them.
+
+    Left alone when the user asked for more (`--log-level info` or `debug`).
+    """
+    loggers = [logging.getLogger(name) for name in REPORTED_LOGGERS]
+    if logging.getLogger().getEffectiveLevel() < logging.WARNING:
         yield
         return
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        logger.setLevel(previous)
-
-
-def trusted(report: DemoReport) -> bool:
-    """The checks the demo exists to show: aligned, no consent violated, idempotent."""
-    return (
-        all(report.aligned.values())
-        and report.consent_violations == 0
-        and report.second_sync_writes == 0
-    )
+        for logger, level in zip(loggers, previous, strict=True):
+            logger.setLevel(level)
 
 
 @app.command("demo")

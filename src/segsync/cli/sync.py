@@ -1,1 +1,165 @@
-"""segsync CLI: sync commands."""
+"""segsync CLI: `plan`, `apply`, `sync`, `status` — thin over `segsync.sync.Engine`.
+
+Exit codes (segsync.cli): 0 ok, 1 per-record errors, 2 invalid configuration or input (a
+stale or unreadable plan), 3 the run lock is held by another run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_RECORD_ERRORS, app
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.state import RunLocked, StoreError
+from segsync.sync.build import build_engine
+from segsync.sync.engine import Engine, RunReport
+from segsync.sync.plan import Plan, PlanStale
+
+__all__ = ["render_report"]
+
+T = TypeVar("T")
+
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Wait for a run of the same configuration to finish.")
+]
+
+
+def _run(config_path: Path | None, as_json: bool, wait: bool,
+         work: Callable[[Engine], Awaitable[T]]) -> T:
+    """Build the engine, run `work`, close everything; map failures to exit codes."""
+    config = _load(config_path, as_json)
+
+    async def go() -> T:
+        engine = build_engine(config, wait=wait)
+        try:
+            return await work(engine)
+        finally:
+            for connector in engine.connectors.values():
+                await connector.aclose()
+            engine.store.close()
+
+    try:
+        return asyncio.run(go())
+    except RunLocked as exc:
+        _fail(as_json, "locked", str(exc))
+        raise typer.Exit(EXIT_LOCKED) from None
+    except (PlanStale, StoreError) as exc:
+        _fail(as_json, "invalid", str(exc))
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _fail(as_json: bool, kind: str, message: str) -> None:
+    if as_json:
+        _echo_json({"ok": False, "error": kind, "message": message})
+    else:
+        typer.echo(f"error: {message}", err=True)
+
+
+def render_report(report: RunReport) -> str:
+    """A run report as text: one line per platform, then the errors."""
+    lines = [f"run {report.run_id}: {report.status} in {report.duration_s:.1f}s"]
+    for name, r in report.platforms.items():
+        lines.append(
+            f"  {name}: read {r.read}, created {r.created}, updated {r.updated}, "
+            f"unchanged {r.unchanged}, tags +{r.tags_added}/-{r.tags_removed}, "
+            f"members +{r.members_added}/-{r.members_removed}, consent {r.consent_changes}, "
+            f"errors {r.errors}, API calls {r.api_calls}"
+        )
+    for error in report.errors[:20]:
+        who = error.email or error.platform_id or "(platform)"
+        lines.append(f"  ! [{error.platform}] {who}: {error.message}")
+    if len(report.errors) > 20:
+        lines.append(f"  ... and {len(report.errors) - 20} more errors")
+    return "\n".join(lines)
+
+
+def _report_exit(report: RunReport, as_json: bool) -> None:
+    if as_json:
+        _echo_json(report.model_dump(mode="json"))
+    else:
+        typer.echo(render_report(report))
+    raise typer.Exit(EXIT_RECORD_ERRORS if report.errors else EXIT_OK)
+
+
+@app.command("plan")
+def plan_command(
+    config: ConfigOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Save the plan to this file.", dir_okay=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull every platform and show the writes a sync would make (nothing is written)."""
+    plan = _run(config, as_json, False, lambda engine: engine.plan())
+    if out is not None:
+        out.write_text(plan.to_json(), encoding="utf-8")
+    if as_json:
+        typer.echo(plan.to_json())
+    else:
+        typer.echo(plan.render())
+        if out is not None:
+            typer.echo(f"saved to {out}; apply it with `segsync apply {out}`")
+    raise typer.Exit(EXIT_RECORD_ERRORS if plan.errors else EXIT_OK)
+
+
+@app.command("apply")
+def apply_command(
+    plan_file: Annotated[Path, typer.Argument(help="A plan saved by `segsync plan --out`.")],
+    config: ConfigOption = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply a saved plan exactly (refused when the state moved since it was made)."""
+    try:
+        plan = Plan.from_json(plan_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail(as_json, "invalid", f"cannot read the plan {plan_file}: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    report = _run(config, as_json, wait, lambda engine: engine.apply(plan))
+    _report_exit(report, as_json)
+
+
+@app.command("sync")
+def sync_command(
+    config: ConfigOption = None,
+    wait: WaitOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull, reconcile, plan and apply, under the run lock."""
+    report = _run(config, as_json, wait, lambda engine: engine.sync())
+    _report_exit(report, as_json)
+
+
+@app.command("status")
+def status_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The state: contacts, cursors, owned objects and the latest runs."""
+
+    async def status(engine: Engine) -> dict[str, Any]:
+        return engine.status()
+
+    data = _run(config, as_json, False, status)
+    if as_json:
+        _echo_json(data)
+        raise typer.Exit(EXIT_OK)
+    counts = data["counts"]
+    typer.echo(f"state {data['state']} (schema v{data['schema_version']}), "
+               f"configuration {data['config']!r}")
+    typer.echo(f"  {counts['contacts']} contacts ({counts['dirty']} to retry), "
+               f"{counts['records']} platform records, {counts['owned']} owned objects, "
+               f"{counts['ledger']} consent changes recorded")
+    for platform, cursor in data["cursors"].items():
+        typer.echo(f"  {platform}: cursor {cursor or '(none: next read is full)'}")
+    for run in data["runs"]:
+        report = run["report"] or {}
+        errors = len(report.get("errors", []))
+        typer.echo(f"  run {run['run_id']} {run['status']} at {run['started_at']}"
+                   f" ({errors} errors)")
+    if not data["runs"]:
+        typer.echo("  no runs yet")
+    raise typer.Exit(EXIT_OK)
+

@@ -47,7 +47,7 @@ def open_store(url: str | None = None, *, clock: Clock | None = None) -> StateSt
         path = path.removeprefix("/") if path.startswith("/") else path
         return SQLiteStateStore(Path(path) if path != ":memory:" else ":memory:", clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
-        from segsync.state.postgres import PostgresStateStore  # noqa: PLC0415 - optional driver
+        from segsync.state.postgres import PostgresStateStore
 
         return PostgresStateStore(url, clock=clock)
     raise StoreError(

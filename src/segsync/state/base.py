@@ -125,6 +125,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " email TEXT NOT NULL, platform TEXT NOT NULL, at TEXT NOT NULL, previous TEXT,"
         " new TEXT NOT NULL, source TEXT NOT NULL, legal_basis TEXT, run_id TEXT)",
         "CREATE INDEX ledger_cid ON ledger (config, cid)",
+        # a change recorded twice (a run re-reading it after a crash) is one entry
+        "CREATE UNIQUE INDEX ledger_once ON ledger (config, cid, platform, at, new, source)",
         "CREATE TABLE runs (run_id TEXT PRIMARY KEY, config TEXT NOT NULL,"
         " started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL, report TEXT)",
         "CREATE INDEX runs_config ON runs (config, started_at)",
@@ -141,6 +143,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE members (config TEXT NOT NULL, platform TEXT NOT NULL,"
         " segment TEXT NOT NULL, cid TEXT NOT NULL, PRIMARY KEY (config, platform, segment, cid))",
         "CREATE INDEX members_cid ON members (config, cid)",
+    ),
+    (
+        # relinking pulled records by email joins `pulled` on itself: without it, quadratic
+        "CREATE INDEX pulled_email ON pulled (config, email_key)",
     ),
 )
 """The schema, version by version; `schema_version` records how many have been applied."""
@@ -162,6 +168,10 @@ class StateStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Group the calls made inside into one transaction (never across an `await`)."""
 
     @abc.abstractmethod
     def schema_version(self) -> int:
@@ -275,9 +285,13 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def stage_planned(
-        self, config: str, rows: Sequence[tuple[str, str, str]], *, plan_id: str
+        self, config: str, rows: Sequence[tuple[str, str, str]], *, plan_id: str,
+        retry: bool = False,
     ) -> None:
-        """Stage reconciled canonical payloads `(cid, email_key, payload)` of a plan."""
+        """Stage reconciled canonical payloads `(cid, email_key, payload)` of a plan.
+
+        With `retry`, the contacts stay marked to be reconciled again after this run.
+        """
 
     @abc.abstractmethod
     def seal_plan(self, config: str, plan_id: str) -> int:
@@ -342,7 +356,8 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def add_ledger(self, config: str, entries: Iterable[LedgerEntry]) -> None:
-        """Append consent changes."""
+        """Append consent changes; one already recorded (same contact, platform, time, new
+        status and source) is not recorded twice."""
 
     @abc.abstractmethod
     def ledger(self, config: str, cid: str | None = None) -> list[LedgerEntry]:

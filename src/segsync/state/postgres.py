@@ -44,12 +44,12 @@ class _PgTx:
         self._cursor = cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cursor.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        self._cursor.execute(sql.replace("?", "%s"), params)
         return self._cursor.fetchall() if self._cursor.description else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._cursor.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+            self._cursor.executemany(sql.replace("?", "%s"), rows)
 
 
 class PostgresStateStore(SqlStateStore):
@@ -69,6 +69,7 @@ class PostgresStateStore(SqlStateStore):
                 f"cannot connect to the PostgreSQL state at {self.url}: {type(exc).__name__}"
             ) from None
         self._mutex = threading.RLock()
+        self._current: _PgTx | None = None
         self._migrate()
 
     def __repr__(self) -> str:
@@ -76,14 +77,25 @@ class PostgresStateStore(SqlStateStore):
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[_PgTx]:
-        with self._mutex, self._conn.transaction(), self._conn.cursor() as cursor:
-            yield _PgTx(cursor)
+        with self._mutex:
+            if self._current is not None:  # inside `transaction()`: one transaction
+                yield self._current
+                return
+            with self._conn.transaction(), self._conn.cursor() as cursor:
+                self._current = _PgTx(cursor)
+                try:
+                    yield self._current
+                finally:
+                    self._current = None
 
     def _migrate(self) -> None:
         # serialise concurrent migrations of one database
         with self._mutex, self._conn.transaction():
             self._conn.execute("SELECT pg_advisory_xact_lock(727272)")
             super()._migrate()
+
+    def _script(self, tx: Any, statements: Sequence[str]) -> None:
+        tx.execute(";\n".join(statements))
 
     def close(self) -> None:
         self._conn.close()
@@ -115,9 +127,8 @@ class PostgresStateStore(SqlStateStore):
             try:
                 yield
             finally:
-                with contextlib.suppress(psycopg.Error):
-                    with self._tx() as tx:
-                        tx.execute("DELETE FROM locks WHERE config = ?", (config,))
+                with contextlib.suppress(psycopg.Error), self._tx() as tx:
+                    tx.execute("DELETE FROM locks WHERE config = ?", (config,))
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
         finally:
             conn.close()

@@ -51,9 +51,17 @@ class SqlStateStore(StateStore):
 
     @abc.abstractmethod
     def _tx(self) -> AbstractContextManager[Tx]:
-        """One transaction: committed on success, rolled back on error."""
+        """One transaction: committed on success, rolled back on error (joins an open one)."""
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return self._tx()
 
     # -- schema ---------------------------------------------------------------------------
+
+    def _script(self, tx: Tx, statements: Sequence[str]) -> None:
+        """Run DDL statements (a backend may send them in one round trip)."""
+        for statement in statements:
+            tx.execute(statement)
 
     def _migrate(self) -> None:
         with self._tx() as tx:
@@ -66,8 +74,7 @@ class SqlStateStore(StateStore):
             if version <= current:
                 continue
             with self._tx() as tx:
-                for statement in statements:
-                    tx.execute(statement.format(serial=self.serial_type))
+                self._script(tx, [st.format(serial=self.serial_type) for st in statements])
                 tx.execute("UPDATE schema_version SET version = ?", (version,))
 
     def schema_version(self) -> int:
@@ -345,16 +352,18 @@ class SqlStateStore(StateStore):
         return canonical, bases, pulled
 
     def stage_planned(
-        self, config: str, rows: Sequence[tuple[str, str, str]], *, plan_id: str
+        self, config: str, rows: Sequence[tuple[str, str, str]], *, plan_id: str,
+        retry: bool = False,
     ) -> None:
         if not rows:
             return
         with self._tx() as tx:
             tx.executemany(
                 "INSERT INTO planned (config, cid, email_key, payload, failed)"
-                " VALUES (?, ?, ?, ?, 0) ON CONFLICT (config, cid) DO UPDATE SET"
-                " email_key = excluded.email_key, payload = excluded.payload, failed = 0",
-                [(config, cid, key, payload) for cid, key, payload in rows],
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (config, cid) DO UPDATE SET"
+                " email_key = excluded.email_key, payload = excluded.payload,"
+                " failed = excluded.failed",
+                [(config, cid, key, payload, int(retry)) for cid, key, payload in rows],
             )
 
     def seal_plan(self, config: str, plan_id: str) -> int:
@@ -554,7 +563,8 @@ class SqlStateStore(StateStore):
         if rows:
             tx.executemany(
                 "INSERT INTO ledger (config, cid, email, platform, at, previous, new, source,"
-                " legal_basis, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " legal_basis, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 rows,
             )
 

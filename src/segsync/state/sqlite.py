@@ -65,6 +65,7 @@ class SQLiteStateStore(SqlStateStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite state {self.path!r}: {exc}") from None
         self._mutex = threading.RLock()
+        self._current: _SqliteTx | None = None
         self._memory_locks: dict[str, str] = {}
         self._migrate()
 
@@ -74,16 +75,21 @@ class SQLiteStateStore(SqlStateStore):
     @contextlib.contextmanager
     def _tx(self) -> Iterator[_SqliteTx]:
         with self._mutex:
+            if self._current is not None:  # inside `transaction()`: one transaction
+                yield self._current
+                return
             cursor = self._conn.cursor()
             cursor.execute("BEGIN IMMEDIATE")
+            self._current = _SqliteTx(cursor)
             try:
-                yield _SqliteTx(cursor)
+                yield self._current
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
             else:
                 cursor.execute("COMMIT")
             finally:
+                self._current = None
                 cursor.close()
 
     def close(self) -> None:

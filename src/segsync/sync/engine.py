@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segsync.clock import Clock, SystemClock
 from segsync.connector import ChangeResult, Connector, RemoteContact
+from segsync.http import ApiError
 from segsync.model import (
     Consent,
     ConsentStatus,
@@ -222,11 +223,16 @@ class Engine:
         async def one(name: str) -> None:
             try:
                 reads[name] = await self._pull_platform(name, errors)
-            except Exception as exc:  # noqa: BLE001 - a platform that cannot be read sits out
-                log.warning("reading %s failed: %s", name, exc)
-                errors.append(
-                    RecordError(platform=name, code="read_failed", message=f"read failed: {exc}")
-                )
+            except Exception as exc:
+                message = f"read failed: {exc}"
+                last = getattr(self.connectors[name].stats, "last", None)
+                if not isinstance(exc, ApiError) and last:  # an answer the connector misread
+                    message = (
+                        f"read failed: unexpected answer to {name} {last} "
+                        f"({type(exc).__name__}: {exc})"
+                    )
+                log.warning("reading %s failed: %s", name, message)
+                errors.append(RecordError(platform=name, code="read_failed", message=message))
                 self.store.discard_pulled(self.config, name)
                 failed.add(name)
 
@@ -248,9 +254,10 @@ class Engine:
         count = 0
         async for page in connector.read(self.store.cursor(self.config, name)):
             count += len(page.contacts)
-            self._stage_page(name, page.contacts, errors)
-            if page.cursor is not None:
-                self.store.set_pending_cursor(self.config, name, page.cursor)
+            with self.store.transaction():  # the page and the cursor reaching past it
+                self._stage_page(name, page.contacts, errors)
+                if page.cursor is not None:
+                    self.store.set_pending_cursor(self.config, name, page.cursor)
         return count
 
     def _settle(self, name: str, errors: list[RecordError]) -> None:
@@ -335,7 +342,7 @@ class Engine:
         if not path:
             return None
         module, _, attr = path.partition(":")
-        import importlib  # noqa: PLC0415 - compilers are imported lazily, by name
+        import importlib
 
         cls = getattr(importlib.import_module(module), attr)
         compiler: RuleCompiler = cls(self.schema, strictness=self.strictness)
@@ -348,6 +355,8 @@ class Engine:
         for segment in self.segments:
             for platform in platforms:
                 mode = segment.publish.get(platform, PublishMode.AUTO)
+                if mode is PublishMode.OFF:
+                    continue
                 compiler = self._compiler(platform)
                 try:
                     if compiler is None:
@@ -404,10 +413,18 @@ class Engine:
                         "definition": definition, "definition_hash": digest.hexdigest(),
                         "ref": current.ref if current else None,
                     })
+        configured = {
+            s.name for s in self.segments if s.publish.get(platform) is not PublishMode.OFF
+        }
+        compiled_ok = {c.segment for c in compiled}
         for (kind, name), obj in owned.items():
-            if (kind, name) not in wanted:  # a segment no longer configured: segsync made it
-                pubs.append({"segment": name, "kind": "delete", "name": name, "ref": obj.ref,
-                             "owned_kind": kind})
+            if (kind, name) in wanted:
+                continue
+            segment = _segment_of(name, configured)
+            # only segsync's own objects, and never one whose segment failed to compile now
+            if segment not in configured or segment in compiled_ok:
+                pubs.append({"segment": segment, "kind": "delete", "name": name,
+                             "ref": obj.ref, "owned_kind": kind})
         return pubs
 
     def _contact(self, view: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]) -> Contact:
@@ -444,8 +461,8 @@ class Engine:
         async with self.locked():
             return await self._plan()
 
-    async def _plan(self) -> Plan:  # noqa: C901, PLR0912, PLR0915 - the run's main loop
-        from segsync.rules import evaluate  # noqa: PLC0415 - the rules package is heavy
+    async def _plan(self) -> Plan:
+        from segsync.rules import evaluate
 
         errors: list[RecordError] = []
         reads, failed = await self._pull(errors)
@@ -484,11 +501,13 @@ class Engine:
                         members_remove.setdefault((p, name), []).append([cid, view["email"]])
 
         for cids in self.store.worklist(self.config, self.chunk_size):
-            canonical_rows, base_rows, pulled_rows = self.store.load(self.config, cids)
-            current_members = self.store.members(self.config, cids) if any_static else {}
+            with self.store.transaction():
+                canonical_rows, base_rows, pulled_rows = self.store.load(self.config, cids)
+                current_members = self.store.members(self.config, cids) if any_static else {}
             staged: list[tuple[str, str, str]] = []
+            if any_static:
+                seen.update(cids)
             for cid in cids:
-                seen.add(cid) if any_static else None
                 canon_row = canonical_rows.get(cid)
                 bases = base_rows.get(cid, {})
                 pulled = pulled_rows.get(cid, {})
@@ -526,7 +545,8 @@ class Engine:
                 if any_static:
                     memberships(cid, result.view, result.live, result.writes,
                                 current_members.get(cid, {}))
-            self.store.stage_planned(self.config, staged, plan_id=plan_id)
+            # with a platform sitting out, every contact is reconciled again next run
+            self.store.stage_planned(self.config, staged, plan_id=plan_id, retry=bool(failed))
 
         if any_static:
             await self._evaluate_rest(seen, statics, platforms, memberships)
@@ -631,15 +651,17 @@ class Engine:
                 read=pplan.counts.get("read", 0), unchanged=pplan.counts.get("unchanged", 0)
             )
         try:
-            await asyncio.gather(
-                *(self._apply_platform(name, pplan, report, run_id)
-                  for name, pplan in plan.platforms.items() if name in self.connectors)
-            )
+            # consent changes seen and decided are recorded before anything is written: a
+            # run killed mid-apply may not see them again (recording twice is harmless)
             self.store.add_ledger(
                 self.config,
                 [LedgerEntry(e["cid"], e["email"], e["platform"], e["at"], e["previous"],
                              e["new"], e["source"], e.get("legal_basis"), run_id)
                  for e in plan.consent_events],
+            )
+            await asyncio.gather(
+                *(self._apply_platform(name, pplan, report, run_id)
+                  for name, pplan in plan.platforms.items() if name in self.connectors)
             )
             self.store.finish(self.config)
         except BaseException:
@@ -678,13 +700,22 @@ class Engine:
         caps = connector.capabilities
         counts = report.platforms[name]
         gate = asyncio.Semaphore(caps.max_concurrency)
+        unprepared: str | None = None
+        if pplan.changes:  # fields, properties and tag options must exist before writes
+            tags = sorted({t for row in pplan.changes for t in row.get("tags_add", ())})
+            try:
+                await connector.prepare(self.schema.fields, tags)
+            except Exception as exc:  # every write of the platform fails, reported per record
+                unprepared = f"preparing {name} failed: {exc}"
         refs = await self._publish(name, pplan.publications, report)
 
         async def write(batch: Sequence[dict[str, Any]]) -> None:
             async with gate:
                 try:
+                    if unprepared is not None:
+                        raise RuntimeError(unprepared)
                     results = await connector.write([self._change(row) for row in batch])
-                except Exception as exc:  # noqa: BLE001 - a failed call fails its records
+                except Exception as exc:  # a failed call fails its records
                     results = [
                         ChangeResult(email=row["email"], ok=False, error=str(exc), code="call")
                         for row in batch
@@ -726,6 +757,18 @@ class Engine:
         run_id: str,
     ) -> None:
         """Record a batch's verdicts: the base advances for confirmed records only."""
+        with self.store.transaction():
+            self._commit_batch(name, batch, results, counts, report, run_id)
+
+    def _commit_batch(
+        self,
+        name: str,
+        batch: Sequence[dict[str, Any]],
+        results: Sequence[ChangeResult],
+        counts: PlatformReport,
+        report: RunReport,
+        run_id: str,
+    ) -> None:
         at = _iso(self.clock)
         snaps = self.store.snapshots(self.config, name, [row["cid"] for row in batch])
         confirmed: list[BaseRow] = []
@@ -771,7 +814,8 @@ class Engine:
         connector = self.connectors[name]
         refs = {o.name: o.ref for o in self.store.owned(self.config, name) if o.kind == "static"}
         at = _iso(self.clock)
-        ordered = sorted(publications, key=lambda p: ("static", "native", "delete").index(p["kind"]))
+        kinds = ("static", "native", "delete")  # residual tags exist before natives use them
+        ordered = sorted(publications, key=lambda p: kinds.index(p["kind"]))
         for pub in ordered:
             try:
                 if pub["kind"] == "static":
@@ -795,7 +839,7 @@ class Engine:
                         self.config, name, pub.get("owned_kind", "static"), pub["name"]
                     )
                 report.platforms[name].publications += 1
-            except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            except Exception as exc:
                 report.errors.append(RecordError(
                     platform=name, code="segment", message=f"{pub['kind']} {pub['name']!r}: {exc}"
                 ))
@@ -822,7 +866,7 @@ class Engine:
                     results = await connector.change_static_members(
                         ref, [e for _, e in add], [e for _, e in remove]
                     )
-                except Exception as exc:  # noqa: BLE001 - a failed call fails its records
+                except Exception as exc:
                     results = [ChangeResult(email=e, ok=False, error=str(exc))
                                for _, e in [*add, *remove]]
             verdict = {}
@@ -862,6 +906,13 @@ class Engine:
             "owned": [dataclasses.asdict(o) for o in self.store.owned(self.config)],
             "runs": self.store.runs(self.config, limit),
         }
+
+
+def _segment_of(name: str, segments: set[str]) -> str:
+    """The segment an owned object belongs to (residual tags are `segsync:<segment>:<hash>`)."""
+    if name in segments or not name.startswith("segsync:"):
+        return name
+    return name.removeprefix("segsync:").rpartition(":")[0] or name
 
 
 def _greater(a: Any, b: Any) -> bool:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segsync.connector import ContactChange
 
-__all__ = ["PLAN_FORMAT", "PlanStale", "Plan", "PlatformPlan", "RecordError", "to_change"]
+__all__ = ["PLAN_FORMAT", "Plan", "PlanStale", "PlatformPlan", "RecordError", "to_change"]
 
 PLAN_FORMAT = 1
 
@@ -164,11 +164,13 @@ class Plan(BaseModel):
             for m in platform.memberships:
                 yield f"  ~ segment {m['name']!r}: +{len(m['add'])} -{len(m['remove'])} members"
         for diag in self.diagnostics:
-            yield f"diagnostic: [{diag.get('platform')}] {diag.get('segment')}: {diag.get('message')}"
+            where = f"[{diag.get('platform')}] {diag.get('segment')}"
+            yield f"diagnostic: {where}: {diag.get('message')}"
         if self.errors:
             yield f"{len(self.errors)} record error(s):"
             for error in self.errors[:rows]:
-                yield f"  ! [{error.platform}] {error.email or error.platform_id}: {error.message}"
+                who = error.email or error.platform_id or "(platform)"
+                yield f"  ! [{error.platform}] {who}: {error.message}"
 
 
 def _describe(change: dict[str, Any]) -> str:

@@ -85,6 +85,8 @@ class SyncPolicy(BaseModel):
 
     def reads(self, platform: str, field: str) -> bool:
         """Whether a change of `field` on `platform` counts."""
+        if not self.directions and not self.platform_fields:  # the common case, kept fast
+            return True
         carried = self.platform_fields.get(platform)
         if carried is not None and field not in carried and field not in _BUILTIN:
             return False
@@ -92,6 +94,8 @@ class SyncPolicy(BaseModel):
 
     def writes(self, platform: str, field: str) -> bool:
         """Whether `field` is written to `platform`."""
+        if not self.directions and not self.platform_fields:
+            return True
         carried = self.platform_fields.get(platform)
         if carried is not None and field not in carried and field not in _BUILTIN:
             return False

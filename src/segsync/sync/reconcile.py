@@ -91,7 +91,7 @@ def _pick(
     return max(proposals, key=lambda pr: (pr[2], -order.get(pr[0], 0)))
 
 
-def reconcile(  # noqa: C901, PLR0912, PLR0915 - one merge, read top to bottom
+def reconcile(
     cid: str,
     canonical: Mapping[str, Any] | None,
     bases: Mapping[str, Mapping[str, Any]],
@@ -201,7 +201,7 @@ def reconcile(  # noqa: C901, PLR0912, PLR0915 - one merge, read top to bottom
         status = live[p].get("c", NON_SUBSCRIBED)
         when = str(live[p].get("ca") or live[p].get("u") or "")
         if p in fresh:
-            if status == NON_SUBSCRIBED or status == old_c:
+            if status in (NON_SUBSCRIBED, old_c):
                 continue
         else:
             before = bases[p].get("c")

@@ -4,7 +4,8 @@ The hot path works on plain dicts with short keys, JSON-ready, never on pydantic
 
 - a *record snapshot* (what a platform holds): `id` platform id, `email` as the platform
   holds it, `k` its normalised key, `f` fields (unset ones absent), `t` sorted tags, `c`
-  consent status, `ca` consent time, `lb` legal basis, `u` last-modified time, `d` deleted, `e` read-only engagement;
+  consent status, `ca` consent time, `lb` legal basis, `u` last-modified time, `d` deleted,
+  `e` read-only engagement;
 - a *canonical view* (the reconciled contact): `email` (normalised), `f`, `t`, `c`, `ca`,
   `cs` (the platform the consent came from), `lb`.
 

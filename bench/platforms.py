@@ -1,0 +1,279 @@
+"""The three platforms of the benchmark: emulators served on loopback, seeded, and connectors.
+
+Each platform is a row of `PLATFORMS` (emulator, connector, the config that points one at the
+other, how the audience is seeded on it). Nothing below branches on a platform's name.
+
+An emulator is seeded before it serves, in its own process, without touching the request log
+or the rate limits the benchmark measures: the fields, properties and tag containers are
+created by the platform's own connector (`prepare`) and the contacts are written directly
+into the emulator's state (HubSpot, as a CRM holding the audience) or through the connector
+in-process (the Mailchimp overlap). Then the log and the limits are reset and the emulator
+serves on 127.0.0.1 with the benchmark's latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import multiprocessing
+import multiprocessing.connection
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dataset import SCHEMA, TAGS, audience  # noqa: E402
+
+from segsync.clock import Clock, SystemClock  # noqa: E402
+from segsync.connector import Connector, load_object  # noqa: E402
+from segsync.emulator import Emulator  # noqa: E402
+
+__all__ = [
+    "PLATFORMS",
+    "PlatformSpec",
+    "Role",
+    "ServedEmulator",
+    "StartingEmulator",
+    "TimedTransport",
+    "in_process",
+    "make_connector",
+    "serve",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """What a platform holds before the first sync: contacts [start, start + count)."""
+
+    count: int = 0
+    start: int = 0
+
+
+def _seed_hubspot(emulator: Any, role: Role) -> None:
+    """Write the audience into HubSpot's state as a CRM holds it (properties + statuses)."""
+    for contact in audience(role.count, start=role.start):
+        emulator.seed_contact(
+            {
+                "email": contact.email,
+                "firstname": contact.fields["first_name"],
+                "lastname": contact.fields["last_name"],
+                "company": contact.fields["company"],
+                "segsync_tags": ";".join(sorted(contact.tags)),
+            }
+        )
+        if contact.consent.value == "subscribed":
+            emulator.set_subscription(contact.email, subscribed=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlatformSpec:
+    """One platform: its classes, its connector config, and how contacts are seeded on it."""
+
+    name: str
+    connector: str
+    emulator: str
+    config: Callable[[Any, str], dict[str, Any]]
+    #: direct seeding into the emulator's state (None: seed through the connector)
+    seed_direct: Callable[[Any, Role], None] | None = None
+
+    def connector_class(self) -> type[Connector]:
+        cls: type[Connector] = load_object(self.connector)
+        return cls
+
+    def emulator_class(self) -> type[Emulator]:
+        cls: type[Emulator] = load_object(self.emulator)
+        return cls
+
+
+PLATFORMS: dict[str, PlatformSpec] = {
+    spec.name: spec
+    for spec in (
+        PlatformSpec(
+            "mailchimp",
+            "segsync_mailchimp:MailchimpConnector",
+            "segsync_mailchimp:MailchimpEmulator",
+            lambda e, url: {"api_key": e.api_key, "list_id": e.default_list_id, "base_url": url},
+        ),
+        PlatformSpec(
+            "hubspot",
+            "segsync_hubspot:HubSpotConnector",
+            "segsync_hubspot:HubSpotEmulator",
+            lambda e, url: {"token": e.api_key, "base_url": url, "tier": "starter"},
+            seed_direct=_seed_hubspot,
+        ),
+        PlatformSpec(
+            "brevo",
+            "segsync_brevo:BrevoConnector",
+            "segsync_brevo.emulator:BrevoEmulator",
+            lambda e, url: {"api_key": e.api_key, "base_url": url},
+        ),
+    )
+}
+
+
+def make_connector(
+    spec: PlatformSpec,
+    emulator: Any,
+    base_url: str,
+    *,
+    transport: httpx.AsyncBaseTransport | None,
+    clock: Clock,
+) -> Connector:
+    """A connector of `spec` pointed at `emulator` (at `base_url`, or through `transport`)."""
+    cls = spec.connector_class()
+    return cls(spec.config(emulator, base_url), schema=SCHEMA, transport=transport, clock=clock)
+
+
+async def _seed(spec: PlatformSpec, emulator: Emulator, role: Role) -> None:
+    """Create fields and tag containers, then the role's contacts, with no latency."""
+    connector = make_connector(
+        spec, emulator, "http://127.0.0.1:9", transport=emulator.transport(), clock=emulator.clock
+    )
+    async with connector:
+        await connector.prepare(SCHEMA.fields, TAGS)
+        if role.count and spec.seed_direct is not None:
+            spec.seed_direct(emulator, role)
+        elif role.count:
+            chunk = 10_000
+            for start in range(role.start, role.start + role.count, chunk):
+                size = min(chunk, role.start + role.count - start)
+                changes = [c.change() for c in audience(size, start=start)]
+                results = await connector.write(changes)
+                failed = [r for r in results if not r.ok]
+                if failed:
+                    raise RuntimeError(f"seeding {spec.name} failed: {failed[0].error}")
+
+
+class SeedingClock:
+    """The clock an emulator seeds on: from `days` before `clock`'s now, 10 ms a reading.
+
+    Seeded records thus look modified over the past, not in the seconds before the first sync
+    (incremental reads re-read a recent overlap, which a fresh seed would fill entirely).
+    """
+
+    def __init__(self, clock: Clock, days: float = 30.0) -> None:
+        self._clock = clock
+        self._at = clock.now() - dt.timedelta(days=days)
+
+    def now(self) -> dt.datetime:
+        self._at += dt.timedelta(milliseconds=10)
+        return self._at
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+def seeded_emulator(spec: PlatformSpec, role: Role, clock: Clock) -> Emulator:
+    """An emulator of `spec` on `clock`, seeded with `role`; log and limits reset."""
+    emulator = spec.emulator_class()(clock=SeedingClock(clock))
+    asyncio.run(_seed(spec, emulator, role))
+    emulator.clock = clock
+    emulator.log.clear()
+    emulator.reset_limits()
+    emulator.rate_limited = 0
+    return emulator
+
+
+def _serve_child(
+    name: str, role: Role, latency_ms: float, conn: multiprocessing.connection.Connection
+) -> None:
+    """Child process: seed, then serve on loopback; send (base_url, config) once listening."""
+    spec = PLATFORMS[name]
+    emulator = seeded_emulator(spec, role, SystemClock())
+    emulator.latency = latency_ms / 1000.0
+
+    def ready(url: str) -> None:
+        conn.send({"base_url": url, "config": spec.config(emulator, url)})
+
+    emulator.serve(host="127.0.0.1", port=0, on_ready=ready)
+
+
+@dataclasses.dataclass
+class ServedEmulator:
+    """An emulator serving in a child process; `config` points a connector at it."""
+
+    name: str
+    process: multiprocessing.process.BaseProcess
+    base_url: str
+    config: dict[str, Any]
+
+    def connector(self, transport: httpx.AsyncBaseTransport, clock: Clock) -> Connector:
+        cls = PLATFORMS[self.name].connector_class()
+        return cls(self.config, schema=SCHEMA, transport=transport, clock=clock)
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(10)
+
+
+@dataclasses.dataclass
+class StartingEmulator:
+    """An emulator process seeding itself; `wait()` returns it once it listens."""
+
+    name: str
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    timeout: float
+
+    def wait(self) -> ServedEmulator:
+        if not self.conn.poll(self.timeout):
+            self.process.terminate()
+            raise RuntimeError(f"the {self.name} emulator did not start in {self.timeout:.0f} s")
+        info = self.conn.recv()
+        return ServedEmulator(self.name, self.process, info["base_url"], info["config"])
+
+
+def serve(name: str, role: Role, latency_ms: float, *, timeout: float = 900.0) -> StartingEmulator:
+    """Start `name`'s emulator in its own process, seeded with `role` (`wait()` for it)."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    process = ctx.Process(
+        target=_serve_child,
+        args=(name, role, latency_ms, child),
+        name=f"emulator-{name}",
+        daemon=True,
+    )
+    process.start()
+    child.close()
+    return StartingEmulator(name, process, parent, timeout)
+
+
+def in_process(name: str, role: Role, latency_ms: float, clock: Clock) -> Emulator:
+    """`name`'s emulator in this process on `clock` (an emulated clock), seeded with `role`."""
+    emulator = seeded_emulator(PLATFORMS[name], role, clock)
+    emulator.latency = latency_ms / 1000.0
+    return emulator
+
+
+class TimedTransport(httpx.AsyncBaseTransport):
+    """Passes requests on and remembers when the last answer arrived, on `clock`."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, clock: Clock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.last_answer = clock.monotonic()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self.inner.handle_async_request(request)
+            await response.aread()
+            return response
+        finally:
+            self.last_answer = self.clock.monotonic()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def iter_platforms() -> Iterator[PlatformSpec]:
+    """The platforms in benchmark order."""
+    return iter(PLATFORMS.values())
