@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dataset import TAGS, BenchContact, audience  # noqa: E402
-from platforms import PLATFORMS, Role, ServedEmulator, serve  # noqa: E402
+from dataset import TAGS, BenchContact, audience
+from platforms import PLATFORMS, Role, ServedEmulator, serve
 
 __all__ = ["run_baseline"]
 
@@ -40,13 +40,15 @@ class Counter:
         self.rate_limited = 0
         self.failed = 0
 
-    def call(self, fn: Callable[[], Any], status_of: Callable[[Exception], tuple[int, float]]) -> None:
+    def call(
+        self, fn: Callable[[], Any], status_of: Callable[[Exception], tuple[int, float]]
+    ) -> None:
         """Call `fn` until it is not refused with a 429 (a failure other than 429 is counted)."""
         while True:
             self.calls += 1
             try:
                 fn()
-            except Exception as exc:  # noqa: BLE001 - SDKs raise their own classes
+            except Exception as exc:
                 status, wait = status_of(exc)
                 if status == 429:
                     self.rate_limited += 1
@@ -64,8 +66,8 @@ def _retry_after(headers: Any) -> float:
 
 
 def _mailchimp(served: ServedEmulator, contacts: list[BenchContact], counter: Counter) -> None:
-    import mailchimp_marketing  # noqa: PLC0415 - optional SDK
-    from mailchimp_marketing.api_client import ApiClientError  # noqa: PLC0415
+    import mailchimp_marketing
+    from mailchimp_marketing.api_client import ApiClientError
 
     client = mailchimp_marketing.Client()
     key = served.config["api_key"]
@@ -91,8 +93,8 @@ def _mailchimp(served: ServedEmulator, contacts: list[BenchContact], counter: Co
 
 
 def _hubspot(served: ServedEmulator, contacts: list[BenchContact], counter: Counter) -> None:
-    from hubspot import HubSpot  # noqa: PLC0415 - optional SDK
-    from hubspot.crm.contacts import (  # noqa: PLC0415
+    from hubspot import HubSpot
+    from hubspot.crm.contacts import (
         ApiException,
         SimplePublicObjectInputForCreate,
     )
@@ -123,8 +125,8 @@ def _hubspot(served: ServedEmulator, contacts: list[BenchContact], counter: Coun
 
 
 def _brevo(served: ServedEmulator, contacts: list[BenchContact], counter: Counter) -> None:
-    import brevo  # noqa: PLC0415 - optional SDK
-    from brevo.core.api_error import ApiError  # noqa: PLC0415
+    import brevo
+    from brevo.core.api_error import ApiError
 
     client = brevo.Brevo(api_key=served.config["api_key"], base_url=served.base_url, max_retries=0)
 
@@ -142,8 +144,8 @@ def _brevo(served: ServedEmulator, contacts: list[BenchContact], counter: Counte
     for folder in folders:
         counter.call(
             lambda folder=folder: found.update(
-                (item.name, item.id) for item in client.contacts.get_folder_lists(folder.id).lists
-                or []
+                (item.name, item.id)
+                for item in client.contacts.get_folder_lists(folder.id).lists or []
             ),
             status_of,
         )

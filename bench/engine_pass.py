@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dataset import SCHEMA, SEGMENTS, TAGS, audience  # noqa: E402
+from dataset import SCHEMA, SEGMENTS, TAGS, audience
 
-from segsync.clock import SystemClock  # noqa: E402
-from segsync.connector import (  # noqa: E402
+from segsync.clock import SystemClock
+from segsync.connector import (
     Capabilities,
     ChangeResult,
     Connector,
@@ -42,11 +42,11 @@ from segsync.connector import (  # noqa: E402
     TagRepresentation,
     load_object,
 )
-from segsync.http import RequestStats  # noqa: E402
-from segsync.model import Consent, FieldSpec  # noqa: E402
-from segsync.rules import load_rule  # noqa: E402
-from segsync.state import SQLiteStateStore  # noqa: E402
-from segsync.sync import Engine, SegmentTarget, SyncPolicy  # noqa: E402
+from segsync.http import RequestStats
+from segsync.model import Consent, FieldSpec
+from segsync.rules import load_rule
+from segsync.state import SQLiteStateStore
+from segsync.sync import Engine, SegmentTarget, SyncPolicy
 
 __all__ = ["MemoryCopy", "engine_pass", "main"]
 
@@ -138,9 +138,7 @@ async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
     connectors = {name: MemoryCopy(name, contacts, variant=n) for n, name in enumerate(PLATFORMS)}
     segments = [SegmentTarget(name, load_rule(rule, SCHEMA)) for name, rule in SEGMENTS.items()]
     # imported before the clock starts, and so that a broken compiler fails at once
-    compilers = {
-        name: load_object(path)(SCHEMA) for name, (_, path) in PLATFORMS.items() if path
-    }
+    compilers = {name: load_object(path)(SCHEMA) for name, (_, path) in PLATFORMS.items() if path}
     engine = Engine(
         connectors,
         store,

@@ -12,7 +12,8 @@ platform. Formulas (every `ceil(x / b)` is 0 when x is 0):
               platform keeps consent outside the record (HubSpot's subscription statuses: one
               address a call below Enterprise); 0 where consent rides in the record;
 - polls     = 1 when the bulk write is asynchronous (Brevo's imports: one status read sees
-              every import done);
+              every import done), plus ceil(records created / read_page_size) reads where the
+              asynchronous write answers no record ids (Brevo's imports) and ids are needed;
 - tags      = by `Capabilities.tags`: a multi-checkbox or attribute rides in the record write
               (0); native tags (Mailchimp) cost, per tag, ceil(max(adds, removes) /
               membership_batch_size) (adds and removes share a call); lists (Brevo) cost the
@@ -75,6 +76,8 @@ class PlatformFacts:
     consent_per_call: int | None = None
     #: status reads an asynchronous bulk write needs (0: writes are synchronous)
     async_write_polls: int = 0
+    #: whether created records' ids must be read back (the bulk write does not answer them)
+    ids_read_back: bool = False
     #: whether one membership call carries adds and removes together
     membership_add_remove_together: bool = True
     #: rate-window scopes each kind of call counts against (absent kind: "default")
@@ -85,7 +88,7 @@ class PlatformFacts:
 
 def _brevo_import_seconds(contacts: int) -> float:
     """Brevo's import processing, as the emulator models it (queue + base + per contact)."""
-    from segsync_brevo.emulator import BrevoEmulator  # noqa: PLC0415 - optional connector
+    from segsync_brevo.emulator import BrevoEmulator
 
     emulator: Any = BrevoEmulator()
     return float(
@@ -103,6 +106,7 @@ FACTS: dict[str, PlatformFacts] = {
     ),
     "brevo": PlatformFacts(
         async_write_polls=1,
+        ids_read_back=True,
         membership_add_remove_together=False,
         scopes={
             "read": ("contacts",),
@@ -110,6 +114,7 @@ FACTS: dict[str, PlatformFacts] = {
             "tags": ("contacts",),
             "segments": ("contacts",),
             "poll": ("hourly",),
+            "ids": ("contacts",),
         },
         processing_seconds=_brevo_import_seconds,
     ),
@@ -120,7 +125,7 @@ FACTS: dict[str, PlatformFacts] = {
 class CallItem:
     """A kind of call and how many of them the minimum needs."""
 
-    kind: str  # read, write, consent, poll, tags, segments
+    kind: str  # read, write, consent, poll, ids, tags, segments
     calls: int
 
 
@@ -145,9 +150,7 @@ def _tag_calls(caps: Capabilities, work: Workload) -> tuple[int, int]:
 def minimum_calls(caps: Capabilities, facts: PlatformFacts, work: Workload) -> list[CallItem]:
     """The fewest calls of each kind `work` needs on a platform (see the module docstring)."""
     writes = _ceil(work.written, caps.write_batch_size)
-    consent = (
-        _ceil(work.consent_writes, facts.consent_per_call) if facts.consent_per_call else 0
-    )
+    consent = _ceil(work.consent_writes, facts.consent_per_call) if facts.consent_per_call else 0
     tags, _ = _tag_calls(caps, work)
     size = caps.membership_batch_size
     if facts.membership_add_remove_together:
@@ -159,6 +162,7 @@ def minimum_calls(caps: Capabilities, facts: PlatformFacts, work: Workload) -> l
         CallItem("write", writes),
         CallItem("consent", consent),
         CallItem("poll", facts.async_write_polls if writes else 0),
+        CallItem("ids", _ceil(work.created, caps.read_page_size) if facts.ids_read_back else 0),
         CallItem("tags", tags),
         CallItem("segments", work.native_segments + work.static_segments + members),
     ]

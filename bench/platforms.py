@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import multiprocessing
 import multiprocessing.connection
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,21 +28,23 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dataset import SCHEMA, TAGS, audience  # noqa: E402
+from dataset import SCHEMA, TAGS, audience
 
-from segsync.clock import Clock, SystemClock  # noqa: E402
-from segsync.connector import Connector, load_object  # noqa: E402
-from segsync.emulator import Emulator  # noqa: E402
+from segsync.clock import Clock, SystemClock
+from segsync.connector import Connector, load_object
+from segsync.emulator import Emulator
 
 __all__ = [
     "PLATFORMS",
     "PlatformSpec",
     "Role",
     "ServedEmulator",
+    "ShiftedClock",
     "StartingEmulator",
     "TimedTransport",
     "in_process",
     "make_connector",
+    "new_offset",
     "serve",
 ]
 
@@ -149,19 +152,40 @@ async def _seed(spec: PlatformSpec, emulator: Emulator, role: Role) -> None:
                     raise RuntimeError(f"seeding {spec.name} failed: {failed[0].error}")
 
 
+class ShiftedClock:
+    """The system clock plus a shared offset: moving the offset is time passing between syncs.
+
+    The offset lives in shared memory (`multiprocessing.Value`), so the emulator processes and
+    the benchmark's connectors and engine see the same jump ("the next sync, an hour later").
+    """
+
+    def __init__(self, offset: Any) -> None:
+        self.offset = offset
+        self._system = SystemClock()
+
+    def now(self) -> dt.datetime:
+        return self._system.now() + dt.timedelta(seconds=self.offset.value)
+
+    def monotonic(self) -> float:
+        return float(self._system.monotonic() + self.offset.value)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._system.sleep(seconds)
+
+
 class SeedingClock:
-    """The clock an emulator seeds on: from `days` before `clock`'s now, 10 ms a reading.
+    """The clock an emulator seeds on: from `days` before `clock`'s now, 1 s a reading.
 
     Seeded records thus look modified over the past, not in the seconds before the first sync
     (incremental reads re-read a recent overlap, which a fresh seed would fill entirely).
     """
 
-    def __init__(self, clock: Clock, days: float = 30.0) -> None:
+    def __init__(self, clock: Clock, days: float = 365.0) -> None:
         self._clock = clock
         self._at = clock.now() - dt.timedelta(days=days)
 
     def now(self) -> dt.datetime:
-        self._at += dt.timedelta(milliseconds=10)
+        self._at += dt.timedelta(seconds=1)
         return self._at
 
     def monotonic(self) -> float:
@@ -183,11 +207,15 @@ def seeded_emulator(spec: PlatformSpec, role: Role, clock: Clock) -> Emulator:
 
 
 def _serve_child(
-    name: str, role: Role, latency_ms: float, conn: multiprocessing.connection.Connection
+    name: str,
+    role: Role,
+    latency_ms: float,
+    conn: multiprocessing.connection.Connection,
+    offset: Any,
 ) -> None:
     """Child process: seed, then serve on loopback; send (base_url, config) once listening."""
     spec = PLATFORMS[name]
-    emulator = seeded_emulator(spec, role, SystemClock())
+    emulator = seeded_emulator(spec, role, ShiftedClock(offset))
     emulator.latency = latency_ms / 1000.0
 
     def ready(url: str) -> None:
@@ -204,10 +232,20 @@ class ServedEmulator:
     process: multiprocessing.process.BaseProcess
     base_url: str
     config: dict[str, Any]
+    offset: Any = None
 
     def connector(self, transport: httpx.AsyncBaseTransport, clock: Clock) -> Connector:
         cls = PLATFORMS[self.name].connector_class()
         return cls(self.config, schema=SCHEMA, transport=transport, clock=clock)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the emulator process has used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.process.is_alive():
@@ -223,28 +261,40 @@ class StartingEmulator:
     process: multiprocessing.process.BaseProcess
     conn: multiprocessing.connection.Connection
     timeout: float
+    #: the shared clock offset, kept alive while the child runs
+    offset: Any = None
 
     def wait(self) -> ServedEmulator:
         if not self.conn.poll(self.timeout):
             self.process.terminate()
             raise RuntimeError(f"the {self.name} emulator did not start in {self.timeout:.0f} s")
         info = self.conn.recv()
-        return ServedEmulator(self.name, self.process, info["base_url"], info["config"])
+        return ServedEmulator(
+            self.name, self.process, info["base_url"], info["config"], self.offset
+        )
 
 
-def serve(name: str, role: Role, latency_ms: float, *, timeout: float = 900.0) -> StartingEmulator:
+def new_offset() -> Any:
+    """A shared clock offset (seconds) for `ShiftedClock`s in this and the emulator processes."""
+    return multiprocessing.get_context("spawn").Value("d", 0.0, lock=False)
+
+
+def serve(
+    name: str, role: Role, latency_ms: float, offset: Any = None, *, timeout: float = 900.0
+) -> StartingEmulator:
     """Start `name`'s emulator in its own process, seeded with `role` (`wait()` for it)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
+    offset = offset if offset is not None else new_offset()
     process = ctx.Process(
         target=_serve_child,
-        args=(name, role, latency_ms, child),
+        args=(name, role, latency_ms, child, offset),
         name=f"emulator-{name}",
         daemon=True,
     )
     process.start()
     child.close()
-    return StartingEmulator(name, process, parent, timeout)
+    return StartingEmulator(name, process, parent, timeout, offset)
 
 
 def in_process(name: str, role: Role, latency_ms: float, clock: Clock) -> Emulator:

@@ -36,24 +36,26 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dataset import DOMAIN, SCHEMA, SEGMENTS, TAGS, audience, changed  # noqa: E402
-from minimum import FACTS, Workload, floor_seconds, minimum_calls  # noqa: E402
-from platforms import (  # noqa: E402
+from dataset import DOMAIN, SCHEMA, SEGMENTS, TAGS, audience, changed
+from minimum import FACTS, Workload, floor_seconds, minimum_calls
+from platforms import (
     PLATFORMS,
     Role,
     ServedEmulator,
+    ShiftedClock,
     TimedTransport,
     in_process,
     make_connector,
+    new_offset,
     serve,
 )
 
-from segsync.clock import Clock, SystemClock, VirtualClock  # noqa: E402
-from segsync.connector import Connector, ContactChange  # noqa: E402
-from segsync.model import Contact  # noqa: E402
-from segsync.rules import evaluate, load_rule  # noqa: E402
-from segsync.state import SQLiteStateStore  # noqa: E402
-from segsync.sync import Engine, RunReport, SegmentTarget, SyncPolicy  # noqa: E402
+from segsync.clock import Clock, VirtualClock
+from segsync.connector import Connector, ContactChange
+from segsync.model import Contact
+from segsync.rules import evaluate, load_rule
+from segsync.state import SQLiteStateStore
+from segsync.sync import Engine, RunReport, SegmentTarget, SyncPolicy
 
 __all__ = ["READ_ENDPOINT", "Scenario", "roles", "workloads"]
 
@@ -113,13 +115,19 @@ def workloads(contacts: int, overlap: int, fraction: float) -> dict[str, dict[st
     created = {"mailchimp": contacts - overlap, "hubspot": 0, "brevo": contacts}
     initial = {
         "mailchimp": Workload(
-            read=overlap, created=created["mailchimp"], tag_adds=dict(tag_new),
+            read=overlap,
+            created=created["mailchimp"],
+            tag_adds=dict(tag_new),
             native_segments=natives["mailchimp"],
         ),
         "hubspot": Workload(read=contacts, native_segments=natives["hubspot"]),
         "brevo": Workload(
-            read=0, created=contacts, tag_adds=dict(tag_all), tag_sets=dict(sets_all),
-            static_segments=statics["brevo"], static_adds=members,
+            read=0,
+            created=contacts,
+            tag_adds=dict(tag_all),
+            tag_sets=dict(sets_all),
+            static_segments=statics["brevo"],
+            static_adds=members,
         ),
     }
     unchanged = {name: Workload(read=created[name]) for name in PLATFORMS}
@@ -128,8 +136,12 @@ def workloads(contacts: int, overlap: int, fraction: float) -> dict[str, dict[st
         "mailchimp": Workload(read=edited),
         "hubspot": Workload(updated=edited),
         "brevo": Workload(
-            updated=edited, tag_adds=dict(adds), tag_removes=dict(removes),
-            tag_sets=dict(sets_edit), static_adds=seg_add, static_removes=seg_remove,
+            updated=edited,
+            tag_adds=dict(adds),
+            tag_removes=dict(removes),
+            tag_sets=dict(sets_edit),
+            static_adds=seg_add,
+            static_removes=seg_remove,
         ),
     }
     return {"initial": initial, "unchanged": unchanged, "changed": after_edit}
@@ -153,10 +165,13 @@ class Scenario:
     latency_ms: float
     emulated: frozenset[str]
     fraction: float = 0.01
+    #: seconds between two syncs (a sync scheduled hourly)
+    interval: float = 3600.0
 
     def __post_init__(self) -> None:
         self.virtual = VirtualClock()
-        self.system = SystemClock()
+        self.offset = new_offset()
+        self.system = ShiftedClock(self.offset)
         self.served: dict[str, ServedEmulator] = {}
         self.emulators: dict[str, Any] = {}
         self.transports: dict[str, TimedTransport] = {}
@@ -173,12 +188,10 @@ class Scenario:
         pending = {}
         for name in PLATFORMS:
             if name not in self.emulated:
-                pending[name] = serve(name, held[name], self.latency_ms)
+                pending[name] = serve(name, held[name], self.latency_ms, self.offset)
         for name in PLATFORMS:
             if name in self.emulated:
-                self.emulators[name] = in_process(
-                    name, held[name], self.latency_ms, self.virtual
-                )
+                self.emulators[name] = in_process(name, held[name], self.latency_ms, self.virtual)
         for name, starting in pending.items():
             self.served[name] = starting.wait()
         for name in PLATFORMS:
@@ -214,13 +227,23 @@ class Scenario:
             clock=self.system,
         )
 
+    def pass_time(self, seconds: float) -> None:
+        """Let `seconds` pass on every clock (the time between two scheduled syncs)."""
+        self.offset.value += seconds
+        self.virtual.advance(seconds)
+
     async def run_phase(self, phase: str, work: Mapping[str, Workload]) -> dict[str, Any]:
         """One `Engine.sync()`, measured per platform beside its minimum and floor."""
+        self.pass_time(self.interval)
         before = {n: c.stats.as_dict() for n, c in self.connectors.items()}
         started = {n: self.clock_of(n).monotonic() for n in self.connectors}
+        cpu = {n: s.cpu_seconds() for n, s in self.served.items()}
+        own_cpu = time.process_time()
         wall = time.perf_counter()
         report: RunReport = await self.engine.sync()
         wall = time.perf_counter() - wall
+        own_cpu = time.process_time() - own_cpu
+        cpu = {n: round(s.cpu_seconds() - cpu[n], 1) for n, s in self.served.items()}
         platforms: dict[str, Any] = {}
         for name, connector in self.connectors.items():
             by_endpoint = _calls(before[name], connector.stats.as_dict())
@@ -247,9 +270,7 @@ class Scenario:
                 **floor,
                 "time_ratio": round(elapsed / floor["floor_s"], 3) if floor["floor_s"] else None,
                 "records_written": (counts.created + counts.updated) if counts else 0,
-                "members_changed": (counts.members_added + counts.members_removed)
-                if counts
-                else 0,
+                "members_changed": (counts.members_added + counts.members_removed) if counts else 0,
                 "records_read": counts.read if counts else 0,
                 "rate_limited_429": connector.stats.rate_limited
                 - sum(int(v.get("rate_limited", 0)) for v in before[name].values()),
@@ -261,6 +282,10 @@ class Scenario:
             "errors": len(report.errors),
             "first_errors": [e.message for e in report.errors[:3]],
             "wall_seconds": round(wall, 3),
+            "cpu_seconds": {
+                "engine_and_connectors": round(own_cpu, 1),
+                **{f"{n}_emulator": v for n, v in cpu.items()},
+            },
             "record_writes": report.writes,
             "platforms": platforms,
         }
@@ -272,8 +297,11 @@ class Scenario:
         if name in self.emulated:
             emulator = self.emulators[name]
             editor = make_connector(
-                PLATFORMS[name], emulator, "http://127.0.0.1:9",
-                transport=emulator.transport(), clock=clock,
+                PLATFORMS[name],
+                emulator,
+                "http://127.0.0.1:9",
+                transport=emulator.transport(),
+                clock=clock,
             )
         else:
             editor = self.served[name].connector(httpx.AsyncHTTPTransport(), clock)

@@ -134,3 +134,39 @@ def test_demo_keep_writes_a_config_segsync_check_accepts(tmp_path: Path) -> None
 
     assert proc.returncode == EXIT_OK, proc.stdout
     assert "3 platform(s)" in proc.stdout
+
+
+TROUBLED = """\
+state: sqlite:///.segsync/state.db
+schema:
+  country: text
+platforms:
+  mailchimp: {api_key: "${MAILCHIMP_API_KEY}", list_id: abc, base_url: "http://api.example.com"}
+  hubspott: {token: x}
+segments:
+  fr:
+    rule: 'contry = "FR" and'
+"""
+
+
+def test_troubleshooting_quotes_the_messages_check_prints(tmp_path: Path) -> None:
+    """The configuration messages docs/troubleshooting.md quotes are the ones segsync prints."""
+    (tmp_path / "segsync.yaml").write_text(TROUBLED, encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md").read_text(
+        encoding="utf-8"
+    )
+
+    proc = segsync_run("check", cwd=tmp_path)
+
+    assert proc.returncode == EXIT_INVALID
+    quoted = [
+        "platforms.mailchimp.api_key: environment variable MAILCHIMP_API_KEY is not set (set "
+        "it, or write ${MAILCHIMP_API_KEY:-default} for a default)",
+        "platforms.mailchimp.base_url: base_url 'http://api.example.com/': use https:// "
+        "(plain http:// is accepted only for loopback addresses)",
+        "platforms.hubspott: no connector called 'hubspott'; did you mean 'hubspot'?",
+        "segments.fr.rule: 1:18 expected a condition, found the end of the rule",
+    ]
+    for message in quoted:
+        assert message in proc.stdout, message
+        assert message in doc, message

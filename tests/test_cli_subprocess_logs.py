@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,3 +130,33 @@ def test_configuring_never_raises_the_root_level(captured: io.StringIO) -> None:
 
     assert root.level == logging.INFO
     assert captured.getvalue() == ""
+
+
+def test_python_warnings_become_json_records(captured: io.StringIO) -> None:
+    """With JSON logs, a Python warning is a JSON line too (stderr stays parseable)."""
+    configure_logging(LogFormat.JSON, stream=captured)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("connector 'x' is unavailable", RuntimeWarning, stacklevel=1)
+    finally:
+        logging.captureWarnings(False)
+
+    entry = json.loads(captured.getvalue().splitlines()[0])
+    assert entry["logger"] == "py.warnings"
+    assert "connector 'x' is unavailable" in entry["message"]
+
+
+def test_loaded_configuration_keys_are_redacted(captured: io.StringIO, tmp_path: Path) -> None:
+    """Once the CLI loaded a configuration, its keys are redacted whatever their shape."""
+    from segsync.cli.core import _load
+
+    (tmp_path / "segsync.yaml").write_text(
+        "platforms:\n  brevo: {api_key: plain-custom-secret-42}\n", encoding="utf-8"
+    )
+    configure_logging(LogFormat.TEXT, stream=captured)
+
+    _load(tmp_path / "segsync.yaml", as_json=False)
+    logging.getLogger("segsync.test").warning("sent plain-custom-secret-42")
+
+    assert captured.getvalue() == "WARNING segsync.test: sent ***\n"

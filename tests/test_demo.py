@@ -68,6 +68,9 @@ def test_the_seed_plants_what_a_real_audience_has() -> None:
     assert all(count > 0 for count in report.planted.values()), report.planted
     assert report.conflicts_settled > 0
     assert "newest change wins" in report.conflict_policy
+    newest, by_priority = report.conflict_examples
+    assert newest.endswith("(the newest record wins)")
+    assert by_priority.endswith("(country by priority hubspot > mailchimp > brevo)")
 
 
 def test_api_calls_and_time_are_reported() -> None:
@@ -234,3 +237,26 @@ def test_demo_start_is_fixed() -> None:
     assert report.first_sync["started_at"].startswith(
         (dt.datetime(2026, 11, 4, tzinfo=dt.UTC)).date().isoformat()
     )
+
+
+def test_docs_index_links_every_page() -> None:
+    """docs/index.md links every Markdown page under docs/, and the README links the index."""
+    repo = Path(__file__).resolve().parents[1]
+    docs = repo / "docs"
+    index = (docs / "index.md").read_text(encoding="utf-8")
+    pages = {p.relative_to(docs).as_posix() for p in docs.rglob("*.md")} - {"index.md"}
+
+    assert sorted(p for p in pages if f"]({p})" not in index) == []
+    assert "](docs/index.md)" in (repo / "README.md").read_text(encoding="utf-8")
+
+
+def test_keep_twice_starts_afresh(tmp_path: Path) -> None:
+    """A second demo in the same --keep directory does not inherit the first one's state."""
+    keep = tmp_path / "demo"
+    asyncio.run(run_demo(DemoOptions(contacts=15, seed=1, keep=keep)))
+
+    report = asyncio.run(run_demo(DemoOptions(contacts=15, seed=2, keep=keep)))
+
+    assert report.contacts == dict.fromkeys(DEMO_PLATFORMS, 15)
+    assert report.aligned == dict.fromkeys(DEMO_PLATFORMS, True)
+    assert report.second_sync_writes == 0

@@ -9,7 +9,9 @@ group); a `segsync.yaml` whose `base_url`s point at the emulators (`load_config`
 and the engine is built from it, its connectors reaching the emulators through in-process
 transports). It then plans, applies, plans and applies again, and checks the result by
 reading every platform back: `DemoReport.aligned`, `consent_violations` (against the opt-outs
-the seed planted, not against segsync's own state) and `second_sync_writes`.
+the seed planted as well as the canonical view), `second_sync_writes`, and `segments_match`
+(each published segment's members as the platform lists them, against the reference
+evaluator). `trusted(report)` is all four.
 
 `render_report(report)` is the text view; `DemoReport.model_dump(mode="json")` the JSON one.
 """
@@ -33,7 +35,8 @@ from segsync.clock import VirtualClock
 from segsync.config import Config, load_config
 from segsync.connector import Connector, ContactChange, RemoteContact, load_object, registry
 from segsync.emulator import Emulator
-from segsync.model import CONSENT_OPT_OUTS, ConsentStatus, normalize_email
+from segsync.model import CONSENT_OPT_OUTS, Consent, ConsentStatus, Contact, normalize_email
+from segsync.rules import evaluate
 from segsync.sync import Engine, Plan
 from segsync.sync.build import build_connectors, build_engine
 
@@ -153,7 +156,10 @@ class PlatformOutcome(BaseModel):
     opt_outs_written: int
     api_calls_first_sync: int
     api_calls_second_sync: int
-    rate_limited: int
+    rate_limited: int = Field(description="429 answers received (each waited out and retried)")
+    paced_seconds: float = Field(
+        description="emulated seconds requests waited for the rate budget, summed over requests"
+    )
     consent_violations: int
 
 
@@ -193,6 +199,7 @@ class DemoReport(BaseModel):
     planted: dict[str, int] = Field(description="what the seed planted to be settled")
     conflicts_settled: int
     conflict_policy: str
+    conflict_examples: list[str] = Field(description="conflicting edits and how they settled")
     opt_outs_propagated: int
     platforms: dict[str, PlatformOutcome]
     segments: list[SegmentOutcome]
@@ -216,6 +223,13 @@ class _Person:
     extra_tags: dict[str, set[str]] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Conflict:
+    key: str
+    field: str
+    edits: tuple[tuple[str, Any], ...]  # (platform, value), oldest first, a day apart
+
+
 @dataclasses.dataclass
 class _Audience:
     people: list[_Person]
@@ -223,6 +237,7 @@ class _Audience:
     edits: list[dict[str, list[ContactChange]]]
     planted: dict[str, int]
     opted_out: set[str]
+    conflicts: list[_Conflict]
 
 
 def _person(i: int, rng: random.Random, platforms: Sequence[str]) -> _Person:
@@ -287,6 +302,7 @@ def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience
         merged.update(change)
 
     opted_out: set[str] = set()
+    conflicts: list[_Conflict] = []
     for person in people:
         several = len(person.on) > 1
         planted["on_several_platforms"] += several
@@ -305,8 +321,12 @@ def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience
         if several and rng.random() < 0.2:  # edited on two platforms since: a conflict
             first, second = rng.sample(person.on, 2)
             name = rng.choice(("company", "first_name", "country", "lifetime_value"))
-            edit(0, first, person.emails[first], fields={name: _edited(name, person, rng)})
-            edit(1, second, person.emails[second], fields={name: _edited(name, person, rng)})
+            values = (_edited(name, person, rng), _edited(name, person, rng))
+            edit(0, first, person.emails[first], fields={name: values[0]})
+            edit(1, second, person.emails[second], fields={name: values[1]})
+            conflicts.append(
+                _Conflict(person.key, name, ((first, values[0]), (second, values[1])))
+            )
             planted["conflicting_edits"] += 1
         opt = rng.random()
         if opt < 0.07:  # unsubscribed on one platform, through its footer link
@@ -338,7 +358,7 @@ def synthetic_audience(n: int, seed: int, platforms: Sequence[str]) -> _Audience
          for p, by_email in round_.items()}
         for round_ in edits
     ]
-    return _Audience(people, creates, rounds, planted, opted_out)
+    return _Audience(people, creates, rounds, planted, opted_out, conflicts)
 
 
 # -- the world ---------------------------------------------------------------------------------
@@ -530,9 +550,6 @@ async def _segment_members(engine: Engine) -> dict[tuple[str, str], int | None]:
 
 def _expected_members(engine: Engine) -> dict[str, int]:
     """Members of each segment by the reference evaluator over the canonical view."""
-    from segsync.model import Consent, Contact
-    from segsync.rules import evaluate
-
     counts = dict.fromkeys((s.name for s in engine.segments), 0)
     now = engine.clock.now()
     for _cid, view, _dirty in engine.store.canonical_contacts(engine.config):
@@ -546,6 +563,29 @@ def _expected_members(engine: Engine) -> dict[str, int]:
             if evaluate(target.rule, contact, now=now, schema=engine.schema):
                 counts[target.name] += 1
     return counts
+
+
+def _conflict_examples(
+    conflicts: Sequence[_Conflict], canonical: Mapping[str, Any], engine: Engine
+) -> list[str]:
+    """A few planted conflicts, each with the value it settled on and the rule that chose it.
+
+    One where the newest change decides and one decided by platform priority, when planted.
+    """
+    picked: dict[bool, _Conflict] = {}
+    for conflict in conflicts:
+        by_priority = engine.policy.priority(conflict.field) is not None
+        picked.setdefault(by_priority, conflict)
+    lines = []
+    for by_priority, conflict in sorted(picked.items()):
+        settled = canonical.get(conflict.key, {}).get("f", {}).get(conflict.field)
+        edits = " then ".join(f"{value!r} on {platform}" for platform, value in conflict.edits)
+        order = engine.policy.priority(conflict.field) or ()
+        rule = f"{conflict.field} by priority {' > '.join(order)}" if by_priority else (
+            "the newest record wins")
+        lines.append(f"{conflict.key}: {conflict.field} edited {edits} -> {settled!r} on "
+                     f"every platform ({rule})")
+    return lines
 
 
 async def run_demo(
@@ -570,6 +610,8 @@ async def run_demo(
             workdir / "segsync.yaml", emulators, workdir / ".segsync" / "state.db"
         )
         (workdir / ".segsync").mkdir(exist_ok=True)
+        for stale in (workdir / ".segsync").glob("state.db*"):  # an earlier demo's state
+            stale.unlink()
         config = load_config(config_path, env={})
         say(f"wrote {config_path} ({len(config.platforms)} platforms, "
             f"{len(config.segments)} segments)")
@@ -608,6 +650,7 @@ async def _sync_and_check(
 ) -> DemoReport:
     sync_started = clock.monotonic()
     calls0 = {n: c.stats.calls for n, c in engine.connectors.items()}
+    paced0 = {n: c.budget.waited_seconds for n, c in engine.connectors.items()}
     async with engine.locked():
         plan = await engine.plan()
         say("planned the first sync")
@@ -652,6 +695,7 @@ async def _sync_and_check(
             api_calls_first_sync=calls1[name] - calls0[name],
             api_calls_second_sync=calls2[name] - calls1[name],
             rate_limited=connector.stats.rate_limited,
+            paced_seconds=round(connector.budget.waited_seconds - paced0[name], 3),
             consent_violations=violations,
         )
     members = await _segment_members(engine)
@@ -676,6 +720,7 @@ async def _sync_and_check(
         planted=audience.planted,
         conflicts_settled=plan.conflicts,
         conflict_policy=how,
+        conflict_examples=_conflict_examples(audience.conflicts, canonical, engine),
         opt_outs_propagated=sum(o.opt_outs_written for o in outcomes.values()),
         platforms=outcomes,
         segments=segments,
@@ -711,11 +756,14 @@ def render_report(report: DemoReport) -> str:
             f"  {name:<10} {o.contacts:>6} contacts, aligned: {_check(o.aligned)}; "
             f"{o.created} created, {o.updated} updated, {o.opt_outs_written} opt-outs written; "
             f"{o.api_calls_first_sync} API calls"
-            + (f" ({o.rate_limited} rate-limited and waited out)" if o.rate_limited else "")
+            + (f" (requests held {o.paced_seconds:.0f} s in all by its rate limits)"
+               if o.paced_seconds else "")
+            + (f" ({o.rate_limited} answered 429, waited out)" if o.rate_limited else "")
         )
         lines.extend(f"      ! {m}" for m in o.mismatches)
     lines += [
         f"  conflicts settled: {report.conflicts_settled} ({report.conflict_policy})",
+        *(f"    e.g. {example}" for example in report.conflict_examples),
         f"  opt-outs propagated: {report.opt_outs_propagated} consent changes written; "
         f"consent violations: {report.consent_violations}",
         "",

@@ -210,4 +210,6 @@ def configure_logging(
     root.addHandler(handler)
     if root.getEffectiveLevel() > numeric:
         root.setLevel(numeric)
+    # JSON on stderr means only JSON: Python warnings become records of `py.warnings`
+    logging.captureWarnings(fmt is LogFormat.JSON)
     return handler

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from segsync.cli import EXIT_INVALID, app
 from segsync.config import ConfigError, load_config
+from segsync.state import SQLiteStateStore
 
 runner = CliRunner()
 
@@ -199,15 +200,18 @@ def test_load_config_raises_one_config_error(tmp_path: Path, case: Case) -> None
 def test_every_command_refuses_an_invalid_file(tmp_path: Path, command: list[str]) -> None:
     """Commands that read the configuration refuse a bad one the same way, state untouched."""
     case = next(c for c in CATALOGUE if c.id == "unknown_field_in_rule")
-    path = write(tmp_path, case)
     state = tmp_path / "state.db"
-    state.write_bytes(b"")
+    SQLiteStateStore(state).close()  # a store that exists already
+    assert isinstance(case.text, str)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(case.text.replace("sqlite:///state.db", f"sqlite:///{state}"))
+    before = state.read_bytes()
 
     result = runner.invoke(app, [*command, "-c", str(path)], env={"COLUMNS": "200"})
 
     assert result.exit_code == EXIT_INVALID, result.output
     assert "segments.a.rule" in result.output
-    assert state.read_bytes() == b""
+    assert state.read_bytes() == before
 
 
 def test_a_rule_that_explodes_in_dnf_is_explained_quickly(tmp_path: Path) -> None:

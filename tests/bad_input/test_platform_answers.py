@@ -14,19 +14,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import re
-import sqlite3
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
-
-from fault_world import (  # noqa: E402
+from answers import (
+    READS,
+    AnswerRewrite,
+    CorruptingTransport,
+    Read,
+    json_rewrite,
+    store_contents,
+)
+from fault_world import (
     PLATFORMS,
     connector_config,
     dump_platform,
@@ -35,40 +37,17 @@ from fault_world import (  # noqa: E402
     seed_platforms,
 )
 
-from segsync.clock import VirtualClock  # noqa: E402
-from segsync.connector import ContactChange, registry  # noqa: E402
-from segsync.state import SQLiteStateStore  # noqa: E402
-from segsync.sync import Engine, RunReport  # noqa: E402
-from segsync.testing.data import DEFAULT_SCHEMA  # noqa: E402
+from segsync.clock import VirtualClock
+from segsync.connector import ContactChange, registry
+from segsync.state import SQLiteStateStore
+from segsync.sync import Engine, RunReport
+from segsync.testing.data import DEFAULT_SCHEMA
 
-
-@dataclasses.dataclass(frozen=True)
-class Read:
-    """How a platform's contact read is paged: endpoint, list key, total key, paging."""
-
-    method: str
-    path: str  # regex on the request path
-    endpoint: str  # how the endpoint is named in errors
-    items: str
-    total: str
-    paging: str  # "offset" or "after"
-
-
-READS: dict[str, Read] = {
-    "mailchimp": Read("GET", r"/members$", "/members", "members", "total_items", "offset"),
-    "hubspot": Read(
-        "POST", r"/contacts/search$", "contacts/search", "results", "total", "after"
-    ),
-    "brevo": Read("GET", r"/v3/contacts$", "/contacts", "contacts", "count", "offset"),
-}
-
-Corruption = Callable[[Read, bytes, httpx.Request], tuple[bytes, dict[str, str]]]
+Corruption = AnswerRewrite
 
 
 def _json(read: Read, body: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
-    data = json.loads(body)
-    change(data)
-    return json.dumps(data).encode()
+    return json_rewrite(body, change)
 
 
 def invalid_json(read: Read, body: bytes, request: httpx.Request) -> tuple[bytes, dict[str, str]]:
@@ -120,9 +99,7 @@ def pages_end_early(
     return _json(read, body, change), {}
 
 
-def cursor_repeats(
-    read: Read, body: bytes, request: httpx.Request
-) -> tuple[bytes, dict[str, str]]:
+def cursor_repeats(read: Read, body: bytes, request: httpx.Request) -> tuple[bytes, dict[str, str]]:
     """The next-page cursor is always the first page's: the pages never end."""
 
     def change(data: dict[str, Any]) -> None:
@@ -148,44 +125,6 @@ NOT_APPLICABLE = {
 }
 
 
-class CorruptingTransport(httpx.AsyncBaseTransport):
-    """Passes requests on; rewrites the answers to `read` with `corruption` while `active`."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, read: Read, corruption: Corruption):
-        self.inner = inner
-        self.read = read
-        self.corruption = corruption
-        self.active = False
-        self.corrupted = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if not (
-            self.active
-            and request.method == self.read.method
-            and re.search(self.read.path, request.url.path)
-            and response.status_code == 200
-        ):
-            return response
-        body = await response.aread()
-        new_body, headers = self.corruption(self.read, body, request)
-        self.corrupted += 1
-        out_headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-        out_headers.update(headers)
-        return httpx.Response(200, headers=out_headers, content=new_body, request=request)
-
-
-KEPT_TABLES = ("base", "canonical", "owned", "ledger", "members")
-
-
-def store_contents(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """What the store keeps between runs (staging, run logs and the generation left out)."""
-    with sqlite3.connect(path) as db:
-        out = {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall()) for t in KEPT_TABLES}  # noqa: S608
-        out["cursors"] = sorted(db.execute("SELECT config, platform, cursor FROM cursors"))
-    return out
-
-
 @dataclasses.dataclass
 class Result:
     report: RunReport | None
@@ -201,9 +140,7 @@ async def _scenario(platform: str, corruption: Corruption, tmp: Path) -> Result:
     emulators = {p: make_emulator(p, clock, seed=3) for p in PLATFORMS}
     seeders = {p: make_connector(p, emulators[p], clock) for p in PLATFORMS}
     await seed_platforms(seeders, 3, 30)
-    corrupting = CorruptingTransport(
-        emulators[platform].transport(), READS[platform], corruption
-    )
+    corrupting = CorruptingTransport(emulators[platform].transport(), READS[platform], corruption)
     connectors = {
         p: registry.get(p)(
             connector_config(p, e, "http://127.0.0.1:8080"),
@@ -214,8 +151,9 @@ async def _scenario(platform: str, corruption: Corruption, tmp: Path) -> Result:
         for p, e in emulators.items()
     }
     db = tmp / "state.db"
-    engine = Engine(connectors, SQLiteStateStore(db, clock=clock), schema=DEFAULT_SCHEMA,
-                    clock=clock)
+    engine = Engine(
+        connectors, SQLiteStateStore(db, clock=clock), schema=DEFAULT_SCHEMA, clock=clock
+    )
     for _ in range(2):  # the second run settles the echoes of the first one's writes
         settled = await engine.sync()
         assert settled.status == "ok", settled.errors
@@ -224,8 +162,9 @@ async def _scenario(platform: str, corruption: Corruption, tmp: Path) -> Result:
     remotes = [c async for page in seeders[platform].read(None) for c in page.contacts]
     edited = sorted(remotes, key=lambda r: r.email)[:3]
     changes = [
-        ContactChange(email=r.email, platform_id=r.platform_id,
-                      fields={"first_name": f"Edited {i}"})
+        ContactChange(
+            email=r.email, platform_id=r.platform_id, fields={"first_name": f"Edited {i}"}
+        )
         for i, r in enumerate(edited)
     ]
     assert all(r.ok for r in await seeders[platform].write(changes))
@@ -237,7 +176,7 @@ async def _scenario(platform: str, corruption: Corruption, tmp: Path) -> Result:
     error: BaseException | None = None
     try:
         report = await asyncio.wait_for(engine.sync(), timeout=30)
-    except Exception as exc:  # noqa: BLE001 - what the run raised is the test's subject
+    except Exception as exc:
         error = exc
     after = store_contents(db)
     corrupting.active = False

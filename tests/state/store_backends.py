@@ -61,8 +61,9 @@ class PostgresSchemas:
         return with_search_path(self.url, schema)
 
     def close(self) -> None:
-        for schema in self.schemas:
-            self.admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        if self.schemas:
+            names = ", ".join(f'"{schema}"' for schema in self.schemas)
+            self.admin.execute(f"DROP SCHEMA IF EXISTS {names} CASCADE")
         self.admin.close()
 
 

@@ -270,6 +270,7 @@ class HubSpotConnector(Connector):
         self._tag_lists: dict[str, str] = {}
         self._subscription: int | None = self.cfg.subscription_id
         self._batch_consent = self.cfg.consent_batch_reads
+        self._group_ready = False
 
     @property
     def stats(self) -> RequestStats:
@@ -360,22 +361,6 @@ class HubSpotConnector(Connector):
     async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
         """Create missing properties (with matching types) and the tag options or lists."""
         known = await self._load_properties()
-        group_ready = False
-
-        async def ensure_group() -> None:
-            nonlocal group_ready
-            if group_ready:
-                return
-            response = await self.client.request(
-                "POST",
-                f"{self.paths['properties']}/groups",
-                endpoint="POST property group",
-                json={"name": self.cfg.property_group, "label": "segsync", "displayOrder": -1},
-                ok=(409,),  # it exists (ours, or an answer lost before a retry)
-                idempotent=True,
-            )
-            del response
-            group_ready = True
 
         for name, spec in fields.items():
             if spec.read_only:
@@ -385,7 +370,7 @@ class HubSpotConnector(Connector):
             if existing is None:
                 if target.builtin:
                     continue
-                await ensure_group()
+                await self._ensure_group()
                 body: dict[str, Any] = {
                     "name": target.name,
                     "label": name,
@@ -415,31 +400,50 @@ class HubSpotConnector(Connector):
             if target.type == "enumeration" and spec.options and not target.builtin:
                 await self._ensure_options(target.name, {o: o for o in spec.options})
         if self.cfg.tags_as == "property":
-            wanted = {tag.casefold(): tag for tag in tags}
-            if self.cfg.tags_property not in known:
-                await ensure_group()
-                self._properties = known
-                options = [
-                    {"label": label, "value": value, "displayOrder": i, "hidden": False}
-                    for i, (value, label) in enumerate(sorted(wanted.items()))
-                ]
-                known[self.cfg.tags_property] = await self._create_property(
-                    {
-                        "name": self.cfg.tags_property,
-                        "label": "segsync tags",
-                        "type": "enumeration",
-                        "fieldType": "checkbox",
-                        "groupName": self.cfg.property_group,
-                        "options": options,
-                        "description": "tags kept in sync by segsync",
-                    }
-                )
-                self._tag_labels.update(wanted)
-            else:
-                await self._ensure_options(self.cfg.tags_property, wanted)
+            await self._ensure_tag_property({tag.casefold(): tag for tag in tags})
         else:
             for tag in tags:
                 await self._tag_list(tag)
+
+    async def _ensure_group(self) -> None:
+        """segsync's property group, created once per connector (a 409 means it exists)."""
+        if self._group_ready:
+            return
+        await self.client.request(
+            "POST",
+            f"{self.paths['properties']}/groups",
+            endpoint="POST property group",
+            json={"name": self.cfg.property_group, "label": "segsync", "displayOrder": -1},
+            ok=(409,),  # it exists (ours, or an answer lost before a retry)
+            idempotent=True,
+        )
+        self._group_ready = True
+
+    async def _ensure_tag_property(self, wanted: Mapping[str, str]) -> None:
+        """The tag checkbox property with options `wanted` (value -> label): created when
+        missing (in segsync's group), else completed with the options it lacks."""
+        known = await self._load_properties()
+        if self.cfg.tags_property in known:
+            await self._ensure_options(self.cfg.tags_property, wanted)
+            return
+        await self._ensure_group()
+        options = [
+            {"label": label, "value": value, "displayOrder": i, "hidden": False}
+            for i, (value, label) in enumerate(sorted(wanted.items()))
+        ]
+        known[self.cfg.tags_property] = await self._create_property(
+            {
+                "name": self.cfg.tags_property,
+                "label": "segsync tags",
+                "type": "enumeration",
+                "fieldType": "checkbox",
+                "groupName": self.cfg.property_group,
+                "options": options,
+                "description": "tags kept in sync by segsync",
+            }
+        )
+        for value, label in wanted.items():
+            self._tag_labels.setdefault(value, label)
 
     async def _create_property(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Create a property; a 409 (it exists: e.g. our own, whose answer was lost) reads it."""
@@ -757,11 +761,16 @@ class HubSpotConnector(Connector):
         if not pending:
             return [r for r in results if r is not None]
         tags_mode = self.cfg.tags_as
+        invalid: dict[int, str] = {}
+        for i in pending:
+            bad = sorted(t for t in changes[i].tags_add | changes[i].tags_remove if ";" in t)
+            if bad and tags_mode == "property":
+                invalid[i] = f"tags {bad} contain ';', which HubSpot options cannot hold"
+        pending = [i for i in pending if i not in invalid]
         if tags_mode == "property":
             wanted = {t.casefold(): t for i in pending for t in changes[i].tags_add}
             if wanted:
-                await self._load_properties()
-                await self._ensure_options(self.cfg.tags_property, wanted)
+                await self._ensure_tag_property(wanted)
         await self._ensure_enum_options([changes[i] for i in pending])
         current_tags: dict[str, set[str]] = {}
         needs_tags = [
@@ -781,7 +790,6 @@ class HubSpotConnector(Connector):
                 if why:
                     refused[i] = why
         inputs: list[tuple[int, dict[str, Any]]] = []
-        invalid: dict[int, str] = {}
         for i in pending:
             change = changes[i]
             props, problem = self._properties_for(change)
@@ -813,6 +821,7 @@ class HubSpotConnector(Connector):
         verdicts = await self._upsert(inputs)
         for i, problem in invalid.items():
             verdicts[i] = (False, None, False, problem, "INVALID_VALUE")
+        pending = sorted([*pending, *(i for i in invalid if i not in pending)])
         for i in pending:
             change = changes[i]
             ok, platform_id, created, error, code = verdicts.get(

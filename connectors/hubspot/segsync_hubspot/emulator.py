@@ -203,6 +203,7 @@ class HubSpotEmulator(Emulator):
         batch_limit: int = BATCH_INPUTS,
         membership_write_limit: int = 100_000,
         enterprise_consent: bool = True,
+        email_upsert_all_or_nothing: bool = False,
         portal_id: int = 12345678,
         **kwargs: Any,
     ) -> None:
@@ -221,6 +222,7 @@ class HubSpotEmulator(Emulator):
         self.batch_limit = batch_limit
         self.membership_write_limit = membership_write_limit
         self.enterprise_consent = enterprise_consent
+        self.email_upsert_all_or_nothing = email_upsert_all_or_nothing
         self.portal_id = portal_id
         super().__init__(**kwargs)
         self.contacts: dict[str, _Contact] = {}
@@ -1227,6 +1229,7 @@ class HubSpotEmulator(Emulator):
             raise _HubSpotError(
                 400, "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {duplicates}"
             )
+        saved = (copy.deepcopy(self.contacts), dict(self._by_email), self._next_id)
         failing = (
             self.faults.failing_indexes(len(inputs))
             if self.partial_failure_requested(request)
@@ -1287,6 +1290,13 @@ class HubSpotEmulator(Emulator):
             if trace:
                 out["objectWriteTraceId"] = trace
             results.append(out)
+        if errors and self.email_upsert_all_or_nothing:
+            # "Partial upserts are not supported when using email as the idProperty"
+            self.contacts, self._by_email, self._next_id = saved
+            first = errors[0]
+            raise _HubSpotError(
+                400, str(first["category"]), str(first["message"]), context=first["context"]
+            )
         return self._batch_response(results, errors, started)
 
     # -- search -------------------------------------------------------------------------------

@@ -182,6 +182,28 @@ def test_two_changes_to_one_email_go_in_successive_batches(
     assert (emulator.contact_by_email("d@example.com") or {})["firstname"] == "Two"
 
 
+def test_all_or_nothing_email_upserts_are_bisected(clock: VirtualClock, checked: Wrap) -> None:
+    """Where HubSpot refuses a whole email upsert for one bad input, only that one fails."""
+    emulator = HubSpotEmulator(clock=clock, email_upsert_all_or_nothing=True)
+    connector = HubSpotConnector(
+        {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
+        transport=checked(emulator.transport()),
+        clock=clock,
+    )
+    changes = [new(f"ok{i}@example.com", first_name="Ok") for i in range(15)]
+    changes[9] = ContactChange(email="not-an-address", create=True)
+
+    async def main() -> list[Any]:
+        async with connector:
+            return await connector.write(changes)
+
+    results = asyncio.run(main())
+
+    assert [i for i, r in enumerate(results) if not r.ok] == [9]
+    assert "not-an-address" in (results[9].error or "")
+    assert len(emulator.contacts) == 14
+
+
 class _RefusingEmulator(HubSpotEmulator):
     """Answers a whole-batch 400 to any upsert that contains `poison@example.com`."""
 
@@ -245,6 +267,28 @@ def test_tag_options_are_created_before_values_are_written(
     assert (emulator.contact_by_email("t@example.com") or {})["segsync_tags"] == "brand new;vip"
     options = emulator.properties["segsync_tags"]["options"]
     assert {o["value"]: o["label"] for o in options} == {"vip": "vip", "brand new": "Brand New"}
+
+
+def test_a_tag_holding_a_semicolon_fails_only_its_record(
+    emulator: HubSpotEmulator, make_connector: MakeConnector
+) -> None:
+    """`;` joins checkbox values, so a tag containing it is refused for its record alone."""
+    connector = make_connector()
+
+    async def main() -> list[Any]:
+        async with connector:
+            return await connector.write(
+                [
+                    ContactChange(email="s1@example.com", create=True, tags_add=frozenset({"a;b"})),
+                    ContactChange(email="s2@example.com", create=True, tags_add=frozenset({"ok"})),
+                ]
+            )
+
+    bad, good = asyncio.run(main())
+
+    assert (bad.ok, good.ok) == (False, True)
+    assert "';'" in (bad.error or "")
+    assert emulator.contact_by_email("s1@example.com") is None
 
 
 def test_tags_as_manual_lists(emulator: HubSpotEmulator, make_connector: MakeConnector) -> None:

@@ -31,7 +31,7 @@ from segsync.config import (
     render_config_reference,
 )
 from segsync.connector import registry
-from segsync.logs import LogFormat, configure_logging
+from segsync.logs import LogFormat, configure_logging, register_secret
 from segsync.model import PublishMode
 from segsync.rules import ast, normalize
 from segsync.rules.compiler import RuleCompileError
@@ -109,15 +109,23 @@ def _echo_json(data: Any) -> None:
 
 
 def _load(path: Path | None, as_json: bool) -> Config:
-    """Load the configuration, or print every problem and exit 2."""
+    """Load the configuration, or print every problem and exit 2.
+
+    The platforms' secrets (keys, tokens) are registered with the log redactor, so no log
+    line can show them (passwords in state URLs are redacted by their shape).
+    """
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         if as_json:
             _echo_json({"ok": False, "problems": [p.as_dict() for p in exc.problems]})
         else:
             _print_problems(exc)
         raise typer.Exit(EXIT_INVALID) from None
+    for platform in config.platforms.values():
+        for secret in platform.secrets():
+            register_secret(secret)
+    return config
 
 
 def _print_problems(exc: ConfigError) -> None:

@@ -1,7 +1,8 @@
 """segsync CLI: `segsync demo`, a full sync between in-process emulators (see segsync.demo).
 
-Exit codes: 0 when every platform is aligned, no consent was violated and the second sync
-wrote nothing; 1 when the demo ran but one of those checks failed; 2 for invalid options.
+Exit codes: 0 when every check passed (every platform aligned, no consent violated, the
+second sync wrote nothing, every segment holding the evaluator's members); 1 when the demo
+ran but a check failed; 2 when the demo cannot run (a connector or emulator missing).
 """
 
 from __future__ import annotations

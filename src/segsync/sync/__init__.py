@@ -5,6 +5,7 @@ three-way merge of one contact; `Plan` is the value `segsync plan` prints and sa
 `segsync apply` applies. `build_engine(config)` builds an engine from a loaded configuration.
 """
 
+from segsync.sync.build import build_engine
 from segsync.sync.engine import Engine, PlatformReport, RunReport, SegmentTarget
 from segsync.sync.plan import Plan, PlanStale, PlatformPlan, RecordError
 from segsync.sync.policy import Direction, SyncPolicy
@@ -23,6 +24,7 @@ __all__ = [
     "RunReport",
     "SegmentTarget",
     "SyncPolicy",
+    "build_engine",
     "consent_target",
     "reconcile",
 ]

@@ -532,8 +532,8 @@ class Engine:
                 staged.append((cid, result.view["email"], dumps(result.view)))
                 for p, change in result.writes.items():
                     changes[p].append(change)
-                for p in result.live:
-                    if p not in result.writes:
+                for p in result.live:  # read this run, and already matching
+                    if p in pulled and p not in result.writes:
                         unchanged[p] += 1
                 conflicts += len(result.conflicts)
                 events.extend(
