@@ -160,3 +160,15 @@ def test_loaded_configuration_keys_are_redacted(captured: io.StringIO, tmp_path:
     logging.getLogger("segsync.test").warning("sent plain-custom-secret-42")
 
     assert captured.getvalue() == "WARNING segsync.test: sent ***\n"
+
+
+def test_subprocess_text_report_keeps_stderr_json(tmp_path: Path) -> None:
+    """`--log-format json demo` (text report): stdout is the report, stderr only JSON lines."""
+    proc = segsync_run(
+        "--log-format", "json", "--log-level", "info", "demo", "--contacts", "10",
+        cwd=tmp_path, timeout=120,
+    )
+
+    assert "every platform aligned" in proc.stdout
+    entries = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert any(e["message"].startswith("demo: seeded") for e in entries)

@@ -101,6 +101,7 @@ BE = field("country") == "BE"
 VIP = has_tag("vip")
 RICH = field("lifetime_value") > 100
 RECENT = field("last_open").within(7)
+RECENT_DATE = field("last_open").after("2025-01-01")
 
 
 def steps(compiled: Any) -> list[Step]:
@@ -155,6 +156,29 @@ def test_split_publishes_the_native_part_and_tags_the_residual() -> None:
     }
     assert steps(compiled)[-1] is Step.SPLIT
     assert compiled.diagnostics[-1].level == "warning"
+
+
+def test_split_keeps_conditions_that_see_the_whole_tag_set_in_the_residual() -> None:
+    """`tags is not set` or `not tags has x` would see the residual's marker tag: not native."""
+    no_tags = ast.IsSet(field="tags", negated=True)
+    not_vip = ast.Not(item=has_tag("vip"))
+    compiler = OrOfAndsCompiler(strictness=Strictness.IGNORE)
+
+    compiled = compiler.compile("s", FR & no_tags & not_vip & RECENT_DATE)
+
+    assert compiled.mode == "split"
+    assert compiled.residual == ast.And(items=(no_tags, not_vip, RECENT_DATE))
+    assert "is_set" not in str(compiled.definition)
+
+
+def test_a_positive_has_stays_native_in_a_split() -> None:
+    """A positive `tags has x` is blind to other tags, so it may stay native."""
+    compiler = OrOfAndsCompiler(strictness=Strictness.IGNORE)
+
+    compiled = compiler.compile("s", FR & has_tag("vip") & RECENT_DATE)
+
+    assert compiled.mode == "split"
+    assert compiled.residual == RECENT_DATE
 
 
 def test_the_residual_tag_is_stable() -> None:

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 __all__ = [
     "LogFormat",
     "SecretRedactor",
+    "active_format",
     "configure_logging",
     "redactor",
     "register_secret",
@@ -110,6 +111,14 @@ def _keep_prefix(match: re.Match[str]) -> str:
 
 redactor = SecretRedactor()
 """The process-wide redactor every handler installed by `configure_logging` uses."""
+
+
+_active: list[LogFormat] = []
+
+
+def active_format() -> LogFormat | None:
+    """The format `configure_logging` last installed (None: never configured)."""
+    return _active[-1] if _active else None
 
 
 def register_secret(secret: str | None) -> None:
@@ -212,4 +221,5 @@ def configure_logging(
         root.setLevel(numeric)
     # JSON on stderr means only JSON: Python warnings become records of `py.warnings`
     logging.captureWarnings(fmt is LogFormat.JSON)
+    _active[:] = [fmt]
     return handler

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,9 @@ from fault_world import (
 from segsync.clock import VirtualClock
 from segsync.connector import Connector, ContactChange, registry
 from segsync.model import normalize_email
+from segsync.rules import parse
 from segsync.state import SQLiteStateStore
-from segsync.sync import Engine, RunReport
+from segsync.sync import Engine, RunReport, SegmentTarget
 from segsync.testing.data import DEFAULT_SCHEMA
 
 
@@ -60,7 +62,9 @@ class World:
 
 
 async def make_world(
-    tmp: Path, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    tmp: Path,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    segments: Sequence[SegmentTarget] = (),
 ) -> World:
     clock = VirtualClock()
     emulators = {p: make_emulator(p, clock, seed=2) for p in PLATFORMS}
@@ -78,7 +82,11 @@ async def make_world(
     }
     db = tmp / "state.db"
     engine = Engine(
-        engine_side, SQLiteStateStore(db, clock=clock), schema=DEFAULT_SCHEMA, clock=clock
+        engine_side,
+        SQLiteStateStore(db, clock=clock),
+        schema=DEFAULT_SCHEMA,
+        clock=clock,
+        segments=segments,
     )
     return World(clock, people, engine, engine_side, db)
 
@@ -308,3 +316,25 @@ def test_invalid_emails_in_an_answer_are_record_errors(tmp_path: Path, platform:
     for other, dump in dumps.items():
         assert dump.duplicates == (), other
         assert not set(INVALID_EMAILS) & {r[0] for r in dump.records}, other
+
+
+def test_a_segment_that_explodes_in_dnf_is_materialised_with_a_diagnostic(tmp_path: Path) -> None:
+    """2**20 DNF terms: the run does not hang; each platform says why it materialised."""
+    rule = " and ".join(f'(first_name = "n{i}" or lifetime_value > {i * 40})' for i in range(20))
+    segment = SegmentTarget("wide", parse(rule))
+
+    async def main() -> tuple[RunReport, float]:
+        world = await make_world(tmp_path, segments=[segment])
+        started = time.monotonic()
+        report = await world.sync()
+        elapsed = time.monotonic() - started
+        await world.close()
+        return report, elapsed
+
+    report, elapsed = asyncio.run(main())
+
+    assert report.status == "ok", report.errors
+    assert elapsed < 20
+    about = [d for d in report.diagnostics if d.get("segment") == "wide"]
+    assert {d.get("platform") for d in about} == set(PLATFORMS), about
+    assert any("cap" in d.get("message", "") for d in about), about

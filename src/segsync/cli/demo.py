@@ -22,6 +22,7 @@ from segsync.cli import EXIT_INVALID, EXIT_OK, EXIT_RECORD_ERRORS, app
 from segsync.config import ConfigError
 from segsync.connector import UnknownConnector
 from segsync.demo import DEMO_PLATFORMS, DemoOptions, render_report, run_demo, trusted
+from segsync.logs import LogFormat, active_format
 
 __all__ = ["demo_command"]
 
@@ -75,7 +76,8 @@ def demo_command(
     options = DemoOptions(contacts=contacts, seed=seed, keep=keep, platforms=DEMO_PLATFORMS)
 
     def progress(line: str) -> None:
-        if not as_json:
+        # with JSON logs, stderr carries only JSON (the same lines come as segsync.demo records)
+        if not as_json and active_format() is not LogFormat.JSON:
             typer.echo(f"... {line}", err=True)
 
     try:

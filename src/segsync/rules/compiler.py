@@ -150,6 +150,21 @@ def node_depth(node: ast.Rule) -> int:
     return 0
 
 
+def _observes_tag_set(node: ast.Rule, negated: bool = False) -> bool:
+    """True when adding a tag to a contact can change the verdict of `node`.
+
+    Only a positive `tags has "x"` is blind to other tags; `tags is (not) set`, a negated
+    `has`, or any other condition on `tags` is not.
+    """
+    if isinstance(node, ast.And | ast.Or):
+        return any(_observes_tag_set(i, negated) for i in node.items)
+    if isinstance(node, ast.Not):
+        return _observes_tag_set(node.item, not negated)
+    if getattr(node, "field", None) != "tags":
+        return False
+    return negated or not isinstance(node, ast.Has)
+
+
 def _leaves(node: ast.Rule) -> list[ast.Rule]:
     if isinstance(node, ast.And | ast.Or):
         return [leaf for i in node.items for leaf in _leaves(i)]
@@ -360,7 +375,13 @@ class RuleCompiler:
         # 3. split: native part of a top-level AND, residual materialised as an owned tag
         base = normalize.nnf(rule)
         if isinstance(base, ast.And):
-            native_items = [i for i in base.items if self._try_emit(i)[0] is not None]
+            # a condition that sees the whole tag set (`tags is not set`, `not tags has x`)
+            # would see the residual's own marker tag, so it stays in the residual
+            native_items = [
+                i
+                for i in base.items
+                if not _observes_tag_set(i) and self._try_emit(i)[0] is not None
+            ]
             residual_items = [i for i in base.items if i not in native_items]
             if native_items and residual_items:
                 residual: ast.Rule = (
