@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import functools
 import re
 import sys
 import tempfile
@@ -76,9 +77,14 @@ def roles(contacts: int, overlap: int) -> dict[str, Role]:
     return held
 
 
+@functools.cache
+def _segment_rule() -> Any:
+    return load_rule(next(iter(SEGMENTS.values())), SCHEMA)
+
+
 def _in_segment(tags: Iterable[str], fields: Mapping[str, str]) -> bool:
     """Whether a contact is in the benchmark's segment (by the reference evaluator)."""
-    rule = load_rule(next(iter(SEGMENTS.values())), SCHEMA)
+    rule = _segment_rule()
     contact = Contact(email=f"someone@{DOMAIN}", fields=dict(fields), tags=frozenset(tags))
     return bool(evaluate(rule, contact, now=EVALUATED_AT, schema=SCHEMA))
 

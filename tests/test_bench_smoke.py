@@ -34,7 +34,7 @@ PLATFORM_KEYS = {
 
 @pytest.mark.timeout(240)
 def test_bench_runs_at_a_tiny_size_and_prints_its_json(tmp_path: Path) -> None:
-    """`bench/run.py` completes on 60 contacts and prints one JSON document of the documented shape."""
+    """`bench/run.py` completes on 60 contacts and prints JSON of the documented shape."""
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [
@@ -66,7 +66,7 @@ def test_bench_runs_at_a_tiny_size_and_prints_its_json(tmp_path: Path) -> None:
         assert data["status"] == "ok", data["first_errors"]
         assert set(data["platforms"]) == PLATFORMS
         for name, platform in data["platforms"].items():
-            assert PLATFORM_KEYS <= set(platform), (phase, name)
+            assert set(platform) >= PLATFORM_KEYS, (phase, name)
             assert platform["calls"] == sum(platform["by_endpoint"].values())
             assert platform["minimum_calls"] >= 1
         assert data["totals"]["calls"] == sum(p["calls"] for p in data["platforms"].values())

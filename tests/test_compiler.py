@@ -159,7 +159,7 @@ def test_split_publishes_the_native_part_and_tags_the_residual() -> None:
 
 
 def test_split_keeps_conditions_that_see_the_whole_tag_set_in_the_residual() -> None:
-    """`tags is not set` or `not tags has x` would see the residual's marker tag: not native."""
+    """`tags is not set` would see the residual's marker tag: it joins the residual."""
     no_tags = ast.IsSet(field="tags", negated=True)
     not_vip = ast.Not(item=has_tag("vip"))
     compiler = OrOfAndsCompiler(strictness=Strictness.IGNORE)
@@ -167,8 +167,18 @@ def test_split_keeps_conditions_that_see_the_whole_tag_set_in_the_residual() -> 
     compiled = compiler.compile("s", FR & no_tags & not_vip & RECENT_DATE)
 
     assert compiled.mode == "split"
-    assert compiled.residual == ast.And(items=(no_tags, not_vip, RECENT_DATE))
+    assert compiled.residual == ast.And(items=(no_tags, RECENT_DATE))
     assert "is_set" not in str(compiled.definition)
+
+
+def test_a_condition_on_the_whole_tag_set_is_never_native() -> None:
+    """Marker tags share the platform's tag container, so `tags is not set` materialises."""
+    compiler = OrOfAndsCompiler(strictness=Strictness.IGNORE)
+
+    compiled = compiler.compile("s", ast.IsSet(field="tags", negated=True))
+
+    assert compiled.mode == "materialised"
+    assert "marker tags" in compiled.diagnostics[-1].message
 
 
 def test_a_positive_has_stays_native_in_a_split() -> None:

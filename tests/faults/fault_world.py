@@ -18,7 +18,7 @@ import dataclasses
 import os
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from segsync.clock import Clock, VirtualClock
@@ -66,6 +66,8 @@ class PlatformSetup:
     secret_key: str  # the config key holding the API key or token
     emulator_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     extra_config: Mapping[str, str] = dataclasses.field(default_factory=dict)  # attr of emulator
+    #: the names of the segments, lists and tags the emulator holds, read from its own state
+    object_names: Callable[[Any], list[str]] = lambda emulator: []
     #: POST endpoints that only read (path regexes): not counted as writes
     read_posts: tuple[str, ...] = ()
     #: emulator settings on loopback, where the wall clock runs (no waits that cost seconds)
@@ -81,15 +83,18 @@ PLATFORMS: dict[str, PlatformSetup] = {
         # the scenario's addresses are at example.com, which real Mailchimp refuses as fake
         {"reject_fake_emails": False},
         {"list_id": "default_list_id"},
+        object_names=lambda e: [s.name for a in e.lists.values() for s in a.segments.values()],
     ),
     "hubspot": PlatformSetup(
         "segsync_hubspot:HubSpotEmulator",
         "token",
         read_posts=(r"/search$", r"/batch/read$"),
+        object_names=lambda e: [x.name for x in e.lists.values() if not x.deleted],
     ),
     "brevo": PlatformSetup(
         "segsync_brevo.emulator:BrevoEmulator",
         "api_key",
+        object_names=lambda e: [x["name"] for x in e.lists.values()],
         loopback_kwargs={"import_queue_seconds": 0.0, "import_base_seconds": 0.1},
         loopback_config={"tier": "extended"},
     ),
@@ -212,6 +217,7 @@ class Outcome:
     injected: dict[str, collections.Counter[str]]
     reports: list[RunReport]
     seeded_consent: dict[str, str]
+    objects: dict[str, list[str]]  # segment, list and tag names per platform (repeats kept)
 
     def survived(self) -> str:
         """The faults injected, by platform and kind, for the test's output."""
@@ -340,4 +346,5 @@ async def run_scenario(scenario: Scenario) -> Outcome:
         injected={p: collections.Counter(plans[p].injected) for p in names},
         reports=reports,
         seeded_consent=seeded_consent,
+        objects={p: sorted(PLATFORMS[p].object_names(emulators[p])) for p in names},
     )

@@ -96,6 +96,13 @@ class LoopbackWorld:
             if hasattr(emulator, "rewrite"):
                 emulator.corrupt = on  # type: ignore[attr-defined]
 
+    def object_names(self) -> dict[str, list[str]]:
+        """The segments, lists and tags each platform holds, by name (sorted, repeats kept)."""
+        return {
+            name: sorted(PLATFORMS[name].object_names(emulator))
+            for name, emulator in self.emulators.items()
+        }
+
     def writes_seen(self) -> int:
         return sum(len(w) for w in self.writes().values())
 

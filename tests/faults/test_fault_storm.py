@@ -39,6 +39,9 @@ def assert_converged(faulty: Outcome, reference: Outcome) -> None:
         assert sorted(actual) == sorted(expected), f"{platform}: different people"
         differing = {e: (actual[e], expected[e]) for e in expected if actual[e] != expected[e]}
         assert differing == {}, f"{platform}: contacts differ from the fault-free run"
+    for platform, names in faulty.objects.items():  # no tag, list or segment made twice
+        assert sorted(set(names)) == names, f"{platform}: {names}"
+        assert set(reference.objects[platform]) <= set(names), platform
     assert_no_lost_edit(faulty)
     assert_consent_floor(faulty)
 

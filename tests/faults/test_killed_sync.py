@@ -34,6 +34,7 @@ def test_killed_syncs_converge_to_an_uninterrupted_run(tmp_path: Path) -> None:
         reference.edit()
         assert reference.run_in_process().status == "ok"
         expected = reference.dumps()
+        expected_objects = reference.object_names()
     assert initial_writes > KILLS, "too few writes to kill a run in the middle of them"
 
     rng = random.Random(seed)
@@ -58,6 +59,7 @@ def test_killed_syncs_converge_to_an_uninterrupted_run(tmp_path: Path) -> None:
         edits = world.edit()
         killed_runs(world, KILLS // 2, len(edits) * 2)
         actual = world.dumps()
+        objects = world.object_names()
         writes_before = world.writes()
         assert world.run_in_process().status == "ok"
         extra_writes = {
@@ -79,4 +81,7 @@ def test_killed_syncs_converge_to_an_uninterrupted_run(tmp_path: Path) -> None:
             _email, fields, _tags, _consent = dump.by_email()[edit.email]
             for name, value in edit.change.fields.items():
                 assert (name, str(value)) in fields, f"{edit} lost on {platform}"
+    for platform, names in objects.items():  # no segment, list or tag created twice
+        assert sorted(set(names)) == names, f"{platform}: {names}"
+        assert set(expected_objects[platform]) <= set(names), platform
     assert extra_writes == {}

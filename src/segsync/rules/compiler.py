@@ -150,19 +150,19 @@ def node_depth(node: ast.Rule) -> int:
     return 0
 
 
-def _observes_tag_set(node: ast.Rule, negated: bool = False) -> bool:
-    """True when adding a tag to a contact can change the verdict of `node`.
+def _observes_tag_set(node: ast.Rule) -> bool:
+    """True when `node` has a condition on the tag set as a whole (`tags is set`, ...).
 
-    Only a positive `tags has "x"` is blind to other tags; `tags is (not) set`, a negated
-    `has`, or any other condition on `tags` is not.
+    Only `tags has "x"` (negated or not) is blind to tags other than "x". Every platform keeps
+    segsync's own marker tags (materialised residuals, `segsync:...`) in the same container
+    as the user's tags, and the engine keeps them out of the canonical tags, so a native
+    condition on the whole set would see tags the reference evaluator does not.
     """
     if isinstance(node, ast.And | ast.Or):
-        return any(_observes_tag_set(i, negated) for i in node.items)
+        return any(_observes_tag_set(i) for i in node.items)
     if isinstance(node, ast.Not):
-        return _observes_tag_set(node.item, not negated)
-    if getattr(node, "field", None) != "tags":
-        return False
-    return negated or not isinstance(node, ast.Has)
+        return _observes_tag_set(node.item)
+    return getattr(node, "field", None) == "tags" and not isinstance(node, ast.Has)
 
 
 def _leaves(node: ast.Rule) -> list[ast.Rule]:
@@ -306,6 +306,11 @@ class RuleCompiler:
         return f"segsync:{segment}:{digest.hexdigest()[:8]}"
 
     def _try_emit(self, rule: ast.Rule) -> tuple[dict[str, Any] | None, str]:
+        if _observes_tag_set(rule):
+            return None, (
+                "a condition on the whole tag set is never native: the platform's tag "
+                "container also holds segsync's own marker tags"
+            )
         reason = self.fits(rule)
         if reason:
             return None, reason
@@ -375,13 +380,7 @@ class RuleCompiler:
         # 3. split: native part of a top-level AND, residual materialised as an owned tag
         base = normalize.nnf(rule)
         if isinstance(base, ast.And):
-            # a condition that sees the whole tag set (`tags is not set`, `not tags has x`)
-            # would see the residual's own marker tag, so it stays in the residual
-            native_items = [
-                i
-                for i in base.items
-                if not _observes_tag_set(i) and self._try_emit(i)[0] is not None
-            ]
+            native_items = [i for i in base.items if self._try_emit(i)[0] is not None]
             residual_items = [i for i in base.items if i not in native_items]
             if native_items and residual_items:
                 residual: ast.Rule = (
