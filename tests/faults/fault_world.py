@@ -232,9 +232,20 @@ class Outcome:
         return "\n".join(lines)
 
 
-def edits_for(platform: str, index: int, remotes: Sequence[RemoteContact]) -> list[Edit]:
-    """Edits on one platform's own share of contacts (shares are disjoint across platforms)."""
-    mine = sorted(remotes, key=lambda r: r.email)[index::3]
+def own_share(index: int, size: int, platforms: int) -> set[str]:
+    """The emails seeded on the `index`th platform only (see `seed_platforms`)."""
+    share = max(1, size // platforms)
+    return {f"contact{j:05d}@example.com" for j in range(index * share, (index + 1) * share)}
+
+
+def edits_for(platform: str, own: set[str], remotes: Sequence[RemoteContact]) -> list[Edit]:
+    """Edits on contacts of `own` (a platform's own share: disjoint across platforms).
+
+    Chosen from what was seeded, not from what syncs have spread, so two worlds of one seed
+    make the same edits however far their syncs got.
+    """
+    mine = sorted((r for r in remotes if normalize_email(r.email) in own), key=lambda r: r.email)
+    mine = mine[::3]
     out: list[Edit] = []
     for n, remote in enumerate(mine[:8]):
         kind = n % 4
@@ -268,12 +279,15 @@ def edits_for(platform: str, index: int, remotes: Sequence[RemoteContact]) -> li
     return out
 
 
-async def edit_platforms(connectors: Mapping[str, Connector]) -> list[Edit]:
-    """Make `edits_for` each platform on it, as a person would between two syncs."""
+async def edit_platforms(connectors: Mapping[str, Connector], size: int) -> list[Edit]:
+    """Make `edits_for` each platform on it, as a person would between two syncs.
+
+    `size` is the `seed_platforms` size the platforms were seeded with.
+    """
     edits: list[Edit] = []
     for i, (platform, connector) in enumerate(connectors.items()):
         remotes = [c async for page in connector.read(None) for c in page.contacts]
-        mine = edits_for(platform, i, remotes)
+        mine = edits_for(platform, own_share(i, size, len(connectors)), remotes)
         results = await connector.write([e.change for e in mine])
         assert all(r.ok for r in results), [r for r in results if not r.ok]
         edits.extend(mine)
@@ -328,7 +342,7 @@ async def run_scenario(scenario: Scenario) -> Outcome:
         clock.advance(60)
     faults(False)
 
-    edits = await edit_platforms(platform_side)
+    edits = await edit_platforms(platform_side, scenario.size)
     clock.advance(60)
 
     faults(True)

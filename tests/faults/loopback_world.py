@@ -78,6 +78,7 @@ class LoopbackWorld:
     emulators: dict[str, Emulator]
     hosts: dict[str, str]
     config: Path
+    size: int  # contacts seeded
 
     def writes(self) -> dict[str, list[str]]:
         """The write requests each emulator saw so far, as "METHOD path"."""
@@ -112,7 +113,7 @@ class LoopbackWorld:
         async def main() -> list[Edit]:
             connectors = self._connectors()
             try:
-                return await edit_platforms(connectors)
+                return await edit_platforms(connectors, self.size)
             finally:
                 for connector in connectors.values():
                     await connector.aclose()
@@ -227,7 +228,7 @@ def loopback_world(
         asyncio.run(seed_them())
         for emulator in emulators.values():
             emulator.log.clear()
-        yield LoopbackWorld(emulators, hosts, config)
+        yield LoopbackWorld(emulators, hosts, config, size)
 
 
 def _rewriting(cls: type[Emulator]) -> type[Emulator]:

@@ -95,6 +95,7 @@ PLATFORM_LIMITS = (
     "HubSpot has no negated",  # not starts_with / not ends_with
     "HubSpot reports no",  # open_rate, member_rating: no HubSpot property
     "AND branches",  # a DNF over segsync's cap of 64 branches
+    "whole tag set",  # `tags is (not) set`: segsync's marker tags share segsync_tags
 )
 """Why a generated rule may be materialised: what HubSpot's list filters cannot say."""
 
