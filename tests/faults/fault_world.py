@@ -34,6 +34,7 @@ __all__ = [
     "FAULT_RATE",
     "FAULT_SIZE",
     "PLATFORMS",
+    "SURVIVED",
     "Dump",
     "Outcome",
     "PlatformSetup",
@@ -50,12 +51,15 @@ __all__ = [
 ]
 
 FAULT_SIZE = int(os.environ.get("SEGSYNC_FAULT_SIZE", "60"))
-"""Contacts in a scenario (CI runs the default; the benchmark script raises it)."""
+"""Contacts in a scenario (CI runs the default; larger runs set SEGSYNC_FAULT_SIZE)."""
 
 FAULT_RATE = float(os.environ.get("SEGSYNC_FAULT_RATE", "0.1"))
 """Probability that a request draws a fault."""
 
 ALL_KINDS: tuple[str, ...] = FAULT_KINDS
+
+SURVIVED: list[str] = []
+"""What each test survived (faults injected, processes killed): printed after the run."""
 
 
 @dataclasses.dataclass(frozen=True)

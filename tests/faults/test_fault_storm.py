@@ -14,7 +14,7 @@ import asyncio
 import functools
 
 import pytest
-from fault_world import ALL_KINDS, FAULT_RATE, Outcome, Scenario, run_scenario
+from fault_world import ALL_KINDS, FAULT_RATE, SURVIVED, Outcome, Scenario, run_scenario
 
 from segsync.model import CONSENT_OPT_OUTS, ConsentStatus
 
@@ -27,9 +27,10 @@ def play(scenario: Scenario) -> Outcome:
     return asyncio.run(run_scenario(scenario))
 
 
-def assert_converged(faulty: Outcome, reference: Outcome) -> None:
+def assert_converged(faulty: Outcome, reference: Outcome, label: str) -> None:
     """The faulty world ended exactly as the fault-free one, with the suite's invariants."""
     print(faulty.survived())
+    SURVIVED.append(f"{label}: {faulty.survived()}")
     final = faulty.reports[-1]
     assert final.status == "ok", [e.model_dump() for e in final.errors[:5]]
     for platform, dump in faulty.dumps.items():
@@ -100,7 +101,7 @@ def test_fault_storm_converges_to_the_fault_free_state(seed: int) -> None:
     reference = play(scenario.fault_free())
 
     assert sum(sum(c.values()) for c in faulty.injected.values()) > 0
-    assert_converged(faulty, reference)
+    assert_converged(faulty, reference, f"storm seed {seed}")
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
@@ -111,4 +112,4 @@ def test_each_fault_kind_alone_converges(kind: str) -> None:
     reference = play(scenario.fault_free())
 
     assert sum(c[kind] for c in faulty.injected.values()) > 0, f"no {kind} was injected"
-    assert_converged(faulty, reference)
+    assert_converged(faulty, reference, f"{kind} alone")

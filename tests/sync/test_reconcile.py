@@ -244,6 +244,21 @@ def test_a_newly_linked_record_adds_but_never_removes() -> None:
     assert out.writes["bv"]["consent"] == "subscribed"
 
 
+def test_an_opt_out_on_a_newly_linked_record_still_wins() -> None:
+    """A new record created opted out counts as an opt-out, even against a re-subscription."""
+    view, bases = synced(c="unsubscribed")
+    del bases["hs"]
+    reads = {
+        "mc": snap("mc-1", c="subscribed", u="2026-02-01T00:00:00"),
+        "hs": snap("hs-2", c="unsubscribed", u="2026-02-02T00:00:00"),
+    }
+
+    out = reconcile("a@x.com", view, bases, reads, POLICY)
+
+    assert out.view["c"] == "unsubscribed"
+    assert out.writes["mc"]["consent"] == "unsubscribed"
+
+
 def test_a_deleted_record_is_neither_written_nor_recreated() -> None:
     """Deleted on a platform: segsync leaves that platform alone for that contact."""
     view, bases = synced(f={"country": "FR"})

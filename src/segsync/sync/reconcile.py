@@ -200,8 +200,8 @@ def reconcile(
     for p in changed:
         status = live[p].get("c", NON_SUBSCRIBED)
         when = str(live[p].get("ca") or live[p].get("u") or "")
-        if p in fresh:
-            if status in (NON_SUBSCRIBED, old_c):
+        if p in fresh:  # no information, unless it is an opt-out (never ignored)
+            if status == NON_SUBSCRIBED or (status == old_c and status not in OPT_OUTS):
                 continue
         else:
             before = bases[p].get("c")
