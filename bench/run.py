@@ -449,7 +449,8 @@ def show(result: dict[str, Any]) -> None:
     if engine and "seconds" in engine:
         console.print(
             f"engine pass: {engine['contacts']} contacts on 3 platforms, "
-            f"{engine['seconds']:.1f} s, peak {engine['peak_rss_bytes'] / GIB:.3f} GiB"
+            f"{engine['seconds']:.1f} s wall ({engine.get('cpu_seconds', 0):.1f} s CPU), "
+            f"peak {engine['peak_rss_bytes'] / GIB:.3f} GiB"
         )
     baseline = result.get("baseline")
     if baseline:

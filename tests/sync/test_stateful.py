@@ -72,6 +72,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
             # contact was renamed to (a record created there too would be a duplicate)
             self.contested: set[str] = set()
             self.renamed_to: set[str] = set()
+            self.renamed: set[str] = set()  # old and new emails of renames since the last run
             self.runs = 0
 
         def teardown(self) -> None:
@@ -174,6 +175,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
             self._forget(email)
             self._forget(new)
             self.renamed_to.add(new)
+            self.renamed.update({normalize_email(email), normalize_email(new)})
             self.platforms[platform].rename(record.id, new)
 
         @rule(platform=platform_names, email=emails)
@@ -200,6 +202,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
             self.opted_out.clear()
             self.contested.clear()
             self.renamed_to.clear()
+            self.renamed.clear()
             before = [len(p.writes) for p in self.platforms.values()]
             again = asyncio.run(self.engine.sync())
             assert again.writes == 0, again.model_dump()
@@ -235,7 +238,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
 
         def check_consent_floor(self) -> None:
             for email, where in self.opted_out.items():
-                if not where:
+                if not where or email in self.renamed:  # whose email it is changes this run
                     continue
                 for name, platform in self.platforms.items():
                     record = platform.find(email)

@@ -67,6 +67,7 @@ from segsync_hubspot.limits import (
     BATCH_INPUTS,
     BURST_BY_TIER,
     BURST_SECONDS,
+    CONSENT_BATCH_INPUTS,
     DAILY_BY_TIER,
     MEMBERSHIP_PAGE,
     SEARCH_CAP,
@@ -93,6 +94,13 @@ LEGAL_BASES = frozenset(
 
 BATCH = BATCH_INPUTS
 
+_STATUS_STATE: dict[ConsentStatus, str] = {
+    ConsentStatus.SUBSCRIBED: "SUBSCRIBED",
+    ConsentStatus.UNSUBSCRIBED: "UNSUBSCRIBED",
+    ConsentStatus.BOUNCED: "UNSUBSCRIBED",
+}
+"""The v4 `statusState` written for a canonical consent; others write no status."""
+
 
 class HubSpotConfig(ConnectorConfig):
     """The `platforms.hubspot` block of segsync.yaml."""
@@ -115,6 +123,13 @@ class HubSpotConfig(ConnectorConfig):
         description=(
             "read subscription statuses in batches (Marketing Hub Enterprise); without them "
             "consent is read from the hs_email_optout* properties (opt-outs only)"
+        ),
+    )
+    consent_batch_writes: bool = Field(
+        default=True,
+        description=(
+            "write subscription statuses in batches (Marketing Hub Enterprise); without them, "
+            "or when HubSpot refuses the batch endpoint, one call per address"
         ),
     )
     list_prefix: str = "segsync: "
@@ -270,6 +285,7 @@ class HubSpotConnector(Connector):
         self._tag_lists: dict[str, str] = {}
         self._subscription: int | None = self.cfg.subscription_id
         self._batch_consent = self.cfg.consent_batch_reads
+        self._batch_consent_writes = self.cfg.consent_batch_writes
         self._group_ready = False
 
     @property
@@ -998,30 +1014,23 @@ class HubSpotConnector(Connector):
         results: list[ChangeResult | None],
         indexes: Iterable[int],
     ) -> None:
-        """Opt-outs and opt-ins through the subscription statuses (one call per address)."""
-        todo = [
-            i
-            for i in indexes
-            if changes[i].consent
-            in (
-                ConsentStatus.SUBSCRIBED,
-                ConsentStatus.UNSUBSCRIBED,
-                ConsentStatus.BOUNCED,
-            )
-        ]
+        """Opt-outs and opt-ins through the subscription statuses, a result per change.
+
+        Batch writes (`statuses/batch/write`, 100 inputs a call) where the account has them;
+        where HubSpot refuses them (403: Marketing Hub Enterprise only) or the config turns
+        them off, one `statuses/{email}` call per address. Callers leave out the addresses
+        that must not be re-subscribed; this method sends what it is given.
+        """
+        todo = [i for i in indexes if changes[i].consent in _STATUS_STATE]
         if not todo:
             return
         sub = await self._subscription_id()
+        inputs = {i: self._status_input(changes[i], sub) for i in todo}
+        failures: dict[int, tuple[str, str | None]] = {}
 
-        async def one(i: int) -> None:
-            change = changes[i]
-            state = "SUBSCRIBED" if change.consent is ConsentStatus.SUBSCRIBED else "UNSUBSCRIBED"
-            body: dict[str, Any] = {"channel": "EMAIL", "subscriptionId": sub, "statusState": state}
-            basis = change.consent_basis or self.cfg.legal_basis
-            if basis and basis.upper() in LEGAL_BASES:
-                body["legalBasis"] = basis.upper()
-                body["legalBasisExplanation"] = f"recorded by segsync for {change.consent}"
-            email = (change.new_email or change.email).strip()
+        async def single(i: int) -> None:
+            body = dict(inputs[i])
+            email = body.pop("subscriberIdString")
             try:
                 await self.client.request(
                     "POST",
@@ -1031,18 +1040,116 @@ class HubSpotConnector(Connector):
                     idempotent=True,
                 )
             except ApiError as exc:
-                prior = results[i]
-                assert prior is not None
-                results[i] = prior.model_copy(
-                    update={
-                        "ok": False,
-                        "partial": True,
-                        "error": exc.message,
-                        "code": exc.code,
-                    }
-                )
+                failures[i] = (exc.message, exc.code)
 
-        await asyncio.gather(*(one(i) for i in todo))
+        async def batch(chunk: Sequence[int]) -> None:
+            if not self._batch_consent_writes:
+                await asyncio.gather(*(single(i) for i in chunk))
+                return
+            try:
+                response = await self.client.request(
+                    "POST",
+                    f"{self.paths['consent']}/statuses/batch/write",
+                    endpoint="POST consent statuses/batch/write",
+                    json={"inputs": [inputs[i] for i in chunk]},
+                    ok=(207,),
+                    # statuses are set, not toggled: sending them twice changes nothing
+                    idempotent=True,
+                )
+            except ApiError as exc:
+                if exc.status == 403:
+                    if self._batch_consent_writes:
+                        log.warning(
+                            "hubspot: no batch subscription status writes (%s); "
+                            "writing one address a call",
+                            exc.message,
+                        )
+                    self._batch_consent_writes = False
+                    await asyncio.gather(*(single(i) for i in chunk))
+                elif exc.status == 400 and len(chunk) > 1:
+                    half = len(chunk) // 2  # isolate the refused input(s)
+                    await batch(chunk[:half])
+                    await batch(chunk[half:])
+                else:
+                    for i in chunk:
+                        failures[i] = (exc.message, exc.code)
+                return
+            failures.update(self._status_verdicts(chunk, inputs, response.json()))
+
+        # one batch never names an address twice: later changes go in later rounds
+        rounds: list[list[int]] = []
+        for i in todo:
+            email = inputs[i]["subscriberIdString"].lower()
+            for group in rounds:
+                if all(inputs[j]["subscriberIdString"].lower() != email for j in group):
+                    group.append(i)
+                    break
+            else:
+                rounds.append([i])
+        step = CONSENT_BATCH_INPUTS
+        for group in rounds:
+            chunks = [group[k : k + step] for k in range(0, len(group), step)]
+            if self._batch_consent_writes and len(chunks) > 1:
+                await batch(chunks[0])  # learn whether the account has batch writes first
+                chunks = chunks[1:]
+            await asyncio.gather(*(batch(chunk) for chunk in chunks))
+        for i, (error, code) in failures.items():
+            prior = results[i]
+            assert prior is not None
+            results[i] = prior.model_copy(
+                update={"ok": False, "partial": True, "error": error, "code": code}
+            )
+
+    def _status_input(self, change: ContactChange, sub: int) -> dict[str, Any]:
+        """The `PublicStatusRequest` of one change, with its legal basis when one is known."""
+        body: dict[str, Any] = {
+            "subscriberIdString": (change.new_email or change.email).strip(),
+            "channel": "EMAIL",
+            "subscriptionId": sub,
+            "statusState": _STATUS_STATE.get(change.consent, "NOT_SPECIFIED")
+            if change.consent
+            else "NOT_SPECIFIED",
+        }
+        basis = change.consent_basis or self.cfg.legal_basis
+        if basis and basis.upper() in LEGAL_BASES:
+            body["legalBasis"] = basis.upper()
+            body["legalBasisExplanation"] = f"recorded by segsync for {change.consent}"
+        return body
+
+    @staticmethod
+    def _status_verdicts(
+        chunk: Sequence[int], inputs: Mapping[int, Mapping[str, Any]], answer: Mapping[str, Any]
+    ) -> dict[int, tuple[str, str | None]]:
+        """The inputs of a batch status write that failed -> (error, code), from its answer.
+
+        An input is confirmed by a result naming its address and subscription; an error whose
+        context names the address fails it; an input neither confirms nor fails is reported
+        as unconfirmed rather than assumed written.
+        """
+        done = {
+            (str(r.get("subscriberIdString", "")).lower(), int(r.get("subscriptionId", -1)))
+            for r in answer.get("results") or []
+        }
+        errors: dict[str, Mapping[str, Any]] = {}
+        for error in answer.get("errors") or []:
+            context = error.get("context") or {}
+            for values in context.values() if isinstance(context, Mapping) else ():
+                for value in values if isinstance(values, list) else ():
+                    errors.setdefault(str(value).strip().lower(), error)
+        out: dict[int, tuple[str, str | None]] = {}
+        for i in chunk:
+            email = str(inputs[i]["subscriberIdString"]).lower()
+            if (email, int(inputs[i]["subscriptionId"])) in done:
+                continue
+            error = errors.get(email)
+            if error is not None:
+                out[i] = (
+                    str(error.get("message") or "HubSpot refused this status"),
+                    str(error.get("category") or "") or None,
+                )
+            else:
+                out[i] = ("HubSpot did not confirm this subscription status", None)
+        return out
 
     # -- tags as MANUAL lists -------------------------------------------------------------------
 

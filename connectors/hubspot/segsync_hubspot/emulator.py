@@ -10,12 +10,14 @@ a page with an `after` cursor, search at 200 a page capped at 10,000 results (40
 validated against options (`INVALID_OPTION`), DYNAMIC lists evaluated from their filter branch
 (with `includeObjectsWithNoValueSet`), membership writes on MANUAL/SNAPSHOT lists only,
 memberships read 250 a page, subscription statuses per email address (v3 refuses to
-re-subscribe an opted-out address; v4/dated versions allow it, as HubSpot does), read-only
+re-subscribe an opted-out address; v4/dated versions allow it, as HubSpot does; batch status
+reads and writes need Marketing Hub Enterprise (`enterprise_consent`), a 403 otherwise), read-only
 `hs_email_optout*` properties, the rolling 10-second limit (100 or 190 by tier), the daily
 limit and the search limit with HubSpot's 429 bodies and rate-limit headers.
 
 Test hooks (no HTTP): `seed_contact`, `contact_by_email`, `set_engagement`, `hard_bounce`,
-`unsubscribe_all`, `subscription_status`, `list_members`.
+`unsubscribe_all`, `subscription_status`, `list_members`; `status_writes` records every v4
+status write.
 """
 
 from __future__ import annotations
@@ -128,6 +130,19 @@ _FIELD_TYPES: dict[str, frozenset[str]] = {
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+_CHANNELS = frozenset({"EMAIL"})
+_STATUS_STATES = frozenset({"SUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED"})
+_LEGAL_BASES = frozenset(
+    {
+        "CONSENT_WITH_NOTICE",
+        "LEGITIMATE_INTEREST_CLIENT",
+        "LEGITIMATE_INTEREST_OTHER",
+        "LEGITIMATE_INTEREST_PQL",
+        "NON_GDPR",
+        "PERFORMANCE_OF_CONTRACT",
+        "PROCESS_AND_STORE",
+    }
+)
 
 
 class _HubSpotError(Exception):
@@ -265,6 +280,8 @@ class HubSpotEmulator(Emulator):
         self.subscriptions: dict[int, dict[str, Any]] = {}
         self.statuses: dict[str, dict[int, _Status]] = {}
         self.opted_out_of_all: dict[str, dt.datetime] = {}
+        #: (email, subscription id, statusState) of every v4 status write, in order (test hook)
+        self.status_writes: list[tuple[str, int, str]] = []
         self._correlation = 0
         for sub_id, name, purpose in (
             (101, "Marketing Information", "Marketing"),
@@ -455,6 +472,11 @@ class HubSpotEmulator(Emulator):
                     Route(
                         f"{cp}/statuses/batch/read", self._h(self.v4_batch_read), methods=["POST"]
                     ),
+                    Route(
+                        f"{cp}/statuses/batch/write",
+                        self._h(self.v4_batch_write),
+                        methods=["POST"],
+                    ),
                     Route(f"{cp}/statuses/{{email}}", self._h(self.v4_status), methods=["GET"]),
                     Route(
                         f"{cp}/statuses/{{email}}", self._h(self.v4_set_status), methods=["POST"]
@@ -470,6 +492,7 @@ class HubSpotEmulator(Emulator):
             routes += [
                 Route(f"{cp}/definitions", self._h(self.definitions), methods=["GET"]),
                 Route(f"{cp}/statuses/batch/read", self._h(self.v4_batch_read), methods=["POST"]),
+                Route(f"{cp}/statuses/batch/write", self._h(self.v4_batch_write), methods=["POST"]),
                 Route(f"{cp}/statuses/{{email}}", self._h(self.v4_status), methods=["GET"]),
                 Route(f"{cp}/statuses/{{email}}", self._h(self.v4_set_status), methods=["POST"]),
                 Route(
@@ -1836,24 +1859,157 @@ class HubSpotEmulator(Emulator):
                 "statusState must be SUBSCRIBED, UNSUBSCRIBED or NOT_SPECIFIED",
             )
         started = _iso(self.clock.now())
-        if state == "NOT_SPECIFIED":
-            self.statuses.get(email, {}).pop(sub_id, None)
-            self._sync_optout_properties(email)
-            reason = "REQUESTED_CHANGE_OCCURRED"
-        else:
-            reason = self._set(
-                email,
-                sub_id,
-                state == "SUBSCRIBED",
-                body.get("legalBasis"),
-                body.get("legalBasisExplanation"),
-            )
+        reason = self._write_status(
+            email, sub_id, state, body.get("legalBasis"), body.get("legalBasisExplanation")
+        )
         return {
             "status": "COMPLETE",
             "results": [self._public_status(email, sub_id, reason)],
             "startedAt": started,
             "completedAt": _iso(self.clock.now()),
         }
+
+    def _write_status(
+        self, email: str, sub_id: int, state: str, basis: Any, explanation: Any
+    ) -> str:
+        """One v4 status write (single or batch endpoint alike); its setStatusSuccessReason.
+
+        v4 re-subscribes an opted-out address when asked (as HubSpot does); only v3 refuses.
+        """
+        self.status_writes.append((email, sub_id, state))
+        if state == "NOT_SPECIFIED":
+            self.statuses.get(email, {}).pop(sub_id, None)
+            self._sync_optout_properties(email)
+            return "REQUESTED_CHANGE_OCCURRED"
+        return self._set(
+            email,
+            sub_id,
+            state == "SUBSCRIBED",
+            basis if isinstance(basis, str) else None,
+            explanation if isinstance(explanation, str) else None,
+        )
+
+    def _enterprise_only(self, scope: str) -> None:
+        """Batch status calls need Marketing Hub Enterprise: 403 MISSING_SCOPES otherwise."""
+        if self.enterprise_consent:
+            return
+        raise _HubSpotError(
+            403,
+            "MISSING_SCOPES",
+            "This app hasn't been granted all required scopes to make this call.",
+            errors=[
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": [scope]},
+                }
+            ],
+        )
+
+    @staticmethod
+    def _status_request_problem(index: int, item: Any) -> str | None:
+        """What makes batch input `index` not a `PublicStatusRequest` (the spec's schema)."""
+        where = f"inputs[{index}]"
+        if not isinstance(item, dict):
+            return f"{where}: expected an object"
+        for name in ("channel", "statusState", "subscriberIdString", "subscriptionId"):
+            if name not in item:
+                return f"{where}.{name}: is required"
+        if not isinstance(item["subscriberIdString"], str):
+            return f"{where}.subscriberIdString: expected a string"
+        sub = item["subscriptionId"]
+        if isinstance(sub, bool) or not isinstance(sub, int):
+            return f"{where}.subscriptionId: expected an integer"
+        enums = (
+            ("channel", _CHANNELS),
+            ("statusState", _STATUS_STATES),
+            ("legalBasis", _LEGAL_BASES),
+        )
+        for name, allowed in enums:
+            if name in item and item[name] not in allowed:
+                return f"{where}.{name}: {item[name]!r} is not one of {sorted(allowed)}"
+        explanation = item.get("legalBasisExplanation")
+        if explanation is not None and not isinstance(explanation, str):
+            return f"{where}.legalBasisExplanation: expected a string"
+        return None
+
+    async def v4_batch_write(self, request: Request) -> Any:
+        """Batch status writes (Enterprise only, like batch reads), at most `batch_limit` inputs.
+
+        A body that is not a `BatchInputPublicStatusRequest` is refused whole (400); an input
+        naming an invalid address or an unknown subscription fails alone and is reported in
+        `errors` (200 with `numErrors`, the one answer the spec declares); each input is
+        applied as the single `POST statuses/{email}` applies it.
+        """
+        self._enterprise_only("communication_preferences.statuses.batch.write")
+        body = await self._object_body(request)
+        inputs = self._inputs(body)
+        for index, item in enumerate(inputs):
+            problem = self._status_request_problem(index, item)
+            if problem:
+                raise _HubSpotError(400, "VALIDATION_ERROR", f"Invalid input JSON: {problem}")
+        started = self.clock.now()
+        failing = (
+            self.faults.failing_indexes(len(inputs))
+            if self.partial_failure_requested(request)
+            else set()
+        )
+        results, errors = [], []
+        for index, item in enumerate(inputs):
+            raw = item["subscriberIdString"]
+            email = raw.strip().lower()
+            if index in failing:
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        f"Could not update the subscription status of {raw} [injected failure]",
+                        {"subscriberIdString": [raw]},
+                    )
+                )
+                continue
+            if not _EMAIL.match(email):
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        f"{raw} is not a valid email address",
+                        {"subscriberIdString": [raw]},
+                    )
+                )
+                continue
+            sub_id = item["subscriptionId"]
+            if sub_id not in self.subscriptions:
+                errors.append(
+                    self._standard_error(
+                        "VALIDATION_ERROR",
+                        f"Subscription {sub_id} does not exist",
+                        {"subscriberIdString": [raw], "subscriptionId": [str(sub_id)]},
+                    )
+                )
+                continue
+            try:
+                reason = self._write_status(
+                    email,
+                    sub_id,
+                    item["statusState"],
+                    item.get("legalBasis"),
+                    item.get("legalBasisExplanation"),
+                )
+            except _HubSpotError as exc:  # refused as the single endpoint refuses it
+                errors.append(
+                    self._standard_error(exc.category, exc.message, {"subscriberIdString": [raw]})
+                )
+                continue
+            results.append(self._public_status(email, sub_id, reason))
+        answer: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "requestedAt": _iso(started),
+            "startedAt": _iso(started),
+            "completedAt": _iso(self.clock.now()),
+        }
+        if errors:
+            answer["numErrors"] = len(errors)
+            answer["errors"] = errors
+        return answer
 
     async def v4_unsubscribe_all(self, request: Request) -> Any:
         self._channel(request)
@@ -1869,22 +2025,7 @@ class HubSpotEmulator(Emulator):
 
     async def v4_batch_read(self, request: Request) -> Any:
         """Batch status reads (Marketing Hub Enterprise only: 403 MISSING_SCOPES otherwise)."""
-        if not self.enterprise_consent:
-            raise _HubSpotError(
-                403,
-                "MISSING_SCOPES",
-                "This app hasn't been granted all required scopes to make this call.",
-                errors=[
-                    {
-                        "message": "One or more of the following scopes are required.",
-                        "context": {
-                            "requiredGranularScopes": [
-                                "communication_preferences.statuses.batch.read"
-                            ]
-                        },
-                    }
-                ],
-            )
+        self._enterprise_only("communication_preferences.statuses.batch.read")
         self._channel(request)
         body = await self._object_body(request)
         inputs = self._inputs(body)

@@ -9,6 +9,7 @@ __all__ = [
     "BATCH_INPUTS",
     "BURST_BY_TIER",
     "BURST_SECONDS",
+    "CONSENT_BATCH_INPUTS",
     "DAILY_BY_TIER",
     "MEMBERSHIP_PAGE",
     "SEARCH_CAP",
@@ -45,6 +46,10 @@ SEARCH_CAP = 10_000
 
 BATCH_INPUTS = 100
 """Inputs of a CRM batch call (read, create, update, upsert, archive)."""
+
+CONSENT_BATCH_INPUTS = BATCH_INPUTS
+"""Inputs of a subscription-status batch call (read, write). The communication-preferences
+descriptions and guides state no cap of their own; HubSpot's batch cap of 100 is assumed."""
 
 MEMBERSHIP_PAGE = 250
 """List memberships a page holds at most."""

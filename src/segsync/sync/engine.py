@@ -112,7 +112,7 @@ class RunReport(BaseModel):
 
 
 def _new_id(clock: Clock) -> str:
-    return clock.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+    return clock.now().strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(8)
 
 
 def _iso(clock: Clock) -> str:
