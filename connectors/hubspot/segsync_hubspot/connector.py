@@ -286,6 +286,7 @@ class HubSpotConnector(Connector):
         self._subscription: int | None = self.cfg.subscription_id
         self._batch_consent = self.cfg.consent_batch_reads
         self._batch_consent_writes = self.cfg.consent_batch_writes
+        self._batch_consent_writes_seen = False  # a batch status write has succeeded
         self._group_ready = False
 
     @property
@@ -1074,22 +1075,23 @@ class HubSpotConnector(Connector):
                     for i in chunk:
                         failures[i] = (exc.message, exc.code)
                 return
+            self._batch_consent_writes_seen = True
             failures.update(self._status_verdicts(chunk, inputs, response.json()))
 
         # one batch never names an address twice: later changes go in later rounds
         rounds: list[list[int]] = []
+        seen: dict[str, int] = {}  # address -> rounds that already name it
         for i in todo:
             email = inputs[i]["subscriberIdString"].lower()
-            for group in rounds:
-                if all(inputs[j]["subscriberIdString"].lower() != email for j in group):
-                    group.append(i)
-                    break
-            else:
-                rounds.append([i])
+            seen[email] = seen.get(email, 0) + 1
+            if seen[email] > len(rounds):
+                rounds.append([])
+            rounds[seen[email] - 1].append(i)
         step = CONSENT_BATCH_INPUTS
         for group in rounds:
             chunks = [group[k : k + step] for k in range(0, len(group), step)]
-            if self._batch_consent_writes and len(chunks) > 1:
+            unknown = self._batch_consent_writes and not self._batch_consent_writes_seen
+            if unknown and len(chunks) > 1:
                 await batch(chunks[0])  # learn whether the account has batch writes first
                 chunks = chunks[1:]
             await asyncio.gather(*(batch(chunk) for chunk in chunks))

@@ -379,6 +379,7 @@ def test_never_resubscribes_an_opted_out_address(
     assert result.code == "CONSENT_OPT_OUT"
     assert result.partial, "the field change itself was written"
     assert writes(emulator, r"/statuses/o@example\.com$") == 0
+    assert emulator.status_writes == [], "no status written, batch or single"
     assert emulator.subscription_status("o@example.com") != "SUBSCRIBED"
     assert (emulator.contact_by_email("o@example.com") or {})["firstname"] == "O"
 
@@ -411,6 +412,7 @@ def test_new_contacts_get_the_canonical_consent_and_no_subscription_by_default(
     assert emulator.subscription_status("n@example.com") == "NOT_SPECIFIED"
     assert emulator.subscription_status("p@example.com") == "NOT_SPECIFIED"
     assert writes(emulator, r"/statuses/[np]@example\.com$") == 0
+    assert [email for email, _, _ in emulator.status_writes] == ["s@example.com"]
 
 
 def test_pacing_stays_within_the_burst_and_search_limits(
