@@ -8,9 +8,10 @@ platform. Formulas (every `ceil(x / b)` is 0 when x is 0):
 - reads     = max(1, ceil(records changed since the cursor / read_page_size))
               (a platform with nothing new still answers one empty page);
 - writes    = ceil(records written / write_batch_size);
-- consent   = records whose subscription status changes / consent_per_call, where the
-              platform keeps consent outside the record (HubSpot's subscription statuses: one
-              address a call below Enterprise); 0 where consent rides in the record;
+- consent   = ceil(records whose subscription status changes / consent_per_call), where the
+              platform keeps consent outside the record (HubSpot's subscription statuses: 100
+              a call through statuses/batch/write, one below Enterprise); 0 where consent
+              rides in the record;
 - polls     = 1 when the bulk write is asynchronous (Brevo's imports: one status read sees
               every import done), plus ceil(records created / read_page_size) reads where the
               asynchronous write answers no record ids (Brevo's imports) and ids are needed;
@@ -101,7 +102,8 @@ def _brevo_import_seconds(contacts: int) -> float:
 FACTS: dict[str, PlatformFacts] = {
     "mailchimp": PlatformFacts(),
     "hubspot": PlatformFacts(
-        consent_per_call=1,  # POST statuses/{email}; batch/write is Enterprise only
+        # statuses/batch/write takes 100 (Enterprise, the connector's default); 1 below it
+        consent_per_call=100,
         scopes={"read": ("default", "search")},
     ),
     "brevo": PlatformFacts(

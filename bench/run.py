@@ -48,6 +48,7 @@ WHY = {
     "POST consent statuses/batch/read": "HubSpot subscription statuses read apart from the "
     "contact search (100 a call)",
     "POST consent statuses/{email}": "HubSpot subscription statuses written one address a call",
+    "POST consent statuses/batch/write": "HubSpot subscription statuses written 100 a call",
     "POST /lists/{id}/segments/{id}": "Mailchimp tag memberships sent per write batch and tag",
     "PUT /contacts/{identifier}": "Brevo single-contact updates (the connector chose them over "
     "an import, which is slower for few contacts)",
@@ -302,7 +303,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     else:
-        out.append(_target("sync targets", "see above", None, None, "skipped"))
+        out.append(_target("sync targets", "calls, time, writes, scaling", None, None,
+                           "skipped (--skip sync)"))
     engine = result.get("engine")
     if engine and "seconds" in engine:
         sec, rss = engine["seconds"], engine["peak_rss_bytes"]

@@ -362,6 +362,13 @@ class SyncConfig(_Frozen):
         default=Strictness.WARN,
         description="what a segment fallback past 'rewrite' does: ignore, warn or raise",
     )
+    reconfirm: list[str] = Field(
+        default_factory=list,
+        description=(
+            "platforms with a re-confirmation path (a newer opt-in given elsewhere is sent "
+            "there as 'pending' where they hold an opt-out); other platforms keep the opt-out"
+        ),
+    )
     overlap: dt.timedelta = Field(
         default=dt.timedelta(minutes=5),
         description="incremental reads re-read this much before the cursor ('90s', '5m', '1h')",
@@ -809,6 +816,10 @@ class _Loader:
             self._known_field(("sync", "direction", field_name), field_name, fields)
             for name in _as_dict(per_platform):
                 self._known_platform(("sync", "direction", field_name, name), name, configured)
+        reconfirm = sync.get("reconfirm")
+        for i, name in enumerate(reconfirm if isinstance(reconfirm, list) else []):
+            if isinstance(name, str):
+                self._known_platform(("sync", "reconfirm", i), name, configured)
         for seg_name, seg in _as_dict(data.get("segments")).items():
             for name in _as_dict(_as_dict(seg).get("publish")):
                 self._known_platform(("segments", seg_name, "publish", name), name, configured)

@@ -312,6 +312,15 @@ class Connector(abc.ABC):
     async def ensure_static(self, name: str, ref: str | None) -> str:
         """Create (or find, when ref is known) an owned static segment (tag or list)."""
 
+    async def find_owned(self, kind: str, name: str) -> str | None:
+        """The ref of the platform's object segsync creates for `name` (`kind`: static or
+        native), or None when there is none or the connector cannot look it up.
+
+        The engine calls it for an object it started creating in a run that died before
+        recording the answer, to adopt it rather than create a second one.
+        """
+        return None
+
     @abc.abstractmethod
     async def change_static_members(
         self, ref: str, add: Sequence[str], remove: Sequence[str]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -40,6 +41,25 @@ class InvalidEmail(ValueError):
 
 _LOCAL_ALLOWED = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-\u0080-\U0010ffff]+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_WHITESPACE = re.compile(r"\s")  # the characters `str.isspace` accepts
+
+
+@functools.lru_cache(maxsize=4096)
+def _ascii_domain(domain: str) -> str:
+    """The IDNA form of a domain (ValueError with the reason when it is not valid); cached."""
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise ValueError(f"domain is not a valid internationalised name ({exc})") from None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2:
+        raise ValueError("domain has no dot")
+    for label in labels:
+        if not _LABEL.match(label):
+            raise ValueError(f"domain label {label!r} is not valid")
+    if labels[-1].isdigit():
+        raise ValueError("top-level domain is numeric")
+    return ascii_domain
 
 
 def normalize_email(email: str) -> str:
@@ -54,7 +74,7 @@ def normalize_email(email: str) -> str:
         raise InvalidEmail(email, "empty")
     if len(text) > 254:
         raise InvalidEmail(email, f"longer than 254 characters ({len(text)})")
-    if any(ch.isspace() for ch in text):
+    if _WHITESPACE.search(text):
         raise InvalidEmail(email, "contains whitespace")
     if text.count("@") != 1:
         raise InvalidEmail(email, "must contain exactly one '@'")
@@ -69,19 +89,10 @@ def normalize_email(email: str) -> str:
         raise InvalidEmail(email, "a character not allowed before '@'")
     if not domain:
         raise InvalidEmail(email, "nothing after '@'")
-    domain = domain.rstrip(".").lower()
     try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise InvalidEmail(email, f"domain is not a valid internationalised name ({exc})") from None
-    labels = ascii_domain.split(".")
-    if len(labels) < 2:
-        raise InvalidEmail(email, "domain has no dot")
-    for label in labels:
-        if not _LABEL.match(label):
-            raise InvalidEmail(email, f"domain label {label!r} is not valid")
-    if labels[-1].isdigit():
-        raise InvalidEmail(email, "top-level domain is numeric")
+        ascii_domain = _ascii_domain(domain.rstrip(".").lower())
+    except ValueError as exc:
+        raise InvalidEmail(email, str(exc)) from None
     return f"{local.lower()}@{ascii_domain}"
 
 

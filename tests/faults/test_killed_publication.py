@@ -5,14 +5,14 @@ is where a SIGKILL leaves a segment on the platform that the state does not know
 after the restart must publish the segment once: adopt what the killed run made (it carries
 segsync's owned name), never create a second one, never fail forever on "already exists".
 The kill is simulated deterministically: `set_owned` raises a `BaseException` (as a dying
-process stops) the first time it is called; the next run opens the store afresh.
+process stops) when it records the platform's answer, after the intent recorded before
+creating; the next run opens the store afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fault_world import PLATFORMS, make_connector, make_emulator, seed_platforms
@@ -20,28 +20,12 @@ from fault_world import PLATFORMS, make_connector, make_emulator, seed_platforms
 from segsync.clock import VirtualClock
 from segsync.rules import parse
 from segsync.state import SQLiteStateStore
+from segsync.state.base import OwnedObject
 from segsync.sync import Engine, RunReport, SegmentTarget
+from segsync.sync.engine import CREATING
 from segsync.testing.data import DEFAULT_SCHEMA
 
 SEGMENT = "french"
-
-ENGINE_GAP = (
-    "Engine._publish records ownership (StateStore.set_owned) only after the platform "
-    "answered, and nothing before: a run killed in between leaves an orphan the next run "
-    "cannot tell from a segment someone else made"
-)
-
-KNOWN_BUGS = {
-    "hubspot": (
-        f"{ENGINE_GAP}; HubSpotConnector._create_list then refuses the existing "
-        "'segsync: french' list (400 ILS.DUPLICATE_LIST_NAMES on the first attempt), so every "
-        "later run fails with 'A list named ... already exists'"
-    ),
-    "mailchimp": (
-        f"{ENGINE_GAP}; MailchimpConnector.publish_native then POSTs a second saved segment "
-        "'french' (Mailchimp allows duplicate names), leaving the first one orphaned"
-    ),
-}
 
 
 class Killed(BaseException):
@@ -49,22 +33,20 @@ class Killed(BaseException):
 
 
 class DyingStore(SQLiteStateStore):
-    """A store whose process dies the first time it records an owned object."""
+    """A store whose process dies when it records a platform's answer to a creation.
 
-    def set_owned(self, *args: Any, **kwargs: Any) -> None:
-        raise Killed
+    The intent recorded before creating (ref `CREATING`) goes through; the ref the platform
+    answered never does: the kill falls exactly between the platform acting and the state
+    knowing.
+    """
 
-
-def _params() -> list[Any]:
-    return [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[p]))
-        if p in KNOWN_BUGS
-        else p
-        for p in PLATFORMS
-    ]
+    def set_owned(self, config: str, obj: OwnedObject, *, at: str) -> None:
+        if obj.ref != CREATING:
+            raise Killed
+        super().set_owned(config, obj, at=at)
 
 
-@pytest.mark.parametrize("platform", _params())
+@pytest.mark.parametrize("platform", list(PLATFORMS))
 def test_segment_published_by_a_killed_run_is_published_once(tmp_path: Path, platform: str) -> None:
     """The restarted run is clean and the platform holds the segment once."""
     clock = VirtualClock()

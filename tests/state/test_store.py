@@ -232,3 +232,24 @@ def test_unreachable_postgres_is_a_store_error_without_password() -> None:
 
     assert "hunter2" not in str(caught.value)
     assert "127.0.0.1:1" in str(caught.value)
+
+
+def test_worklist_merges_staged_and_dirty_contacts_in_order(store: StateStore) -> None:
+    """Chunks list each staged or dirty contact once, by contact id, across chunk edges."""
+    store.begin_stage(CONFIG)
+    store.stage_planned(
+        CONFIG, [(cid, cid, json.dumps({"email": cid})) for cid in ("b@x", "d@x", "f@x")],
+        plan_id="p1", retry=True,  # a platform sat out: these stay dirty
+    )
+    store.finish(CONFIG)
+    store.begin_stage(CONFIG)
+    rows = [
+        (f"{platform}-{cid}", cid, cid, "{}", "", False)
+        for cid in ("a@x", "c@x", "d@x", "e@x")
+        for platform in ("1", "2")
+    ]
+    store.stage_pulled(CONFIG, "mc", rows)
+
+    chunks = list(store.worklist(CONFIG, 2))
+
+    assert chunks == [["a@x", "b@x"], ["c@x", "d@x"], ["e@x", "f@x"]]

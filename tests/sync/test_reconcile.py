@@ -292,3 +292,23 @@ def test_fields_a_platform_does_not_carry_are_neither_read_nor_written() -> None
 
     assert "bv" not in out.writes
     assert out.writes["hs"]["fields"] == {"country": "BE"}
+
+
+@pytest.mark.parametrize(
+    "snapshot",
+    [
+        {"id": "1", "email": "A@x.io", "k": "a@x.io", "f": {"n": "é\"\\"}, "t": ["b"],
+         "c": "subscribed", "u": "2026-01-01T00:00:00+00:00"},
+        {"id": "1", "k": "a@x.io", "c": "unsubscribed", "ca": "2026-01-02", "u": "2026-01-03"},
+        {"id": "1", "k": "a@x.io", "c": "pending", "ca": "2026-01-02"},
+        {"id": "1", "k": "a@x.io", "f": {}, "t": [], "c": "non_subscribed"},
+        {"id": "1", "k": "a@x.io", "d": True, "e": {"opened": "2026-01-01"}, "u": "2026"},
+    ],
+)
+def test_encode_record_is_dumps_and_content_hash_in_one(snapshot: dict[str, Any]) -> None:
+    """The one-pass encoding gives exactly the stored text and the echo hash."""
+    from segsync.sync.snapshot import content_hash, dumps, encode_record
+
+    assert encode_record(snapshot) == (dumps(snapshot), content_hash(snapshot))
+    moved = {**snapshot, "u": "2027-05-05T00:00:00+00:00", "ca": "2027-05-05"}
+    assert encode_record(moved)[1] == content_hash(snapshot)  # times do not change the hash

@@ -1317,6 +1317,11 @@ class BrevoConnector(Connector):
                 return ref
         return str(await self._owned_list(SEGMENT_LIST_PREFIX + name))
 
+    async def find_owned(self, kind: str, name: str) -> str | None:
+        """The id of the owned list `segment: <name>` in the owned folder, or None."""
+        found = (await self._lists()).get(SEGMENT_LIST_PREFIX + name)
+        return None if found is None else str(found)
+
     async def change_static_members(
         self, ref: str, add: Sequence[str], remove: Sequence[str]
     ) -> list[ChangeResult]:

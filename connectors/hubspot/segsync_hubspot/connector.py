@@ -1295,6 +1295,20 @@ class HubSpotConnector(Connector):
             }
         )
 
+    async def find_owned(self, kind: str, name: str) -> str | None:
+        """The id of the owned list of `name` (DYNAMIC for native, MANUAL for static), or None."""
+        response = await self.client.request(
+            "GET",
+            f"{self.paths['lists']}/object-type-id/0-1/name/{self.cfg.list_prefix}{name}",
+            endpoint="GET list by name",
+            ok=(404,),
+        )
+        if response.status_code == 404:
+            return None
+        found = response.json()["list"]
+        wanted = "DYNAMIC" if kind == "native" else "MANUAL"
+        return str(found["listId"]) if found.get("processingType") == wanted else None
+
     async def _create_list(self, body: Mapping[str, Any]) -> str:
         """Create a list, retried when the answer is lost. A retry that finds a list of that
         name (HubSpot: duplicate name) takes it, as the first attempt created it; a duplicate

@@ -1070,6 +1070,16 @@ class MailchimpConnector(Connector):
         )
         return str(response.json()["id"])
 
+    async def find_owned(self, kind: str, name: str) -> str | None:
+        """The id of the saved segment (native) or tag (static) called `name`, or None."""
+        if kind != "native":
+            tag = await self._find_tag(name)
+            return None if tag is None else str(tag)
+        segments = await self._paged(
+            "/segments", "segments", "GET /lists/{id}/segments", type="saved"
+        )
+        return next((str(s["id"]) for s in segments if s.get("name") == name), None)
+
     async def ensure_static(self, name: str, ref: str | None) -> str:
         """The tag (static segment) `name`, created when missing; returns its id."""
         if ref is not None:

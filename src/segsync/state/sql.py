@@ -308,18 +308,24 @@ class SqlStateStore(StateStore):
         return found
 
     def worklist(self, config: str, chunk: int) -> Iterator[list[str]]:
+        # two index range scans merged here: one ordered UNION re-sorts everything left on
+        # every chunk (quadratic in the audience)
         after = ""
         while True:
             with self._tx() as tx:
-                rows = tx.execute(
-                    "SELECT cid FROM (SELECT cid FROM pulled WHERE config = ? AND cid > ?"
-                    " UNION SELECT cid FROM canonical WHERE config = ? AND dirty = 1"
-                    " AND cid > ?) w ORDER BY cid LIMIT ?",
-                    (config, after, config, after, chunk),
+                pulled = tx.execute(
+                    "SELECT DISTINCT cid FROM pulled WHERE config = ? AND cid > ?"
+                    " ORDER BY cid LIMIT ?",
+                    (config, after, chunk),
                 )
-            if not rows:
+                dirty = tx.execute(
+                    "SELECT cid FROM canonical WHERE config = ? AND dirty = 1 AND cid > ?"
+                    " ORDER BY cid LIMIT ?",
+                    (config, after, chunk),
+                )
+            cids = sorted({row[0] for row in pulled} | {row[0] for row in dirty})[:chunk]
+            if not cids:
                 return
-            cids = [row[0] for row in rows]
             yield cids
             after = cids[-1]
 

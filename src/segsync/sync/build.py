@@ -4,22 +4,29 @@ The platforms of the configuration become connectors (found in the registry by n
 `sync:` block the `SyncPolicy`, the segments `SegmentTarget`s, and the state URL the store.
 The configuration's name in the state is its sorted platform names (`brevo+mailchimp`):
 two configurations syncing the same platforms share one run lock.
+
+Rate limits belong to an account, so every connector built for one account in a run shares
+one `RateBudget` (docs/http.md): `build_connectors` and `build_engine` take a `budgets`
+mapping (account -> budget) that they fill and reuse; pass the same one to everything of a
+run. An account is the platform, its base URL and its credentials (kept only as a digest).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import httpx
 
 from segsync.clock import Clock
 from segsync.connector import Connector, registry
+from segsync.http import RateBudget
 from segsync.state import StateStore, open_store
 from segsync.sync.engine import Engine, SegmentTarget
 from segsync.sync.policy import SyncPolicy
 
-__all__ = ["build_connectors", "build_engine", "config_name"]
+__all__ = ["account_key", "build_connectors", "build_engine", "config_name"]
 
 
 def config_name(platforms: Mapping[str, Any]) -> str:
@@ -27,13 +34,27 @@ def config_name(platforms: Mapping[str, Any]) -> str:
     return "+".join(sorted(platforms)) or "default"
 
 
+def account_key(platform: str, platform_config: Any) -> str:
+    """A digest naming the account a platform configuration talks to (no secret in clear)."""
+    secrets = platform_config.secrets() if hasattr(platform_config, "secrets") else []
+    base_url = getattr(platform_config, "base_url", None) or ""
+    material = "\0".join([platform, base_url, *sorted(secrets)])
+    return platform + ":" + hashlib.sha256(material.encode()).hexdigest()
+
+
 def build_connectors(
     config: Any,
     *,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     clock: Clock | None = None,
+    budgets: MutableMapping[str, RateBudget] | None = None,
 ) -> dict[str, Connector]:
-    """One connector per enabled platform of `config` (a `segsync.config.Config`)."""
+    """One connector per enabled platform of `config` (a `segsync.config.Config`).
+
+    Connectors of an account already in `budgets` get its budget; the budget of a new
+    account (the connector's own default, made for its limits) is added to `budgets`.
+    """
+    budgets = {} if budgets is None else budgets
     schema = config.canonical_schema()
     connectors: dict[str, Connector] = {}
     for name, platform_config in config.platforms.items():
@@ -44,13 +65,18 @@ def build_connectors(
             mapping = config.mapping_for(name)
         except FileNotFoundError:  # a connector that ships no mapping maps by itself
             mapping = None
-        connectors[name] = cls(
+        account = account_key(name, platform_config)
+        shared = {"budget": budgets[account]} if account in budgets else {}
+        connector = cls(
             platform_config,
             schema=schema,
             mapping=mapping,
             transport=(transports or {}).get(name),
             clock=clock,
+            **shared,
         )
+        budgets.setdefault(account, connector.budget)
+        connectors[name] = connector
     return connectors
 
 
@@ -61,11 +87,16 @@ def build_engine(
     connectors: Mapping[str, Connector] | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     clock: Clock | None = None,
+    budgets: MutableMapping[str, RateBudget] | None = None,
     **options: Any,
 ) -> Engine:
-    """An engine for `config`; `options` go to `Engine` (wait, lock_timeout, ...)."""
+    """An engine for `config`; `options` go to `Engine` (wait, lock_timeout, ...).
+
+    Its connectors share one rate budget per account with everything else built with the
+    same `budgets` (see `build_connectors`).
+    """
     connectors = dict(connectors) if connectors is not None else build_connectors(
-        config, transports=transports, clock=clock
+        config, transports=transports, clock=clock, budgets=budgets
     )
     segments = [
         SegmentTarget(name=name, rule=config.rule(name), publish=dict(segment.publish))

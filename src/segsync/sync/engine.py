@@ -48,13 +48,26 @@ from segsync.rules.compiler import (
 )
 from segsync.state.base import BaseRow, LedgerEntry, OwnedObject, RunLocked, StateStore, decode
 from segsync.sync.plan import Plan, PlanStale, PlatformPlan, RecordError, to_change
-from segsync.sync.policy import SyncPolicy
+from segsync.sync.policy import OWNED_TAG_PREFIX, SyncPolicy
 from segsync.sync.reconcile import reconcile
-from segsync.sync.snapshot import apply_change, content_hash, dumps, record_snapshot
+from segsync.sync.snapshot import (
+    apply_change,
+    content_hash,
+    dumps,
+    encode_record,
+    record_snapshot,
+)
 
-__all__ = ["Engine", "PlatformReport", "RunReport", "SegmentTarget"]
+__all__ = ["Engine", "PlatformReport", "RunReport", "SegmentTarget", "depends_on_clock"]
 
 log = logging.getLogger("segsync.sync")
+_CONSENT_OF = {status: Consent(status=status) for status in ConsentStatus}  # frozen: shared
+
+CREATING = ""
+"""The ref of an owned object whose creation started and was not yet confirmed (an intent)."""
+
+_RESIDUAL_KIND = {"tag": "static"}
+"""Capabilities.static_segments -> the owned kind of a residual tag (default: "tag")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,11 +328,8 @@ class Engine:
                 if remote.deleted or key is None:
                     continue  # a deletion of a record never seen: nothing to do
                 cid = by_email.get(key) or self._new_cid(key, taken)
-            snap = record_snapshot(remote, key or "")
-            rows.append(
-                (remote.platform_id, cid, key or "", dumps(snap), content_hash(snap),
-                 remote.deleted)
-            )
+            payload, digest = encode_record(record_snapshot(remote, key or ""))
+            rows.append((remote.platform_id, cid, key or "", payload, digest, remote.deleted))
         self.store.stage_pulled(self.config, name, rows)
 
     def _new_cid(self, key: str, taken: set[str]) -> str:
@@ -391,16 +401,37 @@ class Engine:
                 out.append((c.segment, c.residual_tag, c.residual))
         return out
 
+    @staticmethod
+    def _residual_tags(compiled: Sequence[CompiledSegment]) -> frozenset[str]:
+        """The residual tags of a platform's split segments.
+
+        A split segment's native definition filters on `tags has "<residual tag>"`, so the
+        residual's members carry that tag on the platform: their membership is written as
+        tag deltas of the contact changes, never through a static segment (on a platform
+        whose static segments are lists, a list is not what the definition filters on).
+        """
+        return frozenset(
+            c.residual_tag for c in compiled if c.mode == "split" and c.residual_tag
+        )
+
+    def _residual_kind(self, platform: str) -> str:
+        """The owned kind of a residual tag: the static segment where static segments are
+        tags (it is the tag, and has the ref the platform deletes by), else a tag."""
+        statics = self.connectors[platform].capabilities.static_segments
+        return _RESIDUAL_KIND.get(statics, "tag")
+
     def _publications(
         self, platform: str, compiled: Sequence[CompiledSegment]
     ) -> list[dict[str, Any]]:
         owned = {(o.kind, o.name): o for o in self.store.owned(self.config, platform)}
+        residuals = self._residual_tags(compiled)
         pubs: list[dict[str, Any]] = []
         wanted: set[tuple[str, str]] = set()
         for segment, name, _rule in self._statics(compiled):
-            wanted.add(("static", name))
-            if ("static", name) not in owned:
-                pubs.append({"segment": segment, "kind": "static", "name": name, "ref": None})
+            kind = self._residual_kind(platform) if name in residuals else "static"
+            wanted.add((kind, name))
+            if (kind, name) not in owned or owned[(kind, name)].ref == CREATING:
+                pubs.append({"segment": segment, "kind": kind, "name": name, "ref": None})
         for c in compiled:
             if c.mode in ("native", "split") and c.definition is not None:
                 wanted.add(("native", c.segment))
@@ -411,7 +442,7 @@ class Engine:
                     pubs.append({
                         "segment": c.segment, "kind": "native", "name": c.segment,
                         "definition": definition, "definition_hash": digest.hexdigest(),
-                        "ref": current.ref if current else None,
+                        "ref": current.ref if current and current.ref != CREATING else None,
                     })
         configured = {
             s.name for s in self.segments if s.publish.get(platform) is not PublishMode.OFF
@@ -448,7 +479,7 @@ class Engine:
             email=view["email"],
             fields=fields,
             tags=frozenset(view.get("t", ())),
-            consent=Consent(status=ConsentStatus(view.get("c", "non_subscribed"))),
+            consent=_CONSENT_OF[ConsentStatus(view.get("c", "non_subscribed"))],
             ids={},
             engagement=engagement,
             updated_at=None,
@@ -471,7 +502,9 @@ class Engine:
         diagnostics: list[Diagnostic] = []
         compiled = self._compile(platforms, diagnostics, errors)
         statics = {p: self._statics(compiled[p]) for p in platforms}
+        residuals = {p: self._residual_tags(compiled[p]) for p in platforms}
         any_static = any(statics.values())
+        fresh = self._fresh_statics(platforms, statics, residuals)
         now = self.clock.now()
         plan_id = _new_id(self.clock)
         changes: dict[str, list[dict[str, Any]]] = {p: [] for p in platforms}
@@ -481,23 +514,42 @@ class Engine:
         events: list[dict[str, Any]] = []
         conflicts = 0
         seen: set[str] = set()
+        tag_rows: dict[tuple[str, str], dict[str, Any]] = {}  # residual-only changes
 
         def memberships(
             cid: str, view: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]],
-            writes: Mapping[str, Mapping[str, Any]], current: Mapping[str, set[str]],
+            writes: Mapping[str, dict[str, Any]], current: Mapping[str, set[str]],
+            only: Mapping[str, Sequence[tuple[str, str, ast.Rule]]] | None = None,
         ) -> None:
+            """Membership changes of one contact (`only`: these statics, default all)."""
             contact = None
             for p in platforms:
-                if not statics[p] or (p not in live and p not in writes):
+                wanted = statics[p] if only is None else only.get(p, ())
+                if not wanted or (p not in live and p not in writes):
                     continue
                 if contact is None:
                     contact = self._contact(view, live)
                 have = current.get(p, set())
-                for _segment, name, rule in statics[p]:
+                for _segment, name, rule in wanted:
                     inside = evaluate(rule, contact, now=now, schema=self.schema)
-                    if inside and name not in have:
+                    listed = name in have
+                    # an object created this run holds nobody yet, whatever rows were left
+                    member = listed and (p, name) not in fresh
+                    if (inside and member) or not (inside or listed):
+                        continue
+                    if name in residuals[p]:  # a tag delta of the contact's change
+                        row = writes.get(p) or tag_rows.get((p, cid))
+                        if row is None:
+                            snap = live[p]
+                            row = {"cid": cid, "email": snap.get("email") or view["email"],
+                                   "platform_id": snap["id"]}
+                            tag_rows[(p, cid)] = row
+                            changes[p].append(row)
+                        key = "tags_add" if inside else "tags_remove"
+                        row[key] = sorted({*row.get(key, ()), name})
+                    elif inside:
                         members_add.setdefault((p, name), []).append([cid, view["email"]])
-                    elif not inside and name in have:
+                    else:
                         members_remove.setdefault((p, name), []).append([cid, view["email"]])
 
         for cids in self.store.worklist(self.config, self.chunk_size):
@@ -549,7 +601,7 @@ class Engine:
             self.store.stage_planned(self.config, staged, plan_id=plan_id, retry=bool(failed))
 
         if any_static:
-            await self._evaluate_rest(seen, statics, platforms, memberships)
+            await self._evaluate_rest(seen, statics, platforms, memberships, fresh)
 
         platform_plans: dict[str, PlatformPlan] = {}
         for p in platforms:
@@ -557,7 +609,8 @@ class Engine:
                 {"segment": seg, "name": name,
                  "add": members_add.get((p, name), []), "remove": members_remove.get((p, name), [])}
                 for seg, name, _rule in statics[p]
-                if members_add.get((p, name)) or members_remove.get((p, name))
+                if name not in residuals[p]
+                and (members_add.get((p, name)) or members_remove.get((p, name)))
             ]
             platform_plans[p] = PlatformPlan.model_construct(
                 changes=changes[p],
@@ -579,23 +632,46 @@ class Engine:
             conflicts=conflicts,
         )
 
+    def _fresh_statics(
+        self,
+        platforms: Sequence[str],
+        statics: Mapping[str, Sequence[tuple[str, str, ast.Rule]]],
+        residuals: Mapping[str, frozenset[str]],
+    ) -> set[tuple[str, str]]:
+        """(platform, name) of the materialised memberships whose owned object (of the kind
+        it has now) does not exist yet: created this run, they hold nobody."""
+        existing = {
+            (o.platform, o.kind, o.name) for o in self.store.owned(self.config)
+            if o.ref != CREATING
+        }
+        return {
+            (p, name)
+            for p in platforms
+            for _s, name, _r in statics[p]
+            if (p, self._residual_kind(p) if name in residuals[p] else "static", name)
+            not in existing
+        }
+
     async def _evaluate_rest(
         self,
         seen: set[str],
         statics: Mapping[str, Sequence[tuple[str, str, ast.Rule]]],
         platforms: Sequence[str],
         memberships: Any,
+        fresh: set[tuple[str, str]],
     ) -> None:
         """Evaluate materialised segments on contacts not reconciled this run, when needed.
 
-        Needed for a segment not yet published (its first members) and with `reevaluate`.
+        Every segment, for a segment not yet published (its first members) and with
+        `reevaluate`; otherwise only the segments whose rule depends on the clock (`within`),
+        whose members change as time passes though no contact does. Contacts stream from
+        the store `chunk_size` at a time.
         """
-        owned = {
-            (o.platform, o.name) for o in self.store.owned(self.config) if o.kind == "static"
-        }
-        new = any((p, name) not in owned for p in platforms for _s, name, _r in statics[p])
-        if not (new or self.reevaluate):
-            return
+        only: Mapping[str, Sequence[tuple[str, str, ast.Rule]]] | None = None
+        if not (fresh or self.reevaluate):
+            only = {p: [s for s in statics[p] if depends_on_clock(s[2])] for p in platforms}
+            if not any(only.values()):
+                return
         batch: list[tuple[str, dict[str, Any]]] = []
 
         def flush() -> None:
@@ -608,7 +684,7 @@ class Engine:
                     for p in platforms
                     if cid in snaps[p] and not snaps[p][cid].deleted
                 }
-                memberships(cid, view, live, {}, current.get(cid, {}))
+                memberships(cid, view, live, {}, current.get(cid, {}), only)
             batch.clear()
 
         for cid, view, _dirty in self.store.canonical_contacts(self.config):
@@ -774,6 +850,8 @@ class Engine:
         confirmed: list[BaseRow] = []
         failed: list[str] = []
         ledger: list[LedgerEntry] = []
+        residual_add: dict[str, list[str]] = {}
+        residual_remove: dict[str, list[str]] = {}
         for index, row in enumerate(batch):
             result = results[index] if index < len(results) else None
             pid = (result.platform_id if result else None) or row.get("platform_id")
@@ -793,6 +871,10 @@ class Engine:
             confirmed.append(
                 BaseRow(name, row["cid"], pid, dumps(target), hash=content_hash(target))
             )
+            for key, moved in (("tags_add", residual_add), ("tags_remove", residual_remove)):
+                for tag in row.get(key, ()):
+                    if tag.startswith(OWNED_TAG_PREFIX):  # a residual tag: its membership
+                        moved.setdefault(tag, []).append(row["cid"])
             if row.get("create"):
                 counts.created += 1
             else:
@@ -806,44 +888,85 @@ class Engine:
                     str(row["consent"]), "sync", row.get("consent_basis"), run_id,
                 ))
         self.store.commit_writes(self.config, name, confirmed, failed, ledger)
+        for tag in sorted(residual_add.keys() | residual_remove.keys()):
+            added, removed = residual_add.get(tag, []), residual_remove.get(tag, [])
+            self.store.commit_members(self.config, name, tag, added, removed)
+            counts.members_added += len(added)
+            counts.members_removed += len(removed)
 
     async def _publish(
         self, name: str, publications: Sequence[Mapping[str, Any]], report: RunReport
     ) -> dict[str, str]:
         """Create static segments, publish native ones, delete owned ones no longer wanted."""
         connector = self.connectors[name]
-        refs = {o.name: o.ref for o in self.store.owned(self.config, name) if o.kind == "static"}
+        owned = self.store.owned(self.config, name)
+        refs = {o.name: o.ref for o in owned if o.kind == "static" and o.ref != CREATING}
+        intents = {(o.kind, o.name) for o in owned if o.ref == CREATING}
         at = _iso(self.clock)
-        kinds = ("static", "native", "delete")  # residual tags exist before natives use them
+        kinds = ("static", "tag", "native", "delete")  # residual tags exist before natives
         ordered = sorted(publications, key=lambda p: kinds.index(p["kind"]))
         for pub in ordered:
             try:
-                if pub["kind"] == "static":
-                    ref = await connector.ensure_static(pub["name"], pub.get("ref"))
+                if pub["kind"] == "tag":  # a residual tag: the platform's tag option, by name
+                    await connector.prepare(self.schema.fields, [pub["name"]])
                     self.store.set_owned(
-                        self.config, OwnedObject(name, "static", pub["name"], ref), at=at
+                        self.config, OwnedObject(name, "tag", pub["name"], pub["name"]), at=at
                     )
-                    refs[pub["name"]] = ref
-                elif pub["kind"] == "native":
-                    ref = await connector.publish_native(
-                        pub["name"], pub["definition"], pub.get("ref")
-                    )
-                    self.store.set_owned(
-                        self.config,
-                        OwnedObject(name, "native", pub["name"], ref, pub["definition_hash"]),
-                        at=at,
-                    )
+                elif pub["kind"] in ("static", "native"):
+                    ref = await self._known_or_adopted(name, pub, intents, at)
+                    if pub["kind"] == "static":
+                        ref = await connector.ensure_static(pub["name"], ref)
+                        self.store.set_owned(
+                            self.config, OwnedObject(name, "static", pub["name"], ref), at=at
+                        )
+                        refs[pub["name"]] = ref
+                    else:
+                        ref = await connector.publish_native(
+                            pub["name"], pub["definition"], ref
+                        )
+                        self.store.set_owned(
+                            self.config,
+                            OwnedObject(name, "native", pub["name"], ref, pub["definition_hash"]),
+                            at=at,
+                        )
                 else:
-                    await connector.delete_owned(pub.get("owned_kind", "static"), pub["ref"])
-                    self.store.forget_owned(
-                        self.config, name, pub.get("owned_kind", "static"), pub["name"]
-                    )
+                    kind = pub.get("owned_kind", "static")
+                    ref = pub["ref"]
+                    if ref == CREATING:  # a creation a killed run may or may not have made
+                        ref = await connector.find_owned(kind, pub["name"])
+                    if ref is not None:
+                        await connector.delete_owned(kind, ref)
+                    self.store.forget_owned(self.config, name, kind, pub["name"])
                 report.platforms[name].publications += 1
             except Exception as exc:
                 report.errors.append(RecordError(
                     platform=name, code="segment", message=f"{pub['kind']} {pub['name']!r}: {exc}"
                 ))
         return refs
+
+    async def _known_or_adopted(
+        self, platform: str, pub: Mapping[str, Any], intents: set[tuple[str, str]], at: str
+    ) -> str | None:
+        """The ref to update for a publication, or None to create one.
+
+        Before a creation, the intent (kind, name, ref `CREATING`) is recorded, so that a run
+        killed before recording the platform's answer leaves a trace: the next run adopts
+        the object of that exact owned name (`Connector.find_owned`) instead of creating a
+        second one or failing on a duplicate name.
+        """
+        ref: str | None = pub.get("ref")
+        if ref is not None:
+            return ref
+        kind, obj_name = pub["kind"], pub["name"]
+        if (kind, obj_name) in intents:
+            ref = await self.connectors[platform].find_owned(kind, obj_name)
+            if ref is not None:
+                return ref
+        else:
+            self.store.set_owned(
+                self.config, OwnedObject(platform, kind, obj_name, CREATING), at=at
+            )
+        return None
 
     async def _members(
         self,
@@ -906,6 +1029,17 @@ class Engine:
             "owned": [dataclasses.asdict(o) for o in self.store.owned(self.config)],
             "runs": self.store.runs(self.config, limit),
         }
+
+
+def depends_on_clock(rule: ast.Rule) -> bool:
+    """Whether a rule's verdict can change with time alone (it holds a `within`)."""
+    if isinstance(rule, ast.Within):
+        return True
+    if isinstance(rule, ast.And | ast.Or):
+        return any(depends_on_clock(item) for item in rule.items)
+    if isinstance(rule, ast.Not):
+        return depends_on_clock(rule.item)
+    return False
 
 
 def _segment_of(name: str, segments: set[str]) -> str:

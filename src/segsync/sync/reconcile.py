@@ -117,6 +117,9 @@ def reconcile(
         if base is None or base.get("d"):
             fresh.add(p)
     changed = [p for p in live if p in reads]
+    when_of = {p: _when(live[p]) for p in changed}  # looked up once, not per field
+    live_f = {p: live[p].get("f", {}) for p in changed}
+    base_f = {p: bases[p].get("f", {}) for p in changed if p not in fresh}
     conflicts: list[str] = []
     old_f: Mapping[str, Any] = canonical.get("f", {}) if canonical else {}
     old_t: set[str] = set(canonical.get("t", ())) if canonical else set()
@@ -125,9 +128,10 @@ def reconcile(
     # -- email -----------------------------------------------------------------------------
     email = canonical.get("email") if canonical else None
     renames = [
-        (p, live[p]["k"], _when(live[p]))
+        (p, live[p]["k"], when_of[p])
         for p in changed
-        if p not in fresh and policy.reads(p, "email") and live[p]["k"] != bases[p].get("k")
+        if p not in fresh and policy.reads(p, "email")
+        and live[p]["k"] != bases[p].get("k")
     ]
     if renames:
         if len({r[1] for r in renames}) > 1:
@@ -140,21 +144,21 @@ def reconcile(
     new_f = dict(old_f)
     names: set[str] = set(old_f)
     for p in changed:
-        names.update(live[p].get("f", ()))
+        names.update(live_f[p])
         if p not in fresh:
-            names.update(bases[p].get("f", ()))
+            names.update(base_f[p])
     for name in names:
         proposals: list[tuple[str, Any, str]] = []
         for p in changed:
             if not policy.reads(p, name):
                 continue
-            value = live[p].get("f", {}).get(name)
+            value = live_f[p].get(name)
             if p in fresh:
                 if value is None or value == old_f.get(name):
                     continue
-            elif value == bases[p].get("f", {}).get(name):
+            elif value == base_f[p].get(name):
                 continue
-            proposals.append((p, value, _when(live[p])))
+            proposals.append((p, value, when_of[p]))
         if not proposals:
             continue
         first = proposals[0][1]
@@ -173,7 +177,7 @@ def reconcile(
     for p in changed:
         if not policy.reads(p, "tags"):
             continue
-        when = _when(live[p])
+        when = when_of[p]
         now_t = {t for t in live[p].get("t", ()) if synced(t)}
         ref = old_t if p in fresh else {t for t in bases[p].get("t", ()) if synced(t)}
         for tag in now_t - ref:
@@ -264,7 +268,7 @@ def reconcile(
         change["email"] = current.get("email", email)
         change["platform_id"] = current["id"]
         cur_f = current.get("f", {})
-        fields = {
+        fields = {} if cur_f == new_f else {
             n: new_f.get(n)
             for n in names | cur_f.keys() | new_f.keys()
             if cur_f.get(n) != new_f.get(n) and policy.writes(p, n)

@@ -27,6 +27,7 @@ __all__ = [
     "apply_change",
     "content_hash",
     "dumps",
+    "encode_record",
     "jsonify",
     "record_snapshot",
 ]
@@ -43,15 +44,31 @@ def jsonify(value: Any) -> Any:
     return value
 
 
+# built once: `json.dumps` with options builds an encoder on every call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 def dumps(data: Mapping[str, Any]) -> str:
     """Compact, key-sorted JSON (stable, so equal snapshots give equal text)."""
-    return json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return _ENCODER.encode(data)
 
 
 def content_hash(snapshot: Mapping[str, Any]) -> str:
     """A hash of a record snapshot without its modification and consent times."""
     body = {k: v for k, v in snapshot.items() if k not in ("u", "ca")}
     return hashlib.blake2b(dumps(body).encode(), digest_size=12).hexdigest()
+
+
+def encode_record(snapshot: Mapping[str, Any]) -> tuple[str, str]:
+    """`(dumps(snapshot), content_hash(snapshot))`, encoding the snapshot once where it can."""
+    body = {k: v for k, v in snapshot.items() if k not in ("u", "ca")}
+    text = dumps(body)
+    digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    if len(body) == len(snapshot):
+        return text, digest
+    if "ca" not in snapshot and body and max(body) < "u":  # "u" is the last key: append it
+        return f'{text[:-1]},"u":{_ENCODER.encode(snapshot["u"])}}}', digest
+    return dumps(snapshot), digest
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -66,7 +83,11 @@ def record_snapshot(remote: RemoteContact, key: str) -> dict[str, Any]:
         "id": remote.platform_id,
         "email": remote.email,
         "k": key,
-        "f": {k: jsonify(v) for k, v in remote.fields.items() if v is not None},
+        "f": {
+            k: v if type(v) is str else jsonify(v)  # most values are text: no call
+            for k, v in remote.fields.items()
+            if v is not None
+        },
         "t": sorted(remote.tags),
         "c": remote.consent.status.value,
     }
