@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 
 from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_RECORD_ERRORS, app
 from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.logs import LogFormat, active_format
 from segsync.state import RunLocked, StoreError
 from segsync.sync.build import build_engine
 from segsync.sync.engine import Engine, RunReport
 from segsync.sync.plan import Plan, PlanStale
+from segsync.sync.progress import progress_for
 
 __all__ = ["render_report"]
 
@@ -29,15 +32,29 @@ WaitOption = Annotated[
 ]
 
 
+def _shows_progress(as_json: bool) -> bool:
+    """Progress is shown unless the output is machine-read (`--json`, `--log-format json`)."""
+    return not as_json and active_format() is not LogFormat.JSON
+
+
 def _run(config_path: Path | None, as_json: bool, wait: bool,
-         work: Callable[[Engine], Awaitable[T]]) -> T:
-    """Build the engine, run `work`, close everything; map failures to exit codes."""
+         work: Callable[[Engine], Awaitable[T]], *, progress: bool = False) -> T:
+    """Build the engine, run `work`, close everything; map failures to exit codes.
+
+    With `progress` (and no machine output), the run's progress is shown on stderr: bars
+    on a terminal, plain throttled lines otherwise (segsync.sync.progress).
+    """
     config = _load(config_path, as_json)
 
     async def go() -> T:
         engine = build_engine(config, wait=wait)
         try:
-            return await work(engine)
+            if not (progress and _shows_progress(as_json)):
+                return await work(engine)
+            display = progress_for(engine.connectors, Console(stderr=True), clock=engine.clock)
+            engine.progress = display
+            with display:
+                return await work(engine)
         finally:
             for connector in engine.connectors.values():
                 await connector.aclose()
@@ -95,7 +112,7 @@ def plan_command(
     as_json: JsonOption = False,
 ) -> None:
     """Pull every platform and show the writes a sync would make (nothing is written)."""
-    plan = _run(config, as_json, False, lambda engine: engine.plan())
+    plan = _run(config, as_json, False, lambda engine: engine.plan(), progress=True)
     if out is not None:
         out.write_text(plan.to_json(), encoding="utf-8")
     if as_json:
@@ -120,7 +137,7 @@ def apply_command(
     except (OSError, ValueError) as exc:
         _fail(as_json, "invalid", f"cannot read the plan {plan_file}: {exc}")
         raise typer.Exit(EXIT_INVALID) from None
-    report = _run(config, as_json, wait, lambda engine: engine.apply(plan))
+    report = _run(config, as_json, wait, lambda engine: engine.apply(plan), progress=True)
     _report_exit(report, as_json)
 
 
@@ -131,7 +148,7 @@ def sync_command(
     as_json: JsonOption = False,
 ) -> None:
     """Pull, reconcile, plan and apply, under the run lock."""
-    report = _run(config, as_json, wait, lambda engine: engine.sync())
+    report = _run(config, as_json, wait, lambda engine: engine.sync(), progress=True)
     _report_exit(report, as_json)
 
 

@@ -49,6 +49,18 @@ from segsync.rules.compiler import (
 from segsync.state.base import BaseRow, LedgerEntry, OwnedObject, RunLocked, StateStore, decode
 from segsync.sync.plan import Plan, PlanStale, PlatformPlan, RecordError, to_change
 from segsync.sync.policy import OWNED_TAG_PREFIX, SyncPolicy
+from segsync.sync.progress import (
+    NO_PROGRESS,
+    ApplyDone,
+    ApplyStarted,
+    MembersChanged,
+    PageRead,
+    ProgressObserver,
+    Published,
+    PullDone,
+    PullStarted,
+    WriteBatch,
+)
 from segsync.sync.reconcile import reconcile
 from segsync.sync.snapshot import (
     apply_change,
@@ -154,6 +166,7 @@ class Engine:
         lock_timeout: give up waiting after this many seconds (None: wait forever).
         reevaluate: evaluate materialised segments on every contact, not only changed ones
             (for rules on time, like `within 7 days`).
+        progress: the observer of progress events (segsync.sync.progress; default: none).
     """
 
     def __init__(
@@ -173,8 +186,10 @@ class Engine:
         lock_poll: float = 1.0,
         lock_timeout: float | None = None,
         reevaluate: bool = False,
+        progress: ProgressObserver | None = None,
     ) -> None:
         self.connectors = dict(connectors)
+        self.progress: ProgressObserver = progress or NO_PROGRESS
         self.store = store
         self.config = config
         self.schema = schema or Schema()
@@ -232,10 +247,12 @@ class Engine:
         self.store.begin_stage(self.config)
         reads: dict[str, int] = {}
         failed: set[str] = set()
+        self.progress(PullStarted(tuple(self.connectors)))
 
         async def one(name: str) -> None:
             try:
                 reads[name] = await self._pull_platform(name, errors)
+                self.progress(PullDone(name))
             except Exception as exc:
                 message = f"read failed: {exc}"
                 last = getattr(self.connectors[name].stats, "last", None)
@@ -248,6 +265,7 @@ class Engine:
                 errors.append(RecordError(platform=name, code="read_failed", message=message))
                 self.store.discard_pulled(self.config, name)
                 failed.add(name)
+                self.progress(PullDone(name, ok=False))
 
         await asyncio.gather(*(one(name) for name in self.connectors))
         renamed = self.store.new_records_of_renamed(self.config)
@@ -271,6 +289,7 @@ class Engine:
                 self._stage_page(name, page.contacts, errors)
                 if page.cursor is not None:
                     self.store.set_pending_cursor(self.config, name, page.cursor)
+            self.progress(PageRead(name, len(page.contacts)))
         return count
 
     def _settle(self, name: str, errors: list[RecordError]) -> None:
@@ -777,6 +796,10 @@ class Engine:
         counts = report.platforms[name]
         gate = asyncio.Semaphore(caps.max_concurrency)
         unprepared: str | None = None
+        self.progress(ApplyStarted(
+            name, len(pplan.changes),
+            sum(len(m["add"]) + len(m["remove"]) for m in pplan.memberships),
+        ))
         if pplan.changes:  # fields, properties and tag options must exist before writes
             tags = sorted({t for row in pplan.changes for t in row.get("tags_add", ())})
             try:
@@ -796,7 +819,10 @@ class Engine:
                         ChangeResult(email=row["email"], ok=False, error=str(exc), code="call")
                         for row in batch
                     ]
+                created, updated = counts.created, counts.updated
                 self._commit(name, batch, results, counts, report, run_id)
+                created, updated = counts.created - created, counts.updated - updated
+                self.progress(WriteBatch(name, created, updated, len(batch) - created - updated))
 
         await asyncio.gather(*(write(b) for b in _chunks(pplan.changes, caps.write_batch_size)))
         for membership in pplan.memberships:
@@ -807,8 +833,10 @@ class Engine:
                                 message=f"segment {membership['name']!r} could not be created")
                     for _cid, email in membership["add"]
                 )
+                self.progress(MembersChanged(name, 0, 0, len(membership["add"])))
                 continue
             await self._members(name, ref, membership, counts, report, gate)
+        self.progress(ApplyDone(name))
 
     def _change(self, row: Mapping[str, Any]) -> Any:
         change = dict(row)
@@ -938,10 +966,12 @@ class Engine:
                         await connector.delete_owned(kind, ref)
                     self.store.forget_owned(self.config, name, kind, pub["name"])
                 report.platforms[name].publications += 1
+                self.progress(Published(name, pub["kind"], pub["name"], ok=True))
             except Exception as exc:
                 report.errors.append(RecordError(
                     platform=name, code="segment", message=f"{pub['kind']} {pub['name']!r}: {exc}"
                 ))
+                self.progress(Published(name, pub["kind"], pub["name"], ok=False))
         return refs
 
     async def _known_or_adopted(
@@ -1008,6 +1038,10 @@ class Engine:
             self.store.commit_members(self.config, name, membership["name"], ok_add, ok_remove)
             counts.members_added += len(ok_add)
             counts.members_removed += len(ok_remove)
+            self.progress(MembersChanged(
+                name, len(ok_add), len(ok_remove),
+                len(add) + len(remove) - len(ok_add) - len(ok_remove),
+            ))
 
     # -- sync and status ------------------------------------------------------------------
 
