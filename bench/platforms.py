@@ -248,9 +248,13 @@ class ServedEmulator:
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
+        """Stop the emulator process (killed if it has not exited 10 s after SIGTERM)."""
         if self.process.is_alive():
             self.process.terminate()
         self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(10)
 
 
 @dataclasses.dataclass

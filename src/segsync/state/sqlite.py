@@ -62,10 +62,6 @@ class SQLiteStateStore(SqlStateStore):
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            # whole-table joins of a large pull (relinking, duplicates) stay in memory:
-            # 64 MiB of page cache instead of 2 MiB, sorts and DISTINCT in memory
-            self._conn.execute("PRAGMA cache_size=-65536")
-            self._conn.execute("PRAGMA temp_store=MEMORY")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite state {self.path!r}: {exc}") from None
         self._mutex = threading.RLock()
