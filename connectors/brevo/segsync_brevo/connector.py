@@ -12,9 +12,11 @@ How segsync's model lands on Brevo (see docs/platforms/brevo.md):
   only through Brevo's double opt-in, and only when configured;
 - segments cannot be created through Brevo's API: they are materialised as owned lists;
 - reads are incremental on `modifiedSince` with an overlap window, de-duplicated through the
-  cursor; small change sets go through single-contact calls, large ones through the
-  asynchronous `/contacts/import`, the threshold chosen from measured costs, with process
-  polling inside the hourly budget of non-contact endpoints.
+  cursor, whose mark moves to the start of a completed read (the platform's `Date`, else the
+  injected clock) when that is newer than anything read; small change sets go through
+  single-contact calls, large ones through the asynchronous `/contacts/import`, the threshold
+  chosen from measured costs, with process polling inside the hourly budget of non-contact
+  endpoints; concurrent imports share one read-back pass.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import logging
 import math
 import re
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -304,6 +307,7 @@ class BrevoConnector(Connector):
         self._owned_lists: dict[str, int] | None = None  # list name -> id, in the owned folder
         self._known: collections.OrderedDict[str, _Known] = collections.OrderedDict()
         self._known_limit = 50_000  # a bounded cache, not the audience
+        self._read_backs = _ReadBackPool(self._read_back_pass)
         self.field_map: PlatformMapping | None = (
             mapping if isinstance(mapping, PlatformMapping) else _default_mapping()
         )
@@ -575,10 +579,13 @@ class BrevoConnector(Connector):
         emitted: set[str] = set()
         fresh: dict[str, str] = {}
         offset = 0
+        started = self.clock.now()  # replaced by the platform's own time when it tells it
         while True:
             response = await self._call(
                 "GET", "/contacts", "/contacts", params={**params, "offset": offset}
             )
+            if offset == 0:
+                started = _platform_time(response) or started
             data = response.json()
             raw_contacts = data.get("contacts") or []
             page: list[RemoteContact] = []
@@ -607,8 +614,9 @@ class BrevoConnector(Connector):
                 )
             last = not raw_contacts or offset >= count
             next_cursor = None
-            if last:
-                next_cursor = _encode_cursor(high, {**seen, **fresh}, overlap)
+            if last:  # everything up to the start of the read is read: the mark may move there
+                mark = started if high is None else max(high, started)
+                next_cursor = _encode_cursor(mark, {**seen, **fresh}, overlap)
             if page or last:
                 yield ReadPage(contacts=page, cursor=next_cursor)
             if last:
@@ -1055,7 +1063,20 @@ class BrevoConnector(Connector):
     # -- writing: imports ------------------------------------------------------------------
 
     async def _write_by_import(self, ops: Sequence[_Op]) -> dict[int, ChangeResult]:
-        """Write `ops` through `/contacts/import`; one result per op index."""
+        """Write `ops` through `/contacts/import`; one result per op index.
+
+        Concurrent calls (the engine's write batches) share one read-back pass: each joins
+        the pool on entry and leaves it with its read-back request (or on failure).
+        """
+        ticket = self._read_backs.join()
+        try:
+            return await self._import_and_confirm(ops, ticket)
+        finally:
+            self._read_backs.leave(ticket)
+
+    async def _import_and_confirm(
+        self, ops: Sequence[_Op], ticket: _ReadBackTicket
+    ) -> dict[int, ChangeResult]:
         base = await self._owned_list(BASE_LIST_NAME)
         groups: dict[tuple[frozenset[int], bool, bool], list[_Op]] = collections.defaultdict(list)
         for op in ops:
@@ -1113,7 +1134,7 @@ class BrevoConnector(Connector):
                 )
                 for op in chunk:
                     failures[op.index] = self._failed(op, message, "import_" + status)
-        found = await self._read_back(submitted, {op.email for op in imported})
+        found = await self._read_backs.request(ticket, submitted, {op.email for op in imported})
         results: dict[int, ChangeResult] = dict(failures)
         for op in imported:
             if op.email not in found:
@@ -1269,7 +1290,7 @@ class BrevoConnector(Connector):
             ):
                 return items
 
-    async def _read_back(
+    async def _read_back_pass(
         self, since: dt.datetime, emails: set[str]
     ) -> dict[str, tuple[str, dt.datetime, bool]]:
         """Email -> (id, createdAt, emailBlacklisted) of the `emails` modified since `since`."""
@@ -1486,6 +1507,99 @@ def _parse_time(text: str) -> dt.datetime:
 
 def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_Found = dict[str, tuple[str, dt.datetime, bool]]
+
+
+@dataclasses.dataclass(eq=False)
+class _ReadBackTicket:
+    """One import call's place in the read-back pool."""
+
+    since: dt.datetime | None = None
+    emails: set[str] = dataclasses.field(default_factory=set)
+    answer: asyncio.Future[_Found] | None = None
+    waiting: bool = False
+    left: bool = False
+
+
+class _ReadBackPool:
+    """Joins the read-backs of concurrent imports into one pass over `/contacts`.
+
+    Every import call `join`s on entry; `request` parks its emails until every call that
+    joined has either requested or `leave`n, then the last one in runs one pass from the
+    oldest submission for the union of the emails and hands each caller its own share.
+    A lone import reads back alone, at once; one whose imports all failed reads nothing.
+    """
+
+    def __init__(self, read: Callable[[dt.datetime, set[str]], Awaitable[_Found]]) -> None:
+        self._read = read
+        self._active: list[_ReadBackTicket] = []
+        self._passes: set[asyncio.Task[None]] = set()  # strong references while they run
+
+    def join(self) -> _ReadBackTicket:
+        ticket = _ReadBackTicket()
+        self._active.append(ticket)
+        return ticket
+
+    def leave(self, ticket: _ReadBackTicket) -> None:
+        """Drop `ticket` (done or failed); a pass it was holding up may start."""
+        if ticket.left:
+            return
+        ticket.left = True
+        if ticket in self._active:
+            self._active.remove(ticket)
+        self._maybe_run()
+
+    async def request(
+        self, ticket: _ReadBackTicket, since: dt.datetime, emails: set[str]
+    ) -> _Found:
+        """The `emails` found modified since `since - overlap`, read in a shared pass."""
+        if not emails:
+            self.leave(ticket)
+            return {}
+        ticket.since, ticket.emails, ticket.waiting = since, emails, True
+        ticket.answer = asyncio.get_running_loop().create_future()
+        answer = ticket.answer
+        self._maybe_run()
+        return await answer
+
+    def _maybe_run(self) -> None:
+        if not self._active or not all(t.waiting for t in self._active):
+            return
+        group, self._active = self._active, []
+        for ticket in group:
+            ticket.left = True
+        task = asyncio.get_running_loop().create_task(self._pass(group))
+        self._passes.add(task)
+        task.add_done_callback(self._passes.discard)
+
+    async def _pass(self, group: list[_ReadBackTicket]) -> None:
+        since = min(t.since for t in group if t.since is not None)
+        try:
+            found = await self._read(since, set().union(*(t.emails for t in group)))
+        except BaseException as exc:
+            for ticket in group:
+                if ticket.answer is not None and not ticket.answer.done():
+                    ticket.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for ticket in group:
+            if ticket.answer is not None and not ticket.answer.done():
+                ticket.answer.set_result({e: found[e] for e in ticket.emails if e in found})
+
+
+def _platform_time(response: httpx.Response) -> dt.datetime | None:
+    """The platform's clock from the HTTP `Date` header (None when absent or unreadable)."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _encode_cursor(high: dt.datetime | None, seen: Mapping[str, str], overlap: dt.timedelta) -> str:

@@ -17,11 +17,16 @@ limit and the search limit with HubSpot's 429 bodies and rate-limit headers.
 
 Test hooks (no HTTP): `seed_contact`, `contact_by_email`, `set_engagement`, `hard_bounce`,
 `unsubscribe_all`, `subscription_status`, `list_members`; `status_writes` records every v4
-status write.
+status write; `last_search_examined` counts the contacts the last search evaluated.
+
+At scale: an email index finds upsert targets; searches whose every filter group bounds
+`createdate` or `lastmodifieddate` evaluate only the contacts a sorted index places in range
+(answers are those of a full scan); batches journal the contacts they touch to undo them.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import datetime as dt
@@ -128,6 +133,11 @@ _FIELD_TYPES: dict[str, frozenset[str]] = {
     "phone_number": frozenset({"phonenumber"}),
 }
 
+_INDEXED_PROPERTIES = ("createdate", "lastmodifieddate")
+"""Datetime properties kept in a sorted (epoch ms, id) index that range searches start from."""
+
+_RANGE_OPERATORS = frozenset({"EQ", "GT", "GTE", "LT", "LTE", "BETWEEN"})
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 _CHANNELS = frozenset({"EMAIL"})
@@ -187,6 +197,15 @@ class _Status:
     source: str = "API"
 
 
+@dataclasses.dataclass
+class _Journal:
+    """What a batch changed, to undo it: contacts and email keys as they were before."""
+
+    next_id: int
+    contacts: dict[str, _Contact | None] = dataclasses.field(default_factory=dict)
+    emails: dict[str, str | None] = dataclasses.field(default_factory=dict)
+
+
 def _iso(when: dt.datetime) -> str:
     return (
         when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
@@ -242,6 +261,13 @@ class HubSpotEmulator(Emulator):
         super().__init__(**kwargs)
         self.contacts: dict[str, _Contact] = {}
         self._by_email: dict[str, str] = {}
+        #: per indexed property: sorted (epoch ms, int id) of every contact holding a value
+        self._sorted: dict[str, list[tuple[int, int]]] = {n: [] for n in _INDEXED_PROPERTIES}
+        #: per indexed property: contact id -> its key in `_sorted`
+        self._sorted_keys: dict[str, dict[str, int]] = {n: {} for n in _INDEXED_PROPERTIES}
+        self._journal: _Journal | None = None
+        #: contacts the last search evaluated its filters on (test hook: work done)
+        self.last_search_examined = 0
         self._next_id = 101
         self.properties: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {
@@ -903,6 +929,8 @@ class HubSpotEmulator(Emulator):
                 )
         if errors:
             return errors
+        if staged:
+            self._remember(record.id)
         now = self.clock.now()
         changed = False
         for name, stored in staged.items():
@@ -912,17 +940,17 @@ class HubSpotEmulator(Emulator):
             if name == "email":
                 old = record.properties.get("email")
                 if old:
-                    self._by_email.pop(old.lower(), None)
+                    self._index_email(old.lower(), None)
                 if stored:
-                    self._by_email[stored.strip().lower()] = record.id
+                    self._index_email(stored.strip().lower(), record.id)
                     stored = stored.strip()
             if name == "hs_additional_emails":
                 for old in (record.properties.get(name) or "").split(";"):
                     if old.strip() and self._by_email.get(old.strip().lower()) == record.id:
-                        del self._by_email[old.strip().lower()]
+                        self._index_email(old.strip().lower(), None)
                 for new in (stored or "").split(";"):
                     if new.strip():
-                        self._by_email[new.strip().lower()] = record.id
+                        self._index_email(new.strip().lower(), record.id)
             if stored is None:
                 record.properties.pop(name, None)
             else:
@@ -931,7 +959,75 @@ class HubSpotEmulator(Emulator):
         if changed:
             record.updated_at = now
             record.properties["lastmodifieddate"] = _iso(now)
+            if self.contacts.get(record.id) is record:
+                self._reindex(record)
         return []
+
+    # -- indexes and batch journal -------------------------------------------------------------
+
+    def _index_email(self, key: str, contact_id: str | None) -> None:
+        """Point email `key` at `contact_id` (None: drop it), journaled during a batch."""
+        if self._journal is not None and key not in self._journal.emails:
+            self._journal.emails[key] = self._by_email.get(key)
+        if contact_id is None:
+            self._by_email.pop(key, None)
+        else:
+            self._by_email[key] = contact_id
+
+    def _remember(self, contact_id: str) -> None:
+        """Keep a copy of contact `contact_id` as it is (None: absent) before a batch changes it."""
+        journal = self._journal
+        if journal is not None and contact_id not in journal.contacts:
+            current = self.contacts.get(contact_id)
+            journal.contacts[contact_id] = None if current is None else copy.deepcopy(current)
+
+    def _begin_batch(self) -> _Journal:
+        """Start journaling changes so `_undo_batch` can restore contacts and the email index."""
+        self._journal = _Journal(next_id=self._next_id)
+        return self._journal
+
+    def _end_batch(self) -> None:
+        self._journal = None
+
+    def _undo_batch(self, journal: _Journal) -> None:
+        """Restore everything `journal` recorded, as the state was when it began."""
+        self._journal = None
+        for contact_id, before in journal.contacts.items():
+            if before is None:
+                self.contacts.pop(contact_id, None)
+                self._unindex(contact_id)
+            else:
+                self.contacts[contact_id] = before
+                self._reindex(before)
+        for key, owner in journal.emails.items():
+            if owner is None:
+                self._by_email.pop(key, None)
+            else:
+                self._by_email[key] = owner
+        self._next_id = journal.next_id
+
+    def _unindex(self, contact_id: str) -> None:
+        for name, keys in self._sorted_keys.items():
+            old = keys.pop(contact_id, None)
+            if old is not None:
+                entries = self._sorted[name]
+                del entries[bisect.bisect_left(entries, (old, int(contact_id)))]
+
+    def _reindex(self, record: _Contact) -> None:
+        """Bring the sorted indexes in line with `record`'s current indexed values."""
+        for name, keys in self._sorted_keys.items():
+            raw = record.properties.get(name)
+            new = to_epoch_ms(raw) if raw else None
+            old = keys.get(record.id)
+            if new == old:
+                continue
+            entries = self._sorted[name]
+            if old is not None:
+                del entries[bisect.bisect_left(entries, (old, int(record.id)))]
+                del keys[record.id]
+            if new is not None:
+                bisect.insort(entries, (new, int(record.id)))
+                keys[record.id] = new
 
     def _create(
         self, values: Mapping[str, Any], *, allow_read_only: bool = False
@@ -962,7 +1058,9 @@ class HubSpotEmulator(Emulator):
         record.properties.update(
             hs_object_id=record.id, createdate=_iso(now), lastmodifieddate=_iso(now)
         )
+        self._remember(record.id)
         self.contacts[record.id] = record
+        self._reindex(record)
         if email:
             self._sync_optout_properties(email)
         return record, []
@@ -1177,7 +1275,7 @@ class HubSpotEmulator(Emulator):
         body = await self._object_body(request)
         inputs = self._inputs(body)
         traced = all(isinstance(i, dict) and i.get("objectWriteTraceId") for i in inputs)
-        saved = (copy.deepcopy(self.contacts), dict(self._by_email), self._next_id)
+        journal = self._begin_batch()
         results, errors = [], []
         try:
             for item in inputs:
@@ -1210,8 +1308,10 @@ class HubSpotEmulator(Emulator):
                     out["objectWriteTraceId"] = trace
                 results.append(out)
         except _HubSpotError:
-            self.contacts, self._by_email, self._next_id = saved
+            self._undo_batch(journal)
             raise
+        finally:
+            self._end_batch()
         return self._batch_response(results, errors, started, ok_status=201)
 
     async def batch_update(self, request: Request) -> Any:
@@ -1252,70 +1352,74 @@ class HubSpotEmulator(Emulator):
             raise _HubSpotError(
                 400, "VALIDATION_ERROR", f"Duplicate IDs found in batch input: {duplicates}"
             )
-        saved = (copy.deepcopy(self.contacts), dict(self._by_email), self._next_id)
         failing = (
             self.faults.failing_indexes(len(inputs))
             if self.partial_failure_requested(request)
             else set()
         )
         results, errors = [], []
-        for index, item in enumerate(inputs):
-            ident = str(item.get("id", ""))
-            id_property = item.get("idProperty")
-            trace = item.get("objectWriteTraceId")
-            context = {"ids": [ident]}
-            if trace:
-                context["objectWriteTraceId"] = [str(trace)]
-            if id_property not in ("email",) and not self.properties.get(str(id_property), {}).get(
-                "hasUniqueValue"
-            ):
-                errors.append(
-                    self._standard_error(
-                        "VALIDATION_ERROR",
-                        f"Unable to perform update/upsert by non-unique 0-1 property {id_property}",
-                        context,
+        journal = self._begin_batch()
+        try:
+            for index, item in enumerate(inputs):
+                ident = str(item.get("id", ""))
+                id_property = item.get("idProperty")
+                trace = item.get("objectWriteTraceId")
+                context = {"ids": [ident]}
+                if trace:
+                    context["objectWriteTraceId"] = [str(trace)]
+                if id_property not in ("email",) and not self.properties.get(
+                    str(id_property), {}
+                ).get("hasUniqueValue"):
+                    errors.append(
+                        self._standard_error(
+                            "VALIDATION_ERROR",
+                            "Unable to perform update/upsert by non-unique 0-1 property "
+                            f"{id_property}",
+                            context,
+                        )
                     )
-                )
-                continue
-            if index in failing:
-                errors.append(
-                    self._standard_error(
-                        "VALIDATION_ERROR",
-                        "Property values were not valid: [injected failure]",
-                        context,
+                    continue
+                if index in failing:
+                    errors.append(
+                        self._standard_error(
+                            "VALIDATION_ERROR",
+                            "Property values were not valid: [injected failure]",
+                            context,
+                        )
                     )
-                )
-                continue
-            properties = dict(item.get("properties") or {})
-            record = self._lookup(ident, id_property)
-            created = record is None
-            try:
-                if record is None:
-                    properties.setdefault(str(id_property), ident)
-                    record, problems = self._create(properties)
-                else:
-                    problems = self._apply(record, properties)
-            except _HubSpotError as exc:
-                errors.append(self._standard_error(exc.category, exc.message, context))
-                continue
-            if problems:
-                errors.append(
-                    self._standard_error(
-                        "VALIDATION_ERROR",
-                        f"Property values were not valid: {json.dumps(problems)}",
-                        context,
+                    continue
+                properties = dict(item.get("properties") or {})
+                record = self._lookup(ident, id_property)
+                created = record is None
+                try:
+                    if record is None:
+                        properties.setdefault(str(id_property), ident)
+                        record, problems = self._create(properties)
+                    else:
+                        problems = self._apply(record, properties)
+                except _HubSpotError as exc:
+                    errors.append(self._standard_error(exc.category, exc.message, context))
+                    continue
+                if problems:
+                    errors.append(
+                        self._standard_error(
+                            "VALIDATION_ERROR",
+                            f"Property values were not valid: {json.dumps(problems)}",
+                            context,
+                        )
                     )
-                )
-                continue
-            assert record is not None
-            out = self._render(record, list(record.properties), default=())
-            out["new"] = created
-            if trace:
-                out["objectWriteTraceId"] = trace
-            results.append(out)
+                    continue
+                assert record is not None
+                out = self._render(record, list(record.properties), default=())
+                out["new"] = created
+                if trace:
+                    out["objectWriteTraceId"] = trace
+                results.append(out)
+        finally:
+            self._end_batch()
         if errors and self.email_upsert_all_or_nothing:
             # "Partial upserts are not supported when using email as the idProperty"
-            self.contacts, self._by_email, self._next_id = saved
+            self._undo_batch(journal)
             first = errors[0]
             raise _HubSpotError(
                 400, str(first["category"]), str(first["message"]), context=first["context"]
@@ -1373,9 +1477,11 @@ class HubSpotEmulator(Emulator):
         if len(sorts) > 1:
             raise _HubSpotError(400, "VALIDATION_ERROR", "Only one sort is allowed")
         visible_before = self.clock.now() - dt.timedelta(seconds=self.search_delay)
+        candidates = self._search_candidates(groups)
+        self.last_search_examined = len(candidates)
         matches = [
             r
-            for r in self.contacts.values()
+            for r in candidates
             if not r.archived
             and r.updated_at <= visible_before
             and (
@@ -1422,6 +1528,60 @@ class HubSpotEmulator(Emulator):
         if after + limit < len(matches):
             result["paging"] = {"next": {"after": str(after + limit)}}
         return result
+
+    def _group_candidates(self, group: Mapping[str, Any]) -> list[tuple[int, int]] | None:
+        """The (epoch ms, id) index entries of the contacts `group` can accept: the narrowest
+        range its filters put on one indexed property; None when no filter bounds one.
+
+        An unparseable bound gives no entries: such a filter accepts nothing, as
+        `search_filter_accepts` decides.
+        """
+        bounds: dict[str, tuple[int | None, int | None]] = {}
+        for flt in group.get("filters") or []:
+            name = flt.get("propertyName")
+            operator = flt.get("operator")
+            if (
+                name not in self._sorted
+                or operator not in _RANGE_OPERATORS
+                or self.properties[name]["type"] not in ("date", "datetime")
+            ):
+                continue
+            value = to_epoch_ms(str(flt.get("value", "")))
+            top = value
+            if operator == "BETWEEN":
+                top = to_epoch_ms(str(flt["highValue"])) if flt.get("highValue") else None
+            if value is None or top is None:
+                return []
+            bottom = {"GT": value + 1, "LT": None, "LTE": None}.get(operator, value)
+            top = {"LT": value - 1, "GT": None, "GTE": None}.get(operator, top)
+            low, high = bounds.get(name, (None, None))
+            if bottom is not None:
+                low = bottom if low is None else max(low, bottom)
+            if top is not None:
+                high = top if high is None else min(high, top)
+            bounds[name] = (low, high)
+        narrowest: list[tuple[int, int]] | None = None
+        for name, (low, high) in bounds.items():
+            entries = self._sorted[name]
+            first = 0 if low is None else bisect.bisect_left(entries, (low, -1))
+            last = len(entries) if high is None else bisect.bisect_right(entries, (high, 1 << 62))
+            if narrowest is None or last - first < len(narrowest):
+                narrowest = entries[first:last]
+        return narrowest
+
+    def _search_candidates(self, groups: Sequence[Mapping[str, Any]]) -> list[_Contact]:
+        """The contacts a search must evaluate: when every filter group bounds an indexed
+        property, only those the sorted indexes place within the groups' ranges (a superset
+        of the matches); otherwise all of them."""
+        slices = [self._group_candidates(g) for g in groups]
+        if not groups or any(s is None for s in slices):
+            return list(self.contacts.values())
+        if sum(len(s or ()) for s in slices) * 2 >= len(self.contacts):
+            return list(self.contacts.values())  # as many: a scan is cheaper than lookups
+        if len(slices) == 1:
+            return [self.contacts[str(entry[1])] for entry in slices[0] or ()]
+        ids = {entry[1] for entries in slices for entry in entries or ()}
+        return [self.contacts[str(i)] for i in ids]
 
     # -- lists --------------------------------------------------------------------------------
 

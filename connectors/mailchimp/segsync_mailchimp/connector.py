@@ -7,7 +7,9 @@ Contract (see `segsync.connector`), as Mailchimp makes it:
 - reads: `GET /lists/{id}/members` 1000 a page, sorted by `last_changed`, incremental through
   `since_last_changed` minus an overlap window; records already seen at the same
   `last_changed` are skipped (the cursor remembers them), archived members come back as
-  deletions;
+  deletions. A completed stream moves its mark to the platform's time at the start of the
+  read (the first page's `Date` header, else the injected clock) when that is newer than
+  anything seen, so a quiet audience is not re-read from its last bulk write forever;
 - writes: batch subscribe `POST /lists/{id}` 500 members a call — new contacts with
   `update_existing: false` (so an existing member is never touched by a create), changes with
   `update_existing: true` and `status` only when consent changes; tags through static segment
@@ -30,6 +32,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -160,7 +163,12 @@ class _Catalog:
 
 @dataclasses.dataclass
 class _Cursor:
-    """Incremental position: per stream the newest `last_changed`, and what was seen at it."""
+    """Incremental position: per stream a high-water mark, and what was seen near it.
+
+    The mark is the newest `last_changed` read, or the time a completed read started when
+    that is later; the next read starts at the mark minus the overlap. Old cursors (the
+    newest `last_changed` only, or a plain timestamp) decode to the same fields.
+    """
 
     members: str | None = None
     archived: str | None = None
@@ -189,6 +197,18 @@ def _parse_time(text: str) -> dt.datetime:
 
 def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _platform_time(response: httpx.Response) -> dt.datetime | None:
+    """The platform's clock from the HTTP `Date` header (None when absent or unreadable)."""
+    value = response.headers.get("date")
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -555,12 +575,17 @@ class MailchimpConnector(Connector):
                 params["since_last_changed"] = _iso(_parse_time(mark) - overlap)
             offset = 0
             newest = _parse_time(mark) if mark else None
+            started = self.clock.now()  # replaced by the platform's own time when it tells it
             while True:
-                page = await self.client.get_json(
+                response = await self.client.request(
+                    "GET",
                     self._list_path + "/members",
                     endpoint="GET /lists/{id}/members",
                     params={**params, "offset": offset},
                 )
+                if offset == 0:
+                    started = _platform_time(response) or started
+                page = response.json()
                 records = page.get("members") or []
                 offset += len(records)
                 contacts: list[RemoteContact] = []
@@ -574,12 +599,6 @@ class MailchimpConnector(Connector):
                     if newest is None or changed > newest:
                         newest = changed
                     state.seen.add(f"{record['id']}@{record['last_changed']}")
-                if newest is not None:
-                    setattr(state, stream, _iso(newest))
-                    floor = newest - overlap
-                    state.seen = {s for s in state.seen if _parse_time(s.split("@", 1)[1]) >= floor}
-                if contacts or records:
-                    yield ReadPage(contacts=contacts, cursor=state.encode())
                 total = int(page.get("total_items", 0))
                 if not records and offset < total:  # pages that end before their own total
                     raise MalformedAnswer(
@@ -589,7 +608,18 @@ class MailchimpConnector(Connector):
                         code="paging",
                         message=f"the pages ended at {offset} of total_items {total}",
                     )
-                if not records or offset >= total:
+                done = not records or offset >= total
+                # only a completed stream has read everything up to the start of the read
+                high = newest
+                if done:
+                    high = started if newest is None else max(newest, started)
+                if high is not None:
+                    setattr(state, stream, _iso(high))
+                    floor = _parse_time(_iso(high)) - overlap
+                    state.seen = {s for s in state.seen if _parse_time(s.split("@", 1)[1]) >= floor}
+                if contacts or records or done:
+                    yield ReadPage(contacts=contacts, cursor=state.encode())
+                if done:
                     break
 
     def _remember(self, record: Mapping[str, Any], tags: Iterable[str]) -> None:
