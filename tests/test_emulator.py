@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -611,3 +612,22 @@ def test_serving_refuses_non_loopback_hosts() -> None:
 
     with pytest.raises(ValueError, match="loopback"):
         emulator.serve(host="0.0.0.0")
+
+
+def test_the_date_header_is_the_emulator_clock_in_process_and_on_loopback() -> None:
+    """Connectors anchor read cursors on `Date`: it must be the platform's (emulator's) time."""
+    clock = VirtualClock(dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC))
+    emulator, client = make(clock=clock)
+
+    async def in_process() -> str:
+        async with client:
+            return (await client.get("/contacts")).headers["date"]
+
+    async def loopback(base_url: str) -> list[str]:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as api:
+            return (await api.get("/contacts")).headers.get_list("date")
+
+    assert run(in_process()) == "Tue, 06 May 2031 07:08:09 GMT"
+    with emulator.serving() as base_url:
+        assert asyncio.run(loopback(base_url)) == ["Tue, 06 May 2031 07:08:09 GMT"]

@@ -39,6 +39,7 @@ import collections
 import contextlib
 import contextvars
 import dataclasses
+import email.utils
 import hmac
 import ipaddress
 import random
@@ -553,7 +554,12 @@ class Emulator(abc.ABC):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), *extra_headers]}
+                headers = [*message.get("headers", []), *extra_headers]
+                if not any(name.lower() == b"date" for name, _ in headers):
+                    # the platform's time is the emulator's clock, never the host's
+                    when = email.utils.format_datetime(self.clock.now(), usegmt=True)
+                    headers.append((b"date", when.encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
         async def swallow(message: Message) -> None:
@@ -730,7 +736,8 @@ def _server(
             if self.started and on_ready is not None:
                 on_ready(url)
 
-    config = uvicorn.Config(emulator, log_level="critical", lifespan="off")
+    # `date_header=False`: the emulator stamps `Date` from its own clock (see Emulator.__call__)
+    config = uvicorn.Config(emulator, log_level="critical", lifespan="off", date_header=False)
     return _Server(config), sock
 
 
