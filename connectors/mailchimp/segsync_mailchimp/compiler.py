@@ -29,6 +29,7 @@ from segsync.rules.compiler import (
     RuleCompiler,
     Strictness,
 )
+from segsync.rules.printer import to_text
 from segsync_mailchimp.fields import (
     MERGE_TYPE_BY_FIELD_TYPE,
     FieldPlace,
@@ -126,7 +127,7 @@ class MailchimpCompiler(RuleCompiler):
                 combine, conds = self._leaf(item)
                 if combine not in ("one", match) and len(conds) > 1:
                     raise PlatformCannotExpress(
-                        f"{ast.rule_to_json(item)} needs match '{combine}' inside '{match}'", item
+                        f"{to_text(item)} needs match '{combine}' inside '{match}'", item
                     )
                 conditions.extend(conds)
         else:
