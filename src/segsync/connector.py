@@ -32,11 +32,20 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from segsync.clock import Clock, SystemClock
-from segsync.http import RateBudget, RateWindow, RequestStats, check_base_url
+from segsync.http import (
+    GENERIC_RATE_LIMIT_HINTS,
+    RateBudget,
+    RateLimitHints,
+    RateWindow,
+    RequestStats,
+    check_base_url,
+)
 from segsync.model import Consent, ConsentStatus, FieldSpec, Schema
 
 if TYPE_CHECKING:
-    from segsync.rules.compiler import RuleCompiler
+    import importlib.resources.abc
+
+    from segsync.rules.compiler import RuleCompiler, Strictness
 
 __all__ = [
     "Capabilities",
@@ -233,6 +242,64 @@ class Connector(abc.ABC):
     emulator_path: ClassVar[str | None] = None
     #: default base URL (may be derived from the config, e.g. Mailchimp's datacenter)
     default_base_url: ClassVar[str] = ""
+    #: how the platform says how long to wait after a 429 (headers, body fields); the HTTP
+    #: layer reads these hints from the connector and from nowhere else
+    rate_limit_hints: ClassVar[RateLimitHints] = GENERIC_RATE_LIMIT_HINTS
+    #: regular expressions matching this platform's credentials; they are redacted from every
+    #: log line, error and report once the connector class is loaded
+    credential_patterns: ClassVar[tuple[str, ...]] = ()
+    #: the mapping file shipped inside the connector's own package (a resource name next to
+    #: the connector's top-level module, e.g. "mapping.yaml"); None when it ships none
+    default_mapping: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.credential_patterns:
+            from segsync.logs import register_credential_patterns
+
+            register_credential_patterns(cls.credential_patterns)
+
+    @classmethod
+    def default_mapping_resource(cls) -> importlib.resources.abc.Traversable | None:
+        """The shipped mapping file of this connector's package, or None."""
+        if cls.default_mapping is None:
+            return None
+        import importlib.resources
+
+        package = cls.__module__.partition(".")[0]
+        return importlib.resources.files(package) / cls.default_mapping
+
+    @classmethod
+    def normalise_value(cls, spec: FieldSpec, value: Any) -> Any:
+        """`value` as the platform stores and returns it (case, trimming, empty vs unset,
+        precision), so that diffs compare like with like. The default keeps it as it is."""
+        return value
+
+    @classmethod
+    def build_compiler(
+        cls,
+        schema: Schema,
+        *,
+        strictness: Strictness | str,
+        config: ConnectorConfig | None = None,
+        mapping: Any = None,
+    ) -> RuleCompiler | None:
+        """The one construction site of this platform's rule compiler (None: it has none).
+
+        The compiler sees the connector's config and mapping, so a renamed property or merge
+        field is what the native definition filters on. `config` may be None where no
+        credentials are at hand (`segsync check`); the compiler then uses the defaults.
+        """
+        compiler_cls = cls.compiler_class()
+        if compiler_cls is None:
+            return None
+        return compiler_cls(schema, strictness=strictness, config=config, mapping=mapping)
+
+    def compiler(self, strictness: Strictness | str) -> RuleCompiler | None:
+        """This connector's rule compiler, built from its own config, schema and mapping."""
+        return self.build_compiler(
+            self.schema, strictness=strictness, config=self.config, mapping=self.mapping
+        )
 
     def __init__(
         self,

@@ -45,7 +45,9 @@ from pydantic import BaseModel, ConfigDict
 from segsync.clock import Clock, SystemClock
 
 __all__ = [
+    "GENERIC_RATE_LIMIT_HINTS",
     "RATE_LIMIT_HINTS",
+    "RETRY_AFTER",
     "ApiClient",
     "ApiError",
     "BodyWait",
@@ -561,26 +563,28 @@ def _header_seconds(value: str, unit: str, clock: Clock) -> float | None:
     return None
 
 
-_RETRY_AFTER = RateLimitHeader(name="Retry-After", unit="http-date-or-seconds")
-_GENERIC = RateLimitHints(
+RETRY_AFTER = RateLimitHeader(name="Retry-After", unit="http-date-or-seconds")
+"""The standard `Retry-After` header (seconds or an HTTP date)."""
+
+GENERIC_RATE_LIMIT_HINTS = RateLimitHints(
     headers=(
-        _RETRY_AFTER,
+        RETRY_AFTER,
         RateLimitHeader(name="RateLimit-Reset"),
         RateLimitHeader(name="X-RateLimit-Reset"),
     )
 )
 
 RATE_LIMIT_HINTS: dict[str, RateLimitHints] = {
-    "default": _GENERIC,
+    "default": GENERIC_RATE_LIMIT_HINTS,
     # no rate headers at all: only the 10-connection cap; back off exponentially
-    "mailchimp": RateLimitHints(headers=(_RETRY_AFTER,)),
+    "mailchimp": RateLimitHints(headers=(RETRY_AFTER,)),
     # x-sib-ratelimit-reset: seconds until the window resets (not an epoch)
     "brevo": RateLimitHints(
-        headers=(_RETRY_AFTER, RateLimitHeader(name="x-sib-ratelimit-reset"))
+        headers=(RETRY_AFTER, RateLimitHeader(name="x-sib-ratelimit-reset"))
     ),
     # no Retry-After on API 429s: the body names the policy that was hit
     "hubspot": RateLimitHints(
-        headers=(_RETRY_AFTER,),
+        headers=(RETRY_AFTER,),
         body=(
             BodyWait(field="policyName", equals="TEN_SECONDLY_ROLLING", seconds=10.0),
             BodyWait(field="policyName", equals="SECONDLY", seconds=1.0),
@@ -616,7 +620,7 @@ def default_error_parser(response: httpx.Response) -> tuple[str | None, str]:
 
 def retry_after_seconds(response: httpx.Response, clock: Clock) -> float | None:
     """Seconds from `Retry-After` (delta or HTTP date) or a generic reset header."""
-    return _GENERIC.seconds(response, clock)
+    return GENERIC_RATE_LIMIT_HINTS.seconds(response, clock)
 
 
 # -- base URLs ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "active_format",
     "configure_logging",
     "redactor",
+    "register_credential_patterns",
     "register_secret",
 ]
 
@@ -119,6 +120,14 @@ _active: list[LogFormat] = []
 def active_format() -> LogFormat | None:
     """The format `configure_logging` last installed (None: never configured)."""
     return _active[-1] if _active else None
+
+
+def register_credential_patterns(patterns: Iterable[str]) -> None:
+    """Redact everything matching `patterns` (a connector's credential shapes) from now on."""
+    global CREDENTIAL_PATTERNS
+    known = {p.pattern for p in CREDENTIAL_PATTERNS}
+    added = tuple(re.compile(p) for p in patterns if p not in known)
+    CREDENTIAL_PATTERNS = CREDENTIAL_PATTERNS + added
 
 
 def register_secret(secret: str | None) -> None:

@@ -200,9 +200,20 @@ class RuleCompiler:
     platform: ClassVar[str]
     CAPS: ClassVar[CompilerCapabilities]
 
-    def __init__(self, schema: Schema | None = None, *, strictness: Strictness = Strictness.WARN):
+    def __init__(
+        self,
+        schema: Schema | None = None,
+        *,
+        strictness: Strictness | str = Strictness.WARN,
+        config: Any = None,
+        mapping: Any = None,
+    ):
         self.schema = schema or Schema()
         self.strictness = Strictness(strictness)
+        #: the connector's validated config block (None: the platform's defaults)
+        self.config = config
+        #: the connector's PlatformMapping (None: the connector's shipped mapping)
+        self.mapping = mapping
         self._gaps: list[str] = []
 
     # -- what a platform implements ----------------------------------------------------
