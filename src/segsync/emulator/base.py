@@ -416,6 +416,9 @@ class Emulator(abc.ABC):
     api_key_headers: ClassVar[tuple[str, ...]] = ("api-key", "x-api-key")
     #: whether the base's default 429 carries a Retry-After header (Mailchimp's does not)
     retry_after_header: ClassVar[bool] = False
+    #: the loopback port `segsync demo --serve` and the benchmark use for this platform;
+    #: None keeps the platform out of the demo
+    demo_port: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -449,6 +452,11 @@ class Emulator(abc.ABC):
         return f"{type(self).__name__}()"
 
     # -- what a platform declares -------------------------------------------------------
+
+    def client_config(self) -> dict[str, Any]:
+        """The platform config block a connector needs to talk to this emulator (its key,
+        and whatever account objects the config names, e.g. a list id), without `base_url`."""
+        return {"api_key": self.api_key}
 
     @abc.abstractmethod
     def routes(self) -> Sequence[BaseRoute]:
