@@ -121,6 +121,10 @@ class Consent(BaseModel):
     updated_at: dt.datetime | None = None
     source: str | None = None
     legal_basis: str | None = None
+    #: what the status rests on, as the platform said it (`field=value`, e.g.
+    #: `status=subscribed`, `emailBlacklisted=true`); None when there is no evidence: the
+    #: status is unknown, or only an echo of what segsync wrote itself (never proof)
+    evidence: str | None = None
 
     @property
     def is_opt_out(self) -> bool:
