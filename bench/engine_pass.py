@@ -45,11 +45,12 @@ from segsync.connector import (
     ReadPage,
     RemoteContact,
     TagRepresentation,
-    load_object,
+    registry,
 )
 from segsync.http import RequestStats
 from segsync.model import Consent, ConsentStatus, FieldSpec
 from segsync.rules import load_rule
+from segsync.rules.compiler import RuleCompiler, Strictness
 from segsync.state import SQLiteStateStore
 from segsync.sync import Engine, SegmentTarget, SyncPolicy
 
@@ -57,11 +58,11 @@ __all__ = ["MemoryCopy", "engine_pass", "main", "source_cpu_seconds"]
 
 UPDATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 CONSENTS = {status: Consent(status=status) for status in ConsentStatus}  # frozen: shared
-PLATFORMS: dict[str, tuple[int, str | None]] = {
-    # name: (read page size, rule compiler) — the real connectors' figures
-    "mailchimp": (1000, "segsync_mailchimp.compiler:MailchimpCompiler"),
-    "hubspot": (200, "segsync_hubspot.compiler:HubSpotCompiler"),
-    "brevo": (1000, "segsync_brevo.compiler:BrevoCompiler"),
+PLATFORMS: dict[str, int] = {
+    # name: read page size — the real connectors' figures (their compilers are the real ones)
+    "mailchimp": 1000,
+    "hubspot": 200,
+    "brevo": 1000,
 }
 
 
@@ -85,8 +86,12 @@ class MemoryCopy(Connector):
         self.platform = platform
         self.contacts = contacts
         self.variant = variant
-        self.page_size, self.compiler_path = PLATFORMS[platform]  # type: ignore[misc]
+        self.page_size = PLATFORMS[platform]
         self._stats = RequestStats()
+
+    def compiler(self, strictness: Strictness | str) -> RuleCompiler | None:
+        """The real platform connector's compiler (built by that connector)."""
+        return registry.get(self.platform).build_compiler(self.schema, strictness=strictness)
 
     @property
     def stats(self) -> RequestStats:
@@ -153,7 +158,11 @@ async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
     connectors = {name: MemoryCopy(name, contacts, variant=n) for n, name in enumerate(PLATFORMS)}
     segments = [SegmentTarget(name, load_rule(rule, SCHEMA)) for name, rule in SEGMENTS.items()]
     # imported before the clock starts, and so that a broken compiler fails at once
-    compilers = {name: load_object(path)(SCHEMA) for name, (_, path) in PLATFORMS.items() if path}
+    compilers = {
+        name: compiler
+        for name in PLATFORMS
+        if (compiler := registry.get(name).build_compiler(SCHEMA, strictness="warn")) is not None
+    }
     engine = Engine(
         connectors,
         store,
@@ -173,7 +182,7 @@ async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
             "read": p.counts.get("read", 0),
             "unchanged": p.counts.get("unchanged", 0),
             "changes": len(p.changes),
-            "membership_adds": sum(len(m["add"]) for m in p.memberships),
+            "membership_adds": sum(len(m.add) for m in p.memberships),
         }
         for name, p in plan.platforms.items()
     }

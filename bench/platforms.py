@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dataset import SCHEMA, TAGS, audience
 
 from segsync.clock import Clock, SystemClock
-from segsync.connector import Connector, load_object
+from segsync.connector import Connector, load_object, registry
 from segsync.emulator import Emulator
 
 __all__ = [
@@ -75,46 +75,37 @@ def _seed_hubspot(emulator: Any, role: Role) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class PlatformSpec:
-    """One platform: its classes, its connector config, and how contacts are seeded on it."""
+    """One platform: its connector (from the registry), the settings the benchmark adds to
+    its emulator's `client_config()`, and how contacts are seeded on it."""
 
     name: str
-    connector: str
-    emulator: str
-    config: Callable[[Any, str], dict[str, Any]]
+    #: settings added to the emulator's client config (e.g. an account tier)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: direct seeding into the emulator's state (None: seed through the connector)
     seed_direct: Callable[[Any, Role], None] | None = None
 
     def connector_class(self) -> type[Connector]:
-        cls: type[Connector] = load_object(self.connector)
-        return cls
+        return registry.get(self.name)
 
     def emulator_class(self) -> type[Emulator]:
-        cls: type[Emulator] = load_object(self.emulator)
+        """The emulator the connector names in `emulator_path` (imported only here)."""
+        path = self.connector_class().emulator_path
+        if path is None:
+            raise LookupError(f"connector {self.name!r} ships no emulator")
+        cls: type[Emulator] = load_object(path)
         return cls
+
+    def config(self, emulator: Emulator, base_url: str) -> dict[str, Any]:
+        """The connector config that reaches `emulator` at `base_url`."""
+        return {**emulator.client_config(), **self.settings, "base_url": base_url}
 
 
 PLATFORMS: dict[str, PlatformSpec] = {
     spec.name: spec
     for spec in (
-        PlatformSpec(
-            "mailchimp",
-            "segsync_mailchimp:MailchimpConnector",
-            "segsync_mailchimp:MailchimpEmulator",
-            lambda e, url: {"api_key": e.api_key, "list_id": e.default_list_id, "base_url": url},
-        ),
-        PlatformSpec(
-            "hubspot",
-            "segsync_hubspot:HubSpotConnector",
-            "segsync_hubspot:HubSpotEmulator",
-            lambda e, url: {"token": e.api_key, "base_url": url, "tier": "starter"},
-            seed_direct=_seed_hubspot,
-        ),
-        PlatformSpec(
-            "brevo",
-            "segsync_brevo:BrevoConnector",
-            "segsync_brevo.emulator:BrevoEmulator",
-            lambda e, url: {"api_key": e.api_key, "base_url": url},
-        ),
+        PlatformSpec("mailchimp"),
+        PlatformSpec("hubspot", settings={"tier": "starter"}, seed_direct=_seed_hubspot),
+        PlatformSpec("brevo"),
     )
 }
 

@@ -33,6 +33,7 @@ PLATFORM_KEYS = {
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_bench_runs_at_a_tiny_size_and_prints_its_json(tmp_path: Path) -> None:
     """`bench/run.py` completes on 60 contacts and prints JSON of the documented shape."""
     out = tmp_path / "bench.json"

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import segsync
 from segsync.cli import EXIT_INVALID, app
-from segsync.cli.core import STARTER_CONFIG
+from segsync.cli.core import starter_config
 from segsync.config import render_config_reference
 from segsync.connector import Capabilities, Connector, ConnectorConfig, TagRepresentation, registry
 from segsync.rules import ast
@@ -108,9 +108,20 @@ def test_init_writes_a_valid_starter_and_refuses_to_overwrite(tmp_path: Path) ->
     assert again.exit_code == EXIT_INVALID
     assert "--force" in again.output
     assert forced.exit_code == 0
-    assert target.read_text() == STARTER_CONFIG
+    assert target.read_text() == starter_config(registry.available())
     assert check.exit_code == 0, check.output
     assert "OK" in check.output
+
+
+def test_starter_names_the_installed_connectors_from_their_config_models() -> None:
+    """init's platforms come from the connectors given: required settings as placeholders,
+    publish modes from their capabilities; no platform is written into the template."""
+    text = starter_config([_connector("acme", None)])
+
+    assert "#  acme:\n#    api_key: ${ACME_API_KEY}\n" in text
+    assert "# fields: {country: [acme]}" in text
+    assert "# publish: {acme: list}" in text
+    assert "mailchimp" not in starter_config([])
 
 
 def test_check_lists_every_problem_with_caret_and_exits_2(tmp_path: Path) -> None:
@@ -260,6 +271,72 @@ class TestSegments:
         assert "adults_fr, tagged" in result.output
 
 
+class SeeingCompiler(FlatCompiler):
+    """Puts what it was built with into the definition it emits."""
+
+    def emit(self, rule: ast.Rule) -> dict[str, Any]:
+        config = self.config
+        key = config.api_key.get_secret_value() if isinstance(config, FlatConfig) else None
+        return {**super().emit(rule), "config_key": key, "mapping": repr(self.mapping)}
+
+
+def test_explain_builds_the_compiler_with_the_platform_config_and_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`segments explain` builds each compiler through its connector, from the platform's
+    config block and mapping, as a sync does."""
+    seen = _connector("seeing", SeeingCompiler)
+    monkeypatch.setitem(registry._extra, "seeing", seen)
+    (tmp_path / "seeing.yaml").write_text(
+        "platform: seeing\nfields:\n  country: {path: land}\n", encoding="utf-8"
+    )
+    path = write(
+        tmp_path,
+        """\
+        schema: {country: text}
+        platforms:
+          seeing: {api_key: the-seeing-key}
+        mappings:
+          seeing: seeing.yaml
+        segments:
+          fr:
+            rule: 'country = "FR"'
+        """,
+    )
+
+    result = runner.invoke(app, ["segments", "explain", "fr", "--json", "-c", str(path)])
+
+    assert result.exit_code == 0, result.output
+    definition = json.loads(result.output)["platforms"]["seeing"]["definition"]
+    assert definition["config_key"] == "the-seeing-key"
+    assert definition["mapping"] == "PlatformMapping(platform='seeing', fields=1)"
+
+
+def test_explain_filters_on_the_configured_tags_property(tmp_path: Path) -> None:
+    """A HubSpot block with `tags_property: my_tags`: the DYNAMIC list filters on my_tags."""
+    path = write(
+        tmp_path,
+        """\
+        schema: {country: text}
+        platforms:
+          hubspot: {token: pat-FAKE-0000, tags_property: my_tags}
+        segments:
+          vip:
+            rule: 'tags has "vip"'
+        """,
+    )
+
+    result = runner.invoke(app, ["segments", "explain", "vip", "--json", "-c", str(path)])
+
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.output)["platforms"]["hubspot"]
+    assert outcome["status"] == "native", outcome
+    definition = json.dumps(outcome["definition"])
+    assert '"my_tags"' in definition
+    assert "segsync_tags" not in definition
+
+
+@pytest.mark.slow
 def test_real_subprocess_check_prints_position_and_caret(tmp_path: Path) -> None:
     """The installed console script reports position + caret and exits 2."""
     script = Path(sys.executable).parent / "segsync"

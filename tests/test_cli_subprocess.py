@@ -12,7 +12,7 @@ import pytest
 
 import segsync
 from segsync.cli import EXIT_INVALID, EXIT_OK
-from segsync.demo import DEMO_PLATFORMS
+from segsync.demo import demo_platforms
 
 SCRIPT = Path(sys.executable).parent / "segsync"
 
@@ -51,6 +51,7 @@ def segsync_run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_help_lists_the_commands(tmp_path: Path) -> None:
     """`segsync --help` exits 0 and names the user's commands and the global log options."""
     proc = segsync_run("--help", cwd=tmp_path)
@@ -61,6 +62,7 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert "--log-format" in proc.stdout
 
 
+@pytest.mark.slow
 def test_version(tmp_path: Path) -> None:
     """`segsync --version` prints the package version and exits 0."""
     proc = segsync_run("--version", cwd=tmp_path)
@@ -69,6 +71,7 @@ def test_version(tmp_path: Path) -> None:
     assert proc.stdout.strip() == f"segsync {segsync.__version__}"
 
 
+@pytest.mark.slow
 def test_check_valid_configuration_exits_0(tmp_path: Path) -> None:
     """A valid file: exit 0 and a one-line summary."""
     (tmp_path / "segsync.yaml").write_text(VALID, encoding="utf-8")
@@ -79,6 +82,7 @@ def test_check_valid_configuration_exits_0(tmp_path: Path) -> None:
     assert "1 segment(s)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_check_invalid_configuration_exits_2_with_every_problem(tmp_path: Path) -> None:
     """An invalid file: exit 2, each problem with its line and column."""
     (tmp_path / "segsync.yaml").write_text(INVALID, encoding="utf-8")
@@ -92,6 +96,7 @@ def test_check_invalid_configuration_exits_2_with_every_problem(tmp_path: Path) 
     assert "did you mean 'country'" in proc.stdout
 
 
+@pytest.mark.slow
 def test_check_missing_file_exits_2(tmp_path: Path) -> None:
     """No configuration file: exit 2 and a hint to create one."""
     proc = segsync_run("check", "-c", "nowhere.yaml", cwd=tmp_path)
@@ -100,6 +105,7 @@ def test_check_missing_file_exits_2(tmp_path: Path) -> None:
     assert "segsync init" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_bad_log_level_exits_2(tmp_path: Path) -> None:
     """An unknown `--log-level` is invalid input."""
     proc = segsync_run("--log-level", "loud", "connectors", cwd=tmp_path)
@@ -108,22 +114,24 @@ def test_bad_log_level_exits_2(tmp_path: Path) -> None:
     assert "--log-level" in proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_json_report(tmp_path: Path) -> None:
     """`segsync demo --contacts 50 --json` prints one JSON report whose checks hold; exit 0."""
     proc = segsync_run("demo", "--contacts", "50", "--json", cwd=tmp_path, timeout=120)
 
     report = json.loads(proc.stdout)
-    assert report["contacts"] == dict.fromkeys(DEMO_PLATFORMS, 50)
-    assert report["aligned"] == dict.fromkeys(DEMO_PLATFORMS, True)
+    assert report["contacts"] == dict.fromkeys(demo_platforms(), 50)
+    assert report["aligned"] == dict.fromkeys(demo_platforms(), True)
     assert report["consent_violations"] == 0
     assert report["second_sync_writes"] == 0
-    assert set(report["api_calls"]) == set(DEMO_PLATFORMS)
+    assert set(report["api_calls"]) == set(demo_platforms())
     assert report["emulated_seconds"] > 0
     assert report["wall_seconds"] > 0
     assert report["segments_match"] is True
     assert proc.returncode == EXIT_OK, proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_keep_writes_a_config_segsync_check_accepts(tmp_path: Path) -> None:
     """`demo --keep DIR` leaves a segsync.yaml that `segsync check` validates."""
     demo = segsync_run("demo", "--contacts", "10", "--keep", "kept", cwd=tmp_path, timeout=120)
@@ -149,6 +157,7 @@ segments:
 """
 
 
+@pytest.mark.slow
 def test_troubleshooting_quotes_the_messages_check_prints(tmp_path: Path) -> None:
     """The configuration messages docs/troubleshooting.md quotes are the ones segsync prints."""
     (tmp_path / "segsync.yaml").write_text(TROUBLED, encoding="utf-8")

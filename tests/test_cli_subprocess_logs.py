@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from segsync.connector import registry
 from segsync.logs import LogFormat, configure_logging, register_secret
 
 from .test_cli_subprocess import segsync_run
@@ -49,22 +50,28 @@ def test_json_lines_with_extras(captured: io.StringIO) -> None:
 
 
 def test_json_redacts_credentials_by_shape_and_by_name(captured: io.StringIO) -> None:
-    """Platform keys, bearer tokens and secret-named extras never reach the output."""
+    """Platform keys (by the shapes their connector classes declare), bearer tokens and
+    secret-named extras never reach the output."""
+    for name in ("mailchimp", "hubspot", "brevo"):
+        assert registry.get(name).credential_patterns  # loading the class registers them
     configure_logging(LogFormat.JSON, level="info", stream=captured)
     log = logging.getLogger("segsync.test")
 
     log.warning("mailchimp refused %s", MAILCHIMP_KEY)
     log.warning("header Authorization: Bearer %s", HUBSPOT_TOKEN)
     log.warning("brevo key %s", BREVO_KEY, extra={"api_key": "short-but-secret"})
+    log.warning("hubspot token %s in a message", HUBSPOT_TOKEN)
     log.warning("state postgresql://sync:hunter2pass@db:5432/segsync")
 
     out = captured.getvalue()
     for secret in (MAILCHIMP_KEY, HUBSPOT_TOKEN, BREVO_KEY, "short-but-secret", "hunter2pass"):
         assert secret not in out
     entries = [json.loads(line) for line in out.splitlines()]
+    assert entries[0]["message"] == "mailchimp refused ***"
     assert entries[1]["message"] == "header Authorization: Bearer ***"
     assert entries[2]["api_key"] == "***"
-    assert entries[3]["message"] == "state postgresql://sync:***@db:5432/segsync"
+    assert entries[3]["message"] == "hubspot token *** in a message"
+    assert entries[4]["message"] == "state postgresql://sync:***@db:5432/segsync"
 
 
 def test_registered_secret_is_redacted_in_text(captured: io.StringIO) -> None:
@@ -104,6 +111,7 @@ def test_http_request_lines_only_at_debug(captured: io.StringIO) -> None:
     assert messages == ["HTTP Request: GET http://127.0.0.1/again"]
 
 
+@pytest.mark.slow
 def test_subprocess_json_logs_are_json_lines_without_keys(tmp_path: Path) -> None:
     """`segsync --log-format json --log-level debug demo`: stderr is JSON lines, no key."""
     proc = segsync_run(
@@ -162,6 +170,7 @@ def test_loaded_configuration_keys_are_redacted(captured: io.StringIO, tmp_path:
     assert captured.getvalue() == "WARNING segsync.test: sent ***\n"
 
 
+@pytest.mark.slow
 def test_subprocess_text_report_keeps_stderr_json(tmp_path: Path) -> None:
     """`--log-format json demo` (text report): stdout is the report, stderr only JSON lines."""
     proc = segsync_run(

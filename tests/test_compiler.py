@@ -92,7 +92,7 @@ class PickyCompiler(FlatCompiler):
         items = rule.items if isinstance(rule, ast.And | ast.Or) else (rule,)
         for item in items:
             if isinstance(item, ast.Compare) and isinstance(item.value, int) and item.value > 100:
-                self.unsupported("numbers above 100 cannot be compared", item)
+                raise PlatformCannotExpress("numbers above 100 cannot be compared", item)
         return super().emit(rule)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,8 +17,10 @@ from segsync.config import (
     Config,
     ConfigError,
     FieldDirection,
+    bundled_connectors,
     config_json_schema,
     default_config_path,
+    example_config,
     load_config,
     parse_config,
     render_config_reference,
@@ -58,8 +61,16 @@ def _fake_connector(name: str, model: type[ConnectorConfig]) -> type[Connector]:
             tags=TagRepresentation.TAGS,
             static_segments="tag",
         ),
+        # the fake ships the mapping of the installed connector of that name, if any
+        default_mapping_resource=classmethod(lambda cls: _installed_mapping(name)),
     )
     return type(f"Fake{name.title()}Connector", (Connector,), namespace)
+
+
+def _installed_mapping(name: str) -> Any:
+    entry = registry._discover().get(name)
+    installed = entry.load() if entry is not None else None
+    return installed.default_mapping_resource() if installed is not None else None
 
 
 @pytest.fixture(autouse=True)
@@ -434,24 +445,51 @@ def test_json_schema_accepts_the_example_and_flags_mistakes() -> None:
     import yaml
 
     jsonschema = pytest.importorskip("jsonschema")
-    from segsync.config import _EXAMPLE
 
     validator = jsonschema.Draft202012Validator(config_json_schema())
-    example = yaml.safe_load(_EXAMPLE)
+    example = yaml.safe_load(example_config(bundled_connectors()))
     broken = {**example, "sync": {"stricness": "warn"}, "schema": {"a": "txt"}}
 
     assert list(validator.iter_errors(example)) == []
     assert len(list(validator.iter_errors(broken))) == 2
 
 
-def test_reference_example_is_valid() -> None:
-    """The example at the top of docs/configuration.md loads."""
-    from segsync.config import _EXAMPLE
+def test_reference_example_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example at the top of docs/configuration.md loads, its keys read from the
+    environment, for the connectors segsync installs (the real ones, not this module's fakes)."""
+    monkeypatch.setattr(registry, "_extra", {})
+    bundled = bundled_connectors()
+    example = example_config(bundled)
+    placeholders = re.findall(r"\$\{([A-Z_]+)\}", example)
+    mapped = [c.name for c in bundled if c.default_mapping is not None][:1]
+    for name in mapped:
+        (tmp_path / "mappings").mkdir()
+        (tmp_path / "mappings" / f"{name}.yaml").write_text(
+            f"platform: {name}\nextends: default\n"
+        )
 
-    config = parse_config(_EXAMPLE, env={**ENV, "BREVO_API_KEY": KEY}, base_dir=REPO)
+    config = parse_config(example, env=dict.fromkeys(placeholders, KEY), base_dir=tmp_path)
 
-    assert set(config.platforms) == {"mailchimp", "hubspot", "brevo"}
-    assert config.mappings["hubspot"] == REPO / "mappings" / "hubspot.yaml"
+    assert set(config.platforms) == {c.name for c in bundled} == {
+        "mailchimp", "hubspot", "brevo"
+    }
+    assert {"MAILCHIMP_API_KEY", "MAILCHIMP_LIST_ID", "HUBSPOT_TOKEN"} <= set(placeholders)
+    assert {n: tmp_path / "mappings" / f"{n}.yaml" for n in mapped} == config.mappings
+
+
+def test_examples_name_only_the_connectors_given() -> None:
+    """The example is generated from the connectors' own classes: required settings become
+    placeholders, publish modes follow their capabilities; none are hard-coded."""
+    fake = _fake_connector("acme", FakeMailchimpConfig)
+
+    example = example_config([fake])
+
+    assert 'acme: {api_key: "${ACME_API_KEY}", list_id: "${ACME_LIST_ID}"}' in example
+    assert "fields: {country: [acme]}" in example
+    assert "publish: {acme: list}" in example
+    assert "mailchimp" not in example
+    assert "hubspot" not in example
+    assert "platforms: {}" in example_config([])
 
 
 def test_reference_doc_is_current() -> None:

@@ -26,7 +26,8 @@ from segsync.connector import ChangeResult
 from segsync.http import RetryPolicy, build_client
 from segsync.model import ConsentStatus
 from segsync.testing import ConnectorSuite
-from segsync_template import TemplateConnector, TemplateEmulator
+from segsync_template import TemplateConnector
+from segsync_template.emulator import TemplateEmulator
 
 
 class Suite(ConnectorSuite):
@@ -256,6 +257,7 @@ def failed(outcomes: dict[tuple[str, str], Outcome], cls: str) -> set[str]:
     return {test for (c, test), o in outcomes.items() if c == cls and o.outcome == "failed"}
 
 
+@pytest.mark.slow
 def test_the_template_passes_the_whole_kit(outcomes: dict[tuple[str, str], Outcome]) -> None:
     """An unmodified connector passes every test of the kit."""
     ran = {test: o.outcome for (cls, test), o in outcomes.items() if cls == "TestTemplate"}
@@ -279,6 +281,7 @@ def test_the_template_passes_the_whole_kit(outcomes: dict[tuple[str, str], Outco
         ("TestLeaky", {"test_secrets_stay_secret"}),
     ],
 )
+@pytest.mark.slow
 def test_a_broken_connector_fails_the_test_for_its_bug(
     outcomes: dict[tuple[str, str], Outcome], cls: str, failing: set[str]
 ) -> None:
@@ -288,6 +291,7 @@ def test_a_broken_connector_fails_the_test_for_its_bug(
     assert ran == set(SELECTION[cls])
 
 
+@pytest.mark.slow
 def test_failures_say_what_went_wrong(outcomes: dict[tuple[str, str], Outcome]) -> None:
     """The kit's assertion messages name the broken behaviour."""
     assert "sent once, not retried" in outcomes[("TestInsists", "test_4xx_not_retried")].text
@@ -301,6 +305,7 @@ def test_failures_say_what_went_wrong(outcomes: dict[tuple[str, str], Outcome]) 
     assert "a secret was shown" in outcomes[("TestLeaky", "test_secrets_stay_secret")].text
 
 
+@pytest.mark.slow
 def test_an_opt_out_of_a_failing_test_is_an_xfail(
     outcomes: dict[tuple[str, str], Outcome],
 ) -> None:
@@ -310,6 +315,7 @@ def test_an_opt_out_of_a_failing_test_is_an_xfail(
     assert result.outcome == "xfailed"
 
 
+@pytest.mark.slow
 def test_an_opt_out_that_starts_passing_fails(outcomes: dict[tuple[str, str], Outcome]) -> None:
     """A test listed in `skip` that passes is a strict XPASS: a failure naming the reason."""
     result = outcomes[("TestTemplateOptedOut", "test_tags_added_and_removed")]

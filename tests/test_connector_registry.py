@@ -179,6 +179,8 @@ def test_registered_classes_win_and_can_be_removed(fake_distribution: Path) -> N
 
     assert registry.get("other") is renamed
     assert "other" in registry.names()
+    assert "other" not in [e.name for e in registry.installed()]
+    assert "good" in [e.name for e in registry.installed()]
     registry.unregister("other")
     with pytest.raises(UnknownConnector):
         registry.get("other")

@@ -7,15 +7,17 @@ import datetime as dt
 import functools
 from pathlib import Path
 
+import pytest
+
 from segsync.clock import VirtualClock
 from segsync.config import load_config
 from segsync.connector import RemoteContact
 from segsync.demo import (
-    DEMO_PLATFORMS,
     DemoOptions,
     DemoReport,
     _emulators,
     consent_violations,
+    demo_platforms,
     record_differences,
     render_report,
     run_demo,
@@ -24,6 +26,7 @@ from segsync.demo import (
     write_demo_config,
 )
 from segsync.model import Consent, ConsentStatus, normalize_email
+from segsync.sync.snapshot import CanonicalView
 
 CI_SIZE = 200
 
@@ -34,12 +37,18 @@ def ci_report() -> DemoReport:
     return asyncio.run(run_demo(DemoOptions(contacts=CI_SIZE, seed=7)))
 
 
+def test_demo_platforms_are_the_emulators_with_a_demo_port() -> None:
+    """The demo syncs every installed connector whose emulator declares a demo_port, in
+    port order; one without (the template's) stays out."""
+    assert demo_platforms() == ("mailchimp", "hubspot", "brevo")
+
+
 def test_every_platform_holds_every_person_after_sync() -> None:
     """Each platform ends with one record per person, aligned with the canonical view."""
     report = ci_report()
 
-    assert report.contacts == dict.fromkeys(DEMO_PLATFORMS, CI_SIZE)
-    assert report.aligned == dict.fromkeys(DEMO_PLATFORMS, True)
+    assert report.contacts == dict.fromkeys(demo_platforms(), CI_SIZE)
+    assert report.aligned == dict.fromkeys(demo_platforms(), True)
     assert all(not o.mismatches for o in report.platforms.values())
 
 
@@ -77,7 +86,7 @@ def test_api_calls_and_time_are_reported() -> None:
     """API calls per platform and emulated time are counted; the first sync costs calls."""
     report = ci_report()
 
-    assert set(report.api_calls) == set(DEMO_PLATFORMS)
+    assert set(report.api_calls) == set(demo_platforms())
     assert all(o.api_calls_first_sync > 0 for o in report.platforms.values())
     assert all(
         report.api_calls[name] == o.api_calls_first_sync + o.api_calls_second_sync
@@ -131,9 +140,9 @@ def test_text_report_states_the_checks() -> None:
 
 def test_synthetic_audience_is_deterministic_per_seed() -> None:
     """The same seed gives the same audience; another seed another one."""
-    a = synthetic_audience(300, 1, DEMO_PLATFORMS)
-    b = synthetic_audience(300, 1, DEMO_PLATFORMS)
-    c = synthetic_audience(300, 2, DEMO_PLATFORMS)
+    a = synthetic_audience(300, 1, demo_platforms())
+    b = synthetic_audience(300, 1, demo_platforms())
+    c = synthetic_audience(300, 2, demo_platforms())
 
     assert a.creates == b.creates
     assert a.planted == b.planted
@@ -142,7 +151,7 @@ def test_synthetic_audience_is_deterministic_per_seed() -> None:
 
 def test_case_variants_differ_only_by_case() -> None:
     """A person seeded with capitals on one platform has the same key everywhere."""
-    audience = synthetic_audience(500, 3, DEMO_PLATFORMS)
+    audience = synthetic_audience(500, 3, demo_platforms())
     variants = [p for p in audience.people if len(set(p.emails.values())) > 1]
 
     assert len(variants) == audience.planted["case_variants"] > 0
@@ -153,7 +162,7 @@ def test_case_variants_differ_only_by_case() -> None:
 
 def test_seeded_opt_outs_are_known_to_the_check() -> None:
     """Every unsubscribe or bounce planted is in the set the consent check uses."""
-    audience = synthetic_audience(500, 4, DEMO_PLATFORMS)
+    audience = synthetic_audience(500, 4, demo_platforms())
     opt_out_edits = {
         normalize_email(change.email)
         for round_ in audience.edits
@@ -188,8 +197,8 @@ def test_consent_violations_finds_a_subscribed_opt_out() -> None:
 
 def test_record_differences_reports_fields_tags_and_consent() -> None:
     """A record is aligned only when fields, synced tags and opt-out state all agree."""
-    view = {"email": "a@x.test", "f": {"country": "FR", "lifetime_value": 12.5},
-            "t": ["vip", "segsync:owned"], "c": "unsubscribed"}
+    view = CanonicalView(email="a@x.test", fields={"country": "FR", "lifetime_value": 12.5},
+                         tags=("vip", "segsync:owned"), consent=ConsentStatus.UNSUBSCRIBED)
     same = RemoteContact(platform_id="1", email="A@x.test",
                          fields={"country": "FR", "lifetime_value": 12.5000001},
                          tags=frozenset({"vip"}),
@@ -206,12 +215,12 @@ def test_record_differences_reports_fields_tags_and_consent() -> None:
 
 def test_demo_config_is_a_valid_segsync_yaml(tmp_path: Path) -> None:
     """The written segsync.yaml loads, points every platform at loopback, and names the state."""
-    emulators = _emulators(DEMO_PLATFORMS, VirtualClock(), seed=0)
+    emulators = _emulators(demo_platforms(), VirtualClock(), seed=0)
     path = write_demo_config(tmp_path / "segsync.yaml", emulators, tmp_path / "state.db")
 
     config = load_config(path, env={})
 
-    assert sorted(config.platforms) == sorted(DEMO_PLATFORMS)
+    assert sorted(config.platforms) == sorted(demo_platforms())
     assert all(
         (p.base_url or "").startswith("http://127.0.0.1:") for p in config.platforms.values()
     )
@@ -220,6 +229,7 @@ def test_demo_config_is_a_valid_segsync_yaml(tmp_path: Path) -> None:
                                     "recent_buyers"}
 
 
+@pytest.mark.slow
 def test_keep_leaves_the_config_and_state(tmp_path: Path) -> None:
     """With --keep, the directory holds segsync.yaml and the state store afterwards."""
     report = asyncio.run(run_demo(DemoOptions(contacts=20, seed=5, keep=tmp_path / "demo")))
@@ -250,6 +260,7 @@ def test_docs_index_links_every_page() -> None:
     assert "](docs/index.md)" in (repo / "README.md").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_keep_twice_starts_afresh(tmp_path: Path) -> None:
     """A second demo in the same --keep directory does not inherit the first one's state."""
     keep = tmp_path / "demo"
@@ -257,6 +268,6 @@ def test_keep_twice_starts_afresh(tmp_path: Path) -> None:
 
     report = asyncio.run(run_demo(DemoOptions(contacts=15, seed=2, keep=keep)))
 
-    assert report.contacts == dict.fromkeys(DEMO_PLATFORMS, 15)
-    assert report.aligned == dict.fromkeys(DEMO_PLATFORMS, True)
+    assert report.contacts == dict.fromkeys(demo_platforms(), 15)
+    assert report.aligned == dict.fromkeys(demo_platforms(), True)
     assert report.second_sync_writes == 0

@@ -441,6 +441,7 @@ def test_fault_allowed_restricts_kinds_per_path() -> None:
     assert emulator.faults.injected == {"partial": 1}
 
 
+@pytest.mark.slow
 def test_faults_are_seeded_and_one_draw_per_request() -> None:
     """The same seed injects the same faults; each request draws once (rate holds)."""
 
@@ -569,6 +570,7 @@ def test_api_client_against_the_emulator_end_to_end() -> None:
     )
 
 
+@pytest.mark.slow
 def test_loopback_serving_with_faults() -> None:
     """Over a real loopback socket: the key is checked; injected drops and 429s reach the client."""
     emulator = ShopEmulator(clock=SystemClock(), faults=FaultPlan(per_kind={"drop": 1.0}))
@@ -614,6 +616,7 @@ def test_serving_refuses_non_loopback_hosts() -> None:
         emulator.serve(host="0.0.0.0")
 
 
+@pytest.mark.slow
 def test_the_date_header_is_the_emulator_clock_in_process_and_on_loopback() -> None:
     """Connectors anchor read cursors on `Date`: it must be the platform's (emulator's) time."""
     clock = VirtualClock(dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC))

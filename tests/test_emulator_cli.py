@@ -91,6 +91,7 @@ def emulate(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str
             process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_emulate_serves_on_loopback_and_prints_url_and_key() -> None:
     """The emulator listens on 127.0.0.1, accepts the chosen key only, and says so."""
     with emulate(
@@ -118,6 +119,7 @@ def test_emulate_serves_on_loopback_and_prints_url_and_key() -> None:
     assert (bad.status_code, bad.json()["code"]) == (401, "unauthorized")
 
 
+@pytest.mark.slow
 def test_emulate_injects_the_faults_it_was_given() -> None:
     """--faults '503:1' makes every answer the platform's 503."""
     with emulate(
@@ -131,6 +133,7 @@ def test_emulate_injects_the_faults_it_was_given() -> None:
 
 
 @pytest.mark.skipif(not TEMPLATE_SRC.is_dir(), reason="examples/connector-template is absent")
+@pytest.mark.slow
 def test_emulate_serves_the_template_connector_emulator() -> None:
     """The template connector's emulator is served through its connector's emulator_path."""
     env = {"PYTHONPATH": str(TEMPLATE_SRC)}
@@ -157,6 +160,7 @@ def test_emulate_serves_the_template_connector_emulator() -> None:
     assert lines[2].startswith("api key:")
 
 
+@pytest.mark.slow
 def test_unknown_platform_suggests_the_closest_and_exits_2() -> None:
     """A misspelt platform exits 2 with a did-you-mean."""
     result = CliRunner().invoke(app, ["emulate", "mailchimpp", "--port", "0"])
@@ -173,6 +177,7 @@ def test_unknown_platform_suggests_the_closest_and_exits_2() -> None:
         (["--emulator", "test_emulator_cli:PingEmulator", "--faults", "boom:1"], "boom"),
     ],
 )
+@pytest.mark.slow
 def test_bad_emulator_or_faults_exit_2(args: list[str], message: str) -> None:
     """A bad --emulator path or --faults spec exits 2 saying what is wrong."""
     sys.path.insert(0, str(HERE))
@@ -185,6 +190,7 @@ def test_bad_emulator_or_faults_exit_2(args: list[str], message: str) -> None:
     assert message in result.output
 
 
+@pytest.mark.slow
 def test_port_in_use_exits_2() -> None:
     """A port already taken is reported, not a traceback."""
     with socket.socket() as taken:

@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from segsync.clock import VirtualClock
+from segsync.connector import registry
 from segsync.http import (
     ApiClient,
     ApiError,
@@ -36,6 +37,12 @@ def run(coro: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def client(clock: VirtualClock, **kwargs: Any) -> ApiClient:
     kwargs.setdefault("platform", "example")
     return build_client(base_url=BASE, clock=clock, seed=1, **kwargs)
+
+
+def connector_client(clock: VirtualClock, platform: str) -> ApiClient:
+    """A client reading 429s as the installed connector `platform` declares it does."""
+    hints = registry.get(platform).rate_limit_hints
+    return client(clock, platform=platform, retry_after=hints)
 
 
 def responses(*items: httpx.Response | Exception) -> list[httpx.Response | Exception]:
@@ -101,15 +108,32 @@ def test_retry_after_http_date_is_waited_on_the_clock() -> None:
 def test_platform_rate_limit_hints(
     platform: str, headers: dict[str, str], body: dict[str, str], expected: float
 ) -> None:
-    """Each platform's own reset header or 429 body sets the wait."""
+    """Each platform's own reset header or 429 body, as its connector class declares them
+    (`Connector.rate_limit_hints`), sets the wait."""
     respx.get(f"{BASE}/x").mock(
         side_effect=responses(httpx.Response(429, headers=headers, json=body), httpx.Response(200))
     )
     clock = VirtualClock()
 
-    run(lambda: client(clock, platform=platform).request("GET", "/x"))
+    run(lambda: connector_client(clock, platform).request("GET", "/x"))
 
     assert clock.elapsed == expected
+
+
+@respx.mock
+def test_a_platform_name_alone_brings_no_hints() -> None:
+    """Without its connector's hints, a client named after a platform reads only the generic
+    headers: a 429 body naming a policy is backed off from exponentially, not waited out."""
+    respx.get(f"{BASE}/x").mock(
+        side_effect=responses(
+            httpx.Response(429, json={"policyName": "TEN_SECONDLY_ROLLING"}), httpx.Response(200)
+        )
+    )
+    clock = VirtualClock()
+
+    run(lambda: client(clock, platform="hubspot").request("GET", "/x"))
+
+    assert 0.25 <= clock.elapsed <= 0.5  # the first backoff (0.5 s, less up to half of jitter)
 
 
 @respx.mock
@@ -121,7 +145,7 @@ def test_daily_cap_fails_at_once() -> None:
     clock = VirtualClock()
 
     with pytest.raises(RateLimited) as caught:
-        run(lambda: client(clock, platform="hubspot").request("GET", "/x"))
+        run(lambda: connector_client(clock, "hubspot").request("GET", "/x"))
 
     assert route.call_count == 1
     assert caught.value.retry_after == float("inf")

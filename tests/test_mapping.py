@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
-import shutil
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from segsync.connector import registry
 from segsync.mapping import (
     ENGAGEMENT_FIELDS,
     Direction,
@@ -19,9 +18,8 @@ from segsync.mapping import (
     MappingFile,
     MappingValueError,
     PlatformMapping,
-    default_mapping_dir,
-    default_mapping_path,
     load_mapping,
+    shipped_mapping,
 )
 from segsync.model import ConsentStatus
 
@@ -46,37 +44,58 @@ def test_shipped_mappings_load_and_cover_common_fields(platform: str) -> None:
     assert all(m.direction is Direction.IN for m in loaded.engagement.values())
 
 
-def test_shipped_files_are_packaged_in_wheels() -> None:
-    """pyproject ships mappings/ as segsync/_mappings; the source tree reads mappings/."""
+def test_shipped_mappings_live_in_their_connector_package() -> None:
+    """Each built-in connector ships its mapping inside its own package, not in the core."""
+    for platform in PLATFORMS:
+        cls = registry.get(platform)
+        resource = shipped_mapping(platform)
+        package = importlib.import_module(cls.__module__.partition(".")[0])
+
+        assert resource is not None, platform
+        assert Path(str(resource)).parent == Path(str(package.__file__)).parent
+    assert shipped_mapping("nope") is None
+    with pytest.raises(FileNotFoundError, match="ships no mapping"):
+        load_mapping("nope")
+
+
+def test_the_core_wheel_carries_no_mappings() -> None:
+    """pyproject packages no mapping directory into the core; none is left in the tree."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    force = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    wheel = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]
 
-    assert force["mappings"] == "segsync/_mappings"
-    assert default_mapping_dir() == REPO / "mappings"
-    assert default_mapping_path("nope") is None
+    assert "force-include" not in wheel
+    assert not (REPO / "mappings").exists()
 
 
-def test_wheel_layout_reads_packaged_mappings(tmp_path: Path) -> None:
-    """Installed from a wheel (files in segsync/_mappings), the packaged copies are read."""
-    package = tmp_path / "segsync"
-    shutil.copytree(REPO / "src" / "segsync", package)
-    shutil.copytree(REPO / "mappings", package / "_mappings")
-    (package / "_mappings" / "brevo.yaml").write_text("platform: brevo\nfields: {}\n")
-    code = (
-        "import segsync.mapping as m; "
-        "print(m.default_mapping_dir()); print(len(m.load_mapping('brevo').fields))"
+def test_a_third_party_connector_ships_its_own_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connector outside segsync names a mapping in its package; load_mapping reads it."""
+    package = tmp_path / "segsync_elsewhere"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "fields.yaml").write_text(
+        "platform: elsewhere\nfields:\n  first_name: {path: given}\n  company: {path: org}\n"
     )
-
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        env={"PYTHONPATH": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+    monkeypatch.syspath_prepend(str(tmp_path))
+    connector = type(
+        "ElsewhereConnector",
+        (registry.get("brevo"),),
+        {"name": "elsewhere", "default_mapping": "fields.yaml", "__module__": "segsync_elsewhere"},
     )
+    override = tmp_path / "mine.yaml"
+    override.write_text("platform: elsewhere\nextends: default\nfields:\n  company: {path: firm}\n")
+    registry.register(connector)
+    try:
+        shipped = load_mapping("elsewhere")
+        merged = load_mapping("elsewhere", override)
+    finally:
+        registry.unregister("elsewhere")
 
-    assert proc.stdout.split() == [str(package / "_mappings"), "0"]
+    assert shipped.source == str(package / "fields.yaml")
+    assert shipped.platform_path("first_name") == "given"
+    assert merged.platform_path("first_name") == "given"
+    assert merged.platform_path("company") == "firm"
 
 
 def test_mailchimp_real_field_names() -> None:

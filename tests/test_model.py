@@ -195,6 +195,7 @@ emails = st.from_regex(
 
 
 @settings(max_examples=300, deadline=None)
+@pytest.mark.slow
 @given(
     email=emails,
     tags=st.frozensets(st.text(min_size=1, max_size=10), max_size=4),

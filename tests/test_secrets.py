@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
 import traceback
 import urllib.parse
@@ -20,8 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from segsync.clock import SystemClock, VirtualClock
+from segsync.connector import Connector
 from segsync.emulator import Emulator, FaultPlan
-from segsync.http import ApiClient, ApiError, RateBudget, Redactor, build_client, check_base_url
+from segsync.http import ApiClient, ApiError, RateBudget, build_client, check_base_url
+from segsync.logs import LogFormat, Redactor, configure_logging, register_secret
 
 KEY = "sk-FAKE-segsync-0123456789abcdef"
 FORMS = (
@@ -204,6 +207,7 @@ def test_no_warning_carries_the_key(caplog: pytest.LogCaptureFixture) -> None:
     )
 
 
+@pytest.mark.slow
 def test_loopback_run_keeps_httpcore_debug_logs_clean(caplog: pytest.LogCaptureFixture) -> None:
     """Over a real loopback socket, httpx's and httpcore's DEBUG logs carry no key."""
     caplog.set_level(logging.DEBUG)
@@ -239,3 +243,73 @@ def test_redactor_covers_encodings_and_fragments() -> None:
     assert text == "*** *** *** ***"
     assert redact.value({"a": [KEY, 1], KEY: None}) == {"a": ["***", 1], "***": None}
     assert Redactor(["short"])("short") == "short"
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """`configure_logging` onto a buffer; the root logger restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_logging(LogFormat.TEXT, level="debug", stream=stream)
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@respx.mock
+def test_one_redactor_for_clients_logs_and_the_cli(log_stream: io.StringIO) -> None:
+    """A secret given to a client is redacted in log lines, and a secret the CLI registered
+    is redacted in the errors of a client that was never given it."""
+    client_secret = "client-given-secret-0451"
+    cli_secret = "cli-registered-secret-0452"
+    respx.get(f"{BASE}/x").mock(
+        return_value=httpx.Response(400, json={"message": f"unknown {cli_secret}"})
+    )
+    api = build_client(platform="p", base_url=BASE, secrets=[client_secret])
+    register_secret(cli_secret)
+
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(api.request("GET", "/x"))
+    logging.getLogger("segsync.test").warning("sent %s", client_secret)
+
+    assert caught.value.message == "unknown ***"
+    assert caught.value.body == {"message": "unknown ***"}
+    assert "WARNING segsync.test: sent ***" in log_stream.getvalue()
+    assert client_secret not in log_stream.getvalue()
+
+
+@respx.mock
+def test_a_connectors_credential_shape_is_redacted_once_its_class_is_loaded(
+    caplog: pytest.LogCaptureFixture, log_stream: io.StringIO
+) -> None:
+    """A key nobody registered, shaped as a connector class declares its platform's keys,
+    is redacted from error messages, error bodies and log lines (httpx's included)."""
+    caplog.set_level(logging.DEBUG)
+    shaped = "shp-" + "0a1b2c3d" * 4
+    assert Redactor()(shaped) == shaped  # no generic pattern knows this shape
+
+    class ShapedConnector(Connector):
+        """A platform whose keys look like `shp-<32 hex>` (declared, never instantiated)."""
+
+        credential_patterns = (r"\bshp-[0-9a-f]{32}\b",)
+
+    assert ShapedConnector.credential_patterns
+    respx.get(f"{BASE}/x").mock(
+        return_value=httpx.Response(401, json={"message": f"key {shaped} is revoked"})
+    )
+    api = build_client(platform="p", base_url=BASE)
+
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(api.request("GET", "/x", params={"q": shaped}))
+    logging.getLogger("segsync.test").warning("tried %s", shaped)
+
+    http_stack = [r.getMessage() for r in caplog.records if r.name.startswith("http")]
+    assert caught.value.message == "key *** is revoked"
+    assert any("HTTP Request: GET" in line for line in http_stack)
+    assert_clean_of(shaped, *http_stack, log_stream.getvalue(), *exception_texts(caught.value))
+
+
+def assert_clean_of(secret: str, *texts: str) -> None:
+    for text in texts:
+        assert secret not in text

@@ -3,7 +3,9 @@
 Runs the connector against the emulator on a virtual clock (General tier: contacts
 endpoints 10 requests a second, other endpoints 100 an hour) and prints, for the import path
 the connector chooses and for single-contact calls, the calls by endpoint and the emulated
-time, beside the minimum Brevo's limits allow.
+time, beside the minimum Brevo's limits allow. Half the contacts have no opt-in: they must
+end in no list (imported into a temporary list deleted afterwards), which it checks and
+prints with the calls that cost.
 
     .venv/bin/python connectors/brevo/bench_calls.py [--contacts 10000] [--tags 3] [--single]
 """
@@ -19,7 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from segsync_brevo import BrevoConnector
-from segsync_brevo.emulator import TIERS, BrevoEmulator
+from segsync_brevo.emulator import BrevoEmulator
+from segsync_brevo.limits import TIERS
 
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange
@@ -77,6 +80,8 @@ async def push(n: int, *, single: bool, tags: Sequence[str] = TAGS) -> dict[str,
         results = await connector.write(batch)
         seconds = clock.elapsed - started
     failed = sum(1 for r in results if not r.ok)
+    unconsented = {c.email for c in batch if c.consent is not ConsentStatus.SUBSCRIBED}
+    reachable = sum(1 for c in emulator.contacts.values() if c.email in unconsented and c.list_ids)
     calls = {
         name: int(s.calls - before.get(name, 0))
         for name, s in connector.stats.endpoints.items()
@@ -88,6 +93,8 @@ async def push(n: int, *, single: bool, tags: Sequence[str] = TAGS) -> dict[str,
     return {
         "single": single,
         "failed": failed,
+        "unconsented": len(unconsented),
+        "unconsented_in_lists": reachable,
         "setup_calls": setup_calls,
         "write_calls": connector.stats.calls - setup_calls,
         "calls": calls,
@@ -142,6 +149,11 @@ def report(n: int, run: dict[str, Any]) -> None:
     )
     for name, count in sorted(run["calls"].items()):
         print(f"    {count:6d}  {name}")
+    print(
+        f"contacts without opt-in: {run['unconsented']}, left in a list after the write: "
+        f"{run['unconsented_in_lists']} (the temporary import list costs one POST and one "
+        "DELETE /contacts/lists per write call)"
+    )
     if run["single"]:
         print(
             f"minimum the limits allow (single calls): {best['single_calls']} calls, "

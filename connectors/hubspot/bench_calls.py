@@ -58,7 +58,7 @@ async def run(
     emulator = HubSpotEmulator(clock=clock, tier=tier)
     connector = HubSpotConnector(
         {
-            "token": emulator.api_key,
+            **emulator.client_config(),
             "base_url": "http://127.0.0.1:9",
             "tier": tier,
             "consent_batch_writes": status_writes == "batch",

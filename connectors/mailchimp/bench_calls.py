@@ -17,7 +17,8 @@ import asyncio
 import math
 import time
 
-from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
+from segsync_mailchimp import MailchimpConnector
+from segsync_mailchimp.emulator import MailchimpEmulator
 
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange
@@ -53,7 +54,7 @@ async def measure(members: int, tags: int) -> dict[str, object]:
     wall = time.perf_counter() - started
     await connector.aclose()
     assert all(r.ok for r in results), [r for r in results if not r.ok][:3]
-    assert all(len(emulator.member_tags(c.email)) == tags for c in changes[:50])
+    assert all(len(emulator.get_member_tags(c.email)) == tags for c in changes[:50])
     chunks = math.ceil(members / 500)
     return {
         "calls": len(emulator.log),

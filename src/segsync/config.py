@@ -3,7 +3,7 @@
 Contract:
 
 - `load_config(path)` / `parse_config(text)` return a `Config` or raise one `ConfigError`
-  listing EVERY problem found, each with its YAML path (``platforms.mailchimp.api_key``), its
+  listing EVERY problem found, each with its YAML path (``platforms.<name>.api_key``), its
   line:column in the file where known, and for segment rules the rule's own position and a
   caret rendering.
 - ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment in every string value
@@ -48,7 +48,7 @@ from pydantic import (
     field_validator,
 )
 
-from segsync.connector import ConnectorConfig, registry
+from segsync.connector import Connector, ConnectorConfig, SegmentRepresentation, registry
 from segsync.mapping import ENGAGEMENT_FIELDS, MappingError, PlatformMapping, load_mapping
 from segsync.model import FieldSpec, FieldType, PublishMode, Schema, Segment
 from segsync.rules import RuleError, RuleSyntaxError, RuleTypeError, ast, load_rule
@@ -66,15 +66,20 @@ __all__ = [
     "SegmentConfig",
     "SyncConfig",
     "YamlDocument",
+    "bundled_connectors",
     "config_json_schema",
     "default_config_path",
+    "example_config",
+    "example_publish_mode",
     "load_config",
     "parse_config",
+    "placeholder_settings",
     "render_config_reference",
 ]
 
 DEFAULT_CONFIG_FILE = "segsync.yaml"
 DEFAULT_STATE_URL = "sqlite:///.segsync/state.db"
+_DISTRIBUTION = "segsync"  # this package's distribution: the connectors it installs
 
 YamlPath = tuple[str | int, ...]
 
@@ -1073,30 +1078,73 @@ def _table(title: str, node: dict[str, Any], defs: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-_EXAMPLE = """\
-state: sqlite:///.segsync/state.db
-schema:
-  first_name: text
-  country: {type: enum, options: [FR, BE, DE]}
-  lifetime_value: number
-  last_purchase_at: date
-platforms:
-  mailchimp: {api_key: "${MAILCHIMP_API_KEY}", list_id: "a1b2c3"}
-  hubspot:   {token: "${HUBSPOT_TOKEN}"}
-  brevo:     {api_key: "${BREVO_API_KEY}"}
-sync:
-  conflicts: {default: latest, fields: {country: [hubspot, mailchimp, brevo]}}
-  direction: {lifetime_value: {mailchimp: destination-only}}
-  strictness: warn
-  overlap: 5m
-segments:
-  actifs_fr:
-    description: engaged contacts in France
-    rule: 'country = "FR" and open_rate > 0.5 and last_open within 7 days'
-    publish: {mailchimp: auto, hubspot: native, brevo: list}
-mappings:
-  hubspot: mappings/hubspot.yaml   # optional: replaces the shipped mapping
-"""
+def placeholder_settings(connector: type[Connector]) -> dict[str, str]:
+    """The required settings of `connector`'s config block, each as a `${PLATFORM_FIELD}`
+    environment placeholder (what `segsync init` and the reference's example show)."""
+    return {
+        key: "${" + f"{connector.name}_{key}".upper() + "}"
+        for name, info in connector.config_model.model_fields.items()
+        if info.is_required()
+        for key in (info.alias or name,)
+    }
+
+
+def example_publish_mode(connector: type[Connector]) -> PublishMode:
+    """The publish mode an example gives a platform: auto where it has native segments,
+    else a list (its only form)."""
+    if connector.capabilities.native_segments is SegmentRepresentation.NONE:
+        return PublishMode.LIST
+    return PublishMode.AUTO
+
+
+def bundled_connectors() -> list[type[Connector]]:
+    """The loadable connectors installed with segsync's own distribution, by name (the
+    reference document describes these, whatever else is installed)."""
+    return [
+        cls
+        for entry in registry.installed()
+        if entry.distribution == _DISTRIBUTION and (cls := entry.load()) is not None
+    ]
+
+
+def _flow(entries: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{key}: {json.dumps(value)}" for key, value in entries.items()) + "}"
+
+
+def example_config(connectors: list[type[Connector]]) -> str:
+    """The example segsync.yaml at the top of docs/configuration.md, for `connectors`."""
+    names = [c.name for c in connectors]
+    platforms = "".join(f"\n  {c.name}: {_flow(placeholder_settings(c))}" for c in connectors)
+    publish = ", ".join(f"{c.name}: {example_publish_mode(c).value}" for c in connectors)
+    with_mapping = [c.name for c in connectors if c.default_mapping is not None]
+    lines = [
+        "state: sqlite:///.segsync/state.db",
+        "schema:",
+        "  first_name: text",
+        "  country: {type: enum, options: [FR, BE, DE]}",
+        "  lifetime_value: number",
+        "  last_purchase_at: date",
+        "platforms:" + (platforms or " {}"),
+        "sync:",
+        "  conflicts: {default: latest"
+        + (f", fields: {{country: [{', '.join(names)}]}}" if names else "")
+        + "}",
+        *([f"  direction: {{lifetime_value: {{{names[0]}: destination-only}}}}"] if names else []),
+        "  strictness: warn",
+        "  overlap: 5m",
+        "segments:",
+        "  actifs_fr:",
+        "    description: engaged contacts in France",
+        "    rule: 'country = \"FR\" and open_rate > 0.5 and last_open within 7 days'",
+        *([f"    publish: {{{publish}}}"] if publish else []),
+    ]
+    if with_mapping:
+        lines += [
+            "mappings:",
+            f"  {with_mapping[0]}: mappings/{with_mapping[0]}.yaml"
+            "   # optional: replaces (or `extends: default`) the shipped mapping",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def render_config_reference() -> str:
@@ -1122,7 +1170,7 @@ def render_config_reference() -> str:
         "## Example",
         "",
         "```yaml",
-        *_EXAMPLE.splitlines(),
+        *example_config(bundled_connectors()).splitlines(),
         "```",
         "",
         "## Top-level keys",

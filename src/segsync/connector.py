@@ -85,23 +85,23 @@ def load_object(path: str) -> Any:
 class TagRepresentation(enum.StrEnum):
     """How a platform stores tags."""
 
-    TAGS = "tags"  # native tags (Mailchimp: static segments)
-    MULTI_CHECKBOX = "multi_checkbox"  # a multi-select property (HubSpot)
-    ATTRIBUTE = "attribute"  # a multiple-choice attribute (Brevo)
+    TAGS = "tags"  # native tags (kept as static segments on some platforms)
+    MULTI_CHECKBOX = "multi_checkbox"  # a multi-select property of the contact
+    ATTRIBUTE = "attribute"  # a multiple-choice attribute of the contact
     LISTS = "lists"  # one list per tag in an owned folder / MANUAL lists
 
 
 class GroupRepresentation(enum.StrEnum):
-    INTERESTS = "interests"  # Mailchimp interest categories
-    ENUM_PROPERTY = "enum_property"  # HubSpot enumeration properties
-    CATEGORY_ATTRIBUTE = "category_attribute"  # Brevo category attributes
+    INTERESTS = "interests"  # interest categories holding interests
+    ENUM_PROPERTY = "enum_property"  # enumeration properties
+    CATEGORY_ATTRIBUTE = "category_attribute"  # category attributes
     NONE = "none"
 
 
 class SegmentRepresentation(enum.StrEnum):
-    SAVED_SEGMENT = "saved_segment"  # Mailchimp saved segment (flat any/all conditions)
-    DYNAMIC_LIST = "dynamic_list"  # HubSpot DYNAMIC list (OR of ANDs)
-    NONE = "none"  # no native dynamic segments through the API (Brevo)
+    SAVED_SEGMENT = "saved_segment"  # a saved segment (one flat any/all list of conditions)
+    DYNAMIC_LIST = "dynamic_list"  # a dynamic list with a filter (an OR of ANDs)
+    NONE = "none"  # no native dynamic segments through the API
 
 
 class Capabilities(BaseModel):
@@ -227,6 +227,9 @@ class ChangeResult(BaseModel):
     code: str | None = None
     #: the part that was confirmed, when the platform confirmed only part (e.g. fields but not tags)
     partial: bool = False
+    #: the consent status actually sent and confirmed (e.g. `pending` where `subscribed` was
+    #: asked for); None when no consent was written
+    sent_consent: ConsentStatus | None = None
 
 
 class Connector(abc.ABC):
@@ -240,7 +243,7 @@ class Connector(abc.ABC):
     compiler_path: ClassVar[str | None] = None
     #: dotted path of the emulator class, imported lazily (for `segsync emulate`)
     emulator_path: ClassVar[str | None] = None
-    #: default base URL (may be derived from the config, e.g. Mailchimp's datacenter)
+    #: default base URL (a connector may derive it from its config, e.g. a datacenter)
     default_base_url: ClassVar[str] = ""
     #: how the platform says how long to wait after a 429 (headers, body fields); the HTTP
     #: layer reads these hints from the connector and from nowhere else
@@ -294,6 +297,13 @@ class Connector(abc.ABC):
         if compiler_cls is None:
             return None
         return compiler_cls(schema, strictness=strictness, config=config, mapping=mapping)
+
+    def may_hold(self, static: str, consent: ConsentStatus) -> bool:
+        """Whether segsync may place a person whose canonical consent is `consent` in its
+        static segment `static`. A platform where membership makes a person reachable by
+        campaigns (a list) answers False without an opt-in; the engine then leaves that
+        person out of the membership until they opt in. The default holds anyone."""
+        return True
 
     def compiler(self, strictness: Strictness | str) -> RuleCompiler | None:
         """This connector's rule compiler, built from its own config, schema and mapping."""
@@ -352,6 +362,11 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def check(self) -> None:
         """Verify credentials and the configured account/list; raise ApiError otherwise."""
+
+    def account_facts(self) -> dict[str, str]:
+        """Choices this connector made about the account (label -> value, e.g. the consent
+        subscription type), for `check` and `plan` to print; empty until resolved."""
+        return {}
 
     @abc.abstractmethod
     async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
@@ -506,6 +521,12 @@ class ConnectorRegistry:
     def unregister(self, name: str) -> None:
         """Remove a class registered with `register`."""
         self._extra.pop(name, None)
+
+    def installed(self) -> list[ConnectorEntry]:
+        """The connectors found through entry points, by name, leaving out classes registered
+        in-process (not imported until asked)."""
+        found = self._discover()
+        return [found[k] for k in sorted(found)]
 
     def entries(self) -> list[ConnectorEntry]:
         """Every installed connector, by name (not imported until asked)."""

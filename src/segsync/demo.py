@@ -1,17 +1,19 @@
 """The demo: a full sync between in-process platform emulators, with a report a user can trust.
 
 `run_demo(options)` builds a world in a working directory (a temporary one unless
-`options.keep` names one): the emulator of every demo platform, found through each connector's
-`emulator_path`, all on one `VirtualClock` so rate-limit waits cost no wall time; a synthetic
-audience seeded through the connectors themselves *before* segsync's state exists (overlaps,
-conflicting edits, unsubscribes, bounces, emails differing only by case, tags and an interest
-group); a `segsync.yaml` whose `base_url`s point at the emulators (`load_config` validates it,
-and the engine is built from it, its connectors reaching the emulators through in-process
-transports). It then plans, applies, plans and applies again, and checks the result by
-reading every platform back: `DemoReport.aligned`, `consent_violations` (against the opt-outs
-the seed planted as well as the canonical view), `second_sync_writes`, and `segments_match`
-(each published segment's members as the platform lists them, against the reference
-evaluator). `trusted(report)` is all four.
+`options.keep` names one): the emulator of every demo platform (`demo_platforms()`: the
+installed connectors whose emulator, found through `emulator_path`, declares a `demo_port`),
+all on one `VirtualClock` so rate-limit waits cost no wall time; a synthetic audience seeded
+through the connectors themselves *before* segsync's state exists (overlaps, conflicting
+edits, unsubscribes, bounces, emails differing only by case, tags and an interest group); a
+`segsync.yaml` built from each emulator's `client_config()`, with publish modes and conflict
+priorities derived from the connectors' capabilities, whose `base_url`s point at the
+emulators (`load_config` validates it, and the engine is built from it, its connectors
+reaching the emulators through in-process transports). It then plans, applies, plans and
+applies again, and checks the result by reading every platform back: `DemoReport.aligned`,
+`consent_violations` (against the opt-outs the seed planted as well as the canonical view),
+`second_sync_writes`, and `segments_match` (each published segment's members as the platform
+lists them, against the reference evaluator). `trusted(report)` is all four.
 
 `render_report(report)` is the text view; `DemoReport.model_dump(mode="json")` the JSON one.
 """
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import random
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,21 +36,30 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from segsync.clock import VirtualClock
-from segsync.config import Config, load_config
-from segsync.connector import Connector, ContactChange, RemoteContact, load_object, registry
+from segsync.config import Config, example_publish_mode, load_config
+from segsync.connector import (
+    Connector,
+    ContactChange,
+    RemoteContact,
+    SegmentRepresentation,
+    load_object,
+    registry,
+)
 from segsync.emulator import Emulator
 from segsync.model import CONSENT_OPT_OUTS, Consent, ConsentStatus, Contact, normalize_email
 from segsync.rules import evaluate
 from segsync.sync import Engine, Plan
 from segsync.sync.build import build_connectors, build_engine
+from segsync.sync.snapshot import CanonicalView
 
 __all__ = [
-    "DEMO_PLATFORMS",
     "DemoOptions",
     "DemoReport",
     "PlatformOutcome",
     "SegmentOutcome",
     "consent_violations",
+    "country_priority",
+    "demo_platforms",
     "record_differences",
     "render_report",
     "run_demo",
@@ -55,22 +68,16 @@ __all__ = [
 
 log = logging.getLogger("segsync.demo")
 
-DEMO_PLATFORMS: tuple[str, ...] = ("mailchimp", "hubspot", "brevo")
-"""The platforms the demo syncs, in seeding order."""
-
 DEMO_START = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 """Emulated time at the start of the demo (a Monday morning)."""
 
-#: How each demo platform's config block names the emulator's credentials. The rest of the
-#: block (base_url) is the same for every platform.
-CREDENTIALS: Mapping[str, Callable[[Emulator], dict[str, str]]] = {
-    "mailchimp": lambda emu: {"api_key": emu.api_key, "list_id": emu.default_list_id},  # type: ignore[attr-defined]
-    "hubspot": lambda emu: {"token": emu.api_key},
-    "brevo": lambda emu: {"api_key": emu.api_key},
+#: How much a platform's native segments can say; the demo settles the country by platform
+#: priority, the platform whose segments say the most (where an audience is curated) first.
+SEGMENT_EXPRESSIVENESS: Mapping[SegmentRepresentation, int] = {
+    SegmentRepresentation.DYNAMIC_LIST: 2,
+    SegmentRepresentation.SAVED_SEGMENT: 1,
+    SegmentRepresentation.NONE: 0,
 }
-
-#: Loopback ports written in the demo's segsync.yaml (the same as `segsync emulate --port`).
-PORTS: Mapping[str, int] = {"mailchimp": 8001, "hubspot": 8002, "brevo": 8003}
 
 TAGS = ("vip", "newsletter", "webinar", "customer", "partner")
 INTERESTS = ("running", "cycling", "swimming", "hiking")
@@ -107,17 +114,18 @@ platforms:
 {platforms}
 sync:
   conflicts:
-    # The newest change wins, except the country, which HubSpot (the CRM) owns.
+    # The newest change wins, except the country, settled by platform priority: the
+    # platform whose native segments say the most (where the audience is curated) first.
     default: latest
-    fields: {{country: [hubspot, mailchimp, brevo]}}
+    fields: {{country: [{priority}]}}
   strictness: warn
 
 segments:
   vip_france:
-    description: VIP customers in France (native on Mailchimp and HubSpot).
+    description: VIP customers in France (native where the platform has native segments).
     rule: 'country = "FR" and tags has "vip"'
   newsletter_europe:
-    description: Subscribed newsletter readers in the EU (split on Mailchimp and HubSpot).
+    description: Subscribed newsletter readers in the EU (split where consent is not native).
     rule: >-
       country in ["FR", "DE", "BE", "ES", "IT", "NL"] and tags has "newsletter"
       and consent = subscribed
@@ -125,9 +133,9 @@ segments:
     description: RFM-style top tier (an OR of ANDs).
     rule: '(lifetime_value >= 500 and tags has "vip") or lifetime_value >= 1500'
   recent_buyers:
-    description: Bought in the last 90 days ('within' is materialised on Mailchimp).
+    description: Bought in the last 90 days ('within' is materialised where not native).
     rule: 'last_purchase_at within 90 days and interest in ["running", "cycling"]'
-    publish: {{mailchimp: auto, hubspot: native, brevo: list}}
+    publish: {{{publish}}}
 """
 
 
@@ -139,7 +147,10 @@ class DemoOptions(BaseModel):
     contacts: int = Field(default=3000, gt=0, le=200_000, description="people in the audience")
     seed: int = Field(default=7, description="seed of the synthetic audience")
     keep: Path | None = Field(default=None, description="work (and stay) in this directory")
-    platforms: tuple[str, ...] = DEMO_PLATFORMS
+    platforms: tuple[str, ...] = Field(
+        default_factory=lambda: demo_platforms(),
+        description="connector names, in seeding order (default: every demo platform)",
+    )
 
 
 class PlatformOutcome(BaseModel):
@@ -374,35 +385,75 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _emulator_class(connector: type[Connector]) -> type[Emulator] | None:
+    """The emulator class `connector` names in `emulator_path` (None: none, or it fails)."""
+    if connector.emulator_path is None:
+        return None
+    try:
+        cls: type[Emulator] = load_object(connector.emulator_path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        log.warning("%s: emulator %s unavailable: %s", connector.name, connector.emulator_path, exc)
+        return None
+    return cls
+
+
+def demo_platforms() -> tuple[str, ...]:
+    """The installed connectors whose emulator declares a `demo_port`, by port: the
+    platforms the demo syncs, in seeding order."""
+    found = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an unavailable connector is left out
+        connectors = registry.available()
+    for connector in connectors:
+        emulator = _emulator_class(connector)
+        if emulator is not None and emulator.demo_port is not None:
+            found.append((emulator.demo_port, connector.name))
+    return tuple(name for _port, name in sorted(found))
+
+
 def _emulators(platforms: Sequence[str], clock: VirtualClock, seed: int) -> dict[str, Emulator]:
     emulators = {}
     for name in platforms:
-        path = registry.get(name).emulator_path
-        if path is None:
+        cls = _emulator_class(registry.get(name))
+        if cls is None:
             raise LookupError(f"connector {name!r} ships no emulator; the demo needs one")
-        emulators[name] = load_object(path)(clock=clock, seed=seed)
+        emulators[name] = cls(clock=clock, seed=seed)
     return emulators
 
 
-def _base_url(name: str, emulator: Emulator) -> str:
-    return f"http://127.0.0.1:{PORTS.get(name, 8000)}{emulator.base_path}"
+def _base_url(emulator: Emulator) -> str:
+    return f"http://127.0.0.1:{emulator.demo_port or 8000}{emulator.base_path}"
+
+
+def country_priority(platforms: Sequence[str]) -> list[str]:
+    """The demo's platform priority for the country: the most expressive native segments
+    first (`SEGMENT_EXPRESSIVENESS`), ties in seeding order."""
+
+    def expressiveness(name: str) -> int:
+        return SEGMENT_EXPRESSIVENESS[registry.get(name).capabilities.native_segments]
+
+    return sorted(platforms, key=expressiveness, reverse=True)
 
 
 def write_demo_config(
     path: Path, emulators: Mapping[str, Emulator], state_path: Path
 ) -> Path:
-    """Write the demo's segsync.yaml (base URLs on loopback, the emulators' test keys)."""
+    """Write the demo's segsync.yaml: each emulator's `client_config()` with a loopback
+    `base_url` on its `demo_port`; publish modes and priorities from the connectors."""
     blocks = []
     for name, emulator in emulators.items():
-        entries = {**CREDENTIALS[name](emulator), "base_url": _base_url(name, emulator)}
+        entries = {**emulator.client_config(), "base_url": _base_url(emulator)}
         blocks.append(f"  {name}:")
-        blocks.extend(f"    {key}: {value!r}".replace("'", '"') for key, value in entries.items())
+        blocks.extend(f"    {key}: {json.dumps(value)}" for key, value in entries.items())
+    publish = {name: example_publish_mode(registry.get(name)).value for name in emulators}
     path.write_text(
         DEMO_CONFIG.format(
             state=f"sqlite:///{state_path}",
             countries=", ".join(COUNTRIES),
             interests=", ".join(INTERESTS),
             platforms="\n".join(blocks) + "\n",
+            priority=", ".join(country_priority(list(emulators))),
+            publish=", ".join(f"{name}: {mode}" for name, mode in publish.items()),
         ),
         encoding="utf-8",
     )
@@ -430,28 +481,28 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def record_differences(
-    canonical: Mapping[str, Any],
+    canonical: CanonicalView,
     remote: RemoteContact,
     fields: Sequence[str],
     synced_tag: Callable[[str], bool],
 ) -> list[str]:
-    """How a platform record differs from the canonical view (`{email, f, t, c}`).
+    """How a platform record differs from the canonical view.
 
     Compares `fields`, the synced tags, and whether consent is an opt-out (platforms name
     the other statuses differently). Empty when the record is aligned.
     """
     out = []
-    view_fields = canonical.get("f", {})
     for name in fields:
-        if not _same(view_fields.get(name), remote.fields.get(name)):
-            out.append(f"{name}: {remote.fields.get(name)!r} != {view_fields.get(name)!r}")
-    want_tags = {t for t in canonical.get("t", ()) if synced_tag(t)}
+        want = canonical.fields.get(name)
+        if not _same(want, remote.fields.get(name)):
+            out.append(f"{name}: {remote.fields.get(name)!r} != {want!r}")
+    want_tags = {t for t in canonical.tags if synced_tag(t)}
     have_tags = {t for t in remote.tags if synced_tag(t)}
     if want_tags != have_tags:
         out.append(f"tags: {sorted(have_tags)} != {sorted(want_tags)}")
-    want_out = canonical.get("c") in CONSENT_OPT_OUTS
+    want_out = canonical.consent in CONSENT_OPT_OUTS
     if want_out != (remote.consent.status in CONSENT_OPT_OUTS):
-        out.append(f"consent: {remote.consent.status} vs canonical {canonical.get('c')}")
+        out.append(f"consent: {remote.consent.status} vs canonical {canonical.consent}")
     return out
 
 
@@ -497,7 +548,7 @@ async def _seed(
 
 def _publication_outcomes(
     plan: Plan, engine: Engine, members: Mapping[tuple[str, str], int | None],
-    expected: Mapping[str, int],
+    expected: Mapping[tuple[str, str], int],
 ) -> list[SegmentOutcome]:
     steps: dict[tuple[str, str], list[dict[str, str]]] = {}
     for diag in plan.diagnostics:
@@ -524,7 +575,7 @@ def _publication_outcomes(
                     published=labels.get(last, last),
                     reasons=reasons,
                     members=members.get((target.name, platform)),
-                    expected_members=expected.get(target.name, 0),
+                    expected_members=expected.get((target.name, platform), 0),
                 )
             )
     return out
@@ -548,25 +599,36 @@ async def _segment_members(engine: Engine) -> dict[tuple[str, str], int | None]:
     return out
 
 
-def _expected_members(engine: Engine) -> dict[str, int]:
-    """Members of each segment by the reference evaluator over the canonical view."""
-    counts = dict.fromkeys((s.name for s in engine.segments), 0)
+def _expected_members(engine: Engine, plan: Plan) -> dict[tuple[str, str], int]:
+    """Members of each segment on each platform by the reference evaluator over the canonical
+    view; where the segment is materialised, only the people the platform may hold
+    (`Connector.may_hold`: a list that makes people reachable needs an opt-in)."""
+    materialised = {
+        (d["segment"], d["platform"]) for d in plan.diagnostics if d["step"] == "materialise"
+    }
+    counts = {(s.name, p): 0 for s in engine.segments for p in engine.connectors}
     now = engine.clock.now()
-    for _cid, view, _dirty in engine.store.canonical_contacts(engine.config):
+    for _cid, payload, _dirty in engine.store.canonical_contacts(engine.config):
+        view = CanonicalView.decode(payload)
         contact = Contact(
-            email=view["email"],
-            fields=view.get("f", {}),
-            tags=frozenset(view.get("t", ())),
-            consent=Consent(status=view.get("c") or ConsentStatus.NON_SUBSCRIBED),
+            email=view.email,
+            fields=dict(view.fields),
+            tags=frozenset(view.tags),
+            consent=Consent(status=view.consent),
         )
         for target in engine.segments:
-            if evaluate(target.rule, contact, now=now, schema=engine.schema):
-                counts[target.name] += 1
+            if not evaluate(target.rule, contact, now=now, schema=engine.schema):
+                continue
+            for platform, connector in engine.connectors.items():
+                if (target.name, platform) not in materialised or connector.may_hold(
+                    target.name, view.consent
+                ):
+                    counts[(target.name, platform)] += 1
     return counts
 
 
 def _conflict_examples(
-    conflicts: Sequence[_Conflict], canonical: Mapping[str, Any], engine: Engine
+    conflicts: Sequence[_Conflict], canonical: Mapping[str, CanonicalView], engine: Engine
 ) -> list[str]:
     """A few planted conflicts, each with the value it settled on and the rule that chose it.
 
@@ -578,7 +640,8 @@ def _conflict_examples(
         picked.setdefault(by_priority, conflict)
     lines = []
     for by_priority, conflict in sorted(picked.items()):
-        settled = canonical.get(conflict.key, {}).get("f", {}).get(conflict.field)
+        view = canonical.get(conflict.key)
+        settled = view.fields.get(conflict.field) if view is not None else None
         edits = " then ".join(f"{value!r} on {platform}" for platform, value in conflict.edits)
         order = engine.policy.priority(conflict.field) or ()
         rule = f"{conflict.field} by priority {' > '.join(order)}" if by_priority else (
@@ -595,6 +658,8 @@ async def run_demo(
 ) -> DemoReport:
     """Run the demo (see the module docstring); `progress` receives one line per step."""
     options = options or DemoOptions()
+    if not options.platforms:
+        raise LookupError("no installed connector ships an emulator with a demo_port")
 
     def say(line: str) -> None:
         log.info("demo: %s", line)
@@ -664,8 +729,13 @@ async def _sync_and_check(
     calls2 = {n: c.stats.calls for n, c in engine.connectors.items()}
     emulated = clock.monotonic() - sync_started
 
-    canonical = {normalize_email(view["email"]): view
-                 for _cid, view, _d in engine.store.canonical_contacts(engine.config)}
+    canonical = {
+        normalize_email(view.email): view
+        for view in (
+            CanonicalView.decode(payload)
+            for _cid, payload, _d in engine.store.canonical_contacts(engine.config)
+        )
+    }
     outcomes: dict[str, PlatformOutcome] = {}
     field_names = sorted(config.schema_fields)
     for name, connector in engine.connectors.items():
@@ -676,7 +746,7 @@ async def _sync_and_check(
             mismatches += [f"{email} {d}" for d in record_differences(
                 canonical[email], held[email], field_names, engine.policy.synced_tag)]
         opted_out = audience.opted_out | {
-            email for email, view in canonical.items() if view.get("c") in CONSENT_OPT_OUTS
+            email for email, view in canonical.items() if view.consent in CONSENT_OPT_OUTS
         }
         violations = len(consent_violations(held, opted_out))
         platform_report = first.platforms.get(name)
@@ -699,7 +769,7 @@ async def _sync_and_check(
             consent_violations=violations,
         )
     members = await _segment_members(engine)
-    segments = _publication_outcomes(plan, engine, members, _expected_members(engine))
+    segments = _publication_outcomes(plan, engine, members, _expected_members(engine, plan))
     priority = engine.policy.fields
     how = "the newest change wins" + "".join(
         f"; {f} by priority {' > '.join(order)}" for f, order in priority.items()

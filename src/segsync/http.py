@@ -2,28 +2,31 @@
 
 `ApiClient` wraps an `httpx.AsyncClient` with:
 
-- retries (tenacity) on 429 (honouring `Retry-After` and each platform's reset headers or
-  429 bodies, a `RateLimitHints` table), 5xx, timeouts and connection errors, with capped
-  exponential backoff and jitter; never on other 4xx; and for non-idempotent requests only
-  where the platform cannot have acted on them (429, a connection never made) unless the
-  caller declares the request idempotent — a retry must never duplicate a write;
+- retries (tenacity) on 429 (honouring `Retry-After` and the platform's reset headers or
+  429 bodies, the `RateLimitHints` its connector declares), 5xx, timeouts and connection
+  errors, with capped exponential backoff and jitter; never on other 4xx; and for
+  non-idempotent requests only where the platform cannot have acted on them (429, a
+  connection never made) unless the caller declares the request idempotent — a retry must
+  never duplicate a write;
 - a per-account `RateBudget` (a concurrency cap plus rolling windows, with scopes) shared by
   everything in a run that talks to the same account (`RateBudget.for_account`);
 - an injected `Clock` for all waiting, so tests and benchmarks run on virtual time;
 - per-endpoint request accounting (`RequestStats`) for reports and benchmarks;
 - redaction: the secrets it is given (and the values of auth headers and key-like query
-  parameters) never appear in log lines (its own and httpx's), exception text or reprs;
-  httpx exceptions never escape: they become `TransientError`/`ApiError` without their cause.
+  parameters) are registered with the process-wide `segsync.logs.redactor`, so they never
+  appear in log lines (its own and httpx's), exception text or reprs; httpx exceptions never
+  escape: they become `TransientError`/`ApiError` without their cause;
+- answers as `ApiResponse`: an `httpx.Response` whose `json()` raises `MalformedAnswer`,
+  naming the platform and the endpoint, when the body is not JSON.
 
-Why async: throughput comes from concurrency within each platform's limits (Mailchimp allows
-10 connections, HubSpot 10-19 requests a second), and the emulators are ASGI apps that httpx
+Why async: throughput comes from concurrency within each platform's limits (a cap on open
+connections, or on requests a second), and the emulators are ASGI apps that httpx
 reaches in-process only through its async transport. docs/http.md has the retry table.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import dataclasses
@@ -33,8 +36,6 @@ import ipaddress
 import logging
 import math
 import random
-import urllib.parse
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -43,13 +44,14 @@ import tenacity
 from pydantic import BaseModel, ConfigDict
 
 from segsync.clock import Clock, SystemClock
+from segsync.logs import Redactor, redactor
 
 __all__ = [
     "GENERIC_RATE_LIMIT_HINTS",
-    "RATE_LIMIT_HINTS",
     "RETRY_AFTER",
     "ApiClient",
     "ApiError",
+    "ApiResponse",
     "BodyWait",
     "EndpointStats",
     "MalformedAnswer",
@@ -58,7 +60,6 @@ __all__ = [
     "RateLimitHints",
     "RateLimited",
     "RateWindow",
-    "Redactor",
     "RequestStats",
     "RetryPolicy",
     "TransientError",
@@ -81,102 +82,6 @@ SENSITIVE_PARAMS = frozenset(
     {"apikey", "api_key", "api-key", "hapikey", "key", "token", "access_token", "oauth_token"}
 )
 """Query-parameter names whose values are registered as secrets automatically."""
-
-
-# -- redaction ---------------------------------------------------------------------------
-
-
-class Redactor:
-    """Replaces every registered secret (and its obvious encodings) with `***`."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret: str | None) -> None:
-        """Register a secret; very short strings are ignored (they would redact prose)."""
-        if not secret or len(secret) < 6:
-            return
-        forms = self._forms(secret)
-        # "Bearer <token>", "Basic <b64>": the credential alone too, and a Basic password
-        scheme, _, credential = secret.partition(" ")
-        if credential and scheme.isalpha() and len(credential) >= 6:
-            forms.add(credential)
-            if scheme.lower() == "basic":
-                with contextlib.suppress(ValueError, UnicodeDecodeError):
-                    decoded = base64.b64decode(credential, validate=True).decode()
-                    password = decoded.partition(":")[2]
-                    if len(password) >= 6:
-                        forms.update(self._forms(password))
-        for form in forms:
-            if form not in self._secrets:
-                self._secrets.append(form)
-        self._secrets.sort(key=len, reverse=True)
-
-    @staticmethod
-    def _forms(secret: str) -> set[str]:
-        forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
-        # an API key like "<32 hex>-us21" is also redacted without its datacenter suffix
-        head = secret.split("-")[0]
-        if len(head) >= 12:
-            forms.add(head)
-        return forms
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
-
-    def value(self, data: Any) -> Any:
-        """`data` (JSON-like) with every string redacted."""
-        if isinstance(data, str):
-            return self(data)
-        if isinstance(data, Mapping):
-            return {self(str(k)): self.value(v) for k, v in data.items()}
-        if isinstance(data, list | tuple):
-            return [self.value(v) for v in data]
-        return data
-
-    def __bool__(self) -> bool:
-        return bool(self._secrets)
-
-    def __repr__(self) -> str:
-        return f"Redactor({len(self._secrets)} secrets)"
-
-
-class _RedactingFilter(logging.Filter):
-    """Redacts the secrets of every live client from records of httpx's own loggers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.redactors: weakref.WeakSet[Redactor] = weakref.WeakSet()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        redactors = list(self.redactors)
-        if redactors:
-            message = record.getMessage()
-            clean = message
-            for redact in redactors:
-                clean = redact(clean)
-            if clean != message:
-                record.msg, record.args = clean, ()
-        return True
-
-
-_THIRD_PARTY_LOGGERS = (
-    "httpx",
-    "httpcore",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-)
-_log_filter = _RedactingFilter()
-for _name in _THIRD_PARTY_LOGGERS:
-    logging.getLogger(_name).addFilter(_log_filter)
 
 
 def _strip_url(url: str) -> str:
@@ -222,11 +127,26 @@ class MalformedAnswer(ApiError, ValueError):
     """
 
 
-class _CheckedResponse(httpx.Response):
-    """A response whose `json()` raises `MalformedAnswer`, naming platform and endpoint."""
+class ApiResponse(httpx.Response):
+    """A platform's answer as `ApiClient.request` returns it: the same status, headers and
+    body, and a `json()` that raises `MalformedAnswer`, naming the platform and the endpoint,
+    when the body is not JSON."""
 
-    segsync_platform: str
-    segsync_endpoint: str
+    def __init__(self, answer: httpx.Response, *, platform: str, endpoint: str) -> None:
+        # the body was read and decoded already: it is carried as it is now, so the header
+        # naming the encoding that was undone is left out
+        headers = [(k, v) for k, v in answer.headers.raw if k.lower() != b"content-encoding"]
+        super().__init__(
+            answer.status_code,
+            headers=headers,
+            content=answer.content,
+            request=answer.request,
+            extensions=answer.extensions,
+            history=answer.history,
+            default_encoding=answer.encoding or "utf-8",
+        )
+        self.platform = platform
+        self.endpoint = endpoint
 
     def json(self, **kwargs: Any) -> Any:
         try:
@@ -234,21 +154,12 @@ class _CheckedResponse(httpx.Response):
         except ValueError as exc:
             kind = self.headers.get("content-type", "no content-type")
             raise MalformedAnswer(
-                platform=self.segsync_platform,
-                endpoint=self.segsync_endpoint,
+                platform=self.platform,
+                endpoint=self.endpoint,
                 status=self.status_code,
                 code="malformed_answer",
                 message=f"the answer is not valid JSON ({exc}; {len(self.content)} bytes, {kind})",
             ) from None
-
-
-def _checked(response: httpx.Response, platform: str, endpoint: str) -> httpx.Response:
-    """`response`, its `json()` made to name the platform and endpoint on a bad body."""
-    response.__class__ = _CheckedResponse
-    assert isinstance(response, _CheckedResponse)
-    response.segsync_platform = platform
-    response.segsync_endpoint = endpoint
-    return response
 
 
 class TransientError(ApiError):
@@ -574,30 +485,6 @@ GENERIC_RATE_LIMIT_HINTS = RateLimitHints(
     )
 )
 
-RATE_LIMIT_HINTS: dict[str, RateLimitHints] = {
-    "default": GENERIC_RATE_LIMIT_HINTS,
-    # no rate headers at all: only the 10-connection cap; back off exponentially
-    "mailchimp": RateLimitHints(headers=(RETRY_AFTER,)),
-    # x-sib-ratelimit-reset: seconds until the window resets (not an epoch)
-    "brevo": RateLimitHints(
-        headers=(RETRY_AFTER, RateLimitHeader(name="x-sib-ratelimit-reset"))
-    ),
-    # no Retry-After on API 429s: the body names the policy that was hit
-    "hubspot": RateLimitHints(
-        headers=(RETRY_AFTER,),
-        body=(
-            BodyWait(field="policyName", equals="TEN_SECONDLY_ROLLING", seconds=10.0),
-            BodyWait(field="policyName", equals="SECONDLY", seconds=1.0),
-            BodyWait(field="policyName", equals="DAILY"),
-            BodyWait(field="message", contains="ten_secondly_rolling limit", seconds=10.0),
-            BodyWait(field="message", contains="secondly limit", seconds=1.0),
-            BodyWait(field="message", contains="daily limit"),
-        ),
-    ),
-}
-"""Per-platform rate-limit hints, looked up by `ApiClient(platform=...)` unless injected."""
-
-
 ErrorParser = Callable[[httpx.Response], tuple[str | None, str]]
 """Turns a platform's error response into (code, message)."""
 
@@ -672,7 +559,11 @@ _MAYBE_ACTED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocol
 
 
 class ApiClient:
-    """One platform account's HTTP client; see the module docstring for what it adds to httpx."""
+    """One platform account's HTTP client; see the module docstring for what it adds to httpx.
+
+    `retry_after` is how the platform says how long to wait after a 429: its connector's
+    `rate_limit_hints` (or a parser of its own); None means `GENERIC_RATE_LIMIT_HINTS`.
+    """
 
     def __init__(
         self,
@@ -695,7 +586,10 @@ class ApiClient:
         self.clock = clock or SystemClock()
         self.budget = budget or RateBudget(clock=self.clock)
         self.retry = retry or RetryPolicy()
-        self.redact = Redactor(secrets)
+        #: the process-wide redactor; this client's secrets are registered with it
+        self.redact: Redactor = redactor
+        for secret in secrets:
+            self.redact.add(secret)
         for name, value in (headers or {}).items():
             if name.lower() in SENSITIVE_HEADERS:
                 self.redact.add(value)
@@ -703,13 +597,9 @@ class ApiClient:
         if isinstance(auth_header, str):
             self.redact.add(auth_header)
         self._add_url_secrets(base_url)
-        _log_filter.redactors.add(self.redact)
         self.stats = RequestStats()
         self._error_parser = error_parser
-        hints = retry_after
-        if hints is None:
-            hints = RATE_LIMIT_HINTS.get(platform, RATE_LIMIT_HINTS["default"])
-        self.rate_limit_hints = hints if isinstance(hints, RateLimitHints) else None
+        hints = GENERIC_RATE_LIMIT_HINTS if retry_after is None else retry_after
         self._retry_after: RetryAfterParser = (
             hints.seconds if isinstance(hints, RateLimitHints) else hints
         )
@@ -802,7 +692,7 @@ class ApiClient:
         idempotent: bool | None = None,
         scope: str = "default",
         ok: Sequence[int] = (),
-    ) -> httpx.Response:
+    ) -> ApiResponse:
         """Send one request with budget, retries and accounting; return the final response.
 
         Args:
@@ -823,7 +713,7 @@ class ApiClient:
         stats = self.stats.endpoints[label]
         self._add_param_secrets(params)
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> ApiResponse:
             failure: ApiError | _Retryable | None = None
             async with self.budget.slot(scope):
                 stats.calls += 1
@@ -848,15 +738,15 @@ class ApiClient:
                 raise failure
             status = response.status_code
             log.debug("%s -> %d", label, status)
-            response = _checked(response, self.platform, label)
+            answer = ApiResponse(response, platform=self.platform, endpoint=label)
             self.stats.last = label
             if status < 400 or status in ok:
-                return response
+                return answer
             stats.errors += 1
-            error = self._error(response, label)
+            error = self._error(answer, label)
             if status == 429:
                 stats.rate_limited += 1
-                wait = self._retry_after(response, self.clock)
+                wait = self._retry_after(answer, self.clock)
                 if wait is not None and wait > self.retry.max_retry_after:
                     assert isinstance(error, RateLimited)
                     error.retry_after = wait
@@ -866,7 +756,7 @@ class ApiClient:
                 raise _Retryable(error, wait)
             transient = status >= 500 or status in self.retry.retry_statuses
             if transient and safe_to_repeat:
-                wait = self._retry_after(response, self.clock)
+                wait = self._retry_after(answer, self.clock)
                 if wait is not None and wait > self.retry.max_retry_after:
                     raise error
                 raise _Retryable(error, wait)

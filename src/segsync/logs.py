@@ -1,29 +1,40 @@
-"""Logging setup for the command line: text or JSON lines on stderr, secrets redacted.
+"""Logging setup for the command line, and the one secret redactor of the process.
 
 `configure_logging(LogFormat.JSON)` makes every log record one JSON object on one line
 (`ts`, `level`, `logger`, `message`, plus the record's `extra` fields and `exception`), for
-log collectors; `LogFormat.TEXT` gives `LEVEL logger: message` lines for people. Either way,
-every record passes a `SecretRedactor` first: the secrets registered with `register_secret`
-(the CLI registers the configuration's keys and tokens), values that look like platform
-credentials (Mailchimp keys, HubSpot private-app tokens, Brevo keys, bearer tokens), and extra
-fields whose name says they are secret. Library code only logs through `logging.getLogger`;
-only the CLI calls `configure_logging`.
+log collectors; `LogFormat.TEXT` gives `LEVEL logger: message` lines for people. Library code
+only logs through `logging.getLogger`; only the CLI calls `configure_logging`.
+
+Redaction: `redactor` is the one process-wide `Redactor`. The HTTP layer registers every
+client's keys, tokens and auth headers with it, the CLI the configuration's secrets
+(`register_secret`), and each connector class its platform's credential shapes
+(`Connector.credential_patterns`, through `register_credential_patterns`). It redacts the
+error messages and bodies of the HTTP layer (and so the reports that quote them), every line
+`configure_logging`'s handler writes (secret-named extra fields entirely), and, through
+`RedactingFilter`, the records of httpx's and httpcore's own loggers whatever handler
+receives them.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import datetime as dt
 import enum
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+import urllib.parse
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 __all__ = [
+    "GENERIC_CREDENTIAL_PATTERNS",
     "LogFormat",
-    "SecretRedactor",
+    "RedactingFilter",
+    "Redactor",
     "active_format",
     "configure_logging",
     "redactor",
@@ -33,18 +44,29 @@ __all__ = [
 
 REDACTED = "***"
 
-#: Credentials recognisable by their shape, redacted even when nobody registered them.
-CREDENTIAL_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\b[0-9a-f]{32}-us\d{1,3}\b"),  # Mailchimp API key
-    re.compile(r"\bxkeysib-[0-9A-Za-z-]{16,}"),  # Brevo API key
-    re.compile(r"\bxsmtpsib-[0-9A-Za-z-]{16,}"),  # Brevo SMTP key
-    re.compile(r"\bpat-[a-z]{2,4}\d?-[0-9a-f-]{20,}"),  # HubSpot private-app token
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),  # Authorization values
-    re.compile(r"(?i)(://[^:/@\s]+:)[^@\s]+(@)"),  # passwords in URLs
+MIN_SECRET_LENGTH = 6
+"""Registered strings shorter than this are ignored: they would redact prose."""
+
+GENERIC_CREDENTIAL_PATTERNS: tuple[str, ...] = (
+    r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}",  # Authorization values
+    r"(?i)(://[^:/@\s]+:)[^@\s]+(@)",  # passwords in URLs
 )
+"""Credential shapes of no platform in particular, redacted even when nobody registered them.
+Connectors add their own platform's shapes (`register_credential_patterns`)."""
 
 #: Third-party loggers that speak at INFO for every request: shown only at DEBUG.
 CHATTY_LOGGERS = ("httpx", "httpcore")
+
+#: Loggers of the HTTP stack that may quote URLs and headers: `RedactingFilter` sits on each.
+HTTP_STACK_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
 
 _SECRET_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential|authorization)")
 
@@ -61,44 +83,98 @@ class LogFormat(enum.StrEnum):
     JSON = "json"
 
 
-class SecretRedactor:
-    """Replaces registered secrets and credential-shaped values with `***`."""
+class Redactor:
+    """Replaces registered secrets (and their obvious encodings) and credential-shaped text
+    with `***`.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    A registered secret is also redacted URL-encoded, without its scheme when it is an
+    Authorization value (`Bearer <token>`: the token too; `Basic <b64>`: the password too),
+    and without a suffix after its first dash when what precedes it is 12 characters or more
+    (a key that carries a region or account suffix). Patterns redact by shape: the credential
+    itself, keeping an auth scheme or a URL's user.
+    """
+
+    def __init__(
+        self, secrets: Iterable[str] = (), patterns: Iterable[str] = GENERIC_CREDENTIAL_PATTERNS
+    ) -> None:
         self._secrets: list[str] = []
+        self._patterns: list[re.Pattern[str]] = []
+        for pattern in patterns:
+            self.add_pattern(pattern)
         for secret in secrets:
             self.add(secret)
 
     def add(self, secret: str | None) -> None:
-        """Register a secret (strings shorter than 6 characters are ignored: they are prose)."""
-        if secret and len(secret) >= 6 and secret not in self._secrets:
-            self._secrets.append(secret)
-            self._secrets.sort(key=len, reverse=True)
+        """Register a secret; strings shorter than `MIN_SECRET_LENGTH` are ignored."""
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
+            return
+        forms = _encodings(secret)
+        scheme, _, credential = secret.partition(" ")
+        if credential and scheme.isalpha() and len(credential) >= MIN_SECRET_LENGTH:
+            forms.add(credential)
+            if scheme.lower() == "basic":
+                with contextlib.suppress(binascii.Error, ValueError, UnicodeDecodeError):
+                    decoded = base64.b64decode(credential, validate=True).decode()
+                    password = decoded.partition(":")[2]
+                    if len(password) >= MIN_SECRET_LENGTH:
+                        forms.update(_encodings(password))
+        known = set(self._secrets)
+        self._secrets.extend(form for form in forms if form not in known)
+        # longest first, so a secret is never half-replaced by one of its fragments
+        self._secrets.sort(key=len, reverse=True)
+
+    def add_pattern(self, pattern: str) -> None:
+        """Redact everything matching the regular expression `pattern` from now on."""
+        if all(known.pattern != pattern for known in self._patterns):
+            self._patterns.append(re.compile(pattern))
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        for pattern in CREDENTIAL_PATTERNS:
+        for pattern in self._patterns:
             text = pattern.sub(_keep_prefix, text)
         return text
 
-    def value(self, name: str, value: Any) -> Any:
-        """A JSON-ready `value` of the field `name`, redacted (all of it, if the name says so)."""
+    def value(self, data: Any) -> Any:
+        """`data` (JSON-like) with every string redacted, mapping keys included."""
+        if isinstance(data, str):
+            return self(data)
+        if isinstance(data, Mapping):
+            return {self(str(k)): self.value(v) for k, v in data.items()}
+        if isinstance(data, list | tuple):
+            return [self.value(v) for v in data]
+        return data
+
+    def field(self, name: str, value: Any) -> Any:
+        """The JSON-ready `value` of a log field `name`, redacted: all of it when the name
+        (or a nested key's name) says it is secret."""
         if _SECRET_NAME.search(name) and value not in (None, ""):
             return REDACTED
         if isinstance(value, str):
             return self(value)
         if isinstance(value, dict):
-            return {str(k): self.value(str(k), v) for k, v in value.items()}
+            return {str(k): self.field(str(k), v) for k, v in value.items()}
         if isinstance(value, list | tuple | set | frozenset):
-            return [self.value(name, v) for v in value]
+            return [self.field(name, v) for v in value]
         if value is None or isinstance(value, bool | int | float):
             return value
         return self(str(value))
 
+    def __bool__(self) -> bool:
+        return bool(self._secrets or self._patterns)
+
     def __repr__(self) -> str:
-        return f"SecretRedactor({len(self._secrets)} secrets)"
+        return f"Redactor({len(self._secrets)} secrets, {len(self._patterns)} patterns)"
+
+
+def _encodings(secret: str) -> set[str]:
+    """`secret`, URL-encoded both ways, and its part before a dash when that is long."""
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    head = secret.split("-")[0]
+    if len(head) >= 12:
+        forms.add(head)
+    return forms
 
 
 def _keep_prefix(match: re.Match[str]) -> str:
@@ -110,8 +186,25 @@ def _keep_prefix(match: re.Match[str]) -> str:
     return REDACTED
 
 
-redactor = SecretRedactor()
-"""The process-wide redactor every handler installed by `configure_logging` uses."""
+redactor = Redactor()
+"""The process-wide redactor: the HTTP layer, the log handlers and `RedactingFilter` use it."""
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record's message with `redactor` before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if redactor:
+            message = record.getMessage()
+            clean = redactor(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
+        return True
+
+
+_filter = RedactingFilter()
+for _name in HTTP_STACK_LOGGERS:
+    logging.getLogger(_name).addFilter(_filter)
 
 
 _active: list[LogFormat] = []
@@ -124,19 +217,17 @@ def active_format() -> LogFormat | None:
 
 def register_credential_patterns(patterns: Iterable[str]) -> None:
     """Redact everything matching `patterns` (a connector's credential shapes) from now on."""
-    global CREDENTIAL_PATTERNS
-    known = {p.pattern for p in CREDENTIAL_PATTERNS}
-    added = tuple(re.compile(p) for p in patterns if p not in known)
-    CREDENTIAL_PATTERNS = CREDENTIAL_PATTERNS + added
+    for pattern in patterns:
+        redactor.add_pattern(pattern)
 
 
 def register_secret(secret: str | None) -> None:
-    """Never let `secret` appear in a log line."""
+    """Never let `secret` appear in a log line, an error or a report."""
     redactor.add(secret)
 
 
 class _RedactingFormatter(logging.Formatter):
-    def __init__(self, secrets: SecretRedactor) -> None:
+    def __init__(self, secrets: Redactor) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
         self.secrets = secrets
 
@@ -147,7 +238,7 @@ class _RedactingFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: ts, level, logger, message, extras, exception."""
 
-    def __init__(self, secrets: SecretRedactor) -> None:
+    def __init__(self, secrets: Redactor) -> None:
         super().__init__()
         self.secrets = secrets
 
@@ -162,7 +253,7 @@ class JsonFormatter(logging.Formatter):
         }
         for name, value in vars(record).items():
             if name not in _RECORD_ATTRIBUTES and not name.startswith("_"):
-                entry[name] = self.secrets.value(name, value)
+                entry[name] = self.secrets.field(name, value)
         if record.exc_info:
             entry["exception"] = self.secrets(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -1,13 +1,14 @@
 """Field maps between the canonical model and each platform's records.
 
-A mapping file (`mappings/<platform>.yaml`, shipped in wheels as `segsync/_mappings`) says, per
-canonical field, where the value lives in the platform's record (a dotted `path`), its canonical
-`type`, which way it flows (`in`: platform to canonical only; `out`: canonical to platform only;
-`both`), and how values change on the way: string `transforms` (trim, lowercase, uppercase,
-title), a `format` for dates (`iso`, `epoch_ms`, or a strftime pattern such as `%m/%d`), a
-`values` map (canonical value -> platform value, reversed on the way in) and, for list-valued
-platform data, a `reduce` (`count`, `sum:<key>`, `max:<key>`). `engagement` entries are always
-read-only. `consent` and `tags` record the platform's vocabulary for those built-ins.
+A mapping file (shipped inside each connector's package, named by its `default_mapping`; a
+user's file in `mappings:` replaces or `extends` it) says, per canonical field, where the value
+lives in the platform's record (a dotted `path`), its canonical `type`, which way it flows
+(`in`: platform to canonical only; `out`: canonical to platform only; `both`), and how values
+change on the way: string `transforms` (trim, lowercase, uppercase, title), a `format` for
+dates (`iso`, `epoch_ms`, or a strftime pattern such as `%m/%d`), a `values` map (canonical
+value -> platform value, reversed on the way in) and, for list-valued platform data, a
+`reduce` (`count`, `sum:<key>`, `max:<key>`). `engagement` entries are always read-only.
+`consent` and `tags` record the platform's vocabulary for those built-ins.
 
 `PlatformMapping.to_platform(fields)` turns canonical values into a nested platform dict;
 `from_platform(record)` and `engagement_from_platform(record)` read canonical values back.
@@ -20,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import importlib.resources
 import logging
 from collections.abc import Iterator, Mapping
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from segsync.connector import UnknownConnector, registry
 from segsync.model import ConsentStatus, FieldSpec, FieldType, coerce_value
 
 __all__ = [
@@ -50,9 +52,8 @@ __all__ = [
     "PlatformMapping",
     "TagsMapping",
     "Transform",
-    "default_mapping_dir",
-    "default_mapping_path",
     "load_mapping",
+    "shipped_mapping",
 ]
 
 log = logging.getLogger("segsync.mapping")
@@ -529,18 +530,15 @@ def _number_text(value: Any) -> str:
 # -- loading ---------------------------------------------------------------------------------
 
 
-def default_mapping_dir() -> Path:
-    """Where the shipped mapping files are: `segsync/_mappings` in a wheel, else `mappings/`."""
-    packaged = importlib.resources.files("segsync") / "_mappings"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "mappings"
-
-
-def default_mapping_path(platform: str) -> Path | None:
-    """The shipped mapping file of `platform`, or None when segsync ships none."""
-    path = default_mapping_dir() / f"{platform}.yaml"
-    return path if path.is_file() else None
+def shipped_mapping(platform: str) -> Traversable | None:
+    """The mapping file the connector of `platform` ships (its `default_mapping` resource),
+    or None when no such connector is installed or it ships none."""
+    try:
+        cls = registry.get(platform)
+    except UnknownConnector:
+        return None
+    resource = cls.default_mapping_resource()
+    return resource if resource is not None and resource.is_file() else None
 
 
 def _yaml_lines(text: str) -> dict[tuple[str, ...], int]:
@@ -567,7 +565,7 @@ def _yaml_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def _parse_file(path: Path) -> MappingFile:
+def _parse_file(path: Traversable) -> MappingFile:
     from segsync.config import YamlDocument
 
     source = str(path)
@@ -601,16 +599,16 @@ def _parse_file(path: Path) -> MappingFile:
 
 
 def load_mapping(platform: str, path: str | Path | None = None) -> PlatformMapping:
-    """Load the mapping of `platform`: `path` when given, else the shipped default.
+    """Load the mapping of `platform`: `path` when given, else the one its connector ships.
 
     A file with `extends: default` starts from the shipped file and replaces its entries by
     name. Raises MappingError (every problem, with file and YAML path) or FileNotFoundError
     when no mapping exists.
     """
     if path is None:
-        default = default_mapping_path(platform)
+        default = shipped_mapping(platform)
         if default is None:
-            raise FileNotFoundError(f"segsync ships no mapping for {platform!r}")
+            raise FileNotFoundError(f"the connector {platform!r} ships no mapping")
         return PlatformMapping(_parse_file(default), source=str(default))
     file_path = Path(path)
     spec = _parse_file(file_path)
@@ -619,7 +617,7 @@ def load_mapping(platform: str, path: str | Path | None = None) -> PlatformMappi
             [MappingProblem(str(file_path), "platform", f"is {spec.platform!r}, not {platform!r}")]
         )
     if spec.extends == "default":
-        base_path = default_mapping_path(platform)
+        base_path = shipped_mapping(platform)
         if base_path is None:
             raise MappingError(
                 [MappingProblem(str(file_path), "extends", f"no shipped mapping for {platform!r}")]

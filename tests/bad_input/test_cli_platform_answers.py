@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from answers import READS, Read, store_contents
 from loopback_world import AnswerRewriter, loopback_world
 
@@ -27,6 +28,7 @@ def garble(read: Read) -> AnswerRewriter:
     return rewrite
 
 
+@pytest.mark.slow
 def test_sync_process_names_garbled_answers_and_keeps_the_state(tmp_path: Path) -> None:
     """Exit 1, each platform and endpoint named, the store unchanged; then a clean run."""
     rewrites = {platform: garble(read) for platform, read in READS.items()}

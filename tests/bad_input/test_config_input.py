@@ -230,6 +230,7 @@ def test_a_rule_that_explodes_in_dnf_is_explained_quickly(tmp_path: Path) -> Non
     assert elapsed < 10
 
 
+@pytest.mark.slow
 def test_an_oversized_rule_is_loaded_or_refused_quickly(tmp_path: Path) -> None:
     """A 1 MB string literal in a rule neither hangs nor crashes the loader."""
     big = "x" * 1_000_000

@@ -94,6 +94,7 @@ def test_fault_free_scenario_is_a_meaningful_reference() -> None:
 
 
 @pytest.mark.parametrize("seed", [7, 11])
+@pytest.mark.slow
 def test_fault_storm_converges_to_the_fault_free_state(seed: int) -> None:
     """All fault kinds at the configured rate: the last run converges exactly."""
     scenario = Scenario(seed=seed)
@@ -105,6 +106,7 @@ def test_fault_storm_converges_to_the_fault_free_state(seed: int) -> None:
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
+@pytest.mark.slow
 def test_each_fault_kind_alone_converges(kind: str) -> None:
     """One fault kind at a high rate (at least 2.5x the configured one): still converges."""
     scenario = Scenario(seed=7, kinds=(kind,), rate=max(0.25, FAULT_RATE * 2.5))

@@ -22,7 +22,7 @@ from segsync.rules import parse
 from segsync.state import SQLiteStateStore
 from segsync.state.base import OwnedObject
 from segsync.sync import Engine, RunReport, SegmentTarget
-from segsync.sync.engine import CREATING
+from segsync.sync.segments import CREATING
 from segsync.testing.data import DEFAULT_SCHEMA
 
 SEGMENT = "french"
@@ -47,6 +47,7 @@ class DyingStore(SQLiteStateStore):
 
 
 @pytest.mark.parametrize("platform", list(PLATFORMS))
+@pytest.mark.slow
 def test_segment_published_by_a_killed_run_is_published_once(tmp_path: Path, platform: str) -> None:
     """The restarted run is clean and the platform holds the segment once."""
     clock = VirtualClock()

@@ -15,12 +15,14 @@ import os
 import random
 from pathlib import Path
 
+import pytest
 from fault_world import FAULT_SIZE, SURVIVED
 from loopback_world import LoopbackWorld, loopback_world
 
 KILLS = int(os.environ.get("SEGSYNC_FAULT_KILLS", "3"))
 
 
+@pytest.mark.slow
 def test_killed_syncs_converge_to_an_uninterrupted_run(tmp_path: Path) -> None:
     """SIGKILL at random points of apply, restart, finish: the same state as no kill.
 

@@ -7,6 +7,7 @@ import random
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,6 +42,7 @@ SETTINGS = settings(max_examples=300, deadline=None,
 SEEDS = st.tuples(st.randoms(use_true_random=False), st.integers(0, 2**32))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(rules)
 def test_parse_of_print_is_identity(rule: ast.Rule) -> None:
@@ -49,6 +51,7 @@ def test_parse_of_print_is_identity(rule: ast.Rule) -> None:
     assert parse(to_text(rule)) == rule
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(rules)
 def test_json_round_trip(rule: ast.Rule) -> None:
@@ -75,6 +78,7 @@ def _same_verdicts(generator: RuleGenerator, original: ast.Rule, rewritten: ast.
         assert actual == expected, (to_text(original), to_text(rewritten), person)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(SEEDS)
 def test_generated_rules_are_well_typed_and_round_trip(case: tuple[random.Random, int]) -> None:
@@ -86,6 +90,7 @@ def test_generated_rules_are_well_typed_and_round_trip(case: tuple[random.Random
     assert parse(to_text(rule)) == rule
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(SEEDS)
 def test_nnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
@@ -96,6 +101,7 @@ def test_nnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
     _same_verdicts(generator, rule, nnf(rule), contacts)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(SEEDS)
 def test_dnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
@@ -110,6 +116,7 @@ def test_dnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
     _same_verdicts(generator, rule, rewritten, contacts)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(SEEDS)
 def test_cnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
@@ -124,6 +131,7 @@ def test_cnf_preserves_evaluate(case: tuple[random.Random, int]) -> None:
     _same_verdicts(generator, rule, rewritten, contacts)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(SEEDS)
 def test_simplify_preserves_evaluate(case: tuple[random.Random, int]) -> None:
@@ -143,6 +151,7 @@ _FRAGMENTS = st.sampled_from([
 ])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.one_of(st.text(max_size=40), st.lists(_FRAGMENTS, max_size=12).map(" ".join)))
 def test_parse_never_fails_other_than_with_a_syntax_error(text: str) -> None:

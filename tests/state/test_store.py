@@ -253,3 +253,15 @@ def test_worklist_merges_staged_and_dirty_contacts_in_order(store: StateStore) -
     chunks = list(store.worklist(CONFIG, 2))
 
     assert chunks == [["a@x", "b@x"], ["c@x", "d@x"], ["e@x", "f@x"]]
+
+
+def test_a_scoped_state_reads_and_writes_its_configuration_only(store: StateStore) -> None:
+    """`store.scoped(config)` binds the configuration once; another one is left alone."""
+    state, other = store.scoped(CONFIG), store.scoped("other")
+
+    state.set_owned(OwnedObject("mc", "static", "vip", "ref-1"), at="2026-01-01")
+
+    assert store.owned(CONFIG) == [OwnedObject("mc", "static", "vip", "ref-1")]
+    assert state.owned("mc") == [OwnedObject("mc", "static", "vip", "ref-1")]
+    assert other.owned() == []
+    assert state.generation() == store.generation(CONFIG)

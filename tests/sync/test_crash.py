@@ -69,6 +69,7 @@ def seed(folder: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kill_after", [2, 7])
+@pytest.mark.slow
 def test_killed_mid_apply_then_converges(store_url: str, tmp_path: Path, kill_after: int) -> None:
     """Killed after some write calls, the next run converges: no duplicate, nothing lost."""
     folder = tmp_path / "platforms"

@@ -331,3 +331,43 @@ def test_segsync_only_deletes_what_it_created(world: World) -> None:
     assert report.errors == []
     assert list(world.platforms["hs"].statics) == ["user-list"]
     assert world.store.owned("test", "hs") == []
+
+
+def test_consent_written_by_segsync_is_in_the_ledger_under_the_persons_email(
+    world: World,
+) -> None:
+    """The ledger row of a consent segsync wrote names the person, not a tag delta."""
+    world.platforms["mc"].add("a@x.com", {}, ["vip"], "subscribed")
+    world.sync()
+    world.platforms["hs"].set_consent(world.platforms["hs"].find("a@x.com").id, "unsubscribed")
+
+    world.sync()
+
+    written = [e for e in world.store.ledger("test", "a@x.com") if e.source == "sync"]
+    statuses = {(e.platform, e.new) for e in written}
+    assert {("mc", "unsubscribed"), ("bv", "unsubscribed")} <= statuses
+    assert {e.email for e in written} == {"a@x.com"}
+
+
+def test_consent_evidence_read_is_kept_in_the_base(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evidence a platform gives for a status is stored with its record (key `ce`), and
+    a record read again with the same evidence is still an echo."""
+    platform = world.platforms["mc"]
+    plain = platform._remote
+
+    def with_evidence(record: Any) -> Any:
+        remote = plain(record)
+        consent = remote.consent.model_copy(update={"evidence": f"status={record.consent}"})
+        return remote.model_copy(update={"consent": consent})
+
+    monkeypatch.setattr(platform, "_remote", with_evidence)
+    platform.add("a@x.com", {"n": "1"}, [], "subscribed")
+    world.sync()
+
+    bases = {r.platform: json.loads(r.payload) for p in PLATFORMS
+             for r in world.store.base_rows("test", p)}
+    assert bases["mc"]["ce"] == "status=subscribed"
+    assert "ce" not in bases["hs"]  # written by segsync: no evidence of its own
+    assert world.sync().writes == 0

@@ -17,7 +17,7 @@ from segsync.rules import parse
 from segsync.state import SQLiteStateStore
 from segsync.state.base import OwnedObject
 from segsync.sync import Engine, RunReport, SegmentTarget
-from segsync.sync.engine import CREATING
+from segsync.sync.segments import CREATING
 from segsync.testing.data import DEFAULT_SCHEMA
 
 SEGMENT = SegmentTarget("french", parse('country = "FR"'))

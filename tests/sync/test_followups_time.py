@@ -19,7 +19,7 @@ from segsync.clock import VirtualClock
 from segsync.rules import ast, parse
 from segsync.state import SQLiteStateStore
 from segsync.sync import Engine, RunReport, SegmentTarget
-from segsync.sync.engine import depends_on_clock
+from segsync.sync.segments import depends_on_clock
 from segsync.testing.data import DEFAULT_SCHEMA
 
 RECENT = SegmentTarget("recent", parse("last_purchase_at within 7 days"))

@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
+from segsync.model import ConsentStatus
 from segsync.sync import Direction, SyncPolicy, consent_target, reconcile
+from segsync.sync.snapshot import (
+    CanonicalView,
+    PlatformRecord,
+    content_hash,
+    dumps,
+    encode_record,
+)
 
 PLATFORMS = ("mc", "hs", "bv")
 POLICY = SyncPolicy(platforms=PLATFORMS)
@@ -14,17 +22,18 @@ POLICY = SyncPolicy(platforms=PLATFORMS)
 
 def snap(pid: str, *, email: str = "a@x.com", f: dict[str, Any] | None = None,
          t: list[str] | None = None, c: str = "subscribed", u: str = "2026-01-01T00:00:00",
-         d: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": pid, "email": email, "k": email.lower(), "f": f or {},
-                           "t": sorted(t or []), "c": c, "u": u}
-    if d:
-        out["d"] = True
-    return out
+         d: bool = False) -> PlatformRecord:
+    return PlatformRecord(platform_id=pid, email=email, email_key=email.lower(), fields=f or {},
+                          tags=tuple(sorted(t or [])), consent=ConsentStatus(c), updated_at=u,
+                          deleted=d)
 
 
-def synced(f: dict[str, Any] | None = None, t: list[str] | None = None, c: str = "subscribed"):
+def synced(
+    f: dict[str, Any] | None = None, t: list[str] | None = None, c: str = "subscribed"
+) -> tuple[CanonicalView, dict[str, PlatformRecord]]:
     """Canonical view and identical bases on the three platforms."""
-    view = {"email": "a@x.com", "f": f or {}, "t": sorted(t or []), "c": c}
+    view = CanonicalView(email="a@x.com", fields=f or {}, tags=tuple(sorted(t or [])),
+                         consent=ConsentStatus(c))
     bases = {p: snap(f"{p}-1", f=f, t=t, c=c) for p in PLATFORMS}
     return view, bases
 
@@ -36,7 +45,7 @@ def test_a_field_changed_on_one_platform_is_taken_everywhere() -> None:
     out = reconcile("a@x.com", view, bases,
                     {"hs": snap("hs-1", f={"country": "BE", "city": "Lyon"})}, POLICY)
 
-    assert out.view["f"] == {"country": "BE", "city": "Lyon"}
+    assert out.view.fields == {"country": "BE", "city": "Lyon"}
     assert {p: w.get("fields") for p, w in out.writes.items()} == {
         "mc": {"country": "BE"}, "bv": {"country": "BE"}
     }
@@ -62,7 +71,7 @@ def test_conflict_goes_to_the_latest_change_by_default() -> None:
 
     out = reconcile("a@x.com", view, bases, reads, POLICY)
 
-    assert out.view["f"]["country"] == "NL"
+    assert out.view.fields["country"] == "NL"
     assert out.conflicts == ["country"]
     assert out.writes["mc"]["fields"] == {"country": "NL"}
 
@@ -78,7 +87,7 @@ def test_conflict_follows_a_field_priority_list() -> None:
 
     out = reconcile("a@x.com", view, bases, reads, policy)
 
-    assert out.view["f"]["country"] == "BE"
+    assert out.view.fields["country"] == "BE"
 
 
 def test_destination_only_changes_are_ignored_and_source_only_never_written() -> None:
@@ -95,7 +104,7 @@ def test_destination_only_changes_are_ignored_and_source_only_never_written() ->
 
     out = reconcile("a@x.com", view, bases, reads, policy)
 
-    assert out.view["f"]["country"] == "BE"
+    assert out.view.fields["country"] == "BE"
     assert out.writes["bv"]["fields"] == {"country": "BE"}
     assert "hs" not in out.writes
 
@@ -106,7 +115,7 @@ def test_a_cleared_field_is_cleared_everywhere() -> None:
 
     out = reconcile("a@x.com", view, bases, {"mc": snap("mc-1", f={})}, POLICY)
 
-    assert out.view["f"] == {}
+    assert out.view.fields == {}
     assert out.writes["hs"]["fields"] == {"country": None}
 
 
@@ -117,7 +126,7 @@ def test_tags_merge_as_sets_of_adds_and_removes() -> None:
 
     out = reconcile("a@x.com", view, bases, reads, POLICY)
 
-    assert out.view["t"] == ["keep", "new"]
+    assert out.view.tags == ("keep", "new")
     assert out.writes["bv"]["tags_add"] == ["new"]
     assert out.writes["bv"]["tags_remove"] == ["old"]
     assert out.writes["mc"]["tags_remove"] == ["old"]
@@ -134,7 +143,7 @@ def test_a_tag_added_and_removed_follows_the_latest_record() -> None:
 
     out = reconcile("a@x.com", view, bases, reads, POLICY)
 
-    assert out.view["t"] == ["x"]
+    assert out.view.tags == ("x",)
 
 
 def test_segment_tags_are_not_synced_as_tags() -> None:
@@ -154,7 +163,7 @@ def test_an_opt_out_anywhere_is_an_opt_out_everywhere() -> None:
 
     out = reconcile("a@x.com", view, bases, {"hs": snap("hs-1", c="unsubscribed")}, POLICY)
 
-    assert out.view["c"] == "unsubscribed"
+    assert out.view.consent == "unsubscribed"
     assert {p: w["consent"] for p, w in out.writes.items()} == {
         "mc": "unsubscribed", "bv": "unsubscribed"
     }
@@ -174,7 +183,7 @@ def test_an_opt_out_wins_over_a_later_opt_in_of_the_same_run() -> None:
 
     out = reconcile("a@x.com", view, bases, reads, POLICY)
 
-    assert out.view["c"] == "bounced"
+    assert out.view.consent == "bounced"
     assert out.writes["hs"]["consent"] == "bounced"
 
 
@@ -186,7 +195,7 @@ def test_a_newer_opt_in_is_never_written_as_subscribed_over_an_opt_out() -> None
     out = reconcile("a@x.com", view, bases,
                     {"hs": snap("hs-1", c="subscribed", u="2026-02-01T00:00:00")}, policy)
 
-    assert out.view["c"] == "subscribed"
+    assert out.view.consent == "subscribed"
     assert {p: w.get("consent") for p, w in out.writes.items()} == {"mc": "pending"}
 
 
@@ -237,9 +246,9 @@ def test_a_newly_linked_record_adds_but_never_removes() -> None:
                     {"bv": snap("bv-7", f={"city": "Paris"}, t=["new"], c="non_subscribed")},
                     POLICY)
 
-    assert out.view["f"] == {"country": "FR", "city": "Paris"}
-    assert out.view["t"] == ["new", "vip"]
-    assert out.view["c"] == "subscribed"
+    assert out.view.fields == {"country": "FR", "city": "Paris"}
+    assert out.view.tags == ("new", "vip")
+    assert out.view.consent == "subscribed"
     assert out.writes["bv"]["fields"] == {"country": "FR"}
     assert out.writes["bv"]["consent"] == "subscribed"
 
@@ -255,7 +264,7 @@ def test_an_opt_out_on_a_newly_linked_record_still_wins() -> None:
 
     out = reconcile("a@x.com", view, bases, reads, POLICY)
 
-    assert out.view["c"] == "unsubscribed"
+    assert out.view.consent == "unsubscribed"
     assert out.writes["mc"]["consent"] == "unsubscribed"
 
 
@@ -275,7 +284,7 @@ def test_an_email_change_is_an_update() -> None:
 
     out = reconcile("a@x.com", view, bases, {"mc": snap("mc-1", email="b@x.com")}, POLICY)
 
-    assert out.view["email"] == "b@x.com"
+    assert out.view.email == "b@x.com"
     assert {p: w.get("new_email") for p, w in out.writes.items()} == {
         "hs": "b@x.com", "bv": "b@x.com"
     }
@@ -307,8 +316,10 @@ def test_fields_a_platform_does_not_carry_are_neither_read_nor_written() -> None
 )
 def test_encode_record_is_dumps_and_content_hash_in_one(snapshot: dict[str, Any]) -> None:
     """The one-pass encoding gives exactly the stored text and the echo hash."""
-    from segsync.sync.snapshot import content_hash, dumps, encode_record
+    record = PlatformRecord.decode(snapshot)
 
-    assert encode_record(snapshot) == (dumps(snapshot), content_hash(snapshot))
-    moved = {**snapshot, "u": "2027-05-05T00:00:00+00:00", "ca": "2027-05-05"}
-    assert encode_record(moved)[1] == content_hash(snapshot)  # times do not change the hash
+    assert encode_record(record) == (dumps(record.encode()), content_hash(record))
+    moved = PlatformRecord.decode(
+        {**snapshot, "u": "2027-05-05T00:00:00+00:00", "ca": "2027-05-05"}
+    )
+    assert encode_record(moved)[1] == content_hash(record)  # times do not change the hash

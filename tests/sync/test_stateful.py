@@ -30,6 +30,7 @@ from segsync.clock import VirtualClock
 from segsync.model import normalize_email
 from segsync.state import StateStore
 from segsync.sync import Engine, SyncPolicy
+from segsync.sync.snapshot import CanonicalView
 
 PLATFORMS = ("mc", "hs", "bv")
 EMAILS = ("ann@x.com", "bob@x.com", "carl@y.org", "dora@y.org", "eve@z.net", "fred@z.net")
@@ -244,10 +245,11 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
                     record = platform.find(email)
                     if record is not None:
                         assert record.consent in OPT_OUTS, (email, name, record.consent)
-            for _cid, view, _dirty in self.store.canonical_contacts(self.config):
-                if view["c"] in OPT_OUTS:
+            for _cid, stored, _dirty in self.store.canonical_contacts(self.config):
+                view = CanonicalView.decode(stored)
+                if view.consent in OPT_OUTS:
                     for name, platform in self.platforms.items():
-                        record = platform.find(view["email"])
+                        record = platform.find(view.email)
                         if record is not None:
                             assert record.consent != "subscribed", (view, name)
 
@@ -255,6 +257,7 @@ def make_machine(store_factory: Callable[[], StateStore]) -> type[RuleBasedState
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 def test_sync_state_machine(store_factory: Callable[[], StateStore]) -> None:
     """Random platform activity interleaved with runs keeps every sync invariant."""
     machine = make_machine(store_factory)

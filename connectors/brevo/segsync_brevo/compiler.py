@@ -1,10 +1,13 @@
 """The Brevo rule compiler: Brevo's API cannot create segments, so every rule is materialised.
 
 Brevo segments are read-only through the API (no create, update, delete, nor access to their
-conditions), so there is no native form to emit: `CAPS` declares no node types, `emit`
-raises `PlatformCannotExpress`, and `compile` goes straight to the materialise step of the
-ladder — an owned list in segsync's folder — with a diagnostic saying why. A `native`
-publish mode is refused with the same reason.
+conditions), so there is no native form to emit: `CAPS` declares no node types and `emit`
+raises `PlatformCannotExpress`. `compile` follows the base class's contract for a platform
+without native segments, with Brevo's reason as the diagnostic: `off` publishes nothing,
+`native` is refused, and every other mode is materialised as an owned list in segsync's
+folder with an `info` diagnostic, whatever the strictness (it is the platform's only form,
+not a fallback). Nothing it produces names an attribute, so the connector's config and
+mapping (`self.config`, `self.mapping`) do not change its output.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from segsync.rules.compiler import (
     PlatformCannotExpress,
     RuleCompiler,
     Step,
-    Strictness,
 )
 
 __all__ = ["NO_SEGMENT_API", "BrevoCompiler"]
@@ -50,16 +52,13 @@ class BrevoCompiler(RuleCompiler):
     def compile(
         self, segment: str, rule: ast.Rule, mode: PublishMode = PublishMode.AUTO
     ) -> CompiledSegment:
-        """`off` stays off; `native` is refused; anything else is materialised as a list."""
+        """`off` stays off; `native` is refused; any other mode is materialised as a list,
+        with an info diagnostic under every strictness."""
         if mode is PublishMode.OFF:
             return CompiledSegment(segment, self.platform, "off", rule)
         if mode is PublishMode.NATIVE:
             raise PlatformCannotExpress(f"segment {segment!r} on brevo: {NO_SEGMENT_API}", rule)
-        configured = mode in (PublishMode.MATERIALISE, PublishMode.LIST)
-        if not configured and self.strictness is Strictness.RAISE:
-            raise PlatformCannotExpress(f"segment {segment!r} on brevo: {NO_SEGMENT_API}", rule)
-        level = "info" if configured else "warning"
-        diagnostic = Diagnostic(segment, self.platform, Step.MATERIALISE, level, NO_SEGMENT_API)
+        diagnostic = Diagnostic(segment, self.platform, Step.MATERIALISE, "info", NO_SEGMENT_API)
         return CompiledSegment(
             segment, self.platform, "materialised", rule, diagnostics=(diagnostic,)
         )

@@ -1,4 +1,8 @@
-"""The Brevo compiler: no native segments, every rule materialised with a diagnostic."""
+"""The Brevo compiler: no native segments, every rule materialised with a diagnostic.
+
+Brevo follows the base class's contract for a platform without native segments: an info
+diagnostic in every mode that publishes, under every strictness; only `native` is refused.
+"""
 
 from __future__ import annotations
 
@@ -14,31 +18,43 @@ RULE = (ast.field("country") == "FR") & ast.has_tag("vip")
 
 
 @pytest.mark.parametrize(
-    ("mode", "level"),
-    [(PublishMode.AUTO, "warning"), (PublishMode.LIST, "info"), (PublishMode.MATERIALISE, "info")],
+    ("mode", "strictness"),
+    [
+        (mode, strictness)
+        for mode in (PublishMode.AUTO, PublishMode.LIST, PublishMode.MATERIALISE)
+        for strictness in Strictness
+    ],
 )
-def test_every_rule_is_materialised_with_a_diagnostic(mode: PublishMode, level: str) -> None:
-    """auto, list and materialise all give an owned list, saying Brevo cannot create segments."""
-    compiled = BrevoCompiler().compile("actifs", RULE, mode)
+def test_every_rule_is_materialised_with_a_diagnostic(
+    mode: PublishMode, strictness: Strictness
+) -> None:
+    """auto, list and materialise all give an owned list, saying Brevo cannot create segments,
+    under every strictness: it is Brevo's only form, not a fallback."""
+    compiled = BrevoCompiler(strictness=strictness).compile("actifs", RULE, mode)
 
     assert compiled.mode == "materialised"
     assert compiled.definition is None
     [diagnostic] = compiled.diagnostics
     assert diagnostic.step is Step.MATERIALISE
-    assert diagnostic.level == level
+    assert diagnostic.level == "info"
     assert "cannot create segments" in diagnostic.message
 
 
-def test_native_mode_is_refused() -> None:
-    """Asking for a native Brevo segment is an error naming the platform's limit."""
-    with pytest.raises(PlatformCannotExpress, match="cannot create segments"):
-        BrevoCompiler().compile("actifs", RULE, PublishMode.NATIVE)
+@pytest.mark.parametrize("strictness", list(Strictness))
+def test_native_mode_is_refused(strictness: Strictness) -> None:
+    """Asking for a native Brevo segment is an error naming the segment and the platform's
+    limit, whatever the strictness."""
+    with pytest.raises(PlatformCannotExpress, match=r"'actifs' on brevo: .*cannot create segments"):
+        BrevoCompiler(strictness=strictness).compile("actifs", RULE, PublishMode.NATIVE)
 
 
-def test_raise_strictness_refuses_the_fallback() -> None:
-    """With strictness raise, an auto segment is refused rather than materialised."""
-    with pytest.raises(PlatformCannotExpress):
-        BrevoCompiler(strictness=Strictness.RAISE).compile("actifs", RULE)
+def test_raise_strictness_materialises_an_auto_segment() -> None:
+    """With strictness raise, an auto segment is materialised with its diagnostic (the base
+    class's contract for a platform without native segments), not refused."""
+    compiled = BrevoCompiler(strictness=Strictness.RAISE).compile("actifs", RULE)
+
+    assert compiled.mode == "materialised"
+    assert [(d.step, d.level) for d in compiled.diagnostics] == [(Step.MATERIALISE, "info")]
 
 
 def test_off_publishes_nothing() -> None:

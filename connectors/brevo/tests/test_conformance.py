@@ -79,7 +79,7 @@ class TestBrevoConformance(ConnectorSuite):
             emulator.lists[i]["name"].removeprefix("tag: ")
             for i in record.list_ids
             if emulator.lists[i]["name"].startswith("tag: ")
-        )
+        ) | frozenset(record.attributes.get("SEGSYNC_TAGS") or ())  # contacts without opt-in
         label = CONSENT_LABELS.get(record.attributes.get("SEGSYNC_CONSENT", 0))
         if record.email_blacklisted:
             status = ConsentStatus.BOUNCED if label == "bounced" else ConsentStatus.UNSUBSCRIBED

@@ -96,10 +96,11 @@ def test_prepare_creates_typed_attributes_folder_and_tag_lists() -> None:
         assert kinds["TOPICS"] == ("normal", "multiple-choice")
         assert emu.attributes["TOPICS"].options == ["news", "offers"]
         assert kinds["SEGSYNC_CONSENT"] == ("category", "category")
+        assert kinds["SEGSYNC_TAGS"] == ("normal", "multiple-choice")  # tags without opt-in
         folder = next(i for i, name in emu.folders.items() if name == "segsync")
         names = sorted(d["name"] for d in emu.lists.values() if d["folderId"] == folder)
         assert names == ["tag: alpha", "tag: beta", "tag: gamma"]
-        assert emu.log.count("POST", re.compile("/contacts/(attributes|folders|lists)")) == 12
+        assert emu.log.count("POST", re.compile("/contacts/(attributes|folders|lists)")) == 13
 
     run(body)
 
@@ -234,6 +235,7 @@ def test_small_tag_groups_in_an_import_use_membership_calls() -> None:
                 email=f"g{i}@example.com",
                 create=True,
                 fields={"first_name": "G"},
+                consent=ConsentStatus.SUBSCRIBED,
                 tags_add=frozenset({TAGS[i % 3]}),
             )
             for i in range(30)
@@ -292,6 +294,7 @@ def test_threshold_follows_measured_import_cost() -> None:
     run(body)
 
 
+@pytest.mark.slow
 def test_polling_stays_inside_the_hourly_budget() -> None:
     """Many quick imports wait for the 100-an-hour bucket of /processes instead of a 429."""
 
@@ -389,7 +392,8 @@ def test_new_contacts_default_to_non_subscribed() -> None:
 
 
 def test_re_opt_in_goes_through_double_opt_in_when_configured() -> None:
-    """With double opt-in configured, subscribed for a blocklisted contact asks them again."""
+    """With double opt-in configured, subscribed for a blocklisted contact asks them again
+    (Brevo keeps the blocklist after the click; only the person or an admin lifts it)."""
     config = {"double_opt_in": {"template_id": 7, "redirection_url": "https://example.com/ok"}}
 
     async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
@@ -414,7 +418,10 @@ def test_re_opt_in_goes_through_double_opt_in_when_configured() -> None:
         assert asked.code == "double_opt_in"
         assert emu.unblocklist_writes == []
         assert pending.consent.status is ConsentStatus.UNSUBSCRIBED  # until they click
-        assert confirmed.consent.status is ConsentStatus.SUBSCRIBED
+        # confirming does not lift Brevo's blocklist: the opt-out still wins, with its proof
+        assert emu.contact(result.email).email_blacklisted  # type: ignore[union-attr]
+        assert confirmed.consent.status is ConsentStatus.UNSUBSCRIBED
+        assert confirmed.consent.evidence == "emailBlacklisted=true"
 
     run(body, config)
 
@@ -516,12 +523,16 @@ def test_reads_page_by_page_at_the_maximum() -> None:
     run(body)
 
 
+@pytest.mark.slow
 def test_static_segments_are_owned_lists_changed_150_a_call() -> None:
     """ensure_static makes an owned list; membership goes 150 emails a call."""
 
     async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
         await connector.prepare(SCHEMA.fields, TAGS)
-        changes = [ContactChange(email=f"s{i}@example.com", create=True) for i in range(400)]
+        changes = [
+            ContactChange(email=f"s{i}@example.com", create=True, consent=ConsentStatus.SUBSCRIBED)
+            for i in range(400)
+        ]
         await connector.write(changes)
         ref = await connector.ensure_static("big spenders", None)
         same = await connector.ensure_static("big spenders", ref)
@@ -548,7 +559,12 @@ def test_membership_retry_after_a_lost_answer_counts_as_done() -> None:
     async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
         await connector.prepare(SCHEMA.fields, TAGS)
         await connector.write(
-            [ContactChange(email=f"m{i}@example.com", create=True) for i in range(3)]
+            [
+                ContactChange(
+                    email=f"m{i}@example.com", create=True, consent=ConsentStatus.SUBSCRIBED
+                )
+                for i in range(3)
+            ]
         )
         ref = await connector.ensure_static("s", None)
         emails = [f"m{i}@example.com" for i in range(3)]
@@ -638,7 +654,8 @@ def test_subscribed_for_blocklisted_contacts_in_an_import_is_undone_and_reported
         )
         back = {c.email: c for c in await read_all(connector)}
 
-        assert emu.log.count("POST", re.compile("/contacts/import$")) == 2
+        # the first import, then (the lookup saw i3 blocklisted) subscribed and the rest apart
+        assert emu.log.count("POST", re.compile("/contacts/import$")) == 3
         refused = [r for r in results if r.code == "consent_floor"]
         assert [r.email for r in refused] == ["i3@example.com"]
         assert refused[0].ok
@@ -800,6 +817,7 @@ def test_a_tag_list_left_by_the_person_is_no_longer_a_tag() -> None:
     run(body)
 
 
+@pytest.mark.slow
 def test_many_imports_are_polled_50_a_page() -> None:
     """More imports than one page of /processes are polled page by page, not one by one."""
 
@@ -809,7 +827,12 @@ def test_many_imports_are_polled_50_a_page() -> None:
         for i in range(60):  # 60 distinct list sets of 150 contacts: 60 imports
             tags = frozenset({f"t{i}"})
             changes += [
-                ContactChange(email=f"p{i}-{j}@example.com", create=True, tags_add=tags)
+                ContactChange(
+                    email=f"p{i}-{j}@example.com",
+                    create=True,
+                    tags_add=tags,
+                    consent=ConsentStatus.SUBSCRIBED,
+                )
                 for j in range(150)
             ]
         results = await connector.write(changes)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 from segsync_brevo import BrevoConnector
@@ -17,8 +19,10 @@ from segsync_brevo.compiler import BrevoCompiler
 from segsync_brevo.emulator import BrevoEmulator
 
 from segsync.clock import VirtualClock
-from segsync.model import Contact, FieldSpec, FieldType, Schema
-from segsync.rules.compiler import Step
+from segsync.mapping import PlatformMapping, load_mapping
+from segsync.model import ConsentStatus, Contact, FieldSpec, FieldType, PublishMode, Schema
+from segsync.rules import ast
+from segsync.rules.compiler import PlatformCannotExpress, Step, Strictness
 from segsync.testing import change_for
 
 generate = pytest.importorskip("segsync.rules.generate")
@@ -44,6 +48,7 @@ def test_materialised_segments_match_the_reference_evaluator() -> None:
     rng = random.Random(11)
     now = clock.now()
     contacts = generate.generate_contacts(SCHEMA, 60, rng, now=now)
+    subscribed = {c.email for c in contacts if c.consent.status is ConsentStatus.SUBSCRIBED}
     rules = [generate.generate_rule(SCHEMA, rng, now=now) for _ in range(15)]
     compiler = BrevoCompiler(SCHEMA)
 
@@ -79,6 +84,85 @@ def test_materialised_segments_match_the_reference_evaluator() -> None:
                 ref = await connector.ensure_static(f"rule-{i}", None)
                 await connector.change_static_members(ref, sorted(selected), [])
                 members = {e async for e in connector.segment_members(ref)}
-                assert members == expected, f"rule {rule!r}"
+                # only subscribed contacts may be in a segsync list (a list makes them reachable)
+                assert members == expected & subscribed, f"rule {rule!r}"
+
+    asyncio.run(main())
+
+
+def _renamed_by_mapping(tmp_path: Path) -> dict[str, Any]:
+    """A user mapping that moves `country` to the attribute PAYS."""
+    path = tmp_path / "brevo.yaml"
+    path.write_text(
+        "platform: brevo\nextends: default\nfields:\n"
+        "  country: {path: attributes.PAYS, type: text, transforms: [trim, uppercase]}\n"
+    )
+    return {"mapping": load_mapping("brevo", path)}
+
+
+def _renamed_by_config(tmp_path: Path) -> dict[str, Any]:
+    """The config's `attribute_names` moves `country` to the attribute PAYS."""
+    return {"config": {"attribute_names": {"country": "PAYS"}}}
+
+
+@pytest.mark.parametrize("renamed", [_renamed_by_mapping, _renamed_by_config])
+def test_renamed_attribute_segments_match_under_raise(renamed: Any, tmp_path: Path) -> None:
+    """With `country` stored in PAYS (by the mapping or the config) and strictness raise, the
+    connector's own compiler materialises every `auto` segment with its diagnostic, refuses
+    `native` with Brevo's reason, and each owned list holds exactly the evaluator's members."""
+    clock = VirtualClock()
+    emulator = BrevoEmulator(clock=clock)
+    rng = random.Random(12)
+    now = clock.now()
+    contacts = generate.generate_contacts(SCHEMA, 40, rng, now=now)
+    subscribed = {c.email for c in contacts if c.consent.status is ConsentStatus.SUBSCRIBED}
+    rules = [ast.field("country") == "FR", ast.field("country").in_("BE", "DE")]
+    rules += [generate.generate_rule(SCHEMA, rng, now=now) for _ in range(8)]
+    options = renamed(tmp_path)
+    mapping = options.get("mapping")
+    assert mapping is None or isinstance(mapping, PlatformMapping)
+
+    async def main() -> None:
+        connector = BrevoConnector(
+            {"api_key": emulator.api_key, **options.get("config", {})},
+            schema=SCHEMA,
+            mapping=mapping,
+            transport=emulator.transport(),
+            clock=clock,
+        )
+        compiler = connector.compiler(Strictness.RAISE)
+        assert isinstance(compiler, BrevoCompiler)
+        async with connector:
+            await connector.prepare(SCHEMA.fields, sorted({t for c in contacts for t in c.tags}))
+            results = await connector.write([change_for(c) for c in contacts])
+            assert all(r.ok for r in results), [r for r in results if not r.ok][:3]
+            stored = [c for c in emulator.contacts.values() if c.email]
+            assert any("PAYS" in c.attributes for c in stored)
+            assert not any("COUNTRY" in c.attributes for c in stored)
+            back = {
+                r.email: Contact(email=r.email, fields=r.fields, tags=r.tags, consent=r.consent)
+                async for page in connector.read()
+                for r in page.contacts
+            }
+            for i, rule in enumerate(rules):
+                name = f"renamed-{i}"
+                with pytest.raises(PlatformCannotExpress, match="cannot create segments"):
+                    compiler.compile(name, rule, PublishMode.NATIVE)
+                compiled = compiler.compile(name, rule)
+                assert compiled.mode == "materialised"
+                assert [(d.step, d.level) for d in compiled.diagnostics] == [
+                    (Step.MATERIALISE, "info")
+                ]
+                expected = {
+                    c.email for c in contacts if evaluate.evaluate(rule, c, now=now, schema=SCHEMA)
+                }
+                selected = {
+                    e for e, c in back.items() if evaluate.evaluate(rule, c, now=now, schema=SCHEMA)
+                }
+                ref = await connector.ensure_static(name, None)
+                await connector.change_static_members(ref, sorted(selected), [])
+                members = {c.email for c in emulator.contacts.values() if int(ref) in c.list_ids}
+                assert members == expected & subscribed, f"rule {rule!r}"
+            assert len({c.fields.get("country") for c in contacts}) > 1
 
     asyncio.run(main())

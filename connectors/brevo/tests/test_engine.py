@@ -9,7 +9,7 @@ from segsync_brevo import BrevoConnector
 from segsync_brevo.emulator import BrevoEmulator
 
 from segsync.clock import VirtualClock
-from segsync.model import PublishMode
+from segsync.model import ConsentStatus, PublishMode
 from segsync.rules import load_rule
 from segsync.state import open_store
 from segsync.sync import Engine
@@ -18,7 +18,8 @@ from segsync.testing.data import DEFAULT_SCHEMA, change_for, sample_contacts
 
 
 def test_sync_materialises_segments_and_converges() -> None:
-    """A run fills the segment's owned list; the next run writes nothing."""
+    """A run fills the segment's owned list with its subscribed members (the others are
+    left out as `unconsented`); the next run writes nothing."""
     clock = VirtualClock()
     emulator = BrevoEmulator(clock=clock)
     contacts = sample_contacts(DEFAULT_SCHEMA, 30, random.Random(1))
@@ -49,8 +50,12 @@ def test_sync_materialises_segments_and_converges() -> None:
 
         [listed] = [i for i, d in emulator.lists.items() if d["name"] == "segment: french"]
         members = {c.email for c in emulator.contacts.values() if listed in c.list_ids}
-        assert members == {c.email for c in contacts if c.fields["country"] == "FR"}
-        assert first.errors == []
+        french = {c.email for c in contacts if c.fields["country"] == "FR"}
+        subscribed = {c.email for c in contacts if c.consent.status is ConsentStatus.SUBSCRIBED}
+        assert french - subscribed  # the sample holds both
+        assert french & subscribed
+        assert members == french & subscribed  # a list makes its members reachable
+        assert first.errors == []  # left out deliberately (`unconsented`), not failed
         assert [d["step"] for d in first.diagnostics] == ["materialise"]
         assert second.writes == 0
 

@@ -29,6 +29,7 @@ SCHEMA = Schema(
 )
 
 
+@pytest.mark.slow
 def test_official_client_reads_what_the_connector_wrote() -> None:
     """Contacts, attributes, list memberships and the blocklist read back through the SDK."""
     emulator = BrevoEmulator(tier="extended")

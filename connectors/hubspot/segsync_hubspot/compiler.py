@@ -15,6 +15,10 @@ operator with `includeObjectsWithNoValueSet: true`.
 `consent = subscribed` is an `EMAIL_SUBSCRIPTION` filter (`OPT_IN` on the synced subscription
 type, whose id the connector fills in) ANDed with "not a bad address".
 
+The compiler sees its connector's config and mapping (`RuleCompiler.config`, `.mapping`): tag
+conditions filter on the configured `tags_property`, and a field the mapping moves to another
+property is filtered on that property (None: segsync's defaults and the shipped mapping).
+
 What HubSpot cannot say raises `PlatformCannotExpress` (the ladder then splits or
 materialises): ordering on text, `not starts_with` / `not ends_with`, other `consent`
 conditions (HubSpot does not tell pending, non_subscribed, unsubscribed and bounced apart as
@@ -31,7 +35,8 @@ from segsync.model import ConsentStatus, FieldSpec, FieldType
 from segsync.rules import ast
 from segsync.rules.compiler import CompilerCapabilities, PlatformCannotExpress, RuleCompiler
 from segsync.rules.typecheck import BUILTIN_FIELDS, parse_iso
-from segsync_hubspot.fields import PropertyTarget, target_for
+from segsync_hubspot.config import HubSpotConfig
+from segsync_hubspot.fields import PropertyTarget, mapped_target
 
 __all__ = ["HubSpotCompiler"]
 
@@ -100,13 +105,19 @@ class HubSpotCompiler(RuleCompiler):
         max_dnf_terms=64,
         negated_leaves=True,
     )
-    #: the multi-checkbox property holding tags (the connector's `tags_property`)
-    TAGS_PROPERTY: ClassVar[str] = "segsync_tags"
     #: the subscription type in EMAIL_SUBSCRIPTION filters; the connector puts the id of the
     #: one it syncs consent with in its place when it publishes
     SUBSCRIPTION: ClassVar[str] = "segsync:subscription"
     #: most AND branches one list holds (HubSpot documents no limit; stay moderate)
     MAX_BRANCHES: ClassVar[int] = 64
+
+    @property
+    def tags_property(self) -> str:
+        """The multi-checkbox property holding tags: the connector's `tags_property`."""
+        if isinstance(self.config, HubSpotConfig):
+            return self.config.tags_property
+        default: str = HubSpotConfig.model_fields["tags_property"].default
+        return default
 
     # -- structure ---------------------------------------------------------------------------
 
@@ -236,9 +247,9 @@ class HubSpotCompiler(RuleCompiler):
 
     def _target(self, field: str) -> tuple[PropertyTarget, FieldSpec | None]:
         if field == "tags":
-            return PropertyTarget(self.TAGS_PROPERTY, "enumeration", "checkbox"), None
+            return PropertyTarget(self.tags_property, "enumeration", "checkbox"), None
         spec = self.schema.fields.get(field) or BUILTIN_FIELDS.get(field)
-        target = target_for(field, spec)
+        target = mapped_target(field, spec, self.mapping)
         if target.read_only and not target.builtin:
             raise PlatformCannotExpress(f"HubSpot reports no {field}: it has no such property")
         return target, spec
@@ -371,7 +382,7 @@ class HubSpotCompiler(RuleCompiler):
         )
 
     def _enum_filter(self, target: PropertyTarget, leaf: ast.Rule, negated: bool) -> dict[str, Any]:
-        fold = target.name == self.TAGS_PROPERTY
+        fold = target.name == self.tags_property
 
         def value(v: Any) -> str:
             if isinstance(v, bool):

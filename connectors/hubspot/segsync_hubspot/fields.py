@@ -2,7 +2,8 @@
 
 `PropertyTarget` says which contact property holds a canonical field, its HubSpot type and
 field type, and whether segsync must create it. Built-in HubSpot properties come from a table
-(`BUILTIN_TARGETS`, which follows mappings/hubspot.yaml); any other canonical field becomes a
+(`BUILTIN_TARGETS`, which follows the shipped `mapping.yaml`); a mapping that names another
+property for a field moves it there (`mapped_target`); any other canonical field becomes a
 custom property of the same (sanitised) name whose type follows the canonical type
 (`TYPE_FOR_FIELD`). Values on the wire are strings: numbers as decimals, booleans as
 `true`/`false`, dates as midnight-UTC epoch milliseconds, datetimes as epoch milliseconds,
@@ -25,6 +26,7 @@ __all__ = [
     "PropertyTarget",
     "decode_value",
     "encode_value",
+    "mapped_target",
     "property_name_for",
     "target_for",
 ]
@@ -131,6 +133,18 @@ def target_for(field: str, spec: FieldSpec | None, path: str | None = None) -> P
     return PropertyTarget(
         property_name_for(field), ptype, field_type, read_only=bool(spec and spec.read_only)
     )
+
+
+def mapped_target(field: str, spec: FieldSpec | None, mapping: object) -> PropertyTarget:
+    """The property of canonical `field` under `mapping` (a `PlatformMapping`, or None for the
+    built-in table): the property the mapping names for it when it names one.
+
+    The connector and its compiler both place fields through this, so a renamed property is
+    the one written, read and filtered on.
+    """
+    platform_path = getattr(mapping, "platform_path", None)
+    path = platform_path(field) if callable(platform_path) else None
+    return target_for(field, spec, path if isinstance(path, str) else None)
 
 
 def _midnight_ms(day: dt.date) -> int:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
-from segsync_hubspot.emulator import _HubSpotError
+from segsync_hubspot.emulator import HubSpotError
 from starlette.requests import Request
 
 from segsync.clock import VirtualClock
@@ -39,6 +39,7 @@ class _SmallCapConnector(HubSpotConnector):
     search_cap = 1_000  # HubSpot's 10,000, scaled down with the emulator's to keep tests fast
 
 
+@pytest.mark.slow
 def test_reads_window_past_the_search_cap(clock: VirtualClock, checked: Wrap) -> None:
     """More changes than search pages through are all read, each once, without a 400."""
     emulator = HubSpotEmulator(clock=clock, enforce_rate_limits=False, search_result_cap=1_000)
@@ -69,8 +70,8 @@ def test_reads_window_past_the_search_cap(clock: VirtualClock, checked: Wrap) ->
 class _BusyEmulator(HubSpotEmulator):
     """Someone edits the first contacts in HubSpot while segsync pages through a window."""
 
-    async def search(self, request: Request) -> Any:
-        answer = await super().search(request)
+    async def route_search(self, request: Request) -> Any:
+        answer = await super().route_search(request)
         if self.log.count(path=re.compile(r"/search$")) == 3:  # the second page of a window
             self.clock.advance(1)
             for contact_id in ("101", "102", "103"):
@@ -78,6 +79,7 @@ class _BusyEmulator(HubSpotEmulator):
         return answer
 
 
+@pytest.mark.slow
 def test_records_shifted_by_edits_during_a_read_are_not_lost(
     clock: VirtualClock, checked: Wrap
 ) -> None:
@@ -209,11 +211,11 @@ class _RefusingEmulator(HubSpotEmulator):
 
     POISON: ClassVar[str] = "poison@example.com"
 
-    async def batch_upsert(self, request: Request) -> Any:
+    async def route_batch_upsert(self, request: Request) -> Any:
         body = await self._object_body(request)
         if any(i.get("id") == self.POISON for i in body.get("inputs") or []):
-            raise _HubSpotError(400, "VALIDATION_ERROR", "Property values were not valid")
-        return await super().batch_upsert(request)
+            raise HubSpotError(400, "VALIDATION_ERROR", "Property values were not valid")
+        return await super().route_batch_upsert(request)
 
 
 def test_a_whole_batch_400_is_bisected_to_the_bad_record(

@@ -362,12 +362,12 @@ def test_a_status_refused_in_a_batch_fails_its_record_only(
 class _RefusesOneAddressWhole(HubSpotEmulator):
     """Answers a batch naming `refused@example.com` with a whole-batch 400."""
 
-    async def v4_batch_write(self, request: Request) -> Any:
+    async def route_v4_batch_write(self, request: Request) -> Any:
         body = await request.json()
         named = {str(i.get("subscriberIdString")) for i in body.get("inputs") or []}
         if "refused@example.com" in named:
             return self.error_response(400, "bad_request", "refused@example.com: refused")
-        return await super().v4_batch_write(request)
+        return await super().route_v4_batch_write(request)
 
 
 def test_a_whole_batch_400_is_bisected_to_the_refused_input(

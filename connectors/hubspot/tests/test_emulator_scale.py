@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-import segsync_hubspot.emulator as emulator_module
+import segsync_hubspot.emulator.records as records_module
 from segsync_hubspot import HubSpotEmulator
 from segsync_hubspot.filters import to_epoch_ms
 
@@ -186,6 +186,7 @@ def rebuilt_index(emulator: HubSpotEmulator, name: str) -> list[tuple[int, int]]
 
 
 @pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.slow
 def test_indexed_searches_answer_as_brute_force(seed: int) -> None:
     fast_clock, slow_clock = VirtualClock(), VirtualClock()
     fast = HubSpotEmulator(clock=fast_clock, enforce_rate_limits=False)
@@ -264,6 +265,7 @@ def test_failed_batch_create_restores_everything() -> None:
     assert state(emulator) == before
 
 
+@pytest.mark.slow
 def test_100000_contacts_windowed_search_and_upsert_do_work_in_proportion(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -281,7 +283,7 @@ def test_100000_contacts_windowed_search_and_upsert_do_work_in_proportion(
         copied.append(len(value) if isinstance(value, dict) else 1)
         return copy.deepcopy(value)
 
-    monkeypatch.setattr(emulator_module, "copy", types.SimpleNamespace(deepcopy=counting_deepcopy))
+    monkeypatch.setattr(records_module, "copy", types.SimpleNamespace(deepcopy=counting_deepcopy))
     # a window of 500 s holds 5,000 contacts
     low, high = ms(emulator, 60 + 3000), ms(emulator, 60 + 2500)
     window = [

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 
 import httpx
+import pytest
 from hubspot import HubSpot
 from segsync_hubspot import HubSpotCompiler, HubSpotConnector, HubSpotEmulator
 
@@ -62,6 +63,7 @@ async def _write(base_url: str, checked: Wrap) -> tuple[str, str]:
     return dynamic, manual
 
 
+@pytest.mark.slow
 def test_official_sdk_reads_back_what_the_connector_wrote(checked: Wrap) -> None:
     """hubspot-api-client sees the contacts, tags, lists and consent the connector wrote."""
     emulator = HubSpotEmulator()

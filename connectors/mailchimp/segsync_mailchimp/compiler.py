@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from segsync.connector import ConnectorConfig
 from segsync.mapping import PlatformMapping
 from segsync.model import FieldSpec, FieldType, Schema
 from segsync.rules import ast
@@ -30,11 +30,12 @@ from segsync.rules.compiler import (
     Strictness,
 )
 from segsync.rules.printer import to_text
+from segsync_mailchimp.config import MailchimpConfig
 from segsync_mailchimp.fields import (
     MERGE_TYPE_BY_FIELD_TYPE,
     FieldPlace,
     default_mapping,
-    place_fields,
+    member_places,
 )
 
 __all__ = ["MailchimpCompiler"]
@@ -100,20 +101,27 @@ class MailchimpCompiler(RuleCompiler):
         "country_code": "IPGeoCountryState",
     }
 
+    config: MailchimpConfig | None
+    mapping: PlatformMapping | None
+
     def __init__(
         self,
         schema: Schema | None = None,
         *,
-        strictness: Strictness = Strictness.WARN,
-        merge_tags: Mapping[str, str] | None = None,
+        strictness: Strictness | str = Strictness.WARN,
+        config: ConnectorConfig | None = None,
         mapping: PlatformMapping | None = None,
     ) -> None:
-        super().__init__(schema, strictness=strictness)
-        self.merge_tags = dict(merge_tags or {})
-        self.mapping = mapping if mapping is not None else default_mapping()
-        self.places: dict[str, FieldPlace] = place_fields(
-            self.schema, self.mapping, self.merge_tags
+        """`config` None compiles for the default merge tags; `mapping` None for the mapping
+        this package ships. Fields are placed as the connector places them (`member_places`),
+        so a rule names the merge field the connector writes."""
+        super().__init__(
+            schema,
+            strictness=strictness,
+            config=config if isinstance(config, MailchimpConfig) else None,
+            mapping=mapping if mapping is not None else default_mapping(),
         )
+        self.places: dict[str, FieldPlace] = member_places(self.schema, self.mapping, self.config)
 
     # -- emit -----------------------------------------------------------------------------
 
@@ -190,7 +198,12 @@ class MailchimpCompiler(RuleCompiler):
             raise PlatformCannotExpress(
                 f"{name!r} is read-only engagement Mailchimp does not filter on", node
             )
-        place = self.places[name]
+        place = self.places.get(name)
+        if place is None:
+            raise PlatformCannotExpress(
+                f"{name!r} is a marketing permission, which saved segments cannot filter on",
+                node,
+            )
         if place.group:
             return self._group(leaf, negated, name)
         if place.path == "language" and place.plain:

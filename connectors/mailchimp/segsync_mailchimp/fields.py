@@ -8,12 +8,12 @@
   (`non_subscribed` is Mailchimp's `transactional`; `bounced` is `cleaned`);
 - engagement Mailchimp reports is read through `ENGAGEMENT_PATHS`, never written.
 
-The shared mapping file (`mappings/mailchimp.yaml`, or the `mapping` given) decides where a
+The mapping (the connector's own, else the `mapping.yaml` this package ships) decides where a
 field lives when it maps that field with the schema's type and can write it (e.g.
 `first_name` -> `merge_fields.FNAME`, `language` -> the member's `language`); other schema
-fields get a merge field of their own. `place_fields` makes that decision once; the compiler
-and the connector both use it, so a rule on `country` names the merge field the connector
-writes.
+fields get a merge field of their own. `member_places` makes that decision once per config
+and mapping; the compiler and the connector both use it, so a rule on `company` names the
+merge field the connector writes, whatever the mapping renamed it to.
 """
 
 from __future__ import annotations
@@ -27,16 +27,20 @@ from typing import Any
 
 from segsync.mapping import FieldMapping, MappingError, PlatformMapping, load_mapping
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
+from segsync_mailchimp.config import MailchimpConfig
 
 __all__ = [
     "CONSENT_TO_STATUS",
     "DEFAULT_MERGE_TAGS",
     "ENGAGEMENT_PATHS",
+    "EVIDENCE_STATUSES",
     "MERGE_TYPE_BY_FIELD_TYPE",
+    "OPT_IN_DETAILS",
     "STATUS_TO_CONSENT",
     "FieldPlace",
     "default_mapping",
     "from_merge_value",
+    "member_places",
     "merge_field_body",
     "merge_tag_for",
     "place_fields",
@@ -72,6 +76,13 @@ STATUS_TO_CONSENT: dict[str, ConsentStatus] = {
     "transactional": ConsentStatus.NON_SUBSCRIBED,
     "archived": ConsentStatus.NON_SUBSCRIBED,
 }
+
+#: statuses that are evidence of consent as Mailchimp holds it (`archived` is a deletion,
+#: not a consent statement); the evidence of each is `status=<status>`
+EVIDENCE_STATUSES = frozenset({"subscribed", "unsubscribed", "cleaned", "pending", "transactional"})
+
+#: member fields that accompany an opt-in's evidence where present (when and from where)
+OPT_IN_DETAILS = ("timestamp_opt", "ip_opt")
 
 CONSENT_TO_STATUS: dict[ConsentStatus, str] = {
     ConsentStatus.SUBSCRIBED: "subscribed",
@@ -160,7 +171,8 @@ def from_merge_value(spec: FieldSpec | None, value: Any) -> Any:
 
 
 def default_mapping() -> PlatformMapping | None:
-    """The shipped `mappings/mailchimp.yaml` (None, with a warning, when it cannot be read)."""
+    """The mapping this package ships (`mapping.yaml`, named by the connector's
+    `default_mapping`); None, with a warning, when it cannot be read."""
     try:
         return load_mapping("mailchimp")
     except (FileNotFoundError, MappingError) as exc:
@@ -241,4 +253,18 @@ def place_fields(
             entry = None
         path = entry.path if entry is not None else f"merge_fields.{merge_tag_for(name, overrides)}"
         places[name] = FieldPlace(name, spec, path, entry)
+    return places
+
+
+def member_places(
+    schema: Schema, mapping: PlatformMapping | None, config: MailchimpConfig | None
+) -> dict[str, FieldPlace]:
+    """`place_fields` for one connector config: its `merge_fields` overrides win, and the
+    fields it declares as marketing permissions are not placed (they live in the member's
+    `marketing_permissions`, which neither a merge field nor a saved segment holds).
+    `config` None is the platform's defaults."""
+    overrides = config.merge_fields if config is not None else {}
+    places = place_fields(schema, mapping, overrides)
+    for name in config.marketing_permissions if config is not None else ():
+        places.pop(name, None)
     return places

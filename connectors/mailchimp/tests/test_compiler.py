@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from segsync_mailchimp import MailchimpCompiler
+from segsync_mailchimp import MailchimpCompiler, MailchimpConnector
 
 from segsync.model import FieldSpec, FieldType, PublishMode, Schema
 from segsync.rules.compiler import PlatformCannotExpress, Step, Strictness
@@ -19,7 +19,7 @@ SCHEMA = Schema(
         "lifetime_value": FieldSpec(type=FieldType.NUMBER),
         "orders": FieldSpec(type=FieldType.INTEGER),
         "renewal_on": FieldSpec(type=FieldType.DATE),
-        # mapped by mappings/mailchimp.yaml to a MM/DD birthday merge field
+        # mapped by the shipped mapping.yaml to a MM/DD birthday merge field
         "birthday": FieldSpec(type=FieldType.DATE),
         "interests": FieldSpec(type=FieldType.MULTI_ENUM, options=("news", "offers")),
         "open_rate": FieldSpec(type=FieldType.NUMBER, read_only=True),
@@ -186,3 +186,35 @@ def test_mapped_language_uses_the_language_condition() -> None:
         "conditions": [c("Language", "language", "not", "fr")],
     }
     assert compiler.compile("s", parse('language != "fr"')).mode == "materialised"
+
+
+def test_the_connectors_compiler_uses_its_config() -> None:
+    """Built by the connector, the compiler filters on the merge tag the config names, and
+    materialises a rule on a marketing permission (no saved-segment condition holds it)."""
+    schema = Schema(
+        fields={
+            "city": FieldSpec(type=FieldType.TEXT),
+            "gdpr_email": FieldSpec(type=FieldType.BOOLEAN),
+        }
+    )
+    connector = MailchimpConnector(
+        {
+            "api_key": "0123456789abcdef0123456789abcdef-us21",
+            "list_id": "a1b2c3d4e5",
+            "merge_fields": {"city": "STADT"},
+            "marketing_permissions": {"gdpr_email": "perm1"},
+        },
+        schema=schema,
+    )
+    compiler = connector.compiler(Strictness.IGNORE)
+    assert isinstance(compiler, MailchimpCompiler)
+
+    assert compiler.compile("s", parse('city = "Lyon"')).definition == {
+        "match": "all",
+        "conditions": [c("TextMerge", "STADT", "is", "Lyon")],
+    }
+    assert compiler.compile("s", parse("gdpr_email = true")).mode == "materialised"
+    assert MailchimpCompiler(schema).compile("s", parse('city = "Lyon"')).definition == {
+        "match": "all",
+        "conditions": [c("TextMerge", "CITY", "is", "Lyon")],
+    }

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +16,7 @@ from segsync_mailchimp import MailchimpConnector, MailchimpEmulator, subscriber_
 from segsync_mailchimp.speccheck import SpecChecker, default_spec_dir
 
 from segsync.clock import VirtualClock
-from segsync.connector import ContactChange, registry
+from segsync.connector import ContactChange, load_object, registry
 from segsync.http import ApiError
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
 from segsync.rules.compiler import PlatformCannotExpress
@@ -89,6 +91,42 @@ def test_registered_under_its_entry_point() -> None:
     """`mailchimp` resolves to this connector, with its compiler and emulator declared."""
     assert registry.get("mailchimp") is MailchimpConnector
     assert MailchimpConnector.compiler_path == "segsync_mailchimp.compiler:MailchimpCompiler"
+
+
+def test_platform_facts_are_class_data() -> None:
+    """Rate-limit hints, credential shape, shipped mapping and the emulator's demo config
+    belong to the connector package (the core names no platform)."""
+    from segsync.logs import redactor
+    from segsync.mapping import load_mapping
+
+    assert MailchimpConnector.rate_limit_hints.headers[0].name == "Retry-After"
+    assert redactor(f"key {KEY} in a message") == "key *** in a message"
+    resource = MailchimpConnector.default_mapping_resource()
+    assert resource is not None
+    assert resource.name == "mapping.yaml"
+    assert resource.is_file()
+    shipped = load_mapping("mailchimp")
+    assert shipped.fields["company"].path == "merge_fields.COMPANY"
+    emulator = MailchimpEmulator()
+    assert MailchimpEmulator.demo_port == 8001
+    assert emulator.client_config() == {"api_key": KEY, "list_id": LIST}
+    assert MailchimpConnector(emulator.client_config()).config.list_id == LIST
+
+
+@pytest.mark.slow
+def test_importing_the_connector_does_not_load_the_emulator() -> None:
+    """The emulator is imported only when asked for (kit, `segsync emulate`, demo, bench)."""
+    code = (
+        "import sys, segsync_mailchimp, segsync_mailchimp.connector, segsync_mailchimp.compiler;"
+        "print(sorted(m for m in sys.modules if 'emulator' in m))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    assert found == "[]"
+    assert MailchimpConnector.emulator_path is not None
+    assert load_object(MailchimpConnector.emulator_path) is MailchimpEmulator
 
 
 def test_config_datacenter_base_url_and_secrets() -> None:
@@ -185,8 +223,8 @@ def test_creates_batch_500_a_call_and_tags_through_segment_bulk() -> None:
         assert sorted(batches) == [200, 500, 500]
         assert sorted(bulks) == [200, 200, 500, 500, 500, 500]
         assert len(writes) == 9
-        assert emu.member_tags("p0042@segsync.dev") == {"a", "b"}
-        member = emu.member("p0042@segsync.dev")
+        assert emu.get_member_tags("p0042@segsync.dev") == {"a", "b"}
+        member = emu.get_member("p0042@segsync.dev")
         assert member is not None
         assert member.status == "transactional", "unknown consent -> transactional"
         assert results[42].platform_id == subscriber_hash("p0042@segsync.dev")
@@ -199,7 +237,7 @@ def test_nothing_is_sent_when_nothing_changes() -> None:
 
     async def body(world: World) -> None:
         emu, connector, capture = world
-        emu.add_member("same@segsync.dev", merge_fields={"FNAME": "Sam"}, tags=["vip"])
+        emu.seed_member("same@segsync.dev", merge_fields={"FNAME": "Sam"}, tags=["vip"])
         async for _ in connector.read():
             pass
         before = len(capture.sent)
@@ -227,8 +265,8 @@ def test_consent_floor_never_resubscribes() -> None:
 
     async def body(world: World) -> None:
         emu, connector, capture = world
-        emu.add_member("out@segsync.dev", "unsubscribed")
-        emu.add_member("bounced@segsync.dev", "cleaned")
+        emu.seed_member("out@segsync.dev", "unsubscribed")
+        emu.seed_member("bounced@segsync.dev", "cleaned")
         results = await connector.write(
             [
                 ContactChange(
@@ -256,8 +294,8 @@ def test_consent_floor_never_resubscribes() -> None:
         ]
         assert [b["update_existing"] for b in creating] == [False]
         assert statuses_sent(capture, "bounced@segsync.dev") == ["subscribed"]
-        assert emu.member("bounced@segsync.dev").status == "cleaned"  # type: ignore[union-attr]
-        out = emu.member("out@segsync.dev")
+        assert emu.get_member("bounced@segsync.dev").status == "cleaned"  # type: ignore[union-attr]
+        out = emu.get_member("out@segsync.dev")
         assert out is not None
         assert out.status == "unsubscribed"
         assert out.merge_fields["FNAME"] == "Olive", "the rest of the change still applies"
@@ -270,14 +308,14 @@ def test_reoptin_goes_through_pending_when_configured() -> None:
 
     async def body(world: World) -> None:
         emu, connector, capture = world
-        emu.add_member("back@segsync.dev", "unsubscribed")
+        emu.seed_member("back@segsync.dev", "unsubscribed")
         [result] = await connector.write(
             [ContactChange(email="back@segsync.dev", consent=ConsentStatus.SUBSCRIBED)]
         )
 
         assert result.ok
         assert statuses_sent(capture, "back@segsync.dev") == ["pending"]
-        member = emu.member("back@segsync.dev")
+        member = emu.get_member("back@segsync.dev")
         assert member is not None
         assert member.status == "pending"
 
@@ -289,7 +327,7 @@ def test_opt_out_and_new_subscriber_statuses() -> None:
 
     async def body(world: World) -> None:
         emu, connector, _ = world
-        emu.add_member("leaving@segsync.dev", "subscribed")
+        emu.seed_member("leaving@segsync.dev", "subscribed")
         results = await connector.write(
             [
                 ContactChange(email="leaving@segsync.dev", consent=ConsentStatus.UNSUBSCRIBED),
@@ -304,7 +342,7 @@ def test_opt_out_and_new_subscriber_statuses() -> None:
 
         assert all(r.ok for r in results)
         assert [
-            emu.member(e).status
+            emu.get_member(e).status
             for e in ("leaving@segsync.dev", "new@segsync.dev", "bounce@segsync.dev")  # type: ignore[union-attr]
         ] == ["unsubscribed", "subscribed", "cleaned"]
 
@@ -344,7 +382,7 @@ def test_incremental_read_overlap_is_deduplicated() -> None:
         clock = emu.clock
         assert isinstance(clock, VirtualClock)
         for i in range(5):
-            emu.add_member(f"r{i}@segsync.dev", merge_fields={"FNAME": f"R{i}"})
+            emu.seed_member(f"r{i}@segsync.dev", merge_fields={"FNAME": f"R{i}"})
         pages = [p async for p in connector.read()]
         cursor = pages[-1].cursor
         clock.advance(10)  # well inside the 300 s overlap window
@@ -371,7 +409,7 @@ def test_read_maps_fields_groups_consent_engagement_and_deletions() -> None:
         [category] = lst.categories.values()
         news = next(i for i, v in category.interests.items() if v["name"] == "news")
         tags = [f"t{i:02d}" for i in range(60)]
-        emu.add_member(
+        emu.seed_member(
             "many@segsync.dev",
             "cleaned",
             merge_fields={"SCORE": 2.5, "PLAN": "pro"},
@@ -380,7 +418,7 @@ def test_read_maps_fields_groups_consent_engagement_and_deletions() -> None:
             avg_open_rate=0.5,
         )
         emu.lists[LIST].members[subscriber_hash("many@segsync.dev")].interests[news] = True
-        emu.add_member("gone@segsync.dev", "subscribed")
+        emu.seed_member("gone@segsync.dev", "subscribed")
         emu.lists[LIST].members[subscriber_hash("gone@segsync.dev")].status = "archived"
         contacts = {c.email: c for p in [p async for p in connector.read()] for c in p.contacts}
         many = contacts["many@segsync.dev"]
@@ -404,7 +442,7 @@ def test_segments_publish_update_static_members_and_delete() -> None:
     async def body(world: World) -> None:
         emu, connector, capture = world
         for i in range(700):
-            emu.add_member(f"s{i:03d}@segsync.dev", merge_fields={"FNAME": "Ann" if i < 3 else ""})
+            emu.seed_member(f"s{i:03d}@segsync.dev", merge_fields={"FNAME": "Ann" if i < 3 else ""})
         definition = {
             "match": "all",
             "conditions": [
@@ -453,7 +491,7 @@ def test_rename_goes_through_patch() -> None:
 
     async def body(world: World) -> None:
         emu, connector, capture = world
-        emu.add_member("old@segsync.dev")
+        emu.seed_member("old@segsync.dev")
         [result] = await connector.write(
             [ContactChange(email="old@segsync.dev", new_email="new@segsync.dev")]
         )
@@ -464,6 +502,7 @@ def test_rename_goes_through_patch() -> None:
     run(body)
 
 
+@pytest.mark.slow
 def test_concurrency_stays_within_ten_connections() -> None:
     """Large writes run concurrently but never beyond Mailchimp's 10 connections."""
     clock = VirtualClock()
@@ -483,7 +522,7 @@ def test_concurrency_stays_within_ten_connections() -> None:
 
 
 def test_shared_mapping_places_language_on_the_member() -> None:
-    """mappings/mailchimp.yaml puts a text `language` on the member, lowercased both ways."""
+    """The shipped mapping.yaml puts a text `language` on the member, lowercased both ways."""
     clock = VirtualClock()
     emulator = MailchimpEmulator(clock=clock)
     schema = Schema(fields={"language": FieldSpec(type=FieldType.TEXT)})
@@ -502,7 +541,7 @@ def test_shared_mapping_places_language_on_the_member() -> None:
         return [c async for p in connector.read() for c in p.contacts]
 
     [contact] = asyncio.run(main())
-    member = emulator.member("lang@segsync.dev")
+    member = emulator.get_member("lang@segsync.dev")
 
     assert member is not None
     assert member.language == "fr"
@@ -515,7 +554,7 @@ def test_marketing_permissions_where_configured() -> None:
     clock = VirtualClock()
     emulator = MailchimpEmulator(clock=clock)
     emulator.lists[LIST].marketing_permissions["perm1"] = "Email"
-    emulator.add_member("gdpr@segsync.dev")
+    emulator.seed_member("gdpr@segsync.dev")
     schema = Schema(fields={"email_ok": FieldSpec(type=FieldType.BOOLEAN)})
     capture = Capture(emulator.transport())
     connector = MailchimpConnector(
@@ -534,7 +573,7 @@ def test_marketing_permissions_where_configured() -> None:
         return [c async for p in connector.read() for c in p.contacts]
 
     [contact] = asyncio.run(main())
-    member = emulator.member("gdpr@segsync.dev")
+    member = emulator.get_member("gdpr@segsync.dev")
 
     assert member is not None
     assert member.marketing_permissions == {"perm1": True}

@@ -81,7 +81,7 @@ async def read_all(connector: MailchimpConnector, cursor: str | None) -> tuple[l
 
 def seed(emulator: MailchimpEmulator, count: int) -> None:
     for i in range(count):
-        emulator.add_member(f"bulk{i:05d}@segsync.dev", merge_fields={"FNAME": f"B{i}"})
+        emulator.seed_member(f"bulk{i:05d}@segsync.dev", merge_fields={"FNAME": f"B{i}"})
 
 
 def test_read_an_hour_after_a_bulk_write_rereads_nothing_next_time() -> None:
@@ -140,8 +140,8 @@ def test_a_change_after_the_read_started_is_read_next_time() -> None:
             first += [c.email for c in page.contacts]
             if len(first) == BULK:  # the active members are all read; archived ones follow
                 clock.advance(1)
-                emulator.member("bulk00007@segsync.dev").merge_fields["FNAME"] = "Late"  # type: ignore[union-attr]
-                emulator.member("bulk00007@segsync.dev").last_changed = clock.now()  # type: ignore[union-attr]
+                emulator.get_member("bulk00007@segsync.dev").merge_fields["FNAME"] = "Late"  # type: ignore[union-attr]
+                emulator.get_member("bulk00007@segsync.dev").last_changed = clock.now()  # type: ignore[union-attr]
         clock.advance(3600)
         again, _ = await read_all(connector, cursor)
 
@@ -160,7 +160,7 @@ def test_a_late_commit_inside_the_overlap_is_read_next_time() -> None:
         clock.advance(3600)
         started = clock.now()
         _, cursor = await read_all(connector, None)
-        emulator.add_member("skewed@segsync.dev", last_changed=started - dt.timedelta(seconds=120))
+        emulator.seed_member("skewed@segsync.dev", last_changed=started - dt.timedelta(seconds=120))
         clock.advance(3600)
         again, cursor = await read_all(connector, cursor)
         clock.advance(3600)
@@ -184,7 +184,7 @@ def test_the_platform_date_header_anchors_the_cursor() -> None:
         assert isinstance(platform, VirtualClock)
         platform.advance(30)
         clock.advance(30)
-        emulator.add_member("after@segsync.dev")
+        emulator.seed_member("after@segsync.dev")
         again, _ = await read_all(connector, cursor)
 
         assert again == ["after@segsync.dev"]
@@ -204,9 +204,9 @@ def test_old_format_cursors_still_load_and_advance() -> None:
 
     async def body(world: World) -> None:
         emulator, connector, counter, clock = world
-        old = emulator.add_member("old@segsync.dev")
+        old = emulator.seed_member("old@segsync.dev")
         clock.advance(60)
-        emulator.add_member("new@segsync.dev")
+        emulator.seed_member("new@segsync.dev")
         stamp = old.last_changed.strftime("%Y-%m-%dT%H:%M:%S+00:00")
         cursor = _old_cursor(old.last_changed, [f"{old.id}@{stamp}"])
         from_old, advanced = await read_all(connector, cursor)

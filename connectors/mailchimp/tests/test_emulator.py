@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from segsync_mailchimp import MailchimpEmulator, subscriber_hash
 
 from segsync.clock import VirtualClock
@@ -102,7 +103,7 @@ def test_member_lifecycle_post_put_patch_archive_delete() -> None:
         assert problem(patch_missing)["title"] == "Resource Not Found"
         assert by_email.json()["id"] == h
         assert archived.status_code == 204
-        assert emu.member("ann@segsync.dev").status == "archived"  # type: ignore[union-attr]
+        assert emu.get_member("ann@segsync.dev").status == "archived"  # type: ignore[union-attr]
         assert (twice.status_code, twice.headers["allow"]) == (405, "GET, PUT")
 
     run(body)
@@ -112,8 +113,8 @@ def test_compliance_state_and_forgotten_email() -> None:
     """Unsubscribed/cleaned cannot become subscribed (pending can); erased emails stay out."""
 
     async def body(client: httpx.AsyncClient, emu: MailchimpEmulator) -> None:
-        emu.add_member("out@segsync.dev", "unsubscribed")
-        emu.add_member("gone@segsync.dev", "subscribed")
+        emu.seed_member("out@segsync.dev", "unsubscribed")
+        emu.seed_member("gone@segsync.dev", "subscribed")
         h = subscriber_hash("out@segsync.dev")
         refused = await client.patch(f"/lists/{LIST}/members/{h}", json={"status": "subscribed"})
         fields_ok = await client.patch(
@@ -150,10 +151,10 @@ def test_list_members_paging_filters_and_fields() -> None:
         clock = emu.clock
         assert isinstance(clock, VirtualClock)
         for i in range(1005):
-            emu.add_member(f"m{i:04d}@segsync.dev", "subscribed")
+            emu.seed_member(f"m{i:04d}@segsync.dev", "subscribed")
         clock.advance(3600)
         later = clock.now()
-        emu.add_member("late@segsync.dev", "pending")
+        emu.seed_member("late@segsync.dev", "pending")
         first = await client.get(f"/lists/{LIST}/members", params={"count": 5000})
         second = await client.get(f"/lists/{LIST}/members", params={"count": 1000, "offset": 1000})
         since = await client.get(
@@ -202,12 +203,14 @@ def test_merge_field_validation() -> None:
     run(body)
 
 
-def test_batch_subscribe_limits_and_per_record_errors() -> None:
-    """Batch subscribe takes 500 members, reports each refusal with its error_code."""
+@pytest.mark.parametrize("need_status", [True, False], ids=["strict", "lenient"])
+def test_batch_subscribe_limits_and_per_record_errors(need_status: bool) -> None:
+    """Batch subscribe takes 500 members, reports each refusal with its error_code and the
+    documented texts; an item without `status` is refused unless the lenient reading is on."""
 
     async def body(client: httpx.AsyncClient, emu: MailchimpEmulator) -> None:
-        emu.add_member("old@segsync.dev", "subscribed")
-        emu.add_member("cleaned@segsync.dev", "cleaned")
+        emu.seed_member("old@segsync.dev", "subscribed")
+        emu.seed_member("cleaned@segsync.dev", "cleaned")
         too_many = await client.post(
             f"/lists/{LIST}",
             json={
@@ -247,20 +250,37 @@ def test_batch_subscribe_limits_and_per_record_errors() -> None:
             "fake@example.com": "ERROR_GENERIC",
         }
         assert (data["total_created"], data["error_count"]) == (1, 2)
+        errors = {e["email_address"]: e for e in data["errors"]}
+        assert errors["old@segsync.dev"]["error"] == (
+            "old@segsync.dev is already a list member. Use PUT to insert or update list members."
+        )
+        assert errors["fake@example.com"]["error"] == (
+            "fake@example.com looks fake or invalid, please enter a real email address."
+        )
         updated = update.json()
-        assert [e["email_address"] for e in updated["errors"]] == ["cleaned@segsync.dev"]
-        assert "compliance state" in updated["errors"][0]["error"]
-        assert updated["updated_members"][0]["status"] == "subscribed", "status kept"
-        assert updated["updated_members"][0]["merge_fields"]["FNAME"] == "Old"
+        errors = {e["email_address"]: e for e in updated["errors"]}
+        assert "compliance state" in errors["cleaned@segsync.dev"]["error"]
+        old = emu.get_member("old@segsync.dev")
+        assert old is not None
+        if need_status:
+            assert set(errors) == {"cleaned@segsync.dev", "old@segsync.dev"}
+            assert errors["old@segsync.dev"]["error_code"] == "ERROR_GENERIC"
+            assert "not provided: status" in errors["old@segsync.dev"]["field_message"]
+            assert updated["updated_members"] == []
+            assert old.merge_fields["FNAME"] == "", "a refused item changes nothing"
+        else:
+            assert set(errors) == {"cleaned@segsync.dev"}
+            assert updated["updated_members"][0]["status"] == "subscribed", "status kept"
+            assert updated["updated_members"][0]["merge_fields"]["FNAME"] == "Old"
 
-    run(body)
+    run(body, batch_items_need_status=need_status)
 
 
 def test_tags_and_static_segment_bulk() -> None:
     """Member tags endpoint answers 204; bulk membership takes 500 + 500; names are unique."""
 
     async def body(client: httpx.AsyncClient, emu: MailchimpEmulator) -> None:
-        emu.add_member("a@segsync.dev")
+        emu.seed_member("a@segsync.dev")
         h = subscriber_hash("a@segsync.dev")
         tagged = await client.post(
             f"/lists/{LIST}/members/{h}/tags",
@@ -302,11 +322,11 @@ def test_saved_segment_evaluation() -> None:
     """Saved segments are evaluated on read; member_count counts subscribed members only."""
 
     async def body(client: httpx.AsyncClient, emu: MailchimpEmulator) -> None:
-        emu.add_member("ann@segsync.dev", merge_fields={"FNAME": "Ann"}, tags=["vip"])
-        emu.add_member(
+        emu.seed_member("ann@segsync.dev", merge_fields={"FNAME": "Ann"}, tags=["vip"])
+        emu.seed_member(
             "bob@segsync.dev", "unsubscribed", merge_fields={"FNAME": "Bob"}, tags=["vip"]
         )
-        emu.add_member("cid@segsync.dev", merge_fields={"FNAME": ""})
+        emu.seed_member("cid@segsync.dev", merge_fields={"FNAME": ""})
         vip = emu.lists[LIST].segments
         vip_id = next(iter(vip))
         created = await client.post(

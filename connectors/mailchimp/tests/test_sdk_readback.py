@@ -28,6 +28,7 @@ SCHEMA = Schema(
 LIST = MailchimpEmulator.default_list_id
 
 
+@pytest.mark.slow
 def test_official_sdk_reads_back_members_tags_and_segments() -> None:
     """Members, their tags and the published saved segment are what the SDK sees."""
     emulator = MailchimpEmulator()

@@ -1,22 +1,29 @@
 """The Template connector passes segsync's conformance kit.
 
-The three attributes are all a connector needs; the hooks below seed and read the platform
-through the emulator's own state, so a connector bug cannot hide behind itself.
+`connector_cls` and `config` are all a connector needs (the kit imports the emulator its
+`emulator_path` names); the hooks below seed and read the platform through the emulator's
+own state, so a connector bug cannot hide behind itself. A second run renames attributes in
+the mapping: the native segments filter on the renamed attributes and still select exactly
+what the evaluator selects.
 """
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
-from segsync_template import TemplateConnector, TemplateEmulator
+from segsync_template import TemplateConnector
 from segsync_template.connector import FIELD_TYPES, to_platform
+from segsync_template.emulator import TemplateEmulator
 
 from segsync.connector import RemoteContact
+from segsync.mapping import FieldMapping, MappingFile, PlatformMapping
 from segsync.model import Consent, ConsentStatus, Contact
+from segsync.rules import load_rule
+from segsync.rules.compiler import Strictness
 from segsync.testing import ConnectorSuite
 
 
 class TestTemplateConformance(ConnectorSuite):
     connector_cls = TemplateConnector
-    emulator_cls = TemplateEmulator
     config = {"api_key": TemplateEmulator.default_api_key}
     page_size = 20  # the platform pages by 100; 20 keeps the paging test small
 
@@ -52,3 +59,41 @@ class TestTemplateConformance(ConnectorSuite):
     def modify_remote(self, emulator: TemplateEmulator, emails: Sequence[str]) -> None:
         for i, email in enumerate(emails):
             emulator.touch(email, **{self.modify_field: f"Changed {i}"})
+
+
+#: a user's mapping renaming two attributes
+RENAMED = PlatformMapping(
+    MappingFile(
+        platform="template",
+        fields={"country": FieldMapping(path="land"), "first_name": FieldMapping(path="given")},
+    )
+)
+
+
+class TestTemplateWithRenamedAttributes(ConnectorSuite):
+    """The kit's default hooks (through the connector), with attributes renamed."""
+
+    connector_cls = TemplateConnector
+    config = {"api_key": TemplateEmulator.default_api_key}
+    mapping: ClassVar[Any] = RENAMED
+    page_size = 20
+
+
+def test_the_compiler_filters_on_the_attribute_the_mapping_names() -> None:
+    """Built by the connector, the compiler names the mapping's attribute, not the field."""
+    schema = TestTemplateConformance.schema
+    rule = load_rule('country = "FR" and first_name = "Ann"', schema)
+
+    shipped = TemplateConnector.build_compiler(schema, strictness=Strictness.RAISE)
+    renamed = TemplateConnector.build_compiler(
+        schema, strictness=Strictness.RAISE, mapping=RENAMED
+    )
+
+    assert shipped is not None
+    assert renamed is not None
+    assert [c["field"] for c in shipped.compile("s", rule).definition["conditions"]] == [
+        "country", "first_name"
+    ]
+    assert [c["field"] for c in renamed.compile("s", rule).definition["conditions"]] == [
+        "land", "given"
+    ]

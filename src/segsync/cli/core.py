@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,17 +27,20 @@ from segsync.config import (
     ConfigError,
     config_json_schema,
     default_config_path,
+    example_publish_mode,
     load_config,
+    placeholder_settings,
     render_config_reference,
 )
-from segsync.connector import registry
+from segsync.connector import Connector, registry
 from segsync.logs import LogFormat, configure_logging, register_secret
+from segsync.mapping import PlatformMapping
 from segsync.model import PublishMode
 from segsync.rules import ast, normalize
 from segsync.rules.compiler import RuleCompileError
 from segsync.rules.printer import to_text
 
-__all__ = ["STARTER_CONFIG", "explain_segment"]
+__all__ = ["explain_segment", "starter_config"]
 
 ConfigOption = Annotated[
     Path | None,
@@ -50,7 +53,7 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
-STARTER_CONFIG = """\
+STARTER_TEMPLATE = """\
 # segsync configuration. Validate it with `segsync check`; the reference of every key is
 # docs/configuration.md (or `segsync config schema` for editors).
 # Any value may read the environment: ${VAR} or ${VAR:-default}. Keep API keys there.
@@ -73,21 +76,13 @@ schema:
 # The platforms to keep in sync (`segsync connectors` lists the installed ones).
 # Uncomment the ones you use and export their keys.
 platforms: {}
-#  mailchimp:
-#    api_key: ${MAILCHIMP_API_KEY}
-#    list_id: ${MAILCHIMP_LIST_ID}
-#  hubspot:
-#    token: ${HUBSPOT_TOKEN}
-#  brevo:
-#    api_key: ${BREVO_API_KEY}
-
+<platforms>
 sync:
   # When several platforms changed a field: the latest change wins, unless a field lists
   # platforms in priority order.
   conflicts:
     default: latest
-    # fields: {country: [hubspot, mailchimp, brevo]}
-  # What a segment that cannot be published natively does: ignore, warn or raise.
+<priority>  # What a segment that cannot be published natively does: ignore, warn or raise.
   strictness: warn
 
 # Segments: a rule over the schema, and how each platform publishes it
@@ -96,8 +91,27 @@ segments:
   france_engaged:
     description: People in France who opened a recent email.
     rule: 'country = "FR" and open_rate > 0.5 and last_open within 30 days'
-    # publish: {mailchimp: auto, hubspot: native, brevo: list}
-"""
+<publish>"""
+
+
+def starter_config(connectors: Sequence[type[Connector]]) -> str:
+    """The commented starter segsync.yaml of `segsync init`, naming `connectors` (the
+    installed ones): their required settings as `${PLATFORM_FIELD}` placeholders."""
+    names = [c.name for c in connectors]
+    platforms = "".join(
+        f"#  {c.name}:\n" + "".join(
+            f"#    {key}: {value}\n" for key, value in placeholder_settings(c).items()
+        )
+        for c in connectors
+    )
+    priority = f"    # fields: {{country: [{', '.join(names)}]}}\n" if names else ""
+    modes = ", ".join(f"{c.name}: {example_publish_mode(c).value}" for c in connectors)
+    publish = f"    # publish: {{{modes}}}\n" if modes else ""
+    return (
+        STARTER_TEMPLATE.replace("<platforms>", platforms)
+        .replace("<priority>", priority)
+        .replace("<publish>", publish)
+    )
 
 
 def _console() -> Console:
@@ -185,7 +199,7 @@ def init_command(
         typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
         raise typer.Exit(EXIT_INVALID)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(STARTER_CONFIG, encoding="utf-8")
+    path.write_text(starter_config(registry.available()), encoding="utf-8")
     typer.echo(f"Wrote {path}. Next: edit it, then run `segsync check -c {path}`.")
 
 
@@ -293,6 +307,14 @@ def _quiet(logger_name: str) -> Iterator[None]:
         logger.disabled = previous
 
 
+def _mapping_or_none(config: Config, platform: str) -> PlatformMapping | None:
+    """The platform's mapping as the config sets it, or None when the connector ships none."""
+    try:
+        return config.mapping_for(platform)
+    except FileNotFoundError:
+        return None
+
+
 def _compile_for(
     config: Config, platform: str, name: str, rule: ast.Rule, mode: PublishMode
 ) -> dict[str, Any]:
@@ -300,11 +322,17 @@ def _compile_for(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            compiler_cls = registry.get(platform).compiler_class()
-        if compiler_cls is None:
+            connector = registry.get(platform)
+        block = config.platforms.get(platform)
+        compiler = connector.build_compiler(
+            config.canonical_schema(),
+            strictness=config.sync.strictness,
+            config=block if isinstance(block, connector.config_model) else None,
+            mapping=_mapping_or_none(config, platform),
+        )
+        if compiler is None:
             result["status"] = "unavailable: the connector has no rule compiler"
             return result
-        compiler = compiler_cls(config.canonical_schema(), strictness=config.sync.strictness)
         with warnings.catch_warnings(), _quiet("segsync.compiler"):
             warnings.simplefilter("ignore")
             compiled = compiler.compile(name, rule, mode)

@@ -21,7 +21,7 @@ import typer
 from segsync.cli import EXIT_INVALID, EXIT_OK, EXIT_RECORD_ERRORS, app
 from segsync.config import ConfigError
 from segsync.connector import UnknownConnector
-from segsync.demo import DEMO_PLATFORMS, DemoOptions, render_report, run_demo, trusted
+from segsync.demo import DemoOptions, render_report, run_demo, trusted
 from segsync.logs import LogFormat, active_format
 
 __all__ = ["demo_command"]
@@ -67,20 +67,19 @@ def demo_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON report.")] = False,
 ) -> None:
-    """Sync a synthetic audience between in-process Mailchimp, HubSpot and Brevo emulators.
+    """Sync a synthetic audience between the installed platforms' in-process emulators.
 
     Seeds the emulators (overlaps, conflicting edits, unsubscribes, bounces, emails that
     differ only by case, tags, an interest group), shows the plan, syncs, checks every
     platform against the canonical view, then syncs again to show it writes nothing.
     """
-    options = DemoOptions(contacts=contacts, seed=seed, keep=keep, platforms=DEMO_PLATFORMS)
-
     def progress(line: str) -> None:
         # with JSON logs, stderr carries only JSON (the same lines come as segsync.demo records)
         if not as_json and active_format() is not LogFormat.JSON:
             typer.echo(f"... {line}", err=True)
 
     try:
+        options = DemoOptions(contacts=contacts, seed=seed, keep=keep)
         with _diagnostics_in_report():
             report = asyncio.run(run_demo(options, progress=progress))
     except (UnknownConnector, LookupError) as exc:

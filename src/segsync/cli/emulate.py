@@ -60,7 +60,9 @@ def load_emulator(platform: str, emulator_path: str | None = None) -> type[Emula
 
 @app.command("emulate")
 def emulate(
-    platform: str = typer.Argument(..., help="The platform (connector name), e.g. mailchimp."),
+    platform: str = typer.Argument(
+        ..., help="The platform (connector name, as `segsync connectors` lists it)."
+    ),
     port: int = typer.Option(8001, "--port", "-p", min=0, max=65535, help="0: any free port."),
     api_key: str | None = typer.Option(
         None, "--api-key", help="The key the emulator accepts (default: the emulator's test key)."

@@ -414,7 +414,7 @@ class Emulator(abc.ABC):
     base_path: ClassVar[str] = ""
     #: headers that carry the API key, besides Authorization
     api_key_headers: ClassVar[tuple[str, ...]] = ("api-key", "x-api-key")
-    #: whether the base's default 429 carries a Retry-After header (Mailchimp's does not)
+    #: whether the base's default 429 carries a Retry-After header (some platforms' do not)
     retry_after_header: ClassVar[bool] = False
     #: the loopback port `segsync demo --serve` and the benchmark use for this platform;
     #: None keeps the platform out of the demo

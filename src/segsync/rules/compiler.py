@@ -222,10 +222,6 @@ class RuleCompiler:
         """The native definition of a rule that `fits`; raise PlatformCannotExpress otherwise."""
         raise NotImplementedForPlatform(f"{self.platform}: native segments are not implemented")
 
-    def unsupported(self, reason: str, node: Any = None) -> NoReturn:
-        """Report, from `emit`, something the platform cannot express (the only way to)."""
-        raise PlatformCannotExpress(reason, node)
-
     @classmethod
     def has_native_segments(cls) -> bool:
         """False for a platform whose API cannot hold dynamic segments (always materialised)."""

@@ -18,12 +18,14 @@ from segsync.state.base import (
     StateStore,
     StoreError,
 )
+from segsync.state.scoped import ConfigState
 from segsync.state.sqlite import DEFAULT_PATH, SQLiteStateStore
 
 __all__ = [
     "DEFAULT_PATH",
     "MIGRATIONS",
     "BaseRow",
+    "ConfigState",
     "LedgerEntry",
     "OwnedObject",
     "RunLocked",

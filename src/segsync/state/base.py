@@ -26,7 +26,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from segsync.state.scoped import ConfigState
 
 __all__ = [
     "MIGRATIONS",
@@ -148,6 +151,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # relinking pulled records by email joins `pulled` on itself: without it, quadratic
         "CREATE INDEX pulled_email ON pulled (config, email_key)",
     ),
+    (
+        # the ledger as proof: what was sent, on what evidence, on which legal basis
+        "ALTER TABLE ledger ADD COLUMN sent TEXT",
+        "ALTER TABLE ledger ADD COLUMN source_platform TEXT",
+        "ALTER TABLE ledger ADD COLUMN evidence TEXT",
+        "ALTER TABLE ledger ADD COLUMN basis_from_default INTEGER NOT NULL DEFAULT 0",
+    ),
+    (
+        # erasure: a keyed hash of each erased address (never the address), and the key
+        "CREATE TABLE tombstones (config TEXT NOT NULL, email_hash TEXT NOT NULL,"
+        " erased_at TEXT NOT NULL, PRIMARY KEY (config, email_hash))",
+        "CREATE TABLE state_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
 )
 """The schema, version by version; `schema_version` records how many have been applied."""
 
@@ -168,6 +184,12 @@ class StateStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def scoped(self, config: str) -> ConfigState:
+        """This store's state of one sync configuration, `config` bound once."""
+        from segsync.state.scoped import ConfigState
+
+        return ConfigState(self, config)
 
     @abc.abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
@@ -296,10 +318,6 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def seal_plan(self, config: str, plan_id: str) -> int:
         """Mark the staging as the plan `plan_id`; bump and return the generation."""
-
-    @abc.abstractmethod
-    def clear_stage(self, config: str) -> None:
-        """Discard staging and pending cursors without committing (a plan not applied)."""
 
     # -- apply ----------------------------------------------------------------------------
 

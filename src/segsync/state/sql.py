@@ -7,7 +7,6 @@ Statements are written once with `?` placeholders; a backend supplies a transact
 from __future__ import annotations
 
 import abc
-import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -138,9 +137,6 @@ class SqlStateStore(StateStore):
         with self._tx() as tx:
             self._clear(tx, config)
             self._bump(tx, config, None, keep_plan=False)
-
-    def clear_stage(self, config: str) -> None:
-        self.begin_stage(config)
 
     def stage_pulled(
         self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, str, bool]]
@@ -701,8 +697,3 @@ class SqlStateStore(StateStore):
             ):
                 out[name] = int(tx.execute(sql, (config,))[0][0])
         return out
-
-
-def utc_now_iso(now: dt.datetime) -> str:
-    """An ISO-8601 UTC timestamp for the store."""
-    return now.astimezone(dt.UTC).isoformat()

@@ -4,21 +4,38 @@ A plan is JSON (`to_json` / `from_json`), printable (`render`, terraform-like: a
 platform, then the first rows), and applied exactly by `Engine.apply`. It records the state
 generation it was made from; applying it after the state moved is refused (`PlanStale`).
 
-Contact changes are held as plain dicts (the fields of `ContactChange` plus `cid`), not as
-models, so a plan for a large audience stays small in memory.
+Contact changes are held as `ChangeRow` dicts (the fields of `ContactChange` plus `cid`),
+not as models, so a plan for a large audience stays small in memory.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple, Required
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from segsync.connector import ContactChange
+from segsync.model import ConsentStatus
 
-__all__ = ["PLAN_FORMAT", "Plan", "PlanStale", "PlatformPlan", "RecordError", "to_change"]
+__all__ = [
+    "PLAN_FORMAT",
+    "ChangeRow",
+    "ConsentChange",
+    "Member",
+    "MembershipChange",
+    "Plan",
+    "PlanStale",
+    "PlatformPlan",
+    "Publication",
+    "PublicationKind",
+    "RecordError",
+    "to_change",
+    "writes_something",
+]
 
 PLAN_FORMAT = 1
 
@@ -43,26 +60,110 @@ class RecordError(BaseModel):
         return (self.platform, self.email, self.platform_id, self.code, self.message)
 
 
-def to_change(row: dict[str, Any]) -> ContactChange:
+class ChangeRow(TypedDict, total=False):
+    """The minimal write for one contact on one platform: `cid` and the fields of
+    `ContactChange` that are set (an update holds `platform_id`, a creation `create`)."""
+
+    cid: Required[str]
+    email: Required[str]
+    platform_id: str
+    create: bool
+    fields: dict[str, Any]
+    tags_add: list[str]
+    tags_remove: list[str]
+    consent: ConsentStatus
+    consent_basis: str
+    new_email: str
+
+
+def writes_something(row: ChangeRow) -> bool:
+    """Whether a row changes anything (more than naming its contact and record)."""
+    return bool(
+        row.get("create") or row.get("fields") or row.get("tags_add") or row.get("tags_remove")
+        or row.get("consent") is not None or row.get("new_email")
+    )
+
+
+def to_change(row: ChangeRow) -> ContactChange:
     """The `ContactChange` of a plan row."""
     return ContactChange.model_validate({k: v for k, v in row.items() if k != "cid"})
+
+
+class PublicationKind(enum.StrEnum):
+    """What a publication does: create a static segment or a residual tag, publish a native
+    segment, or delete an owned object no longer wanted (in this order when applied)."""
+
+    STATIC = "static"
+    TAG = "tag"
+    NATIVE = "native"
+    DELETE = "delete"
+
+
+class Publication(BaseModel):
+    """One segment object to create, publish or delete on a platform.
+
+    `ref` is the platform's reference of the object segsync owns (None: to create);
+    `definition` and `definition_hash` are a native segment's; `owned_kind` is the owned
+    kind of the object a deletion removes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    segment: str
+    kind: PublicationKind
+    name: str
+    ref: str | None = None
+    definition: dict[str, Any] | None = None
+    definition_hash: str | None = None
+    owned_kind: str | None = None
+
+
+class Member(NamedTuple):
+    """A contact in a membership change: its id and the email the platform knows."""
+
+    cid: str
+    email: str
+
+
+class MembershipChange(BaseModel):
+    """Static segment `name` (of `segment`) on a platform: contacts to add and to remove."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    segment: str
+    name: str
+    add: list[Member] = Field(default_factory=list)
+    remove: list[Member] = Field(default_factory=list)
+
+
+class ConsentChange(BaseModel):
+    """A consent change seen or decided by a plan, as the ledger records it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cid: str
+    email: str
+    platform: str  # "canonical" for the reconciled view
+    previous: str | None
+    new: str
+    source: str
+    at: str
+    legal_basis: str | None = None
 
 
 class PlatformPlan(BaseModel):
     """What a plan does on one platform.
 
-    `changes`: contact changes (dicts: `cid` + the fields of `ContactChange`);
-    `publications`: segments to publish, `{segment, kind (native|static), name, definition,
-    definition_hash, ref}`; `memberships`: static segment membership changes,
-    `{segment, name, add: [[cid, email]...], remove: [[cid, email]...]}`;
-    `counts`: read, unchanged and the like, for the report.
+    `changes`: contact changes; `publications`: segment objects to create, publish or
+    delete; `memberships`: static segment membership changes; `counts`: read, unchanged
+    and the like, for the report.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    changes: list[dict[str, Any]] = Field(default_factory=list)
-    publications: list[dict[str, Any]] = Field(default_factory=list)
-    memberships: list[dict[str, Any]] = Field(default_factory=list)
+    changes: list[ChangeRow] = Field(default_factory=list)
+    publications: list[Publication] = Field(default_factory=list)
+    memberships: list[MembershipChange] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
 
     @property
@@ -85,8 +186,8 @@ class PlatformPlan(BaseModel):
             "tags_added": sum(len(c.get("tags_add", ())) for c in self.changes),
             "tags_removed": sum(len(c.get("tags_remove", ())) for c in self.changes),
             "consent": sum(1 for c in self.changes if c.get("consent") is not None),
-            "members_added": sum(len(m["add"]) for m in self.memberships),
-            "members_removed": sum(len(m["remove"]) for m in self.memberships),
+            "members_added": sum(len(m.add) for m in self.memberships),
+            "members_removed": sum(len(m.remove) for m in self.memberships),
             "publications": len(self.publications),
         }
 
@@ -102,7 +203,7 @@ class Plan(BaseModel):
     generation: int
     created_at: str
     platforms: dict[str, PlatformPlan]
-    consent_events: list[dict[str, Any]] = Field(default_factory=list)
+    consent_events: list[ConsentChange] = Field(default_factory=list)
     errors: list[RecordError] = Field(default_factory=list)
     diagnostics: list[dict[str, str]] = Field(default_factory=list)
     conflicts: int = 0
@@ -117,7 +218,7 @@ class Plan(BaseModel):
         """Contact changes, publications and membership changes, in all."""
         return sum(
             len(p.changes) + len(p.publications) + sum(
-                len(m["add"]) + len(m["remove"]) for m in p.memberships
+                len(m.add) + len(m.remove) for m in p.memberships
             )
             for p in self.platforms.values()
         )
@@ -159,10 +260,10 @@ class Plan(BaseModel):
             if len(platform.changes) > rows:
                 yield f"  ... and {len(platform.changes) - rows} more"
             for pub in platform.publications:
-                verb = "update" if pub.get("ref") else "create"
-                yield f"  ~ {verb} {pub['kind']} segment {pub['name']!r}"
+                verb = "update" if pub.ref else "create"
+                yield f"  ~ {verb} {pub.kind} segment {pub.name!r}"
             for m in platform.memberships:
-                yield f"  ~ segment {m['name']!r}: +{len(m['add'])} -{len(m['remove'])} members"
+                yield f"  ~ segment {m.name!r}: +{len(m.add)} -{len(m.remove)} members"
         for diag in self.diagnostics:
             where = f"[{diag.get('platform')}] {diag.get('segment')}"
             yield f"diagnostic: {where}: {diag.get('message')}"
@@ -173,7 +274,7 @@ class Plan(BaseModel):
                 yield f"  ! [{error.platform}] {who}: {error.message}"
 
 
-def _describe(change: dict[str, Any]) -> str:
+def _describe(change: ChangeRow) -> str:
     sign = "+" if change.get("create") else "~"
     parts: list[str] = []
     for name, value in (change.get("fields") or {}).items():

@@ -1,7 +1,7 @@
 """Reconcile: the three-way merge of one contact, a pure function of its inputs.
 
-Inputs are compact snapshots (see `segsync.sync.snapshot`): the canonical view of the last
-run, and per platform the base (what segsync last saw or wrote there) and what this run
+Inputs are snapshots (`segsync.sync.snapshot`): the `CanonicalView` of the last run, and per
+platform the base `PlatformRecord` (what segsync last saw or wrote there) and what this run
 read. A platform not read this run is unchanged: its base stands for it.
 
 Per field, a platform *changed* it when what it holds differs from its base. A platform
@@ -23,19 +23,18 @@ Then, per platform, the minimal write that brings it to the canonical view (`wri
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from segsync.model import CONSENT_OPT_OUTS, ConsentStatus
+from segsync.sync.plan import ChangeRow, writes_something
 from segsync.sync.policy import SyncPolicy
+from segsync.sync.snapshot import CanonicalView, PlatformRecord
 
 __all__ = ["ConsentEvent", "Reconciled", "consent_target", "reconcile"]
 
-SUBSCRIBED = "subscribed"
-UNSUBSCRIBED = "unsubscribed"
-PENDING = "pending"
-BOUNCED = "bounced"
-NON_SUBSCRIBED = "non_subscribed"
-OPT_OUTS = frozenset({UNSUBSCRIBED, BOUNCED})
+_NON_SUBSCRIBED = ConsentStatus.NON_SUBSCRIBED
 
 
 class ConsentEvent(NamedTuple):
@@ -52,11 +51,11 @@ class ConsentEvent(NamedTuple):
 class Reconciled(NamedTuple):
     """The outcome for one contact."""
 
-    view: dict[str, Any]
-    writes: dict[str, dict[str, Any]]
+    view: CanonicalView
+    writes: dict[str, ChangeRow]
     events: list[ConsentEvent]
     conflicts: list[str]
-    live: dict[str, dict[str, Any]]
+    live: dict[str, PlatformRecord]
 
 
 def consent_target(canonical: str, current: str, reconfirm: bool) -> str | None:
@@ -66,17 +65,15 @@ def consent_target(canonical: str, current: str, reconfirm: bool) -> str | None:
     """
     if canonical == current:
         return None
-    if canonical in OPT_OUTS:
-        return None if current in OPT_OUTS else canonical
-    if current in OPT_OUTS:
-        return PENDING if reconfirm and canonical in (SUBSCRIBED, PENDING) else None
-    if canonical == PENDING and current == SUBSCRIBED:
+    if canonical in CONSENT_OPT_OUTS:
+        return None if current in CONSENT_OPT_OUTS else canonical
+    if current in CONSENT_OPT_OUTS:
+        if reconfirm and canonical in (ConsentStatus.SUBSCRIBED, ConsentStatus.PENDING):
+            return ConsentStatus.PENDING
+        return None
+    if canonical == ConsentStatus.PENDING and current == ConsentStatus.SUBSCRIBED:
         return None  # never downgrade a confirmed opt-in to a pending one
     return canonical
-
-
-def _when(snap: Mapping[str, Any]) -> str:
-    return str(snap.get("u") or "")
 
 
 def _pick(
@@ -91,203 +88,266 @@ def _pick(
     return max(proposals, key=lambda pr: (pr[2], -order.get(pr[0], 0)))
 
 
-def reconcile(
-    cid: str,
-    canonical: Mapping[str, Any] | None,
-    bases: Mapping[str, Mapping[str, Any]],
-    reads: Mapping[str, Mapping[str, Any]],
-    policy: SyncPolicy,
-) -> Reconciled:
-    """Merge one contact; see the module docstring. Never mutates its inputs."""
-    platforms = policy.platforms
-    order = {p: i for i, p in enumerate(platforms)}
-    live: dict[str, dict[str, Any]] = {}
-    fresh: set[str] = set()
-    gone: set[str] = set()
-    for p in platforms:
-        base = bases.get(p)
-        read = reads.get(p)
-        current = read if read is not None else base
-        if current is None:
-            continue
-        if current.get("d"):
-            gone.add(p)
-            continue
-        live[p] = dict(current)
-        if base is None or base.get("d"):
-            fresh.add(p)
-    changed = [p for p in live if p in reads]
-    when_of = {p: _when(live[p]) for p in changed}  # looked up once, not per field
-    live_f = {p: live[p].get("f", {}) for p in changed}
-    base_f = {p: bases[p].get("f", {}) for p in changed if p not in fresh}
-    conflicts: list[str] = []
-    old_f: Mapping[str, Any] = canonical.get("f", {}) if canonical else {}
-    old_t: set[str] = set(canonical.get("t", ())) if canonical else set()
-    old_c: str | None = canonical.get("c") if canonical else None
+@dataclasses.dataclass
+class _Sides:
+    """One contact's records, sorted for the merges.
 
-    # -- email -----------------------------------------------------------------------------
-    email = canonical.get("email") if canonical else None
+    `live`: per platform, the record it holds now (read, else base), deleted ones aside in
+    `gone`; `fresh`: platforms with no base yet (newly linked); `changed`: live platforms
+    read this run, with their record times in `when`.
+    """
+
+    cid: str
+    canonical: CanonicalView | None
+    bases: Mapping[str, PlatformRecord]
+    policy: SyncPolicy
+    live: dict[str, PlatformRecord] = dataclasses.field(default_factory=dict)
+    fresh: set[str] = dataclasses.field(default_factory=set)
+    gone: set[str] = dataclasses.field(default_factory=set)
+    changed: list[str] = dataclasses.field(default_factory=list)
+    when: dict[str, str] = dataclasses.field(default_factory=dict)
+    conflicts: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls,
+        cid: str,
+        canonical: CanonicalView | None,
+        bases: Mapping[str, PlatformRecord],
+        reads: Mapping[str, PlatformRecord],
+        policy: SyncPolicy,
+    ) -> _Sides:
+        sides = cls(cid, canonical, bases, policy)
+        for p in policy.platforms:
+            base, read = bases.get(p), reads.get(p)
+            current = read if read is not None else base
+            if current is None:
+                continue
+            if current.deleted:
+                sides.gone.add(p)
+                continue
+            sides.live[p] = current
+            if base is None or base.deleted:
+                sides.fresh.add(p)
+        sides.changed = [p for p in sides.live if p in reads]
+        sides.when = {p: sides.live[p].updated_at or "" for p in sides.changed}
+        return sides
+
+    @property
+    def order(self) -> dict[str, int]:
+        return {p: i for i, p in enumerate(self.policy.platforms)}
+
+
+def _merge_email(s: _Sides) -> str:
+    """The contact's email: a rename on a platform read for email, else the known one."""
+    email = s.canonical.email if s.canonical else None
     renames = [
-        (p, live[p]["k"], when_of[p])
-        for p in changed
-        if p not in fresh and policy.reads(p, "email")
-        and live[p]["k"] != bases[p].get("k")
+        (p, s.live[p].email_key, s.when[p])
+        for p in s.changed
+        if p not in s.fresh and s.policy.reads(p, "email")
+        and s.live[p].email_key != s.bases[p].email_key
     ]
     if renames:
         if len({r[1] for r in renames}) > 1:
-            conflicts.append("email")
-        email = _pick(renames, policy.priority("email"), order)[1]
+            s.conflicts.append("email")
+        email = _pick(renames, s.policy.priority("email"), s.order)[1]
     if email is None:
-        email = next((live[p]["k"] for p in platforms if p in live), cid)
+        email = next((s.live[p].email_key for p in s.policy.platforms if p in s.live), s.cid)
+    return email
 
-    # -- fields ----------------------------------------------------------------------------
-    new_f = dict(old_f)
-    names: set[str] = set(old_f)
-    for p in changed:
-        names.update(live_f[p])
-        if p not in fresh:
-            names.update(base_f[p])
+
+def _merge_fields(s: _Sides) -> tuple[dict[str, Any], set[str]]:
+    """The merged fields, and the names of every field a changed platform holds or held."""
+    old: Mapping[str, Any] = s.canonical.fields if s.canonical else {}
+    live = {p: s.live[p].fields for p in s.changed}
+    base = {p: s.bases[p].fields for p in s.changed if p not in s.fresh}
+    merged = dict(old)
+    names: set[str] = set(old)
+    for p in s.changed:
+        names.update(live[p])
+        names.update(base.get(p, ()))
     for name in names:
         proposals: list[tuple[str, Any, str]] = []
-        for p in changed:
-            if not policy.reads(p, name):
+        for p in s.changed:
+            if not s.policy.reads(p, name):
                 continue
-            value = live_f[p].get(name)
-            if p in fresh:
-                if value is None or value == old_f.get(name):
+            value = live[p].get(name)
+            if p in s.fresh:
+                if value is None or value == old.get(name):
                     continue
-            elif value == base_f[p].get(name):
+            elif value == base[p].get(name):
                 continue
-            proposals.append((p, value, when_of[p]))
+            proposals.append((p, value, s.when[p]))
         if not proposals:
             continue
         first = proposals[0][1]
         if any(pr[1] != first for pr in proposals[1:]):
-            conflicts.append(name)
-            first = _pick(proposals, policy.priority(name), order)[1]
+            s.conflicts.append(name)
+            first = _pick(proposals, s.policy.priority(name), s.order)[1]
         if first is None:
-            new_f.pop(name, None)
+            merged.pop(name, None)
         else:
-            new_f[name] = first
+            merged[name] = first
+    return merged, names
 
-    # -- tags ------------------------------------------------------------------------------
-    synced = policy.synced_tag
+
+def _merge_tags(s: _Sides) -> set[str]:
+    """The merged synced tags: adds and removes as sets, the latest of both winning."""
+    old = set(s.canonical.tags if s.canonical else ())
+    synced = s.policy.synced_tag
     adds: dict[str, str] = {}
     removes: dict[str, str] = {}
-    for p in changed:
-        if not policy.reads(p, "tags"):
+    for p in s.changed:
+        if not s.policy.reads(p, "tags"):
             continue
-        when = when_of[p]
-        now_t = {t for t in live[p].get("t", ()) if synced(t)}
-        ref = old_t if p in fresh else {t for t in bases[p].get("t", ()) if synced(t)}
-        for tag in now_t - ref:
+        when = s.when[p]
+        now = {t for t in s.live[p].tags if synced(t)}
+        ref = old if p in s.fresh else {t for t in s.bases[p].tags if synced(t)}
+        for tag in now - ref:
             adds[tag] = max(adds.get(tag, ""), when)
-        if p not in fresh:
-            for tag in ref - now_t:
+        if p not in s.fresh:
+            for tag in ref - now:
                 removes[tag] = max(removes.get(tag, ""), when)
-    new_t = set(old_t)
+    merged = set(old)
     for tag in adds.keys() | removes.keys():
         if tag in adds and tag in removes:
-            conflicts.append(f"tag {tag}")
-            if removes[tag] > adds[tag]:
-                new_t.discard(tag)
-            else:
-                new_t.add(tag)
-        elif tag in adds:
-            new_t.add(tag)
+            s.conflicts.append(f"tag {tag}")
+            keep = removes[tag] <= adds[tag]
         else:
-            new_t.discard(tag)
+            keep = tag in adds
+        if keep:
+            merged.add(tag)
+        else:
+            merged.discard(tag)
+    return merged
 
-    # -- consent ---------------------------------------------------------------------------
-    events: list[ConsentEvent] = []
-    offers: list[tuple[str, Any, str]] = []
-    for p in changed:
-        status = live[p].get("c", NON_SUBSCRIBED)
-        when = str(live[p].get("ca") or live[p].get("u") or "")
-        if p in fresh:  # no information, unless it is an opt-out (never ignored)
-            if status == NON_SUBSCRIBED or (status == old_c and status not in OPT_OUTS):
+
+@dataclasses.dataclass(frozen=True)
+class _Consent:
+    """The merged consent: status, the platform it came from, its time, legal basis and
+    evidence (carried, not yet weighed)."""
+
+    status: ConsentStatus
+    source: str | None
+    at: str | None
+    basis: str | None
+    evidence: str | None
+
+
+def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
+    """The merged consent (the floor: an opt-out observed anywhere wins); the changes seen
+    and decided go to `events`."""
+    canonical = s.canonical
+    old = canonical.consent if canonical else None
+    offers: list[tuple[str, ConsentStatus, str]] = []
+    for p in s.changed:
+        record = s.live[p]
+        status = record.consent
+        when = record.consent_at or record.updated_at or ""
+        if p in s.fresh:  # no information, unless it is an opt-out (never ignored)
+            if status == _NON_SUBSCRIBED or (status == old and status not in CONSENT_OPT_OUTS):
                 continue
         else:
-            before = bases[p].get("c")
+            before = s.bases[p].consent
             if status == before:
                 continue
-            events.append(
-                ConsentEvent(p, before, status, p, when or None, live[p].get("lb"))
-            )
+            events.append(ConsentEvent(p, before.value, status.value, p, when or None,
+                                       record.legal_basis))
         # the floor: an opt-out counts from every platform, whatever the directions say
-        if status in OPT_OUTS or policy.reads(p, "consent"):
+        if status in CONSENT_OPT_OUTS or s.policy.reads(p, "consent"):
             offers.append((p, status, when))
-    new_c = old_c
-    source = canonical.get("cs") if canonical else None
-    basis = canonical.get("lb") if canonical else None
-    consent_at = canonical.get("ca") if canonical else None
+    if canonical is None:
+        merged = _Consent(_NON_SUBSCRIBED, None, None, None, None)
+    else:
+        merged = _Consent(canonical.consent, canonical.consent_source, canonical.consent_at,
+                          canonical.legal_basis, canonical.consent_evidence)
     if offers:
-        outs = [o for o in offers if o[1] in OPT_OUTS]
-        winner = max(outs or offers, key=lambda o: (o[2], -order.get(o[0], 0)))
+        outs = [o for o in offers if o[1] in CONSENT_OPT_OUTS]
+        platform, status, when = max(outs or offers, key=lambda o: (o[2], -s.order.get(o[0], 0)))
         # an opt-in newer than a canonical opt-out becomes the view; the platforms holding
         # an opt-out get it only as `pending` re-confirmation, and only where configured
         # (`consent_target`): never as `subscribed`
-        new_c, source, consent_at = winner[1], winner[0], winner[2] or None
-        basis = live[winner[0]].get("lb", basis)
-    if new_c is None:
-        new_c = NON_SUBSCRIBED
-    if old_c is not None and new_c != old_c:
-        events.append(ConsentEvent("canonical", old_c, new_c, source or "", consent_at, basis))
+        winner = s.live[platform]
+        merged = _Consent(status, platform, when or None,
+                          winner.legal_basis or merged.basis, winner.consent_evidence)
+    if old is not None and merged.status != old:
+        events.append(ConsentEvent("canonical", old.value, merged.status.value,
+                                   merged.source or "", merged.at, merged.basis))
+    return merged
 
-    view: dict[str, Any] = {"email": email, "f": new_f, "t": sorted(new_t), "c": new_c}
-    if source:
-        view["cs"] = source
-    if consent_at:
-        view["ca"] = consent_at
-    if basis:
-        view["lb"] = basis
 
-    # -- the minimal writes ----------------------------------------------------------------
-    writes: dict[str, dict[str, Any]] = {}
-    for p in platforms:
-        if p in gone:
+def _creation(s: _Sides, p: str, view: CanonicalView, consent: _Consent) -> ChangeRow:
+    """The creation of the contact on a platform that has no record of it."""
+    policy = s.policy
+    change = ChangeRow(cid=s.cid, email=view.email, create=True)
+    fields = {n: v for n, v in view.fields.items() if policy.writes(p, n)}
+    if fields:
+        change["fields"] = fields
+    if view.tags and policy.writes(p, "tags"):
+        change["tags_add"] = list(view.tags)
+    writes_consent = policy.writes(p, "consent") or consent.status in CONSENT_OPT_OUTS
+    change["consent"] = consent.status if writes_consent else _NON_SUBSCRIBED
+    if consent.basis:
+        change["consent_basis"] = consent.basis
+    return change
+
+
+def _minimal_write(
+    s: _Sides, p: str, view: CanonicalView, names: set[str], tags: set[str],
+    consent: _Consent,
+) -> ChangeRow | None:
+    """What brings a platform's record to the canonical view (None: nothing to write)."""
+    policy, current = s.policy, s.live[p]
+    change = ChangeRow(cid=s.cid, email=current.email or view.email,
+                       platform_id=current.platform_id)
+    new_f, cur_f = view.fields, current.fields
+    fields = {} if cur_f == new_f else {
+        n: new_f.get(n)
+        for n in names | cur_f.keys() | new_f.keys()
+        if cur_f.get(n) != new_f.get(n) and policy.writes(p, n)
+    }
+    if fields:
+        change["fields"] = fields
+    if policy.writes(p, "tags"):
+        cur_t = {t for t in current.tags if policy.synced_tag(t)}
+        if tags - cur_t:
+            change["tags_add"] = sorted(tags - cur_t)
+        if cur_t - tags:
+            change["tags_remove"] = sorted(cur_t - tags)
+    target = consent_target(consent.status, current.consent, p in policy.reconfirm)
+    if target is not None and (policy.writes(p, "consent") or target in CONSENT_OPT_OUTS):
+        change["consent"] = ConsentStatus(target)
+        if consent.basis:
+            change["consent_basis"] = consent.basis
+    if current.email_key != view.email and policy.writes(p, "email"):
+        change["new_email"] = view.email
+    return change if writes_something(change) else None
+
+
+def reconcile(
+    cid: str,
+    canonical: CanonicalView | None,
+    bases: Mapping[str, PlatformRecord],
+    reads: Mapping[str, PlatformRecord],
+    policy: SyncPolicy,
+) -> Reconciled:
+    """Merge one contact; see the module docstring. Never mutates its inputs."""
+    s = _Sides.of(cid, canonical, bases, reads, policy)
+    email = _merge_email(s)
+    fields, names = _merge_fields(s)
+    tags = _merge_tags(s)
+    events: list[ConsentEvent] = []
+    consent = _merge_consent(s, events)
+    view = CanonicalView(email, fields, tuple(sorted(tags)), consent.status, consent.source,
+                         consent.at, consent.basis, consent.evidence)
+    writes: dict[str, ChangeRow] = {}
+    for p in policy.platforms:
+        if p in s.gone:
             continue  # deleted there: never re-created, never written (see docs/sync.md)
-        current = live.get(p)
-        change: dict[str, Any] = {"cid": cid}
-        if current is None:
-            change["email"] = email
-            change["create"] = True
-            fields = {n: v for n, v in new_f.items() if policy.writes(p, n)}
-            tags = sorted(new_t) if policy.writes(p, "tags") else []
-            if fields:
-                change["fields"] = fields
-            if tags:
-                change["tags_add"] = tags
-            change["consent"] = new_c if policy.writes(p, "consent") or new_c in OPT_OUTS else (
-                NON_SUBSCRIBED
-            )
-            if basis:
-                change["consent_basis"] = basis
+        change = (
+            _minimal_write(s, p, view, names, tags, consent) if p in s.live
+            else _creation(s, p, view, consent)
+        )
+        if change is not None:
             writes[p] = change
-            continue
-        change["email"] = current.get("email", email)
-        change["platform_id"] = current["id"]
-        cur_f = current.get("f", {})
-        fields = {} if cur_f == new_f else {
-            n: new_f.get(n)
-            for n in names | cur_f.keys() | new_f.keys()
-            if cur_f.get(n) != new_f.get(n) and policy.writes(p, n)
-        }
-        if fields:
-            change["fields"] = fields
-        if policy.writes(p, "tags"):
-            cur_t = {t for t in current.get("t", ()) if synced(t)}
-            if new_t - cur_t:
-                change["tags_add"] = sorted(new_t - cur_t)
-            if cur_t - new_t:
-                change["tags_remove"] = sorted(cur_t - new_t)
-        target = consent_target(new_c, current.get("c", NON_SUBSCRIBED), p in policy.reconfirm)
-        if target is not None and (policy.writes(p, "consent") or target in OPT_OUTS):
-            change["consent"] = target
-            if basis:
-                change["consent_basis"] = basis
-        if current.get("k") != email and policy.writes(p, "email"):
-            change["new_email"] = email
-        if len(change) > 3:  # more than cid, email and platform_id
-            writes[p] = change
-    return Reconciled(view, writes, events, conflicts, live)
+    return Reconciled(view, writes, events, s.conflicts, s.live)

@@ -1,7 +1,8 @@
 """The connector conformance kit, shipped with segsync.
 
-A connector's test module subclasses `ConnectorSuite`, sets the connector and emulator classes
-and a config, and inherits one test per behaviour every connector must have (see
+A connector's test module subclasses `ConnectorSuite`, sets the connector class and a config
+(the emulator is the one the connector's `emulator_path` names, imported by the kit), and
+inherits one test per behaviour every connector must have (see
 `segsync.testing.suite`). The pytest plugin (`segsync.testing.plugin`, registered through the
 `pytest11` entry point) turns a suite's stated opt-outs into strict xfails.
 """

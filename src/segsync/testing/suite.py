@@ -1,9 +1,8 @@
 """`ConnectorSuite`: the conformance tests every connector passes, configured in a few lines.
 
-    class TestMailchimp(ConnectorSuite):
-        connector_cls = MailchimpConnector
-        emulator_cls = MailchimpEmulator
-        config = {"api_key": "0" * 32 + "-us21", "list_id": "a1b2c3"}
+    class TestAcme(ConnectorSuite):
+        connector_cls = AcmeConnector
+        config = {"api_key": "acme-test-key", "list_id": "a1b2c3"}
         skip = {"test_native_segments": "why this platform cannot (a reason is required)"}
 
 Each test builds a fresh world (`Harness`): a `VirtualClock` shared by the emulator and the
@@ -71,7 +70,8 @@ class ConnectorSuite:
 
     Configuration (class attributes):
         connector_cls: the `Connector` subclass under test (required).
-        emulator_cls: its `Emulator` subclass (required).
+        emulator_cls: its `Emulator` subclass (default: the class its `emulator_path` names,
+            imported when the first test builds its world).
         config: the connector's config; `base_url` is set by the kit.
         schema: the canonical schema of the suite (default: `DEFAULT_SCHEMA`).
         mapping: passed to the connector as `mapping=` (None: its default mapping).
@@ -80,7 +80,6 @@ class ConnectorSuite:
         emulator_kwargs: extra keyword arguments for `emulator_cls`.
         base_url: the address the connector is configured with, before the emulator's
             `base_path` (requests stay in-process).
-        compiler_cls: the rule compiler (default: `connector_cls.compiler_path`).
         page_size: when set, the connector runs with this `read_page_size` (keeps paging fast).
         skip: test name -> reason for opting out (a strict xfail).
         seed: seeds every generated contact and rule.
@@ -88,7 +87,7 @@ class ConnectorSuite:
     """
 
     connector_cls: ClassVar[type[Connector]]
-    emulator_cls: ClassVar[type[Emulator]]
+    emulator_cls: ClassVar[type[Emulator] | None] = None
     config: ClassVar[Mapping[str, Any]] = {}
     schema: ClassVar[Schema] = DEFAULT_SCHEMA
     mapping: ClassVar[Any] = None
@@ -99,7 +98,6 @@ class ConnectorSuite:
     )
     emulator_kwargs: ClassVar[Mapping[str, Any]] = {}
     base_url: ClassVar[str] = "http://127.0.0.1:8080"
-    compiler_cls: ClassVar[type[RuleCompiler] | None] = None
     page_size: ClassVar[int | None] = None
     skip: ClassVar[Mapping[str, str]] = {}
     seed: ClassVar[int] = 0
@@ -138,9 +136,21 @@ class ConnectorSuite:
     def make_clock(self) -> VirtualClock:
         return VirtualClock()
 
+    def emulator_class(self) -> type[Emulator]:
+        """`emulator_cls`, else the emulator the connector names in `emulator_path`."""
+        if self.emulator_cls is not None:
+            return self.emulator_cls
+        path = self.connector_cls.emulator_path
+        if path is None:
+            raise NotImplementedError(
+                f"{self.connector_cls.name} names no emulator_path; set emulator_cls"
+            )
+        cls: type[Emulator] = load_object(path)
+        return cls
+
     def make_emulator(self, clock: VirtualClock) -> Emulator:
         """The emulator for one test, on the shared clock."""
-        return self.emulator_cls(clock=clock, seed=self.seed, **dict(self.emulator_kwargs))
+        return self.emulator_class()(clock=clock, seed=self.seed, **dict(self.emulator_kwargs))
 
     def connector_class(self) -> type[Connector]:
         """`connector_cls`, with `read_page_size` replaced when `page_size` is set."""
@@ -227,15 +237,13 @@ class ConnectorSuite:
             email="not-an-address", create=True, consent=ConsentStatus.NON_SUBSCRIBED
         )
 
-    def compiler(self) -> RuleCompiler:
-        """The connector's rule compiler for the suite's schema."""
-        cls = self.compiler_cls
-        if cls is None:
-            path = self.connector_cls.compiler_path
-            if path is None:
-                raise NotImplementedError(f"{self.connector_cls.name} declares no compiler_path")
-            cls = load_object(path)
-        return cls(self.schema, strictness=Strictness.IGNORE)
+    def compiler(self, connector: Connector) -> RuleCompiler:
+        """`connector`'s rule compiler, built by the connector itself (`build_compiler`)
+        from its own config, schema and mapping, as a sync builds it."""
+        compiler = connector.compiler(Strictness.IGNORE)
+        if compiler is None:
+            raise NotImplementedError(f"{connector.name} has no rule compiler")
+        return compiler
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -577,7 +585,7 @@ class ConnectorSuite:
         """
 
         async def body(h: Harness) -> None:
-            compiler = self.compiler()
+            compiler = self.compiler(h.connector)
             caps = compiler.CAPS
             now = h.clock.now()
             connectives = set(caps.connectives) | ({"not"} if caps.negated_leaves else set())

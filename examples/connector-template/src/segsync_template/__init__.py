@@ -1,7 +1,9 @@
-"""A template segsync connector for the fictional "Template" platform: copy it to start one."""
+"""A template segsync connector for the fictional "Template" platform: copy it to start one.
 
-from segsync_template.compiler import TemplateCompiler
+Importing the package loads the connector only; the emulator (`segsync_template.emulator`)
+is imported when asked for, through `TemplateConnector.emulator_path`.
+"""
+
 from segsync_template.connector import TemplateConfig, TemplateConnector
-from segsync_template.emulator import TemplateEmulator
 
-__all__ = ["TemplateCompiler", "TemplateConfig", "TemplateConnector", "TemplateEmulator"]
+__all__ = ["TemplateConfig", "TemplateConnector"]

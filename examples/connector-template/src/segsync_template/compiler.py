@@ -2,12 +2,15 @@
 
 What the platform can say is declared in `CAPS`; everything else walks segsync's fallback
 ladder (rewrite, split into an owned tag, materialise), with a diagnostic at each step.
+The connector builds it (`Connector.build_compiler`) with its config and mapping, so a
+condition names the attribute the mapping gives a field, as the connector writes it.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from segsync.mapping import PlatformMapping, load_mapping
 from segsync.model import FieldType
 from segsync.rules import ast
 from segsync.rules.compiler import CompilerCapabilities, PlatformCannotExpress, RuleCompiler
@@ -42,6 +45,20 @@ class TemplateCompiler(RuleCompiler):
         max_conditions=20,
     )
 
+    def attribute(self, field: str) -> str:
+        """The platform attribute holding canonical `field` (the mapping's, or its own name)."""
+        mapping = self.mapping if isinstance(self.mapping, PlatformMapping) else self._shipped()
+        path = mapping.platform_path(field) if mapping is not None else None
+        return path or field
+
+    def _shipped(self) -> PlatformMapping | None:
+        if not hasattr(self, "_shipped_mapping"):
+            try:
+                self._shipped_mapping: PlatformMapping | None = load_mapping(self.platform)
+            except FileNotFoundError:
+                self._shipped_mapping = None
+        return self._shipped_mapping
+
     def emit(self, rule: ast.Rule) -> dict[str, Any]:
         items = rule.items if isinstance(rule, ast.And) else (rule,)
         return {"match": "all", "conditions": [self.condition(item) for item in items]}
@@ -62,12 +79,12 @@ class TemplateCompiler(RuleCompiler):
                 raise PlatformCannotExpress(f"no '{node.op.value}' operator", node)
             if op != "eq" and ftype not in NUMERIC_TYPES:
                 raise PlatformCannotExpress("ordering applies to numbers only", node)
-            return {"field": node.field, "op": op, "value": node.value}
+            return {"field": self.attribute(node.field), "op": op, "value": node.value}
         if isinstance(node, ast.In):
             self.field_type(node)
             if node.negated or not node.values:
                 raise PlatformCannotExpress("only a non-empty, positive 'in'", node)
-            return {"field": node.field, "op": "in", "values": list(node.values)}
+            return {"field": self.attribute(node.field), "op": "in", "values": list(node.values)}
         if isinstance(node, ast.Has):
             if node.field != "tags":
                 raise PlatformCannotExpress("'has' applies to tags only", node)

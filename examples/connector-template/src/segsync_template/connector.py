@@ -1,7 +1,9 @@
 """The Template platform's connector: config, capabilities and the connector contract.
 
-Everything platform-specific is data on the class (`capabilities`, `OWNED_PATHS`) or a small
-mapping function; HTTP goes through `segsync.http.build_client` (the `transport` seam).
+Everything platform-specific is data on the class: `capabilities`, `rate_limit_hints`,
+`credential_patterns`, `default_mapping` (the `mapping.yaml` shipped in this package),
+`compiler_path` and `emulator_path` (both imported only when asked for), `OWNED_PATHS`.
+HTTP goes through `segsync.http.build_client` (the `transport` seam).
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from segsync.connector import (
     SegmentRepresentation,
     TagRepresentation,
 )
-from segsync.http import ApiClient, RateWindow, RequestStats, build_client
+from segsync.http import (
+    RETRY_AFTER,
+    ApiClient,
+    RateLimitHints,
+    RateWindow,
+    RequestStats,
+    build_client,
+)
+from segsync.mapping import PlatformMapping, load_mapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
 
 __all__ = ["TemplateConfig", "TemplateConnector"]
@@ -56,6 +66,14 @@ def to_platform(value: Any) -> Any:
     return value
 
 
+def attribute_names(mapping: PlatformMapping | None) -> dict[str, str]:
+    """Canonical field -> platform attribute, as `mapping` renames them (the others keep
+    their canonical name)."""
+    if mapping is None:
+        return {}
+    return {name: entry.path for name, entry in mapping.fields.items()}
+
+
 class TemplateConnector(Connector):
     """Reads and writes Template contacts; publishes flat-AND segments and static lists."""
 
@@ -65,6 +83,12 @@ class TemplateConnector(Connector):
     compiler_path: ClassVar[str | None] = "segsync_template.compiler:TemplateCompiler"
     emulator_path: ClassVar[str | None] = "segsync_template.emulator:TemplateEmulator"
     default_base_url: ClassVar[str] = "https://api.template.invalid"
+    #: the platform answers a 429 with a standard Retry-After header
+    rate_limit_hints: ClassVar[RateLimitHints] = RateLimitHints(headers=(RETRY_AFTER,))
+    #: the shape of the platform's API keys, redacted from every log line and report
+    credential_patterns: ClassVar[tuple[str, ...]] = (r"tpl-[A-Za-z0-9-]{8,}",)
+    #: the field map shipped in this package; a user's `mappings:` entry extends or replaces it
+    default_mapping: ClassVar[str | None] = "mapping.yaml"
     capabilities: ClassVar[Capabilities] = Capabilities(
         write_batch_size=50,
         read_page_size=100,
@@ -82,6 +106,9 @@ class TemplateConnector(Connector):
     def __init__(self, config: ConnectorConfig | Mapping[str, Any], **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         assert isinstance(self.config, TemplateConfig)
+        if not isinstance(self.mapping, PlatformMapping):  # None or a file: load it
+            self.mapping = load_mapping(self.name, self.mapping)
+        self.attributes = attribute_names(self.mapping)
         key = self.config.api_key.get_secret_value()
         self.client: ApiClient = build_client(
             platform=self.name,
@@ -107,18 +134,21 @@ class TemplateConnector(Connector):
         existing = await self.client.get_json("/v1/fields")
         known = {f["name"] for f in existing["fields"]}
         for name, spec in fields.items():
-            if name not in known and not spec.read_only:
+            attribute = self.attributes.get(name, name)
+            if attribute not in known and not spec.read_only:
                 await self.client.request(
                     "POST", "/v1/fields", endpoint="POST /v1/fields",
-                    json={"name": name, "type": FIELD_TYPES.get(spec.type, "text")},
+                    json={"name": attribute, "type": FIELD_TYPES.get(spec.type, "text")},
                 )
 
     # -- reading ------------------------------------------------------------------------
 
     def to_remote(self, record: Mapping[str, Any]) -> RemoteContact:
         """A platform record as a canonical `RemoteContact` (unknown attributes ignored)."""
+        canonical = {attribute: name for name, attribute in self.attributes.items()}
         fields = {}
-        for name, value in record["attributes"].items():
+        for attribute, value in record["attributes"].items():
+            name = canonical.get(attribute, attribute)
             spec = self.schema.get(name)
             if spec is not None:
                 fields[name] = spec.coerce(value)
@@ -179,7 +209,9 @@ class TemplateConnector(Connector):
         """A change as one record of the batch endpoint (only what changes is sent)."""
         record: dict[str, Any] = {"email": change.email, "create": change.create}
         if change.fields:
-            record["attributes"] = {k: to_platform(v) for k, v in change.fields.items()}
+            record["attributes"] = {
+                self.attributes.get(k, k): to_platform(v) for k, v in change.fields.items()
+            }
         if change.consent is not None:
             record["consent"] = change.consent.value
         if change.tags_add:

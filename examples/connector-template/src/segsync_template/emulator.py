@@ -117,6 +117,12 @@ class TemplateEmulator(Emulator):
     MAX_MEMBERS: ClassVar[int] = 100
     RATE_LIMIT: ClassVar[int] = 20
     retry_after_header: ClassVar[bool] = True
+    #: None: the template stays out of `segsync demo` (a real platform names a loopback port)
+    demo_port: ClassVar[int | None] = None
+
+    def client_config(self) -> dict[str, Any]:
+        """The `platforms.template` block that reaches this emulator (without `base_url`)."""
+        return {"api_key": self.api_key}
 
     def __init__(self, **kwargs: Any) -> None:
         self.fields: dict[str, str] = {}

@@ -1,0 +1,478 @@
+"""The Brevo account as the connector sees it: attributes, the owned folder and its lists.
+
+Contract (`Connector.check`, `Connector.prepare`): `check` reads the account's attributes
+(the key works); `prepare` creates the attributes the schema needs (UPPER_CASE names, the
+category and type of `ATTRIBUTE_TYPES`), the options of category and multiple-choice
+attributes, the owned consent attribute, and the tag containers (lists `tag: <name>` in the
+owned folder, or the options of the tags attribute). A canonical field's attribute is, in
+order: the config's `attribute_names`, the mapping's `attributes.<NAME>` path,
+`ATTRIBUTE_NAMES`, then the field name in upper case. What the last read showed of each
+contact is kept in a bounded cache (`KnownContact`) so writes send only what differs.
+
+Consent is evidence (`consent_of`): `emailBlacklisted` and `listUnsubscribed` on a declared
+consent list are opt-outs; membership of a declared consent list and a confirmed double
+opt-in attribute are opt-ins; segsync's own consent attribute is only an echo of what it
+wrote (`evidence=None`); nothing else is consent. Only a contact whose status is `subscribed`
+may be in a list segsync writes (`listable`), unless the user allows the list
+(`consent.allow_unconsented_in_lists`); `check` refuses consent lists the account lacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from segsync.http import ApiError
+from segsync.mapping import FieldMapping, PlatformMapping
+from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
+from segsync_brevo.client import BrevoCalls
+from segsync_brevo.fields import CONSENT_VALUES, category_label, parse_time
+
+__all__ = [
+    "BASE_LIST_NAME",
+    "IMPORT_LIST_PREFIX",
+    "LIST_PAGE",
+    "SEGMENT_LIST_PREFIX",
+    "TAG_LIST_PREFIX",
+    "BrevoAccount",
+    "KnownContact",
+]
+
+log = logging.getLogger("segsync.brevo")
+
+LIST_PAGE = 50
+TAG_LIST_PREFIX = "tag: "
+SEGMENT_LIST_PREFIX = "segment: "
+BASE_LIST_NAME = "segsync contacts"
+IMPORT_LIST_PREFIX = "import (temporary): "
+"""Lists an import of contacts without opt-in lands in, deleted once the import is read back
+(`/contacts/import` requires a list); `prepare` deletes any a killed run left behind."""
+DOI_CONFIRMED = (1, "1", "Yes", "yes", True)
+"""Values of a double-opt-in category attribute that mean "confirmed" (id 1, label Yes)."""
+
+
+@dataclasses.dataclass
+class KnownContact:
+    """What the last read (or write) showed of one contact."""
+
+    id: str
+    blocklisted: bool
+    tags: frozenset[str]
+    fields: dict[str, Any]
+    consent: ConsentStatus
+    #: every list id the contact is in (owned or not)
+    lists: frozenset[int] = frozenset()
+    #: tags held in the tags attribute (contacts that may not be in tag lists)
+    attribute_tags: frozenset[str] = frozenset()
+    #: False when `fields` were not decoded (a lookup): every field is then sent
+    fields_known: bool = True
+
+
+class BrevoAccount(BrevoCalls):
+    """Attributes, folder and owned lists of the account (a connector part)."""
+
+    #: canonical field type -> (attribute category, attribute type)
+    ATTRIBUTE_TYPES: ClassVar[dict[FieldType, tuple[str, str]]]
+    #: canonical field names with a Brevo attribute of their own
+    ATTRIBUTE_NAMES: ClassVar[dict[str, str]]
+
+    field_map: PlatformMapping | None
+    _attributes: dict[str, dict[str, Any]] | None
+    _folder_id: int | None
+    _owned_lists: dict[str, int] | None  # list name -> id, in the owned folder
+    _known: collections.OrderedDict[str, KnownContact]
+    _reachable: collections.OrderedDict[str, bool]  # email -> may be in segsync's lists
+    _known_limit: int
+
+    async def check(self) -> None:
+        """The key works (the attributes can be read) and every declared consent list exists.
+
+        Raises ApiError naming the place in the config and the fix otherwise."""
+        await self._load_attributes(refresh=True)
+        for list_id in self.config.consent.lists:
+            response = await self._call(
+                "GET", f"/contacts/lists/{list_id}", "/contacts/lists/{listId}", ok=(404,)
+            )
+            if response.status_code == 404:
+                raise ApiError(
+                    platform=self.name,
+                    endpoint="GET /contacts/lists/{listId}",
+                    status=404,
+                    code="consent_list_not_found",
+                    message=(
+                        f"brevo.consent.lists: list {list_id} does not exist on this Brevo "
+                        "account; fix: use the id shown in Brevo under Contacts > Lists, or "
+                        "remove it from brevo.consent.lists"
+                    ),
+                )
+        doi = self.config.consent.double_opt_in_attribute
+        if doi is not None and doi.upper() not in (self._attributes or {}):
+            raise ApiError(
+                platform=self.name,
+                endpoint="GET /contacts/attributes",
+                status=404,
+                code="consent_attribute_not_found",
+                message=(
+                    f"brevo.consent.double_opt_in_attribute: {doi.upper()} is not an attribute "
+                    "of this Brevo account; fix: name the attribute Brevo sets on a confirmed "
+                    "double opt-in (usually DOUBLE_OPT-IN), or remove the key"
+                ),
+            )
+
+    # -- consent -------------------------------------------------------------------------
+
+    def _doi_attribute(self) -> str | None:
+        """The attribute whose confirmed value is an opt-in: declared, or Brevo's own
+        `DOUBLE_OPT-IN` when segsync asks for double opt-in itself (`double_opt_in`)."""
+        declared = self.config.consent.double_opt_in_attribute
+        if declared is not None:
+            return declared.upper()
+        return "DOUBLE_OPT-IN" if self.config.double_opt_in is not None else None
+
+    def consent_of(
+        self, raw: Mapping[str, Any], attributes: Mapping[str, Mapping[str, Any]]
+    ) -> Consent:
+        """The consent a Brevo contact shows, with the evidence it rests on (None: no proof).
+
+        Opt-outs first (the answer that cannot email someone wins): `emailBlacklisted`, then
+        `listUnsubscribed` on a declared consent list. Opt-ins only from a declared consent
+        list in `listIds` or the confirmed double-opt-in attribute. Otherwise segsync's own
+        attribute is echoed without evidence, and without it the status is unknown
+        (`non_subscribed`)."""
+        values = raw.get("attributes") or {}
+        name = self.config.consent_attribute.upper()
+        label = category_label(attributes.get(name), values.get(name))
+        updated = parse_time(str(raw["modifiedAt"])) if raw.get("modifiedAt") else None
+
+        def consent(status: ConsentStatus, evidence: str | None) -> Consent:
+            return Consent(status=status, updated_at=updated, source=self.name, evidence=evidence)
+
+        if raw.get("emailBlacklisted"):
+            bounced = label == ConsentStatus.BOUNCED
+            status = ConsentStatus.BOUNCED if bounced else ConsentStatus.UNSUBSCRIBED
+            return consent(status, "emailBlacklisted=true")
+        declared = self.config.consent.lists
+        unsubscribed = [i for i in declared if i in set(raw.get("listUnsubscribed") or ())]
+        if unsubscribed:
+            return consent(ConsentStatus.UNSUBSCRIBED, f"listUnsubscribed={unsubscribed[0]}")
+        joined = [i for i in declared if i in set(raw.get("listIds") or ())]
+        if joined:
+            return consent(ConsentStatus.SUBSCRIBED, f"listIds={joined[0]}")
+        doi = self._doi_attribute()
+        if doi is not None and values.get(doi) is not None:
+            raw_doi = values[doi]
+            shown = category_label(attributes.get(doi), raw_doi)
+            if raw_doi in DOI_CONFIRMED or shown in DOI_CONFIRMED:
+                return consent(ConsentStatus.SUBSCRIBED, f"{doi}=1")
+        if label in (ConsentStatus.SUBSCRIBED, ConsentStatus.PENDING, ConsentStatus.NON_SUBSCRIBED):
+            return consent(ConsentStatus(label), None)  # segsync's own write: an echo
+        return consent(ConsentStatus.NON_SUBSCRIBED, None)  # unknown (or an opt-out lifted)
+
+    def allowed_unconsented(self, list_id: int, name: str | None) -> bool:
+        """True when the user allows contacts without opt-in in this segsync list."""
+        allowed = self.config.consent.allow_unconsented_in_lists
+        return str(list_id) in allowed or (name is not None and name in allowed)
+
+    def known_from(
+        self,
+        raw: Mapping[str, Any],
+        attributes: Mapping[str, Mapping[str, Any]],
+        tag_ids: Mapping[int, str],
+        fields: dict[str, Any] | None = None,
+    ) -> KnownContact:
+        """What a contact as Brevo returns it shows: tags (lists and attribute), consent."""
+        values = raw.get("attributes") or {}
+        held = frozenset(values.get(self.config.tags_attribute.upper()) or ())
+        lists = frozenset(int(i) for i in raw.get("listIds") or ())
+        if self.config.tags == "attribute":
+            tags = held
+        else:
+            tags = frozenset(tag_ids[i] for i in lists if i in tag_ids) | held
+        return KnownContact(
+            str(raw["id"]),
+            bool(raw.get("emailBlacklisted")),
+            tags,
+            dict(fields or {}),
+            self.consent_of(raw, attributes).status,
+            lists=lists,
+            attribute_tags=held,
+            fields_known=fields is not None,
+        )
+
+    async def _tag_ids(self) -> dict[int, str]:
+        """List id -> tag of the owned tag lists (empty when tags are an attribute)."""
+        if self.config.tags != "lists":
+            return {}
+        lists = await self._lists()
+        return {
+            i: n[len(TAG_LIST_PREFIX) :] for n, i in lists.items() if n.startswith(TAG_LIST_PREFIX)
+        }
+
+    async def _load_attributes(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        if self._attributes is None or refresh:
+            data = (await self._call("GET", "/contacts/attributes", "/contacts/attributes")).json()
+            self._attributes = {a["name"].upper(): a for a in data.get("attributes", [])}
+        return self._attributes
+
+    def _mapped(self, field_name: str) -> FieldMapping | None:
+        return self.field_map.fields.get(field_name) if self.field_map is not None else None
+
+    def attribute_name(self, field_name: str) -> str:
+        """The Brevo attribute of a canonical field: config, then the mapping, then a default."""
+        if field_name in self.config.attribute_names:
+            return self.config.attribute_names[field_name].upper()
+        entry = self._mapped(field_name)
+        if entry is not None and entry.path.startswith("attributes."):
+            return entry.path.split(".", 1)[1].upper()
+        if field_name in self.ATTRIBUTE_NAMES:
+            return self.ATTRIBUTE_NAMES[field_name]
+        return re.sub(r"[^A-Z0-9_]", "_", field_name.upper())
+
+    def _wanted_type(self, spec: FieldSpec) -> tuple[str, str]:
+        if spec.type is FieldType.ENUM and not spec.options:
+            return ("normal", "text")
+        return self.ATTRIBUTE_TYPES[spec.type]
+
+    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
+        """Create the attributes, options, folder and tag lists that writes need."""
+        attributes = await self._load_attributes()
+        for name, spec in fields.items():
+            if spec.read_only:
+                continue
+            category, kind = self._wanted_type(spec)
+            await self._ensure_attribute(
+                self.attribute_name(name), category, kind, spec.options, attributes
+            )
+        consent_options = tuple(s.value for s in CONSENT_VALUES)
+        await self._ensure_attribute(
+            self.config.consent_attribute.upper(),
+            "category",
+            "category",
+            consent_options,
+            attributes,
+            values=CONSENT_VALUES,
+        )
+        # the tags attribute also holds the tags of contacts that may not be in tag lists
+        await self._ensure_attribute(
+            self.config.tags_attribute.upper(),
+            "normal",
+            "multiple-choice",
+            tuple(tags),
+            attributes,
+        )
+        if self.config.tags == "lists":
+            await self._tag_lists(tags, create=True)
+            await self._drop_stale_import_lists()
+        if self.config.consent.allow_unconsented_in_lists:
+            log.warning(
+                "brevo: contacts without opt-in evidence may be placed in %s "
+                "(brevo.consent.allow_unconsented_in_lists): Brevo campaigns to these lists "
+                "reach every member who is not blocklisted",
+                ", ".join(self.config.consent.allow_unconsented_in_lists),
+            )
+
+    async def _drop_stale_import_lists(self) -> None:
+        """Delete the temporary import lists a killed run left behind (their members
+        would otherwise stay reachable)."""
+        lists = await self._lists()
+        for name, list_id in list(lists.items()):
+            if name.startswith(IMPORT_LIST_PREFIX):
+                await self._call(
+                    "DELETE", f"/contacts/lists/{list_id}", "/contacts/lists/{listId}", ok=(404,)
+                )
+                del lists[name]
+
+    async def _ensure_attribute(
+        self,
+        name: str,
+        category: str,
+        kind: str,
+        options: Sequence[str],
+        attributes: dict[str, dict[str, Any]],
+        values: Mapping[Any, int] | None = None,
+    ) -> None:
+        existing = attributes.get(name)
+        path = f"/contacts/attributes/{category}/{urllib.parse.quote(name)}"
+        label = "/contacts/attributes/{category}/{name}"
+        if existing is None:
+            body: dict[str, Any] = {}
+            if category == "category":
+                body["enumeration"] = [
+                    {"value": (values or {}).get(o, i + 1), "label": o}
+                    for i, o in enumerate(options)
+                ]
+                body["type"] = "category"
+            else:
+                body["type"] = kind
+                if kind == "multiple-choice":
+                    body["multiCategoryOptions"] = list(options) or ["-"]
+            await self._call("POST", path, label, json_body=body, idempotent=True, ok=(400,))
+            entry: dict[str, Any] = {"name": name, "category": category, "type": kind}
+            if category == "category":
+                entry["enumeration"] = body["enumeration"]
+            if kind == "multiple-choice":
+                entry["multiCategoryOptions"] = body["multiCategoryOptions"]
+            attributes[name] = entry
+            return
+        if existing.get("category") == "category":
+            enumeration = list(existing.get("enumeration") or [])
+            labels = {e["label"] for e in enumeration}
+            missing = [o for o in options if o not in labels]
+            if missing:
+                top = max([0, *(int(e["value"]) for e in enumeration)])
+                added = [
+                    {"value": (values or {}).get(o, top + i + 1), "label": o}
+                    for i, o in enumerate(missing)
+                ]
+                await self._call(
+                    "PUT",
+                    f"/contacts/attributes/category/{urllib.parse.quote(name)}",
+                    label,
+                    json_body={"enumeration": enumeration + added},
+                )
+                existing["enumeration"] = enumeration + added
+        elif existing.get("type") == "multiple-choice":
+            await self._ensure_options(name, options)
+
+    async def _ensure_tags_attribute(self, tags: Iterable[str]) -> None:
+        """The tags attribute exists and has every one of `tags` as an option."""
+        attributes = await self._load_attributes()
+        name = self.config.tags_attribute.upper()
+        await self._ensure_attribute(name, "normal", "multiple-choice", sorted(tags), attributes)
+
+    async def _ensure_options(self, name: str, options: Iterable[str]) -> None:
+        attributes = await self._load_attributes()
+        existing = attributes[name]
+        have = list(existing.get("multiCategoryOptions") or [])
+        missing = sorted(set(options) - set(have))
+        if missing:
+            await self._call(
+                "PUT",
+                f"/contacts/attributes/normal/{urllib.parse.quote(name)}",
+                "/contacts/attributes/{category}/{name}",
+                json_body={"multiCategoryOptions": missing},
+            )
+            existing["multiCategoryOptions"] = have + missing
+
+    # -- folder and owned lists ----------------------------------------------------------
+
+    async def _folder(self, *, create: bool) -> int | None:
+        if self._folder_id is None:
+            offset = 0
+            while self._folder_id is None:
+                data = (
+                    await self._call(
+                        "GET",
+                        "/contacts/folders",
+                        "/contacts/folders",
+                        params={"limit": LIST_PAGE, "offset": offset, "sort": "asc"},
+                    )
+                ).json()
+                folders = data.get("folders") or []
+                for folder in folders:
+                    if folder.get("name") == self.config.folder:
+                        self._folder_id = int(folder["id"])
+                offset += len(folders)
+                if not folders or offset >= int(data.get("count") or 0):
+                    break
+            if self._folder_id is None and create:
+                response = await self._call(
+                    "POST",
+                    "/contacts/folders",
+                    "/contacts/folders",
+                    json_body={"name": self.config.folder},
+                )
+                self._folder_id = int(response.json()["id"])
+        return self._folder_id
+
+    async def _lists(self, *, create_folder: bool = False) -> dict[str, int]:
+        """Lists of the owned folder by name (empty when the folder does not exist)."""
+        if self._owned_lists is None:
+            folder = await self._folder(create=create_folder)
+            if folder is None:
+                return {}
+            owned: dict[str, int] = {}
+            offset = 0
+            while True:
+                data = (
+                    await self._call(
+                        "GET",
+                        f"/contacts/folders/{folder}/lists",
+                        "/contacts/folders/{folderId}/lists",
+                        params={"limit": LIST_PAGE, "offset": offset, "sort": "asc"},
+                    )
+                ).json()
+                lists = data.get("lists") or []
+                for item in lists:
+                    owned[str(item["name"])] = int(item["id"])
+                offset += len(lists)
+                if not lists or offset >= int(data.get("count") or 0):
+                    break
+            self._owned_lists = owned
+        return self._owned_lists
+
+    async def _owned_list(self, name: str) -> int:
+        lists = await self._lists(create_folder=True)
+        if name not in lists:
+            folder = await self._folder(create=True)
+            response = await self._call(
+                "POST",
+                "/contacts/lists",
+                "/contacts/lists",
+                json_body={"name": name, "folderId": folder},
+            )
+            lists[name] = int(response.json()["id"])
+        return lists[name]
+
+    async def _tag_lists(self, tags: Iterable[str], *, create: bool) -> dict[str, int]:
+        """Tag -> list id for `tags` (created when `create`)."""
+        out = {}
+        for tag in sorted(set(tags)):
+            name = TAG_LIST_PREFIX + tag
+            if create:
+                out[tag] = await self._owned_list(name)
+            else:
+                lists = await self._lists()
+                if name in lists:
+                    out[tag] = lists[name]
+        return out
+
+    def _remember(self, email: str, known: KnownContact) -> None:
+        """Keep what was seen of a contact; the least recently seen go first past the limit."""
+        self._known[email] = known
+        self._known.move_to_end(email)
+        while len(self._known) > self._known_limit:
+            self._known.popitem(last=False)
+        self._set_reachable(
+            email, known.consent is ConsentStatus.SUBSCRIBED and not known.blocklisted
+        )
+
+    def _set_reachable(self, email: str, reachable: bool) -> None:
+        """Whether a contact may be in segsync's lists, as last read or written (bounded)."""
+        self._reachable[email] = reachable
+        self._reachable.move_to_end(email)
+        while len(self._reachable) > self._known_limit:
+            self._reachable.popitem(last=False)
+
+    async def _look_up(self, emails: Iterable[str]) -> None:
+        """Read the contacts among `emails` that nothing read or written showed (one `GET`
+        each, 100 at a time); those Brevo does not have stay unknown."""
+        missing = [e for e in dict.fromkeys(emails) if e not in self._known]
+        if not missing:
+            return
+        attributes = await self._load_attributes()
+        tag_ids = await self._tag_ids()
+
+        async def look_up(email: str) -> None:
+            raw = await self._get_contact(email)
+            if raw is not None:
+                self._remember(email, self.known_from(raw, attributes, tag_ids))
+
+        for start in range(0, len(missing), 100):
+            await asyncio.gather(*(look_up(e) for e in missing[start : start + 100]))

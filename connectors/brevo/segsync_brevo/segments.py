@@ -1,0 +1,200 @@
+"""Segments on Brevo: owned lists, their members, and Brevo's own (read-only) segments.
+
+Contract (`Connector.ensure_static`, `find_owned`, `change_static_members`, `delete_owned`,
+`segment_members`): Brevo's API cannot create segments, so every segment is materialised as
+the owned list `segment: <name>` in the owned folder. Members are added and removed by email,
+`MEMBERSHIP_BATCH` a call; "already there" / "already gone" count as done, and an add that
+Brevo refuses is confirmed against the contact before it counts as failed. Only contacts
+that are `subscribed` (as last read or written; looked up otherwise) are added: the others
+are left out with a warning, as done results coded `unconsented` (`partial`: the membership
+was deliberately not written, so the run converges), unless the list is allowed
+(`consent.allow_unconsented_in_lists`). `delete_owned`
+takes the kinds `segment`, `list`, `tag` (owned lists) and `folder`; gone is fine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from segsync.connector import ChangeResult
+from segsync.model import ConsentStatus
+from segsync_brevo.account import LIST_PAGE, SEGMENT_LIST_PREFIX, BrevoAccount
+from segsync_brevo.errors import parse_error
+
+__all__ = ["MEMBERSHIP_BATCH", "MEMBERS_PAGE", "BrevoSegments"]
+
+log = logging.getLogger("segsync.brevo")
+
+MEMBERSHIP_BATCH = 150
+"""Emails per list add/remove call (Brevo's maximum)."""
+MEMBERS_PAGE = 500
+
+
+class BrevoSegments(BrevoAccount):
+    """Owned lists as static segments, and list membership (a connector part)."""
+
+    def may_hold(self, static: str, consent: ConsentStatus) -> bool:
+        """Only people with opt-in evidence go in segsync's segment lists (a list makes its
+        non-blocklisted members reachable by campaigns), unless the user allows the list."""
+        return consent is ConsentStatus.SUBSCRIBED or any(
+            self.allowed_unconsented(-1, name) for name in (static, SEGMENT_LIST_PREFIX + static)
+        )
+
+    async def ensure_static(self, name: str, ref: str | None) -> str:
+        """The owned list `segment: <name>` in the owned folder (created when missing)."""
+        if ref is not None:
+            response = await self._call(
+                "GET", f"/contacts/lists/{int(ref)}", "/contacts/lists/{listId}", ok=(404,)
+            )
+            if response.status_code == 200:
+                return ref
+        return str(await self._owned_list(SEGMENT_LIST_PREFIX + name))
+
+    async def find_owned(self, kind: str, name: str) -> str | None:
+        """The id of the owned list `segment: <name>` in the owned folder, or None."""
+        found = (await self._lists()).get(SEGMENT_LIST_PREFIX + name)
+        return None if found is None else str(found)
+
+    async def change_static_members(
+        self, ref: str, add: Sequence[str], remove: Sequence[str]
+    ) -> list[ChangeResult]:
+        """Add and remove members by email, 150 a call."""
+        list_id = int(ref)
+        adds = [e.strip().lower() for e in add]
+        refused: list[ChangeResult] = []
+        name = {i: n for n, i in (await self._lists()).items()}.get(list_id)
+        if adds and not self.allowed_unconsented(list_id, name):
+            await self._look_up(e for e in adds if e not in self._reachable)
+            refused = [
+                ChangeResult(
+                    email=e,
+                    ok=True,
+                    partial=True,
+                    code="unconsented",
+                    error="not added: no opt-in evidence for this contact, and a Brevo list "
+                    "makes its members reachable by campaigns (allow it with "
+                    "brevo.consent.allow_unconsented_in_lists)",
+                )
+                for e in adds
+                if not self._reachable.get(e, False)
+            ]
+            adds = [e for e in adds if self._reachable.get(e, False)]
+            if refused:
+                log.warning(
+                    "brevo: %d member(s) of %s without opt-in evidence not added (a list makes "
+                    "its members reachable by campaigns)",
+                    len(refused),
+                    name or f"list {list_id}",
+                )
+        results = refused + await self._membership(list_id, adds, "add")
+        results += await self._membership(list_id, [e.strip().lower() for e in remove], "remove")
+        return results
+
+    async def _membership(
+        self, list_id: int, emails: Sequence[str], action: str
+    ) -> list[ChangeResult]:
+        """One result per email; "already there" / "already gone" count as done."""
+        emails = list(dict.fromkeys(emails))
+        chunks = [emails[i : i + MEMBERSHIP_BATCH] for i in range(0, len(emails), MEMBERSHIP_BATCH)]
+        path = f"/contacts/lists/{list_id}/contacts/{action}"
+        label = "/contacts/lists/{listId}/contacts/" + action
+
+        async def send(chunk: list[str]) -> list[ChangeResult]:
+            response = await self._call(
+                "POST", path, label, json_body={"emails": chunk}, ok=(400,), idempotent=True
+            )
+            if response.status_code == 400:
+                code, message = parse_error(response)
+                if message != "Contact already in list and/or does not exist":
+                    return [
+                        ChangeResult(email=e, ok=False, error=message, code=code) for e in chunk
+                    ]
+                failed = set(chunk)
+            else:
+                failed = set(response.json().get("contacts", {}).get("failure") or ())
+            out = []
+            for email in chunk:
+                if email not in failed or action == "remove":
+                    out.append(ChangeResult(email=email, ok=True))
+                    continue
+                raw = await self._get_contact(email)
+                if raw is not None and list_id in (raw.get("listIds") or ()):
+                    out.append(ChangeResult(email=email, ok=True, platform_id=str(raw["id"])))
+                else:
+                    out.append(
+                        ChangeResult(
+                            email=email,
+                            ok=False,
+                            code="document_not_found",
+                            error="Contact already in list and/or does not exist: "
+                            "the contact does not exist in Brevo",
+                        )
+                    )
+            return out
+
+        batches = await asyncio.gather(*(send(chunk) for chunk in chunks))
+        return [result for batch in batches for result in batch]
+
+    async def delete_owned(self, kind: str, ref: str) -> None:
+        """Delete an owned list (segment, tag or list) or the owned folder; gone is fine."""
+        if kind in ("segment", "list", "tag"):
+            path, label = f"/contacts/lists/{int(ref)}", "/contacts/lists/{listId}"
+        elif kind == "folder":
+            path, label = f"/contacts/folders/{int(ref)}", "/contacts/folders/{folderId}"
+        else:
+            raise ValueError(f"brevo: cannot delete owned objects of kind {kind!r}")
+        await self._call("DELETE", path, label, ok=(404,))
+        self._owned_lists = None
+        if kind == "folder":
+            self._folder_id = None
+
+    async def segment_members(self, ref: str) -> AsyncIterator[str]:
+        """Emails in an owned list, or in a Brevo segment when `ref` is `segment:<id>`."""
+        if ref.startswith("segment:"):
+            path, label, page = "/contacts", "/contacts", 1000
+            params: dict[str, Any] = {"segmentId": int(ref.split(":", 1)[1])}
+        else:
+            path = f"/contacts/lists/{int(ref)}/contacts"
+            label, page, params = "/contacts/lists/{listId}/contacts", MEMBERS_PAGE, {}
+        offset = 0
+        while True:
+            data = (
+                await self._call(
+                    "GET",
+                    path,
+                    label,
+                    params={**params, "limit": page, "offset": offset, "sort": "asc"},
+                )
+            ).json()
+            contacts = data.get("contacts") or []
+            for raw in contacts:
+                if raw.get("email"):
+                    yield str(raw["email"])
+            offset += len(contacts)
+            if not contacts or offset >= int(data.get("count") or 0):
+                return
+
+    async def platform_segments(self) -> list[dict[str, Any]]:
+        """Brevo's own segments (read-only through the API): id, name, category."""
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            data = (
+                await self._call(
+                    "GET",
+                    "/contacts/segments",
+                    "/contacts/segments",
+                    params={"limit": LIST_PAGE, "offset": offset},
+                )
+            ).json()
+            segments = data.get("segments") or []
+            out += [
+                {"id": s["id"], "name": s.get("segmentName"), "category": s.get("categoryName")}
+                for s in segments
+            ]
+            offset += len(segments)
+            if not segments or offset >= int(data.get("count") or 0):
+                return out

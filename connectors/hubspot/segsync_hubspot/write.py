@@ -1,0 +1,554 @@
+"""Writing HubSpot contacts: properties before writes, then upserts, tags and consent.
+
+Contract (`Connector.prepare`, `Connector.write`), as HubSpot makes it:
+
+- `prepare` creates the missing properties (in segsync's property group, with matching types;
+  an existing one of another type is an error) and the tag options or tag lists;
+- writes are batch upserts by email, 100 inputs a call, with per-record results from 207
+  answers; a whole-batch 400 is bisected so that one bad record does not fail the others, and
+  a batch never names one email twice (later changes go in later rounds);
+- tags are written to the multi-checkbox property (options created before values; a removal
+  rewrites the record's whole set, an addition is `;`-appended) or as tag-list memberships;
+- consent goes through the communication-preferences API (batch writes where the account has
+  them, else one call per address) with the legal basis when known; a `subscribed` write for
+  an address HubSpot holds as opted out or bounced is refused locally and never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from segsync.connector import ChangeResult, ContactChange
+from segsync.http import ApiError
+from segsync.model import ConsentStatus, FieldSpec, FieldType
+from segsync_hubspot.account import log
+from segsync_hubspot.config import DEFAULT_EXPLANATION, LEGAL_BASES
+from segsync_hubspot.fields import encode_value
+from segsync_hubspot.limits import BATCH_INPUTS, CONSENT_BATCH_INPUTS
+from segsync_hubspot.segments import HubSpotSegments
+
+__all__ = ["LEGAL_BASES", "HubSpotWrites"]
+
+_STATUS_STATE: dict[ConsentStatus, str] = {
+    ConsentStatus.SUBSCRIBED: "SUBSCRIBED",
+    ConsentStatus.UNSUBSCRIBED: "UNSUBSCRIBED",
+    ConsentStatus.BOUNCED: "UNSUBSCRIBED",
+}
+"""The v4 `statusState` written for a canonical consent; others (`pending`, which HubSpot
+cannot express, and `non_subscribed`) write no status: nothing reachable is sent."""
+
+_SENT: dict[str, ConsentStatus] = {
+    "SUBSCRIBED": ConsentStatus.SUBSCRIBED,
+    "UNSUBSCRIBED": ConsentStatus.UNSUBSCRIBED,
+}
+"""The canonical status a confirmed `statusState` write stands for (`ChangeResult.sent_consent`)."""
+
+_GDPR_HINT = (
+    "; fix: this portal requires a legal basis (GDPR): set hubspot.legal_basis and "
+    "hubspot.legal_basis_explanation"
+)
+
+
+class HubSpotWrites(HubSpotSegments):
+    """`prepare` and `write`; see the module docstring."""
+
+    _batch_consent_writes: bool
+    _batch_consent_writes_seen: bool
+
+    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
+        """Create missing properties (with matching types) and the tag options or lists."""
+        known = await self._load_properties()
+
+        for name, spec in fields.items():
+            if spec.read_only:
+                continue
+            target = self._target(name, spec)
+            existing = known.get(target.name)
+            if existing is None:
+                if target.builtin:
+                    continue
+                await self._ensure_group()
+                body: dict[str, Any] = {
+                    "name": target.name,
+                    "label": name,
+                    "type": target.type,
+                    "fieldType": target.field_type,
+                    "groupName": self.cfg.property_group,
+                    "description": f"segsync canonical field {name}",
+                }
+                if target.type == "enumeration":
+                    body["options"] = [
+                        {"label": o, "value": o, "displayOrder": i, "hidden": False}
+                        for i, o in enumerate(spec.options)
+                    ]
+                known[target.name] = await self._create_property(body)
+                continue
+            if existing.get("type") != target.type and not target.builtin:
+                raise ApiError(
+                    platform=self.name,
+                    endpoint="prepare",
+                    status=409,
+                    code="TYPE_MISMATCH",
+                    message=(
+                        f"property {target.name} exists with type {existing.get('type')}, "
+                        f"but field {name} needs {target.type}"
+                    ),
+                )
+            if target.type == "enumeration" and spec.options and not target.builtin:
+                await self._ensure_options(target.name, {o: o for o in spec.options})
+        if self.cfg.tags_as == "property":
+            await self._ensure_tag_property({tag.casefold(): tag for tag in tags})
+        else:
+            for tag in tags:
+                await self._tag_list(tag)
+
+    def _properties_for(self, change: ContactChange) -> tuple[dict[str, str], str | None]:
+        """The property values of a change (fields only), or why a value cannot be written."""
+        targets = self._targets()
+        props: dict[str, str] = {}
+        problems = []
+        for name, value in change.fields.items():
+            spec = self.schema.fields.get(name)
+            target, spec = targets.get(name, (self._target(name, spec), spec))
+            if target.read_only:
+                continue
+            if spec is not None:
+                try:
+                    value = spec.coerce(value)
+                except ValueError as exc:
+                    problems.append(f"{name}: {exc}")
+                    continue
+            text = encode_value(target, spec, value)
+            if target.type == "enumeration" and ";" in text and not target.multi:
+                problems.append(f"{name}: {text!r} contains ';', which HubSpot options cannot")
+            props[target.name] = text
+        if change.new_email:
+            props["email"] = change.new_email
+        return props, ("; ".join(problems) or None)
+
+    async def write(self, changes: Sequence[ContactChange]) -> list[ChangeResult]:
+        """Upsert by email, 100 a call; tags and consent as described in the module docstring."""
+        results: list[ChangeResult | None] = [None] * len(changes)
+        pending: list[int] = []
+        for i, change in enumerate(changes):
+            if change.is_empty:
+                results[i] = ChangeResult(
+                    email=change.email, ok=True, platform_id=change.platform_id
+                )
+            else:
+                pending.append(i)
+        if not pending:
+            return [r for r in results if r is not None]
+        tags_mode = self.cfg.tags_as
+        invalid: dict[int, str] = {}
+        for i in pending:
+            bad = sorted(t for t in changes[i].tags_add | changes[i].tags_remove if ";" in t)
+            if bad and tags_mode == "property":
+                invalid[i] = f"tags {bad} contain ';', which HubSpot options cannot hold"
+        pending = [i for i in pending if i not in invalid]
+        if tags_mode == "property":
+            wanted = {t.casefold(): t for i in pending for t in changes[i].tags_add}
+            if wanted:
+                await self._ensure_tag_property(wanted)
+        await self._ensure_enum_options([changes[i] for i in pending])
+        current_tags: dict[str, set[str]] = {}
+        needs_tags = [
+            changes[i].email
+            for i in pending
+            if changes[i].tags_remove and not changes[i].create and tags_mode == "property"
+        ]
+        if needs_tags:
+            current_tags = await self._current_tags(needs_tags)
+        # consent guard: never subscribe an address HubSpot holds as opted out or bounced
+        refused: dict[int, str] = {}
+        subscribing = [i for i in pending if changes[i].consent is ConsentStatus.SUBSCRIBED]
+        if subscribing:
+            held = await self._held_opt_outs([changes[i].email for i in subscribing])
+            for i in subscribing:
+                why = held.get(changes[i].email.strip().lower())
+                if why:
+                    refused[i] = why
+        inputs: list[tuple[int, dict[str, Any]]] = []
+        for i in pending:
+            change = changes[i]
+            props, problem = self._properties_for(change)
+            if problem:
+                invalid[i] = problem
+                continue
+            if tags_mode == "property" and (change.tags_add or change.tags_remove):
+                adds = sorted({t.casefold() for t in change.tags_add})
+                if change.tags_remove and not change.create:
+                    have = current_tags.get(change.email.strip().lower(), set())
+                    keep = (have - {t.casefold() for t in change.tags_remove}) | set(adds)
+                    props[self.cfg.tags_property] = ";".join(sorted(keep))
+                elif adds:
+                    props[self.cfg.tags_property] = (
+                        ";".join(adds) if change.create else ";" + ";".join(adds)
+                    )
+            if props or change.create:
+                inputs.append(
+                    (
+                        i,
+                        {
+                            "idProperty": "email",
+                            "id": change.email.strip(),
+                            "properties": props,
+                            "objectWriteTraceId": str(i),
+                        },
+                    )
+                )
+        verdicts = await self._upsert(inputs)
+        for i, problem in invalid.items():
+            verdicts[i] = (False, None, False, problem, "INVALID_VALUE")
+        pending = sorted([*pending, *(i for i in invalid if i not in pending)])
+        for i in pending:
+            change = changes[i]
+            ok, platform_id, created, error, code = verdicts.get(
+                i, (True, change.platform_id, False, None, None)
+            )
+            results[i] = ChangeResult(
+                email=change.email,
+                ok=ok,
+                platform_id=platform_id,
+                created=created,
+                error=error,
+                code=code,
+            )
+        confirmed = [i for i in pending if (r := results[i]) is not None and r.ok]
+        if tags_mode == "lists":
+            await self._resolve_ids(changes, results, confirmed)
+            await self._write_tag_lists(changes, results, confirmed)
+        await self._write_consent(changes, results, [i for i in confirmed if i not in refused])
+        for i, why in refused.items():
+            prior = results[i]
+            assert prior is not None
+            results[i] = prior.model_copy(
+                update={
+                    "ok": False,
+                    "partial": prior.ok
+                    and bool(changes[i].fields or changes[i].tags_add or changes[i].tags_remove),
+                    "error": f"not re-subscribed: HubSpot holds {changes[i].email} as {why}",
+                    "code": "CONSENT_OPT_OUT",
+                }
+            )
+        return [r for r in results if r is not None]
+
+    async def _ensure_enum_options(self, changes: Sequence[ContactChange]) -> None:
+        """Create options of open enumeration properties before values are written."""
+        wanted: dict[str, dict[str, str]] = {}
+        for change in changes:
+            for name, value in change.fields.items():
+                spec = self.schema.fields.get(name)
+                if spec is None or spec.type not in (FieldType.ENUM, FieldType.MULTI_ENUM):
+                    continue
+                target = self._target(name, spec)
+                if target.builtin or target.type != "enumeration" or value is None:
+                    continue
+                values = value if isinstance(value, frozenset | set | list | tuple) else [value]
+                for v in values:
+                    wanted.setdefault(target.name, {})[str(v)] = str(v)
+        for prop, options in wanted.items():
+            await self._load_properties()
+            await self._ensure_options(prop, options)
+
+    async def _current_tags(self, emails: Sequence[str]) -> dict[str, set[str]]:
+        records = await self._batch_read_by_email(emails, ["email", self.cfg.tags_property])
+        return {
+            email: {v for v in (r["properties"].get(self.cfg.tags_property) or "").split(";") if v}
+            for email, r in records.items()
+        }
+
+    async def _held_opt_outs(self, emails: Sequence[str]) -> dict[str, str]:
+        """Addresses HubSpot holds as opted out or bounced -> which of the two."""
+        sub = await self._subscription_id()
+        records = await self._batch_read_by_email(
+            emails, ["email", "hs_email_optout", "hs_email_bad_address", f"hs_email_optout_{sub}"]
+        )
+        statuses = await self._statuses(sorted({e.strip().lower() for e in emails}))
+        held: dict[str, str] = {}
+        for email in {e.strip().lower() for e in emails}:
+            props = (records.get(email) or {}).get("properties") or {}
+            consent = self._consent(props, statuses.get(email))
+            if consent.is_opt_out:
+                held[email] = consent.status.value
+        return held
+
+    async def _upsert(
+        self, inputs: Sequence[tuple[int, dict[str, Any]]]
+    ) -> dict[int, tuple[bool, str | None, bool, str | None, str | None]]:
+        """Batch upserts at 100 inputs, concurrently; a verdict per change index."""
+        verdicts: dict[int, tuple[bool, str | None, bool, str | None, str | None]] = {}
+
+        async def send(chunk: Sequence[tuple[int, dict[str, Any]]]) -> None:
+            try:
+                response = await self.client.request(
+                    "POST",
+                    f"{self.paths['contacts']}/batch/upsert",
+                    endpoint="POST contacts/batch/upsert",
+                    json={"inputs": [body for _, body in chunk]},
+                    ok=(207,),
+                    # by email, values set or `;`-appended: sending it twice changes nothing
+                    idempotent=True,
+                )
+            except ApiError as exc:
+                if exc.status != 400 or len(chunk) == 1:
+                    for i, _ in chunk:
+                        verdicts[i] = (False, None, False, exc.message, exc.code)
+                    return
+                half = len(chunk) // 2  # isolate the refused record(s)
+                await send(chunk[:half])
+                await send(chunk[half:])
+                return
+            body = response.json()
+            by_trace = {str(r.get("objectWriteTraceId")): r for r in body.get("results") or []}
+            by_email = {
+                str((r.get("properties") or {}).get("email", "")).lower(): r
+                for r in body.get("results") or []
+            }
+            errors: dict[str, dict[str, Any]] = {}
+            for error in body.get("errors") or []:
+                context = error.get("context") or {}
+                for key in context.get("objectWriteTraceId") or []:
+                    errors[str(key)] = error
+                for key in context.get("ids") or []:
+                    errors.setdefault(f"email:{str(key).lower()}", error)
+            for i, item in chunk:
+                record = by_trace.get(str(i)) or by_email.get(item["id"].lower())
+                error = errors.get(str(i)) or errors.get(f"email:{item['id'].lower()}")
+                if record is not None:
+                    verdicts[i] = (True, str(record["id"]), bool(record.get("new")), None, None)
+                elif error is not None:
+                    verdicts[i] = (
+                        False,
+                        None,
+                        False,
+                        str(error.get("message")),
+                        str(error.get("category") or "") or None,
+                    )
+                else:
+                    verdicts[i] = (False, None, False, "HubSpot did not confirm this record", None)
+
+        # HubSpot refuses a batch naming one email twice: later changes go in later rounds
+        rounds: list[list[tuple[int, dict[str, Any]]]] = []
+        for item in inputs:
+            email = item[1]["id"].lower()
+            for batch in rounds:
+                if all(other["id"].lower() != email for _, other in batch):
+                    batch.append(item)
+                    break
+            else:
+                rounds.append([item])
+        for batch in rounds:
+            await asyncio.gather(
+                *(send(batch[i : i + BATCH_INPUTS]) for i in range(0, len(batch), BATCH_INPUTS))
+            )
+        return verdicts
+
+    async def _write_consent(
+        self,
+        changes: Sequence[ContactChange],
+        results: list[ChangeResult | None],
+        indexes: Iterable[int],
+    ) -> None:
+        """Opt-outs and opt-ins through the subscription statuses, a result per change.
+
+        Batch writes (`statuses/batch/write`, 100 inputs a call) where the account has them;
+        where HubSpot refuses them (403: Marketing Hub Enterprise only) or the config turns
+        them off, one `statuses/{email}` call per address. Callers leave out the addresses
+        that must not be re-subscribed; this method sends what it is given.
+        """
+        todo = [i for i in indexes if changes[i].consent in _STATUS_STATE]
+        if not todo:
+            return
+        sub = await self._subscription_id()
+        inputs = {i: self._status_input(changes[i], sub) for i in todo}
+        failures: dict[int, tuple[str, str | None]] = {}
+
+        async def single(i: int) -> None:
+            body = dict(inputs[i])
+            email = body.pop("subscriberIdString")
+            try:
+                await self.client.request(
+                    "POST",
+                    f"{self.paths['consent']}/statuses/{email}",
+                    endpoint="POST consent statuses/{email}",
+                    json=body,
+                    idempotent=True,
+                )
+            except ApiError as exc:
+                failures[i] = (exc.message, exc.code)
+
+        async def batch(chunk: Sequence[int]) -> None:
+            if not self._batch_consent_writes:
+                await asyncio.gather(*(single(i) for i in chunk))
+                return
+            try:
+                response = await self.client.request(
+                    "POST",
+                    f"{self.paths['consent']}/statuses/batch/write",
+                    endpoint="POST consent statuses/batch/write",
+                    json={"inputs": [inputs[i] for i in chunk]},
+                    ok=(207,),
+                    # statuses are set, not toggled: sending them twice changes nothing
+                    idempotent=True,
+                )
+            except ApiError as exc:
+                if exc.status == 403:
+                    if self._batch_consent_writes:
+                        log.warning(
+                            "hubspot: no batch subscription status writes (%s); "
+                            "writing one address a call",
+                            exc.message,
+                        )
+                    self._batch_consent_writes = False
+                    await asyncio.gather(*(single(i) for i in chunk))
+                elif exc.status == 400 and len(chunk) > 1:
+                    half = len(chunk) // 2  # isolate the refused input(s)
+                    await batch(chunk[:half])
+                    await batch(chunk[half:])
+                else:
+                    for i in chunk:
+                        failures[i] = (exc.message, exc.code)
+                return
+            self._batch_consent_writes_seen = True
+            failures.update(self._status_verdicts(chunk, inputs, response.json()))
+
+        # one batch never names an address twice: later changes go in later rounds
+        rounds: list[list[int]] = []
+        seen: dict[str, int] = {}  # address -> rounds that already name it
+        for i in todo:
+            email = inputs[i]["subscriberIdString"].lower()
+            seen[email] = seen.get(email, 0) + 1
+            if seen[email] > len(rounds):
+                rounds.append([])
+            rounds[seen[email] - 1].append(i)
+        step = CONSENT_BATCH_INPUTS
+        for group in rounds:
+            chunks = [group[k : k + step] for k in range(0, len(group), step)]
+            unknown = self._batch_consent_writes and not self._batch_consent_writes_seen
+            if unknown and len(chunks) > 1:
+                await batch(chunks[0])  # learn whether the account has batch writes first
+                chunks = chunks[1:]
+            await asyncio.gather(*(batch(chunk) for chunk in chunks))
+        for i in todo:
+            prior = results[i]
+            assert prior is not None
+            if i not in failures:
+                sent = _SENT[str(inputs[i]["statusState"])]
+                results[i] = prior.model_copy(update={"sent_consent": sent})
+                continue
+            error, code = failures[i]
+            if "legalBasis" not in inputs[i] and "legalbasis" in error.lower().replace(" ", ""):
+                error += _GDPR_HINT
+            results[i] = prior.model_copy(
+                update={"ok": False, "partial": True, "error": error, "code": code}
+            )
+
+    def _status_input(self, change: ContactChange, sub: int) -> dict[str, Any]:
+        """The `PublicStatusRequest` of one change, with its legal basis when one is known."""
+        body: dict[str, Any] = {
+            "subscriberIdString": (change.new_email or change.email).strip(),
+            "channel": "EMAIL",
+            "subscriptionId": sub,
+            "statusState": _STATUS_STATE.get(change.consent, "NOT_SPECIFIED")
+            if change.consent
+            else "NOT_SPECIFIED",
+        }
+        basis = self._legal_basis(change)
+        if basis:
+            body["legalBasis"] = basis
+            body["legalBasisExplanation"] = self.cfg.legal_basis_explanation or DEFAULT_EXPLANATION
+        return body
+
+    def _legal_basis(self, change: ContactChange) -> str | None:
+        """The change's own basis (from its evidence) when HubSpot knows it, else the
+        configured default (`hubspot.legal_basis`), else None (nothing sent)."""
+        own = (change.consent_basis or "").strip().upper()
+        return own if own in LEGAL_BASES else self.cfg.legal_basis
+
+    @staticmethod
+    def _status_verdicts(
+        chunk: Sequence[int], inputs: Mapping[int, Mapping[str, Any]], answer: Mapping[str, Any]
+    ) -> dict[int, tuple[str, str | None]]:
+        """The inputs of a batch status write that failed -> (error, code), from its answer.
+
+        An input is confirmed by a result naming its address and subscription; an error whose
+        context names the address fails it; an input neither confirms nor fails is reported
+        as unconfirmed rather than assumed written.
+        """
+        done = {
+            (str(r.get("subscriberIdString", "")).lower(), int(r.get("subscriptionId", -1)))
+            for r in answer.get("results") or []
+        }
+        errors: dict[str, Mapping[str, Any]] = {}
+        for error in answer.get("errors") or []:
+            context = error.get("context") or {}
+            for values in context.values() if isinstance(context, Mapping) else ():
+                for value in values if isinstance(values, list) else ():
+                    errors.setdefault(str(value).strip().lower(), error)
+        out: dict[int, tuple[str, str | None]] = {}
+        for i in chunk:
+            email = str(inputs[i]["subscriberIdString"]).lower()
+            if (email, int(inputs[i]["subscriptionId"])) in done:
+                continue
+            error = errors.get(email)
+            if error is not None:
+                out[i] = (
+                    str(error.get("message") or "HubSpot refused this status"),
+                    str(error.get("category") or "") or None,
+                )
+            else:
+                out[i] = ("HubSpot did not confirm this subscription status", None)
+        return out
+
+    async def _resolve_ids(
+        self,
+        changes: Sequence[ContactChange],
+        results: list[ChangeResult | None],
+        indexes: Sequence[int],
+    ) -> None:
+        """Fill in record ids that no upsert returned (tag-only changes), by email."""
+        unknown = [
+            i
+            for i in indexes
+            if (r := results[i]) is not None
+            and r.platform_id is None
+            and (changes[i].tags_add or changes[i].tags_remove)
+        ]
+        if not unknown:
+            return
+        records = await self._batch_read_by_email([changes[i].email for i in unknown], ["email"])
+        for i in unknown:
+            record = records.get(changes[i].email.strip().lower())
+            prior = results[i]
+            assert prior is not None
+            if record is None:
+                results[i] = prior.model_copy(
+                    update={
+                        "ok": False,
+                        "error": "no HubSpot contact with this email",
+                        "code": "OBJECT_NOT_FOUND",
+                    }
+                )
+            else:
+                results[i] = prior.model_copy(update={"platform_id": str(record["id"])})
+
+    async def _write_tag_lists(
+        self,
+        changes: Sequence[ContactChange],
+        results: list[ChangeResult | None],
+        indexes: Sequence[int],
+    ) -> None:
+        plan: dict[str, tuple[list[str], list[str]]] = {}
+        for i in indexes:
+            result = results[i]
+            if result is None or result.platform_id is None:
+                continue
+            for tag in changes[i].tags_add:
+                plan.setdefault(await self._tag_list(tag), ([], []))[0].append(result.platform_id)
+            for tag in changes[i].tags_remove:
+                plan.setdefault(await self._tag_list(tag), ([], []))[1].append(result.platform_id)
+        for list_id, (add, remove) in plan.items():
+            await self._change_ids(list_id, add, remove)

@@ -1,0 +1,177 @@
+"""One sync configuration's state: the `StateStore` contract with `config` bound once.
+
+`StateStore.scoped(config)` returns a `ConfigState`; the engine and its steps hold one and
+never pass the configuration's name again. It implements the role protocols of
+`segsync.state.roles` (runs, read staging, snapshots, ownership, ledger); each method is the
+store method of the same name (see `segsync.state.base.StateStore` for the contracts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from segsync.state.base import BaseRow, LedgerEntry, OwnedObject, StateStore
+from segsync.state.roles import (
+    ConsentLedger,
+    Loaded,
+    Ownership,
+    PulledRow,
+    ReadStaging,
+    RunRecords,
+    Snapshots,
+)
+
+__all__ = ["ConfigState", "PulledRow"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger):
+    """The state of the sync configuration `config` in `store`, in all its roles."""
+
+    store: StateStore
+    config: str
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Group the calls made inside into one transaction (never across an `await`)."""
+        return self.store.transaction()
+
+    # -- the run --------------------------------------------------------------------------
+
+    def lock(self) -> AbstractContextManager[None]:
+        return self.store.lock(self.config)
+
+    def generation(self) -> int:
+        return self.store.generation(self.config)
+
+    def plan_id(self) -> str | None:
+        return self.store.plan_id(self.config)
+
+    def start_run(self, run_id: str, *, at: str) -> None:
+        self.store.start_run(self.config, run_id, at=at)
+
+    def end_run(
+        self,
+        run_id: str,
+        *,
+        at: str,
+        status: str,
+        report: dict[str, Any],
+        errors: Sequence[tuple[str, str | None, str | None, str | None, str]] = (),
+        diagnostics: Sequence[tuple[str | None, str | None, str, str]] = (),
+    ) -> None:
+        self.store.end_run(run_id, at=at, status=status, report=report, errors=errors,
+                           diagnostics=diagnostics)
+
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        return self.store.runs(self.config, limit)
+
+    def counts(self) -> dict[str, int]:
+        return self.store.counts(self.config)
+
+    # -- pull staging ---------------------------------------------------------------------
+
+    def cursor(self, platform: str) -> str | None:
+        return self.store.cursor(self.config, platform)
+
+    def set_pending_cursor(self, platform: str, cursor: str | None) -> None:
+        self.store.set_pending_cursor(self.config, platform, cursor)
+
+    def begin_stage(self) -> None:
+        self.store.begin_stage(self.config)
+
+    def stage_pulled(self, platform: str, rows: Sequence[PulledRow]) -> None:
+        self.store.stage_pulled(self.config, platform, rows)
+
+    def new_records_of_renamed(self) -> list[tuple[str, str, str]]:
+        return self.store.new_records_of_renamed(self.config)
+
+    def set_pulled_cids(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        self.store.set_pulled_cids(self.config, rows)
+
+    def relink_pulled(self) -> int:
+        return self.store.relink_pulled(self.config)
+
+    def discard_pulled(self, platform: str) -> None:
+        self.store.discard_pulled(self.config, platform)
+
+    def settle_pulled(self, platform: str) -> None:
+        self.store.settle_pulled(self.config, platform)
+
+    def drop_pulled(self, platform: str, platform_ids: Sequence[str]) -> None:
+        self.store.drop_pulled(self.config, platform, platform_ids)
+
+    def duplicate_records(self, platform: str) -> list[tuple[str, str, str]]:
+        return self.store.duplicate_records(self.config, platform)
+
+    def cids_by_platform_id(self, platform: str, platform_ids: Sequence[str]) -> dict[str, str]:
+        return self.store.cids_by_platform_id(self.config, platform, platform_ids)
+
+    def cids_by_email(self, email_keys: Sequence[str]) -> dict[str, str]:
+        return self.store.cids_by_email(self.config, email_keys)
+
+    def known_cids(self, cids: Sequence[str]) -> set[str]:
+        return self.store.known_cids(self.config, cids)
+
+    # -- plan staging ---------------------------------------------------------------------
+
+    def worklist(self, chunk: int) -> Iterator[list[str]]:
+        return self.store.worklist(self.config, chunk)
+
+    def load(self, cids: Sequence[str]) -> Loaded:
+        return self.store.load(self.config, cids)
+
+    def stage_planned(
+        self, rows: Sequence[tuple[str, str, str]], *, plan_id: str, retry: bool = False
+    ) -> None:
+        self.store.stage_planned(self.config, rows, plan_id=plan_id, retry=retry)
+
+    def seal_plan(self, plan_id: str) -> int:
+        return self.store.seal_plan(self.config, plan_id)
+
+    def canonical_contacts(self) -> Iterator[tuple[str, dict[str, Any], bool]]:
+        return self.store.canonical_contacts(self.config)
+
+    # -- apply commits --------------------------------------------------------------------
+
+    def snapshots(self, platform: str, cids: Sequence[str]) -> dict[str, BaseRow]:
+        return self.store.snapshots(self.config, platform, cids)
+
+    def commit_writes(
+        self,
+        platform: str,
+        confirmed: Sequence[BaseRow],
+        failed: Sequence[str],
+        ledger: Sequence[LedgerEntry] = (),
+    ) -> None:
+        self.store.commit_writes(self.config, platform, confirmed, failed, ledger)
+
+    def members(self, cids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
+        return self.store.members(self.config, cids)
+
+    def commit_members(
+        self, platform: str, segment: str, added: Sequence[str], removed: Sequence[str]
+    ) -> None:
+        self.store.commit_members(self.config, platform, segment, added, removed)
+
+    def finish(self) -> None:
+        self.store.finish(self.config)
+
+    # -- owned objects and the ledger -----------------------------------------------------
+
+    def owned(self, platform: str | None = None) -> list[OwnedObject]:
+        return self.store.owned(self.config, platform)
+
+    def set_owned(self, obj: OwnedObject, *, at: str) -> None:
+        self.store.set_owned(self.config, obj, at=at)
+
+    def forget_owned(self, platform: str, kind: str, name: str) -> None:
+        self.store.forget_owned(self.config, platform, kind, name)
+
+    def add_ledger(self, entries: Iterable[LedgerEntry]) -> None:
+        self.store.add_ledger(self.config, entries)
+
+    def ledger(self, cid: str | None = None) -> list[LedgerEntry]:
+        return self.store.ledger(self.config, cid)

@@ -1,0 +1,112 @@
+"""Merge: reconcile the worklist of a run chunk by chunk, and collect what it decides.
+
+Each chunk's canonical views, bases and staged reads are loaded in one transaction and
+decoded into snapshots (`segsync.sync.snapshot`); each contact is merged by
+`segsync.sync.reconcile.reconcile`. A contact whose every read is its base unchanged (an echo
+of segsync's own write, or an overlap of two reads) is skipped without decoding, unless its
+last run did not reach every platform or materialised segments need its view. The new views
+are returned to be staged; writes, consent changes and counts accumulate on the `Merge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from segsync.state.base import BaseRow
+from segsync.state.roles import Snapshots
+from segsync.sync.plan import ChangeRow, ConsentChange
+from segsync.sync.policy import SyncPolicy
+from segsync.sync.reconcile import Reconciled, reconcile
+from segsync.sync.segments import Memberships
+from segsync.sync.snapshot import CanonicalView, PlatformRecord
+
+__all__ = ["Merge", "StagedView"]
+
+StagedView = tuple[str, str, str]
+"""A reconciled view to stage: `(cid, email_key, stored payload)`."""
+
+
+class Merge:
+    """The merge step of a plan over `policy.platforms` (the platforms read this run).
+
+    After the chunks: `changes` and `unchanged` per platform, the consent `events`, the
+    number of `conflicts`, and the contacts `seen` (only tracked when `memberships` has
+    materialised segments: the rest are evaluated afterwards). `changes` are the lists of
+    `memberships.changes`, which residual tag deltas join.
+    """
+
+    def __init__(
+        self, state: Snapshots, policy: SyncPolicy, memberships: Memberships, now: str
+    ) -> None:
+        self.state = state
+        self.policy = policy
+        self.memberships = memberships
+        self.now = now
+        self.changes: Mapping[str, list[ChangeRow]] = memberships.changes
+        self.unchanged: dict[str, int] = dict.fromkeys(policy.platforms, 0)
+        self.events: list[ConsentChange] = []
+        self.conflicts = 0
+        self.seen: set[str] = set()
+
+    def chunk(self, cids: list[str]) -> list[StagedView]:
+        """Reconcile a chunk of the worklist; returns the views to stage."""
+        evaluating = self.memberships.any
+        with self.state.transaction():
+            canonical_rows, base_rows, pulled_rows = self.state.load(cids)
+            members = self.state.members(cids) if evaluating else {}
+        if evaluating:
+            self.seen.update(cids)
+        staged: list[StagedView] = []
+        for cid in cids:
+            canonical = canonical_rows.get(cid)
+            bases, pulled = base_rows.get(cid, {}), pulled_rows.get(cid, {})
+            if canonical is not None and not canonical[1] and not evaluating and (
+                _echoes(bases, pulled)
+            ):
+                self._count_unchanged(bases, pulled)
+                continue
+            result = reconcile(
+                cid,
+                CanonicalView.loads(canonical[0]) if canonical else None,
+                {p: PlatformRecord.loads(r.payload) for p, r in bases.items()},
+                {
+                    p: PlatformRecord.loads(r.payload)
+                    for p, r in pulled.items() if p in self.unchanged
+                },
+                self.policy,
+            )
+            staged.append((cid, result.view.email, result.view.dumps()))
+            self._collect(cid, result, pulled)
+            if evaluating:
+                self.memberships.evaluate(cid, result.view, result.live, result.writes,
+                                          members.get(cid, {}))
+        return staged
+
+    def _count_unchanged(
+        self, bases: Mapping[str, BaseRow], pulled: Mapping[str, BaseRow]
+    ) -> None:
+        """Records read again unchanged (an echo or an overlap) count as unchanged."""
+        for p in pulled:
+            if p in self.unchanged and not bases[p].deleted:
+                self.unchanged[p] += 1
+
+    def _collect(self, cid: str, result: Reconciled, pulled: Mapping[str, BaseRow]) -> None:
+        """Add one contact's writes, unchanged reads, conflicts and consent changes."""
+        for p, change in result.writes.items():
+            self.changes[p].append(change)
+        for p in result.live:  # read this run, and already matching
+            if p in pulled and p not in result.writes:
+                self.unchanged[p] += 1
+        self.conflicts += len(result.conflicts)
+        self.events.extend(
+            ConsentChange.model_construct(
+                cid=cid, email=result.view.email, platform=e.platform, previous=e.previous,
+                new=e.new, source=e.source, at=e.at or self.now, legal_basis=e.legal_basis,
+            )
+            for e in result.events
+        )
+
+
+def _echoes(bases: Mapping[str, BaseRow], pulled: Mapping[str, BaseRow]) -> bool:
+    """Whether every record read is its base unchanged (an echo or an overlap)."""
+    return all(p in bases and bases[p].hash == row.hash for p, row in pulled.items())

@@ -1,0 +1,434 @@
+"""Segments in a run: compile them per platform, evaluate materialised memberships, and list
+the publications (objects to create, publish or delete) of each platform.
+
+A segment compiles, per platform, to a native definition, a split (native definition plus a
+residual evaluated locally and carried as a tag), or a materialised static segment whose
+members segsync evaluates. `Memberships` collects, contact by contact, the membership
+changes of the materialised statics; residual tags become tag deltas of contact changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from segsync import rules
+from segsync.model import Consent, ConsentStatus, Contact, PublishMode, Schema
+from segsync.rules import ast
+from segsync.rules.compiler import (
+    CompiledSegment,
+    Diagnostic,
+    NotImplementedForPlatform,
+    PlatformCannotExpress,
+    RuleCompiler,
+    Step,
+)
+from segsync.state.base import OwnedObject
+from segsync.state.roles import Snapshots
+from segsync.sync.plan import (
+    ChangeRow,
+    Member,
+    MembershipChange,
+    Publication,
+    PublicationKind,
+    RecordError,
+)
+from segsync.sync.snapshot import CanonicalView, PlatformRecord, dumps
+
+__all__ = [
+    "CREATING",
+    "Memberships",
+    "PlatformSegments",
+    "SegmentTarget",
+    "StaticTarget",
+    "compile_segments",
+    "contact_of",
+    "depends_on_clock",
+    "evaluate_rest",
+    "publications",
+]
+
+CREATING = ""
+"""The ref of an owned object whose creation started and was not yet confirmed (an intent)."""
+
+_RESIDUAL_KIND = {"tag": "static"}
+"""Capabilities.static_segments -> the owned kind of a residual tag (default: "tag")."""
+
+_CONSENT_OF = {status: Consent(status=status) for status in ConsentStatus}  # frozen: shared
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentTarget:
+    """A segment to publish: its name, its checked rule, and the mode per platform."""
+
+    name: str
+    rule: ast.Rule
+    publish: Mapping[str, PublishMode] = dataclasses.field(default_factory=dict)
+
+
+class StaticTarget(NamedTuple):
+    """A membership segsync evaluates: the segment, the static object's name, the rule."""
+
+    segment: str
+    name: str
+    rule: ast.Rule
+
+
+@dataclasses.dataclass(frozen=True)
+class PlatformSegments:
+    """What the segments compiled to on one platform.
+
+    `statics`: the memberships segsync evaluates (materialised segments and residuals of
+    split ones); `residual_tags`: the residual tags of split segments, whose membership is
+    written as tag deltas (a split definition filters on `tags has "<residual tag>"`);
+    `residual_kind`: the owned kind of a residual tag — the static segment where static
+    segments are tags, else a tag.
+    """
+
+    compiled: tuple[CompiledSegment, ...]
+    residual_kind: str
+
+    @classmethod
+    def of(cls, compiled: Sequence[CompiledSegment], static_segments: str) -> PlatformSegments:
+        """From a platform's compiled segments and its `Capabilities.static_segments`."""
+        return cls(tuple(compiled), _RESIDUAL_KIND.get(static_segments, "tag"))
+
+    @property
+    def statics(self) -> list[StaticTarget]:
+        out = []
+        for c in self.compiled:
+            if c.mode == "materialised":
+                out.append(StaticTarget(c.segment, c.segment, c.rule))
+            elif c.mode == "split" and c.residual is not None and c.residual_tag:
+                out.append(StaticTarget(c.segment, c.residual_tag, c.residual))
+        return out
+
+    @property
+    def residual_tags(self) -> frozenset[str]:
+        return frozenset(
+            c.residual_tag for c in self.compiled if c.mode == "split" and c.residual_tag
+        )
+
+    def owned_kind(self, name: str) -> str:
+        """The owned kind of the object holding static `name`."""
+        return self.residual_kind if name in self.residual_tags else "static"
+
+
+def compile_segments(
+    segments: Sequence[SegmentTarget],
+    platforms: Sequence[str],
+    compiler_of: Callable[[str], RuleCompiler | None],
+    diagnostics: list[Diagnostic],
+    errors: list[RecordError],
+) -> dict[str, list[CompiledSegment]]:
+    """Each platform's compiled segments; what cannot be published is an error or, in
+    `auto` mode, materialised with a diagnostic."""
+    compiled: dict[str, list[CompiledSegment]] = {p: [] for p in platforms}
+    for segment in segments:
+        for platform in platforms:
+            mode = segment.publish.get(platform, PublishMode.AUTO)
+            if mode is PublishMode.OFF:
+                continue
+            compiler = compiler_of(platform)
+            try:
+                if compiler is None:
+                    raise NotImplementedForPlatform(f"{platform} has no rule compiler")
+                result = compiler.compile(segment.name, segment.rule, mode)
+            except NotImplementedForPlatform as exc:
+                if mode is PublishMode.NATIVE:
+                    errors.append(RecordError(platform=platform, code="segment",
+                                              message=f"{segment.name}: {exc}"))
+                    continue
+                diag = Diagnostic(segment.name, platform, Step.MATERIALISE, "warning",
+                                  f"materialised: {exc}")
+                result = CompiledSegment(segment.name, platform, "materialised", segment.rule,
+                                         diagnostics=(diag,))
+            except PlatformCannotExpress as exc:
+                errors.append(RecordError(platform=platform, code="segment",
+                                          message=f"{segment.name}: {exc}"))
+                continue
+            diagnostics.extend(result.diagnostics)
+            if result.mode != "off":
+                compiled[platform].append(result)
+    return compiled
+
+
+def fresh_statics(
+    segments: Mapping[str, PlatformSegments], owned: Iterable[OwnedObject]
+) -> set[tuple[str, str]]:
+    """(platform, name) of the materialised memberships whose owned object (of the kind
+    it has now) does not exist yet: created this run, they hold nobody."""
+    existing = {(o.platform, o.kind, o.name) for o in owned if o.ref != CREATING}
+    return {
+        (p, static.name)
+        for p, seg in segments.items()
+        for static in seg.statics
+        if (p, seg.owned_kind(static.name), static.name) not in existing
+    }
+
+
+def contact_of(
+    view: CanonicalView, live: Mapping[str, PlatformRecord], schema: Schema
+) -> Contact:
+    """The contact a rule is evaluated on: the canonical view, with the engagement of every
+    platform (the highest value, i.e. the latest date, where several have one)."""
+    fields: dict[str, Any] = {}
+    for name, value in view.fields.items():
+        spec = schema.get(name)
+        try:
+            fields[name] = spec.coerce(value) if spec is not None else value
+        except ValueError:
+            continue
+    engagement: dict[str, Any] = {}
+    for record in live.values():
+        for name, value in record.engagement.items():
+            if name not in engagement or _greater(value, engagement[name]):
+                engagement[name] = value
+    for name, value in list(engagement.items()):
+        spec = schema.get(name)
+        with contextlib.suppress(ValueError):
+            engagement[name] = spec.coerce(value) if spec is not None else value
+    return Contact.model_construct(
+        email=view.email,
+        fields=fields,
+        tags=frozenset(view.tags),
+        consent=_CONSENT_OF[view.consent],
+        ids={},
+        engagement=engagement,
+        updated_at=None,
+    )
+
+
+class Memberships:
+    """The membership changes of a plan's materialised statics, collected contact by contact.
+
+    A static's member is added or removed where its rule's verdict differs from the
+    membership segsync last wrote (an object created this run holds nobody). A residual
+    tag's change is a tag delta of the contact's change row (added to `changes` when the
+    contact had none).
+    """
+
+    def __init__(
+        self,
+        segments: Mapping[str, PlatformSegments],
+        changes: Mapping[str, list[ChangeRow]],
+        *,
+        fresh: set[tuple[str, str]],
+        schema: Schema,
+        now: dt.datetime,
+        holds: Mapping[str, Callable[[str, ConsentStatus], bool]] | None = None,
+    ) -> None:
+        self.segments = segments
+        #: per platform, whether a person with a given consent may be in a static
+        #: (`Connector.may_hold`); absent: anyone may
+        self.holds = dict(holds or {})
+        self.statics = {p: seg.statics for p, seg in segments.items()}
+        self.residual_tags = {p: seg.residual_tags for p, seg in segments.items()}
+        self.changes = changes
+        self.fresh = fresh
+        self.schema = schema
+        self.now = now
+        self.added: dict[tuple[str, str], list[Member]] = {}
+        self.removed: dict[tuple[str, str], list[Member]] = {}
+        self._tag_rows: dict[tuple[str, str], ChangeRow] = {}  # residual-only changes
+
+    @property
+    def any(self) -> bool:
+        """Whether any platform has a materialised membership."""
+        return any(self.statics.values())
+
+    def evaluate(
+        self,
+        cid: str,
+        view: CanonicalView,
+        live: Mapping[str, PlatformRecord],
+        writes: Mapping[str, ChangeRow],
+        current: Mapping[str, set[str]],
+        only: Mapping[str, Sequence[StaticTarget]] | None = None,
+    ) -> None:
+        """Collect one contact's changes (`only`: these statics, by default all)."""
+        contact = None
+        for p, statics in self.statics.items():
+            wanted = statics if only is None else only.get(p, ())
+            if not wanted or (p not in live and p not in writes):
+                continue
+            if contact is None:
+                contact = contact_of(view, live, self.schema)
+            have = current.get(p, set())
+            holds = self.holds.get(p)
+            for static in wanted:
+                inside = rules.evaluate(static.rule, contact, now=self.now, schema=self.schema)
+                if inside and holds is not None and static.name not in self.residual_tags[p]:
+                    inside = holds(static.name, view.consent)
+                listed = static.name in have
+                member = listed and (p, static.name) not in self.fresh
+                if (inside and member) or not (inside or listed):
+                    continue
+                if static.name in self.residual_tags[p]:
+                    self._tag_delta(p, cid, view, live, writes, static.name, inside)
+                elif inside:
+                    self.added.setdefault((p, static.name), []).append(Member(cid, view.email))
+                else:
+                    self.removed.setdefault((p, static.name), []).append(Member(cid, view.email))
+
+    def _tag_delta(
+        self,
+        p: str,
+        cid: str,
+        view: CanonicalView,
+        live: Mapping[str, PlatformRecord],
+        writes: Mapping[str, ChangeRow],
+        tag: str,
+        inside: bool,
+    ) -> None:
+        row = writes.get(p) or self._tag_rows.get((p, cid))
+        if row is None:
+            record = live[p]
+            row = ChangeRow(cid=cid, email=record.email or view.email,
+                            platform_id=record.platform_id)
+            self._tag_rows[(p, cid)] = row
+            self.changes[p].append(row)
+        if inside:
+            row["tags_add"] = sorted({*row.get("tags_add", ()), tag})
+        else:
+            row["tags_remove"] = sorted({*row.get("tags_remove", ()), tag})
+
+    def of(self, platform: str) -> list[MembershipChange]:
+        """A platform's static segment membership changes (residual tags excluded)."""
+        out = []
+        for static in self.statics[platform]:
+            key = (platform, static.name)
+            if static.name in self.residual_tags[platform] or not (
+                self.added.get(key) or self.removed.get(key)
+            ):
+                continue
+            out.append(MembershipChange.model_construct(
+                segment=static.segment, name=static.name,
+                add=self.added.get(key, []), remove=self.removed.get(key, []),
+            ))
+        return out
+
+
+async def evaluate_rest(
+    memberships: Memberships,
+    state: Snapshots,
+    seen: set[str],
+    *,
+    reevaluate: bool,
+    chunk_size: int,
+) -> None:
+    """Evaluate materialised segments on contacts not reconciled this run, when needed.
+
+    Every segment, for a segment not yet published (its first members) and with
+    `reevaluate`; otherwise only the segments whose rule depends on the clock (`within`),
+    whose members change as time passes though no contact does. Contacts stream from the
+    store `chunk_size` at a time.
+    """
+    only: Mapping[str, Sequence[StaticTarget]] | None = None
+    if not (memberships.fresh or reevaluate):
+        only = {
+            p: [s for s in statics if depends_on_clock(s.rule)]
+            for p, statics in memberships.statics.items()
+        }
+        if not any(only.values()):
+            return
+    platforms = tuple(memberships.statics)
+    batch: list[tuple[str, CanonicalView]] = []
+
+    def flush() -> None:
+        cids = [cid for cid, _ in batch]
+        current = state.members(cids)
+        snaps = {p: state.snapshots(p, cids) for p in platforms}
+        for cid, view in batch:
+            live = {
+                p: PlatformRecord.loads(snaps[p][cid].payload)
+                for p in platforms
+                if cid in snaps[p] and not snaps[p][cid].deleted
+            }
+            memberships.evaluate(cid, view, live, {}, current.get(cid, {}), only)
+        batch.clear()
+
+    for cid, view, _dirty in state.canonical_contacts():
+        if cid in seen:
+            continue
+        batch.append((cid, CanonicalView.decode(view)))
+        if len(batch) >= chunk_size:
+            flush()
+            await asyncio.sleep(0)
+    if batch:
+        flush()
+
+
+def publications(
+    platform: str,
+    segments: PlatformSegments,
+    owned_objects: Iterable[OwnedObject],
+    configured: set[str],
+) -> list[Publication]:
+    """What to create, publish or delete on a platform for its compiled segments.
+
+    `configured`: the segments configured for the platform (not `off`). Only segsync's own
+    objects are deleted, and never one whose segment failed to compile in this run.
+    """
+    owned = {(o.kind, o.name): o for o in owned_objects}
+    pubs: list[Publication] = []
+    wanted: set[tuple[str, str]] = set()
+    for static in segments.statics:
+        kind = segments.owned_kind(static.name)
+        wanted.add((kind, static.name))
+        if (kind, static.name) not in owned or owned[(kind, static.name)].ref == CREATING:
+            pubs.append(Publication(
+                segment=static.segment, kind=PublicationKind(kind), name=static.name
+            ))
+    for c in segments.compiled:
+        if c.mode in ("native", "split") and c.definition is not None:
+            wanted.add(("native", c.segment))
+            definition = json.loads(json.dumps(c.definition, default=str))
+            digest = hashlib.sha1(dumps(definition).encode(), usedforsecurity=False).hexdigest()
+            current = owned.get(("native", c.segment))
+            if current is None or current.definition_hash != digest:
+                pubs.append(Publication(
+                    segment=c.segment, kind=PublicationKind.NATIVE, name=c.segment,
+                    definition=definition, definition_hash=digest,
+                    ref=current.ref if current and current.ref != CREATING else None,
+                ))
+    compiled_ok = {c.segment for c in segments.compiled}
+    for (kind, name), obj in owned.items():
+        if (kind, name) in wanted:
+            continue
+        segment = _segment_of(name, configured)
+        if segment not in configured or segment in compiled_ok:
+            pubs.append(Publication(segment=segment, kind=PublicationKind.DELETE, name=name,
+                                    ref=obj.ref, owned_kind=kind))
+    return pubs
+
+
+def depends_on_clock(rule: ast.Rule) -> bool:
+    """Whether a rule's verdict can change with time alone (it holds a `within`)."""
+    if isinstance(rule, ast.Within):
+        return True
+    if isinstance(rule, ast.And | ast.Or):
+        return any(depends_on_clock(item) for item in rule.items)
+    if isinstance(rule, ast.Not):
+        return depends_on_clock(rule.item)
+    return False
+
+
+def _segment_of(name: str, segments: set[str]) -> str:
+    """The segment an owned object belongs to (residual tags are `segsync:<segment>:<hash>`)."""
+    if name in segments or not name.startswith("segsync:"):
+        return name
+    return name.removeprefix("segsync:").rpartition(":")[0] or name
+
+
+def _greater(a: Any, b: Any) -> bool:
+    try:
+        return bool(a > b)
+    except TypeError:
+        return False

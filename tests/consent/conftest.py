@@ -1,0 +1,6 @@
+"""Makes `lived_in` (the lived-in accounts and their foreign actors) importable by the tests."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
