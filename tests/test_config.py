@@ -30,7 +30,7 @@ from segsync.model import FieldType, PublishMode
 from segsync.rules import ast
 from segsync.rules.compiler import Strictness
 
-KEY = "sk-FAKE-segsync-0123456789abcdef"
+KEY = "sk-FAKE-segsync-0123456789abcdef-us1"  # ends in a Mailchimp datacenter
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -378,6 +378,13 @@ class SyncConfig(_Frozen):
         default=dt.timedelta(minutes=5),
         description="incremental reads re-read this much before the cursor ('90s', '5m', '1h')",
     )
+    erasure: Literal["report", "enforce"] = Field(
+        default="report",
+        description=(
+            "a person erased by `segsync erase` whom a platform holds again: 'report' skips "
+            "and reports them, 'enforce' also erases them there again"
+        ),
+    )
 
     def direction_for(self, field: str, platform: str) -> FieldDirection:
         """How `field` flows for `platform` (both unless configured)."""

@@ -56,6 +56,7 @@ __all__ = [
     "ConnectorRegistry",
     "ConnectorUnavailable",
     "ContactChange",
+    "ErasureResult",
     "GroupRepresentation",
     "ReadPage",
     "RemoteContact",
@@ -230,6 +231,28 @@ class ChangeResult(BaseModel):
     #: the consent status actually sent and confirmed (e.g. `pending` where `subscribed` was
     #: asked for); None when no consent was written
     sent_consent: ConsentStatus | None = None
+    #: the legal basis sent with that consent, where the platform takes one; with
+    #: `basis_from_default` True when it was the connector's configured default rather than
+    #: the change's own `consent_basis` (the ledger records which)
+    sent_basis: str | None = None
+    basis_from_default: bool = False
+
+
+class ErasureResult(BaseModel):
+    """A platform's verdict on the permanent deletion of one person (`Connector.erase`).
+
+    `confirmed` is True when the platform no longer holds the person: deleted now, or
+    `already_absent`. `error` is the platform's message when it is not confirmed (it never
+    names the address).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    email: str
+    platform: str
+    confirmed: bool
+    already_absent: bool = False
+    error: str | None = None
 
 
 class Connector(abc.ABC):
@@ -412,6 +435,13 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def delete_owned(self, kind: str, ref: str) -> None:
         """Delete an object segsync created (`kind`: segment, list, tag, ...)."""
+
+    async def erase(self, email: str, platform_id: str | None) -> ErasureResult:
+        """Delete the person with the normalised `email` permanently (GDPR erasure), by
+        `platform_id` when known, else by email. Idempotent: a person the platform does not
+        hold is `already_absent` (confirmed). Raises ApiError when the platform refuses or
+        cannot be reached."""
+        raise NotImplementedError(f"{self.name} cannot erase contacts")
 
     async def segment_members(self, ref: str) -> AsyncIterator[str]:
         """Emails the platform holds in a segment or list (for tests and verification)."""

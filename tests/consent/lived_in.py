@@ -33,6 +33,12 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from segsync_brevo import BrevoConnector
+from segsync_brevo.emulator import BrevoEmulator
+from segsync_hubspot import HubSpotConnector, HubSpotEmulator
+from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
+from segsync_mailchimp.api import iso_time
+
 from segsync.clock import VirtualClock
 from segsync.connector import Connector
 from segsync.model import normalize_email
@@ -40,11 +46,6 @@ from segsync.state import LedgerEntry, StateStore, open_store
 from segsync.sync import Engine, SyncPolicy
 from segsync.testing.data import DEFAULT_SCHEMA
 from segsync.testing.harness import RecordingTransport
-from segsync_brevo import BrevoConnector
-from segsync_brevo.emulator import BrevoEmulator
-from segsync_hubspot import HubSpotConnector, HubSpotEmulator
-from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
-from segsync_mailchimp.api import iso_time
 
 PLATFORMS = ("mailchimp", "hubspot", "brevo")
 CONSENT_ATTRIBUTE = "SEGSYNC_CONSENT"  # the Brevo connector's default `consent_attribute`
@@ -94,7 +95,8 @@ class Person:
     evidence: set[str] = dataclasses.field(default_factory=set)
     #: platforms seen holding an opt-out for the person (after a run, or by the person's act)
     out_on: set[str] = dataclasses.field(default_factory=set)
-    #: consent acts since the last run: ("in" | "out", platform, what)
+    #: consent acts since the last run: ("in" | "out" | "ask", platform, what); "ask" is a
+    #: re-subscription asked for and not confirmed yet (newer than an opt-out, no evidence)
     window: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     touched: bool = False  # acted on since the last run
 
@@ -199,7 +201,7 @@ class World:
         return {
             "mailchimp": MailchimpConnector(
                 {"api_key": self.mc.default_api_key, "list_id": self.mc.default_list_id,
-                 "base_url": local + self.mc.base_path},
+                 "base_url": local + self.mc.base_path, "reoptin_via_pending": True},
                 transport=self.recorders["mailchimp"], **common,
             ),
             "hubspot": HubSpotConnector(
@@ -244,7 +246,7 @@ class World:
 
     def hs_status(self, email: str) -> str | None:
         """The managed subscription's status (None: no contact and no status)."""
-        status = self.hs.subscription_status(email, SUBSCRIPTION_ID)
+        status = str(self.hs.subscription_status(email, SUBSCRIPTION_ID))
         if self.hs.contact_by_email(email) is None and status == "NOT_SPECIFIED":
             return None
         return status
@@ -263,8 +265,8 @@ class World:
             "cleaned": "bounced", "transactional": "non_subscribed", None: None
         }.get(mc, mc)
         hs = self.hs_status(email)
-        out["hubspot"] = {"SUBSCRIBED": "subscribed", "NOT_SUBSCRIBED": "unsubscribed"}.get(
-            hs or "", None)
+        hs_statuses = {"SUBSCRIBED": "subscribed", "NOT_SUBSCRIBED": "unsubscribed"}
+        out["hubspot"] = hs_statuses.get(hs or "")
         contact = self.bv.contact(email)
         out["brevo"] = "unsubscribed" if contact is not None and contact.email_blacklisted else (
             None if contact is None else "reachable" if contact.list_ids else "unknown")
@@ -326,8 +328,9 @@ class World:
             self._opt_out(email, "brevo", f"listUnsubscribed+={list_id}")
 
     def brevo_blocklist(self, email: str) -> None:
-        if self.bv.contact(email) is None:
-            return
+        contact = self.bv.contact(email)
+        if contact is None or contact.email_blacklisted:
+            return  # nothing the person can do: no new act, no new evidence
         self.bv.blocklist(email)
         self._opt_out(email, "brevo", "emailBlacklisted=true")
 
@@ -388,7 +391,9 @@ class World:
             assert member is not None
             member.status = "pending"  # hook: sign_up(email) of a compliance-blocked member
             self.mc._touch(member)
-            self.people[email].touched = True
+            person = self.people[email]
+            person.touched = True  # a newer act than the opt-out, though no evidence yet
+            person.window.append(("ask", "mailchimp", "status=pending (form, to confirm)"))
             return
         else:
             return
@@ -408,6 +413,8 @@ class World:
         if self.hs.contact_by_email(email) is None:
             return
         if everything:
+            if email in self.hs.opted_out_of_all:
+                return
             self.hs.unsubscribe_all(email)
             self._opt_out(email, "hubspot", "hs_email_optout=true")
         elif self.hs.subscription_status(email, SUBSCRIPTION_ID) != "NOT_SUBSCRIBED":
@@ -528,9 +535,9 @@ class World:
             was = before.get(email, dict.fromkeys(PLATFORMS))
             for platform in PLATFORMS:
                 old, new = was.get(platform), now[platform]
-                if old == new or new in (None, "unknown", "reachable", "non_subscribed") and (
+                if old == new or (new in (None, "unknown", "reachable", "non_subscribed") and (
                     old in (None, "unknown", "reachable")
-                ):
+                )):
                     continue  # no change, or a person created with no status
                 TOTALS.checks += 1
                 wanted = OPT_OUTS if new in OPT_OUTS else {new}

@@ -26,11 +26,11 @@ pytest.importorskip("segsync_mailchimp")
 pytest.importorskip("segsync_hubspot")
 pytest.importorskip("segsync_brevo.emulator")
 
-from lived_in import MC_TAGS, PEOPLE, TOTALS, USER_LISTS, World  # noqa: E402
+from lived_in import MC_TAGS, PEOPLE, TOTALS, USER_LISTS, World
 
 LONG = os.environ.get("SEGSYNC_LONG") == "1"
-EXAMPLES = int(os.environ.get("SEGSYNC_FOREIGN_EXAMPLES", "60" if LONG else "12"))
-STEPS = int(os.environ.get("SEGSYNC_FOREIGN_STEPS", "80" if LONG else "40"))
+EXAMPLES = int(os.environ.get("SEGSYNC_FOREIGN_EXAMPLES", "200" if LONG else "25"))
+STEPS = int(os.environ.get("SEGSYNC_FOREIGN_STEPS", "60" if LONG else "40"))
 
 people = st.sampled_from(PEOPLE)
 

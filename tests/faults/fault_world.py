@@ -78,6 +78,8 @@ class PlatformSetup:
     loopback_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     #: connector settings on loopback (the fastest documented tier: waits cost wall time)
     loopback_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: connector settings everywhere
+    connector_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 PLATFORMS: dict[str, PlatformSetup] = {
@@ -88,6 +90,9 @@ PLATFORMS: dict[str, PlatformSetup] = {
         {"reject_fake_emails": False},
         {"list_id": "default_list_id"},
         object_names=lambda e: [s.name for a in e.lists.values() for s in a.segments.values()],
+        # tag edits do not move `last_changed` (the emulator's strict reading): the edits the
+        # scenario makes between runs reach the next run through the periodic full read
+        connector_config={"tag_refresh_seconds": 1.0},
     ),
     "hubspot": PlatformSetup(
         "segsync_hubspot:HubSpotEmulator",
@@ -133,6 +138,7 @@ def connector_config(
     config: dict[str, Any] = {
         setup.secret_key: emulator.api_key,
         "base_url": base_url + emulator.base_path,
+        **setup.connector_config,
         **(setup.loopback_config if loopback else {}),
     }
     for key, attr in setup.extra_config.items():

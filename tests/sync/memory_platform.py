@@ -80,8 +80,20 @@ class MemoryPlatform:
         page_size: int = 7,
         overlap: dt.timedelta = dt.timedelta(seconds=0),
         fields: Sequence[str] | None = None,
+        cannot_hold: Mapping[str, str] | None = None,
+        no_evidence: Sequence[str] = (),
     ) -> None:
         self.name = name
+        # consent statuses the platform cannot hold -> what a write of them leaves (e.g.
+        # HubSpot: pending -> non_subscribed, "not specified"), and the statuses it reads
+        # without evidence (unknown); the others read with evidence `consent=<status>`
+        self.cannot_hold = dict(cannot_hold or {})
+        self.no_evidence = frozenset(no_evidence)
+        # like HubSpot's `legal_basis`: the basis sent with a consent that has none of its
+        # own (reported in `ChangeResult.sent_basis`); like Mailchimp's `reoptin_via_pending`:
+        # `subscribed` asked over an opt-out is sent as `pending` (`ChangeResult.sent_consent`)
+        self.default_basis: str | None = None
+        self.reoptin_via_pending = False
         self.clock = clock
         self.page_size = page_size
         self.overlap = overlap
@@ -201,13 +213,18 @@ class MemoryPlatform:
             email=record.email,
             fields=fields,
             tags=frozenset(record.tags),
-            consent=Consent(status=ConsentStatus(record.consent), updated_at=record.consent_at),
+            consent=Consent(
+                status=ConsentStatus(record.consent), updated_at=record.consent_at,
+                evidence=None if record.consent in self.no_evidence
+                else f"consent={record.consent}",
+            ),
             updated_at=record.updated_at,
             deleted=record.deleted,
         )
 
     def apply(self, change: ContactChange) -> ChangeResult:
         """Apply one change like the platform would; refusals carry the platform's message."""
+        sent: ConsentStatus | None = None
         refusal = self.fail.get(_key(change.email))
         if refusal:
             return ChangeResult(email=change.email, ok=False, error=refusal, code="refused")
@@ -215,7 +232,8 @@ class MemoryPlatform:
             if self.find(change.email) is not None:
                 return ChangeResult(email=change.email, ok=False, code="conflict",
                                     error=f"Contact already exists: {change.email}")
-            record = self.add(change.email, consent=(change.consent or "non_subscribed"))
+            consent = change.consent or "non_subscribed"
+            record = self.add(change.email, consent=self.cannot_hold.get(consent, consent))
             created = True
         else:
             record = self.records.get(change.platform_id or "")
@@ -223,7 +241,12 @@ class MemoryPlatform:
                 return ChangeResult(email=change.email, ok=False, code="not_found",
                                     error=f"Resource Not Found: {change.platform_id}")
             created = False
-            if change.consent == "subscribed" and record.consent in OPT_OUTS:
+            if change.consent == "subscribed" and record.consent in OPT_OUTS and (
+                self.reoptin_via_pending
+            ):
+                change = change.model_copy(update={"consent": ConsentStatus.PENDING})
+                sent = ConsentStatus.PENDING
+            elif change.consent == "subscribed" and record.consent in OPT_OUTS:
                 return ChangeResult(
                     email=change.email, ok=False, code="compliance",
                     error=f"{change.email} is in a compliance state and cannot be subscribed",
@@ -234,8 +257,9 @@ class MemoryPlatform:
                     return ChangeResult(email=change.email, ok=False, code="conflict",
                                         error=f"Contact already exists: {change.new_email}")
                 record.email = change.new_email
-            if change.consent is not None and change.consent != record.consent:
-                record.consent = change.consent
+            held = self.cannot_hold.get(change.consent or "", change.consent)
+            if held is not None and held != record.consent:
+                record.consent = held
                 record.consent_at = self.clock.now()
         for name, value in change.fields.items():
             if value is None:
@@ -246,7 +270,14 @@ class MemoryPlatform:
         record.tags -= set(change.tags_remove)
         record.updated_at = self._tick()
         self.writes.append(json.loads(change.model_dump_json(exclude_defaults=True)))
-        return ChangeResult(email=change.email, ok=True, platform_id=record.id, created=created)
+        basis = None
+        if change.consent is not None and self.default_basis is not None:
+            basis = change.consent_basis or self.default_basis
+        return ChangeResult(
+            email=change.email, ok=True, platform_id=record.id, created=created,
+            sent_consent=sent, sent_basis=basis,
+            basis_from_default=basis is not None and change.consent_basis is None,
+        )
 
 
 class MemoryConfig(ConnectorConfig):

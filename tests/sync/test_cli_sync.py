@@ -112,3 +112,16 @@ def test_apply_refuses_a_file_that_is_not_a_plan(cli: dict[str, Any], tmp_path: 
 
     assert result.exit_code == EXIT_INVALID
     assert "not a segsync plan" in result.output
+
+
+def test_plan_prints_the_choices_connectors_made_about_their_account(
+    cli: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Connector.account_facts()` (e.g. HubSpot's subscription type) is printed by plan."""
+    monkeypatch.setattr(MemoryConnector, "account_facts",
+                        lambda self: {"subscription type": "Marketing (id 101)"})
+
+    planned = invoke(cli, "plan")
+
+    assert planned.exit_code == EXIT_OK, planned.output
+    assert "hs: subscription type: Marketing (id 101)" in planned.output

@@ -22,10 +22,11 @@ POLICY = SyncPolicy(platforms=PLATFORMS)
 
 def snap(pid: str, *, email: str = "a@x.com", f: dict[str, Any] | None = None,
          t: list[str] | None = None, c: str = "subscribed", u: str = "2026-01-01T00:00:00",
-         d: bool = False) -> PlatformRecord:
+         d: bool = False, e: str | None = "") -> PlatformRecord:
+    """A record; its consent rests on evidence `e` ("": `consent=<c>`; None: no evidence)."""
     return PlatformRecord(platform_id=pid, email=email, email_key=email.lower(), fields=f or {},
                           tags=tuple(sorted(t or [])), consent=ConsentStatus(c), updated_at=u,
-                          deleted=d)
+                          deleted=d, consent_evidence=f"consent={c}" if e == "" else e)
 
 
 def synced(
@@ -226,7 +227,8 @@ def test_a_new_contact_is_created_with_its_consent_and_data() -> None:
 
     assert out.writes["hs"] == {
         "cid": "a@x.com", "email": "a@x.com", "create": True, "fields": {"country": "FR"},
-        "tags_add": ["vip"], "consent": "subscribed",
+        "tags_add": ["vip"], "consent": "subscribed", "consent_source": "mc",
+        "consent_evidence": "consent=subscribed",
     }
 
 

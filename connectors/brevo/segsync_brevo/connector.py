@@ -49,6 +49,7 @@ from segsync_brevo.client import (
     tier_budget,
 )
 from segsync_brevo.config import BrevoConfig, DoubleOptIn
+from segsync_brevo.erase import erase as erase_contact
 from segsync_brevo.imports import BrevoImports, ReadBackPool
 from segsync_brevo.limits import TIERS
 from segsync_brevo.read import BrevoReads
@@ -72,6 +73,7 @@ class BrevoConnector(BrevoImports, BrevoReads):
     rate_limit_hints: ClassVar[RateLimitHints] = RATE_LIMIT_HINTS
     credential_patterns: ClassVar[tuple[str, ...]] = CREDENTIAL_PATTERNS
     default_mapping: ClassVar[str | None] = "mapping.yaml"
+    erase = erase_contact  # GDPR erasure: see erase.py
     capabilities = Capabilities(
         write_batch_size=10_000,
         read_page_size=1000,

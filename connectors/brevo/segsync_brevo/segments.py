@@ -79,9 +79,10 @@ class BrevoSegments(BrevoAccount):
                     "brevo.consent.allow_unconsented_in_lists)",
                 )
                 for e in adds
-                if not self._reachable.get(e, False)
+                if self._reachable.get(e) is False
             ]
-            adds = [e for e in adds if self._reachable.get(e, False)]
+            # a contact Brevo does not have stays in: Brevo answers it as not found
+            adds = [e for e in adds if self._reachable.get(e) is not False]
             if refused:
                 log.warning(
                     "brevo: %d member(s) of %s without opt-in evidence not added (a list makes "

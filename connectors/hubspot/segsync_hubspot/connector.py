@@ -40,6 +40,7 @@ from segsync_hubspot.client import (
     tier_budget,
 )
 from segsync_hubspot.config import HubSpotConfig
+from segsync_hubspot.erase import erase as erase_contact
 from segsync_hubspot.limits import BATCH_INPUTS, SEARCH_PAGE
 from segsync_hubspot.read import HubSpotReads
 from segsync_hubspot.write import HubSpotWrites
@@ -61,6 +62,7 @@ class HubSpotConnector(HubSpotReads, HubSpotWrites):
         r"\bpat-[a-z]{2,4}\d?-[0-9a-f-]{20,}",  # a private-app token: pat-<region>-<uuid>
     )
     default_mapping: ClassVar[str | None] = "mapping.yaml"
+    erase = erase_contact  # GDPR erasure: see erase.py
     capabilities: ClassVar[Capabilities] = Capabilities(
         write_batch_size=BATCH_INPUTS,
         read_page_size=SEARCH_PAGE,

@@ -437,7 +437,12 @@ class HubSpotWrites(HubSpotSegments):
             assert prior is not None
             if i not in failures:
                 sent = _SENT[str(inputs[i]["statusState"])]
-                results[i] = prior.model_copy(update={"sent_consent": sent})
+                basis = inputs[i].get("legalBasis")
+                own = (changes[i].consent_basis or "").strip().upper()
+                results[i] = prior.model_copy(update={
+                    "sent_consent": sent, "sent_basis": basis,
+                    "basis_from_default": basis is not None and basis != own,
+                })
                 continue
             error, code = failures[i]
             if "legalBasis" not in inputs[i] and "legalbasis" in error.lower().replace(" ", ""):

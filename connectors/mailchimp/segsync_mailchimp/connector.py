@@ -32,6 +32,7 @@ from segsync_mailchimp.api import MAX_BATCH_MEMBERS, MAX_PAGE, MAX_SEGMENT_BULK,
 from segsync_mailchimp.audience import AudienceCatalog
 from segsync_mailchimp.client import RATE_LIMIT_HINTS, mailchimp_client
 from segsync_mailchimp.config import MailchimpConfig
+from segsync_mailchimp.erase import erase as erase_contact
 from segsync_mailchimp.fields import default_mapping
 from segsync_mailchimp.read import MailchimpReads
 from segsync_mailchimp.segments import MailchimpSegments
@@ -71,6 +72,7 @@ class MailchimpConnector(MailchimpReads, MailchimpWrites, MailchimpSegments):
         r"\b[0-9a-f]{32}-us\d{1,3}\b",  # an API key: 32 hex digits, then the datacenter
     )
     default_mapping: ClassVar[str | None] = "mapping.yaml"
+    erase = erase_contact  # GDPR erasure: see erase.py
 
     def __init__(self, config: ConnectorConfig | Mapping[str, Any], **kwargs: Any) -> None:
         """`mapping` (keyword) may be a PlatformMapping, a file path, or None for the shipped

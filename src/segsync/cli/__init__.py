@@ -29,7 +29,7 @@ EXIT_RECORD_ERRORS = 1
 EXIT_INVALID = 2
 EXIT_LOCKED = 3
 
-for _module in ("core", "connectors", "emulate", "sync", "demo"):
+for _module in ("core", "connectors", "emulate", "sync", "demo", "consent", "erase"):
     importlib.import_module(f"segsync.cli.{_module}")
 
 

@@ -111,14 +111,25 @@ def plan_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Pull every platform and show the writes a sync would make (nothing is written)."""
-    plan = _run(config, as_json, False, lambda engine: engine.plan(), progress=True)
+    """Pull every platform and show the writes a sync would make (nothing is written), and
+    the choices each connector made about its account (e.g. the consent subscription type)."""
+    facts: dict[str, dict[str, str]] = {}
+
+    async def planned(engine: Engine) -> Plan:
+        made = await engine.plan()
+        facts.update({name: c.account_facts() for name, c in engine.connectors.items()})
+        return made
+
+    plan = _run(config, as_json, False, planned, progress=True)
     if out is not None:
         out.write_text(plan.to_json(), encoding="utf-8")
     if as_json:
         typer.echo(plan.to_json())
     else:
         typer.echo(plan.render())
+        for name, found in sorted(facts.items()):
+            for label, value in found.items():
+                typer.echo(f"{name}: {label}: {value}")
         if out is not None:
             typer.echo(f"saved to {out}; apply it with `segsync apply {out}`")
     raise typer.Exit(EXIT_RECORD_ERRORS if plan.errors else EXIT_OK)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -39,6 +40,7 @@ __all__ = [
     "RunLocked",
     "StateStore",
     "StoreError",
+    "erasure_hash",
     "payload_hash",
 ]
 
@@ -61,6 +63,12 @@ def payload_hash(payload: str) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
 
+def erasure_hash(key: bytes, email_key: str) -> str:
+    """The tombstone of a normalised email: its HMAC-SHA256 under the state's erasure key
+    (`StateStore.erasure_key`), in hex. The address cannot be read back from it."""
+    return hmac.new(key, email_key.encode(), hashlib.sha256).hexdigest()
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class BaseRow:
     """One base snapshot: a contact (`cid`) on a platform, its id there, and the payload."""
@@ -75,10 +83,17 @@ class BaseRow:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One consent change, as the ledger records it."""
+    """One consent change, as the ledger records it (the proof of DESIGN.md).
+
+    A change seen on a platform has `source` that platform; a change segsync made on one has
+    `source` "sync", `sent` the status actually sent (e.g. `pending` where `subscribed` was
+    asked for), `source_platform` and `evidence` what the status it copied rests on (the
+    platform and its `field=value`), and `basis_from_default` True when the legal basis sent
+    was the connector's configured default rather than the evidence's own.
+    """
 
     cid: str
-    email: str
+    email: str  # the normalised email at the time
     platform: str  # the platform whose status changed; "canonical" for the reconciled view
     at: str  # ISO-8601 time
     previous: str | None
@@ -86,6 +101,10 @@ class LedgerEntry:
     source: str  # where the change came from: a platform name, or "sync"
     legal_basis: str | None = None
     run_id: str | None = None
+    sent: str | None = None
+    source_platform: str | None = None
+    evidence: str | None = None
+    basis_from_default: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -378,8 +397,49 @@ class StateStore(abc.ABC):
         status and source) is not recorded twice."""
 
     @abc.abstractmethod
-    def ledger(self, config: str, cid: str | None = None) -> list[LedgerEntry]:
-        """Consent changes, oldest first (of one contact, or all)."""
+    def ledger(
+        self, config: str, cid: str | None = None, *, email: str | None = None,
+        since: str | None = None,
+    ) -> list[LedgerEntry]:
+        """Consent changes, oldest first: of one contact (`cid`), of every contact that has
+        or had the normalised `email`, or all; only those at or after `since` (ISO-8601)."""
+
+    # -- erasure --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def erasure_key(self) -> bytes:
+        """The key of the tombstones' HMAC: generated once per state (`secrets.token_bytes`)
+        and kept in it; the same for every configuration of the state."""
+
+    @abc.abstractmethod
+    def add_tombstone(self, config: str, email_hash: str, *, at: str) -> None:
+        """Record that the person whose `erasure_hash` is `email_hash` was erased at `at`
+        (an existing tombstone keeps its first time)."""
+
+    @abc.abstractmethod
+    def has_tombstones(self, config: str) -> bool:
+        """Whether anyone of `config` was erased (a pull hashes emails only then)."""
+
+    @abc.abstractmethod
+    def tombstoned(self, config: str, email_hashes: Sequence[str]) -> set[str]:
+        """Which of `email_hashes` are tombstones."""
+
+    @abc.abstractmethod
+    def tombstones(self, config: str) -> list[tuple[str, str]]:
+        """Every tombstone `(email_hash, erased_at)`, oldest first."""
+
+    @abc.abstractmethod
+    def erasure_targets(self, config: str, email_key: str) -> dict[str, str]:
+        """The ids the state knows for the person with the normalised `email_key`:
+        platform -> platform id (live records only)."""
+
+    @abc.abstractmethod
+    def purge_person(self, config: str, email_key: str, label: str) -> int:
+        """Forget the person with the normalised `email_key`, in one transaction: their
+        snapshots, ids, canonical view, staging and segment membership are deleted; their
+        ledger rows stay with `label` (the tombstone) in place of their email and contact id;
+        the address is replaced by `label` in run errors, diagnostics and reports.
+        Returns how many contacts were forgotten."""
 
     # -- runs -----------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ uses, so what it may touch is its signature:
 - `Snapshots`: the worklist, base and canonical snapshots, the planned views, static segment
   membership, and the commits of confirmed writes (the merge, segments and apply);
 - `Ownership`: the tags, lists and segments segsync created;
-- `ConsentLedger`: every consent change.
+- `ConsentLedger`: every consent change;
+- `Tombstones` (read by the pull) and `Erasure`: the people erased, as keyed hashes.
 
 Every method is the `StateStore` method of the same name without its `config` (see
 `segsync.state.base.StateStore` for the contracts).
@@ -24,11 +25,13 @@ from segsync.state.base import BaseRow, LedgerEntry, OwnedObject
 
 __all__ = [
     "ConsentLedger",
+    "Erasure",
     "Ownership",
     "PulledRow",
     "ReadStaging",
     "RunRecords",
     "Snapshots",
+    "Tombstones",
     "Transactional",
 ]
 
@@ -74,8 +77,19 @@ class RunRecords(Transactional, Protocol):
     def counts(self) -> dict[str, int]: ...
 
 
-class ReadStaging(Transactional, Protocol):
-    """Cursors, the id map, and the staging of the records a pull read."""
+class Tombstones(Protocol):
+    """The people erased: the key of their hashes, and which hashes are tombstones."""
+
+    def erasure_key(self) -> bytes: ...
+
+    def has_tombstones(self) -> bool: ...
+
+    def tombstoned(self, email_hashes: Sequence[str]) -> set[str]: ...
+
+
+class ReadStaging(Transactional, Tombstones, Protocol):
+    """Cursors, the id map, the staging of the records a pull read, and the tombstones it
+    skips."""
 
     def cursor(self, platform: str) -> str | None: ...
 
@@ -158,4 +172,18 @@ class ConsentLedger(Protocol):
 
     def add_ledger(self, entries: Iterable[LedgerEntry]) -> None: ...
 
-    def ledger(self, cid: str | None = None) -> list[LedgerEntry]: ...
+    def ledger(
+        self, cid: str | None = None, *, email: str | None = None, since: str | None = None
+    ) -> list[LedgerEntry]: ...
+
+
+class Erasure(Tombstones, Protocol):
+    """Erasing a person: their tombstone, their ids, and forgetting them."""
+
+    def add_tombstone(self, email_hash: str, *, at: str) -> None: ...
+
+    def tombstones(self) -> list[tuple[str, str]]: ...
+
+    def erasure_targets(self, email_key: str) -> dict[str, str]: ...
+
+    def purge_person(self, email_key: str, label: str) -> int: ...

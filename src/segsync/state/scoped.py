@@ -2,8 +2,8 @@
 
 `StateStore.scoped(config)` returns a `ConfigState`; the engine and its steps hold one and
 never pass the configuration's name again. It implements the role protocols of
-`segsync.state.roles` (runs, read staging, snapshots, ownership, ledger); each method is the
-store method of the same name (see `segsync.state.base.StateStore` for the contracts).
+`segsync.state.roles` (runs, read staging, snapshots, ownership, ledger, erasure); each
+method is the store method of the same name (see `segsync.state.base.StateStore` for the contracts).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from segsync.state.base import BaseRow, LedgerEntry, OwnedObject, StateStore
 from segsync.state.roles import (
     ConsentLedger,
+    Erasure,
     Loaded,
     Ownership,
     PulledRow,
@@ -28,7 +29,7 @@ __all__ = ["ConfigState", "PulledRow"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger):
+class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger, Erasure):
     """The state of the sync configuration `config` in `store`, in all its roles."""
 
     store: StateStore
@@ -173,5 +174,30 @@ class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger):
     def add_ledger(self, entries: Iterable[LedgerEntry]) -> None:
         self.store.add_ledger(self.config, entries)
 
-    def ledger(self, cid: str | None = None) -> list[LedgerEntry]:
-        return self.store.ledger(self.config, cid)
+    def ledger(
+        self, cid: str | None = None, *, email: str | None = None, since: str | None = None
+    ) -> list[LedgerEntry]:
+        return self.store.ledger(self.config, cid, email=email, since=since)
+
+    # -- erasure --------------------------------------------------------------------------
+
+    def erasure_key(self) -> bytes:
+        return self.store.erasure_key()
+
+    def add_tombstone(self, email_hash: str, *, at: str) -> None:
+        self.store.add_tombstone(self.config, email_hash, at=at)
+
+    def has_tombstones(self) -> bool:
+        return self.store.has_tombstones(self.config)
+
+    def tombstoned(self, email_hashes: Sequence[str]) -> set[str]:
+        return self.store.tombstoned(self.config, email_hashes)
+
+    def tombstones(self) -> list[tuple[str, str]]:
+        return self.store.tombstones(self.config)
+
+    def erasure_targets(self, email_key: str) -> dict[str, str]:
+        return self.store.erasure_targets(self.config, email_key)
+
+    def purge_person(self, email_key: str, label: str) -> int:
+        return self.store.purge_person(self.config, email_key, label)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import abc
 import json
+import re
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -559,13 +561,15 @@ class SqlStateStore(StateStore):
     def _insert_ledger(tx: Tx, config: str, entries: Iterable[LedgerEntry]) -> None:
         rows = [
             (config, e.cid, e.email, e.platform, e.at, e.previous, e.new, e.source,
-             e.legal_basis, e.run_id)
+             e.legal_basis, e.run_id, e.sent, e.source_platform, e.evidence,
+             int(e.basis_from_default))
             for e in entries
         ]
         if rows:
             tx.executemany(
                 "INSERT INTO ledger (config, cid, email, platform, at, previous, new, source,"
-                " legal_basis, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " legal_basis, run_id, sent, source_platform, evidence, basis_from_default)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 rows,
             )
@@ -574,18 +578,184 @@ class SqlStateStore(StateStore):
         with self._tx() as tx:
             self._insert_ledger(tx, config, entries)
 
-    def ledger(self, config: str, cid: str | None = None) -> list[LedgerEntry]:
-        with self._tx() as tx:
-            sql = (
-                "SELECT cid, email, platform, at, previous, new, source, legal_basis, run_id"
-                " FROM ledger WHERE config = ?"
+    def ledger(
+        self, config: str, cid: str | None = None, *, email: str | None = None,
+        since: str | None = None,
+    ) -> list[LedgerEntry]:
+        sql = (
+            "SELECT cid, email, platform, at, previous, new, source, legal_basis, run_id,"
+            " sent, source_platform, evidence, basis_from_default FROM ledger WHERE config = ?"
+        )
+        params: list[str] = [config]
+        if cid is not None:
+            sql += " AND cid = ?"
+            params.append(cid)
+        if email is not None:  # the person's rows under any address they had
+            sql += (
+                " AND (email = ? OR cid IN (SELECT cid FROM canonical"
+                " WHERE config = ? AND email_key = ?))"
             )
-            params: tuple[str, ...] = (config,)
-            if cid is not None:
-                sql += " AND cid = ?"
-                params = (config, cid)
-            rows = tx.execute(sql + " ORDER BY id", params)
-        return [LedgerEntry(*row) for row in rows]
+            params += [email, config, email]
+        if since is not None:
+            sql += " AND at >= ?"
+            params.append(since)
+        with self._tx() as tx:
+            rows = list(tx.execute(sql + " ORDER BY id", tuple(params)))
+        return [
+            LedgerEntry(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                sent=row[9], source_platform=row[10], evidence=row[11],
+                basis_from_default=bool(row[12]),
+            )
+            for row in rows
+        ]
+
+    # -- erasure --------------------------------------------------------------------------
+
+    _ERASURE_KEY = "erasure"
+
+    def erasure_key(self) -> bytes:
+        with self._tx() as tx:
+            rows = tx.execute("SELECT value FROM state_keys WHERE name = ?", (self._ERASURE_KEY,))
+            if not rows:
+                tx.execute(
+                    "INSERT INTO state_keys (name, value) VALUES (?, ?)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (self._ERASURE_KEY, secrets.token_bytes(32).hex()),
+                )
+                rows = tx.execute(
+                    "SELECT value FROM state_keys WHERE name = ?", (self._ERASURE_KEY,)
+                )
+        return bytes.fromhex(rows[0][0])
+
+    def add_tombstone(self, config: str, email_hash: str, *, at: str) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO tombstones (config, email_hash, erased_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (config, email_hash) DO NOTHING",
+                (config, email_hash, at),
+            )
+
+    def has_tombstones(self, config: str) -> bool:
+        with self._tx() as tx:
+            return bool(
+                tx.execute("SELECT 1 FROM tombstones WHERE config = ? LIMIT 1", (config,))
+            )
+
+    def tombstoned(self, config: str, email_hashes: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._tx() as tx:
+            if not tx.execute("SELECT 1 FROM tombstones WHERE config = ? LIMIT 1", (config,)):
+                return found
+            for part in _chunks(sorted(set(email_hashes))):
+                found.update(
+                    row[0]
+                    for row in tx.execute(
+                        f"SELECT email_hash FROM tombstones WHERE config = ?"  # noqa: S608
+                        f" AND email_hash IN ({_marks(len(part))})",
+                        (config, *part),
+                    )
+                )
+        return found
+
+    def tombstones(self, config: str) -> list[tuple[str, str]]:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT email_hash, erased_at FROM tombstones WHERE config = ?"
+                " ORDER BY erased_at, email_hash",
+                (config,),
+            )
+        return [(h, at) for h, at in rows]
+
+    @staticmethod
+    def _person_cids(tx: Tx, config: str, email_key: str) -> list[str]:
+        """Every contact id of the person: by canonical or staged email, or the id made of
+        their email (`email`, `email#n`)."""
+        like = email_key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = tx.execute(
+            "SELECT cid FROM canonical WHERE config = ? AND (email_key = ? OR cid = ?"
+            " OR cid LIKE ? ESCAPE '\\')"
+            " UNION SELECT cid FROM pulled WHERE config = ? AND email_key = ?"
+            " UNION SELECT cid FROM planned WHERE config = ? AND email_key = ?"
+            " UNION SELECT cid FROM base WHERE config = ? AND (cid = ? OR cid LIKE ? ESCAPE '\\')"
+            " UNION SELECT cid FROM ledger WHERE config = ? AND email = ?",
+            (config, email_key, email_key, like + "#%", config, email_key, config, email_key,
+             config, email_key, like + "#%", config, email_key),
+        )
+        return sorted({row[0] for row in rows})
+
+    def erasure_targets(self, config: str, email_key: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._tx() as tx:
+            cids = self._person_cids(tx, config, email_key)
+            for part in _chunks(cids):
+                for platform, pid in tx.execute(
+                    f"SELECT platform, platform_id FROM base WHERE config = ?"  # noqa: S608
+                    f" AND deleted = 0 AND cid IN ({_marks(len(part))}) ORDER BY cid",
+                    (config, *part),
+                ):
+                    found.setdefault(platform, pid)
+        return found
+
+    def purge_person(self, config: str, email_key: str, label: str) -> int:
+        with self._tx() as tx:
+            cids = self._person_cids(tx, config, email_key)
+            for part in _chunks(cids):
+                marks = _marks(len(part))
+                for table in ("base", "canonical", "pulled", "planned", "members"):
+                    tx.execute(
+                        f"DELETE FROM {table} WHERE config = ? AND cid IN ({marks})",  # noqa: S608
+                        (config, *part),
+                    )
+                tx.execute(
+                    f"UPDATE ledger SET cid = ?, email = ? WHERE config = ?"  # noqa: S608
+                    f" AND cid IN ({marks})",
+                    (label, label, config, *part),
+                )
+            tx.execute(
+                "UPDATE ledger SET cid = ?, email = ? WHERE config = ? AND email = ?",
+                (label, label, config, email_key),
+            )
+            self._scrub_runs(tx, config, email_key, label)
+            self._bump(tx, config, keep_plan=True)
+        return len(cids)
+
+    @staticmethod
+    def _scrub_runs(tx: Tx, config: str, email_key: str, label: str) -> None:
+        """Replace the address (any case, plain or JSON-escaped) by `label` in what the runs
+        of `config` recorded: reports, errors and diagnostics."""
+        spellings = {email_key, json.dumps(email_key)[1:-1]}
+        pattern = re.compile("|".join(re.escape(s) for s in spellings), re.IGNORECASE)
+
+        def scrub(text: str | None) -> str | None:
+            return None if text is None else pattern.sub(label, text)
+
+        needles = [f"%{s.lower()}%" for s in spellings]
+        where = " OR ".join("LOWER({col}) LIKE ?" for _ in needles)
+        runs = "SELECT run_id FROM runs WHERE config = ?"
+        for run_id, report in tx.execute(
+            "SELECT run_id, report FROM runs WHERE config = ? AND ("  # noqa: S608
+            + where.format(col="report") + ")",
+            (config, *needles),
+        ):
+            tx.execute("UPDATE runs SET report = ? WHERE run_id = ?", (scrub(report), run_id))
+        for row_id, email, message in tx.execute(
+            f"SELECT id, email, message FROM run_errors WHERE run_id IN ({runs}) AND ("  # noqa: S608
+            + where.format(col="email") + " OR " + where.format(col="message") + ")",
+            (config, *needles, *needles),
+        ):
+            tx.execute(
+                "UPDATE run_errors SET email = ?, message = ? WHERE id = ?",
+                (scrub(email), scrub(message), row_id),
+            )
+        for row_id, message in tx.execute(
+            f"SELECT id, message FROM run_diagnostics WHERE run_id IN ({runs}) AND ("  # noqa: S608
+            + where.format(col="message") + ")",
+            (config, *needles),
+        ):
+            tx.execute(
+                "UPDATE run_diagnostics SET message = ? WHERE id = ?", (scrub(message), row_id)
+            )
 
     # -- runs -----------------------------------------------------------------------------
 

@@ -114,7 +114,8 @@ class Apply:
             # run killed mid-apply may not see them again (recording twice is harmless)
             self.state.add_ledger([
                 LedgerEntry(e.cid, e.email, e.platform, e.at, e.previous, e.new, e.source,
-                            e.legal_basis, self.run_id)
+                            e.legal_basis, self.run_id, source_platform=e.source or None,
+                            evidence=e.evidence)
                 for e in plan.consent_events
             ])
             await asyncio.gather(*(
@@ -238,31 +239,50 @@ class Apply:
         for index, row in enumerate(batch):
             result = results[index] if index < len(results) else None
             pid = (result.platform_id if result else None) or row.get("platform_id")
-            if result is None or not result.ok or result.partial or pid is None:
-                failed.append(row["cid"])
-                self._refused(name, row, result, pid)
-                continue
             before_row = snaps.get(row["cid"])
             before = (
                 PlatformRecord.loads(before_row.payload)
                 if before_row and not row.get("create") else None
             )
             email_key = normalize_email(row.get("new_email") or row["email"])
+            if result is not None and result.sent_consent is not None:
+                # a consent the platform confirmed is a change made, even in a failed record
+                ledger.append(self._entry(name, row, result, before, email_key, at))
+            if result is None or not result.ok or result.partial or pid is None:
+                failed.append(row["cid"])
+                self._refused(name, row, result, pid)
+                continue
+            held = row
+            if result.sent_consent is not None and row.get("consent") != result.sent_consent:
+                held = {**row, "consent": result.sent_consent}  # what the platform holds
             payload, digest = encode_record(
-                apply_change(before, row, pid, email_key=email_key, at=at)
+                apply_change(before, held, pid, email_key=email_key, at=at)
             )
             confirmed.append(BaseRow(name, row["cid"], pid, payload, hash=digest))
             _count(counts, row, residual)
-            if row.get("consent") is not None:
-                ledger.append(LedgerEntry(
-                    row["cid"], email_key, name, at, before.consent.value if before else None,
-                    str(row["consent"]), "sync", row.get("consent_basis"), self.run_id,
-                ))
+            if row.get("consent") is not None and result.sent_consent is None:
+                ledger.append(self._entry(name, row, result, before, email_key, at))
         self.state.commit_writes(name, confirmed, failed, ledger)
         for tag, (added, removed) in sorted(residual.items()):
             self.state.commit_members(name, tag, added, removed)
             counts.members_added += len(added)
             counts.members_removed += len(removed)
+
+    def _entry(
+        self, name: str, row: ChangeRow, result: ChangeResult, before: PlatformRecord | None,
+        email_key: str, at: str,
+    ) -> LedgerEntry:
+        """The ledger row of a consent change made on platform `name`: what was asked, what
+        was sent (the platform's word where it gives it), what it rests on and its basis."""
+        asked = str(row["consent"]) if row.get("consent") is not None else None
+        sent = str(result.sent_consent) if result.sent_consent is not None else asked
+        return LedgerEntry(
+            row["cid"], email_key, name, at, before.consent.value if before else None,
+            asked or sent or "", "sync",
+            result.sent_basis or row.get("consent_basis"), self.run_id,
+            sent=sent, source_platform=row.get("consent_source"),
+            evidence=row.get("consent_evidence"), basis_from_default=result.basis_from_default,
+        )
 
     def _refused(
         self, name: str, row: ChangeRow, result: ChangeResult | None, platform_id: str | None

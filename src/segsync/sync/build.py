@@ -112,5 +112,6 @@ def build_engine(
         segments=segments,
         strictness=config.sync.strictness,
         clock=clock,
+        enforce_erasure=config.sync.erasure == "enforce",
         **options,
     )

@@ -67,6 +67,8 @@ class Engine:
         reevaluate: evaluate materialised segments on every contact, not only changed ones
             (for rules on time, like `within 7 days`).
         progress: the observer of progress events (segsync.sync.progress; default: none).
+        enforce_erasure: a sync erases again the erased people a platform holds
+            (`sync.erasure: enforce`); otherwise they are only skipped and reported.
     """
 
     def __init__(
@@ -87,8 +89,11 @@ class Engine:
         lock_timeout: float | None = None,
         reevaluate: bool = False,
         progress: ProgressObserver | None = None,
+        enforce_erasure: bool = False,
     ) -> None:
         self.connectors = dict(connectors)
+        self.enforce_erasure = enforce_erasure
+        self._erase_on_pull = False  # only a sync erases (a plan writes nothing)
         self.progress: ProgressObserver = progress or NO_PROGRESS
         self.store = store
         self.config = config
@@ -129,7 +134,8 @@ class Engine:
     async def _plan(self) -> Plan:
         errors: list[RecordError] = []
         diagnostics: list[Diagnostic] = []
-        pulled = await Pull(self.connectors, self.state, self.progress).run(errors)
+        pulled = await Pull(self.connectors, self.state, self.progress,
+                            erase=self._erase_on_pull).run(errors)
         platforms = tuple(p for p in self.policy.platforms if p not in pulled.failed)
         segments = self._compile(platforms, diagnostics, errors)
         now, plan_id = self.clock.now(), _new_id(self.clock)
@@ -202,7 +208,12 @@ class Engine:
     async def sync(self) -> RunReport:
         """Plan and apply under one run lock."""
         async with self.locked():
-            return await self._apply(await self._plan())
+            self._erase_on_pull = self.enforce_erasure
+            try:
+                plan = await self._plan()
+            finally:
+                self._erase_on_pull = False
+            return await self._apply(plan)
 
     def status(self, limit: int = 5) -> dict[str, Any]:
         """The state of this configuration: counts, cursors, owned objects, latest runs."""

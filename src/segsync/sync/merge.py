@@ -102,6 +102,7 @@ class Merge:
             ConsentChange.model_construct(
                 cid=cid, email=result.view.email, platform=e.platform, previous=e.previous,
                 new=e.new, source=e.source, at=e.at or self.now, legal_basis=e.legal_basis,
+                evidence=e.evidence,
             )
             for e in result.events
         )

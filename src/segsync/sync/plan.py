@@ -73,6 +73,8 @@ class ChangeRow(TypedDict, total=False):
     tags_remove: list[str]
     consent: ConsentStatus
     consent_basis: str
+    consent_source: str  # the platform the consent came from (for the ledger, not sent)
+    consent_evidence: str  # what it rests on there (for the ledger, not sent)
     new_email: str
 
 
@@ -86,7 +88,11 @@ def writes_something(row: ChangeRow) -> bool:
 
 def to_change(row: ChangeRow) -> ContactChange:
     """The `ContactChange` of a plan row."""
-    return ContactChange.model_validate({k: v for k, v in row.items() if k != "cid"})
+    return ContactChange.model_validate({k: v for k, v in row.items() if k not in _NOT_SENT})
+
+
+_NOT_SENT = frozenset({"cid", "consent_source", "consent_evidence"})
+"""The keys of a `ChangeRow` that are the engine's own (the ledger's), not the platform's."""
 
 
 class PublicationKind(enum.StrEnum):
@@ -149,6 +155,7 @@ class ConsentChange(BaseModel):
     source: str
     at: str
     legal_basis: str | None = None
+    evidence: str | None = None
 
 
 class PlatformPlan(BaseModel):

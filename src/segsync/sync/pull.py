@@ -5,6 +5,11 @@ linked to its contact by platform id, else by normalised email, else it is a new
 (its email as id, or `email#n` when a renamed contact holds that id). A platform whose read
 fails is discarded for the run; duplicates (two live records of one contact on a platform)
 are reported and set aside.
+
+A record of a person erased by `segsync erase` (their email's keyed hash is a tombstone) is
+never staged: nothing is linked, merged or written for them. Each is reported (by its
+tombstone, never its email) and, with `erase` (`sync.erasure: enforce`, during a sync only),
+erased on that platform again.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from segsync.connector import Connector, RemoteContact
+from segsync.erasure import erase_on, tombstone_label
 from segsync.http import ApiError
 from segsync.model import InvalidEmail, normalize_email
+from segsync.state.base import erasure_hash
 from segsync.state.roles import PulledRow, ReadStaging
 from segsync.sync.plan import RecordError
 from segsync.sync.progress import PageRead, ProgressObserver, PullDone, PullStarted
@@ -43,14 +50,21 @@ class Pull:
         connectors: Mapping[str, Connector],
         state: ReadStaging,
         progress: ProgressObserver,
+        *,
+        erase: bool = False,
     ) -> None:
         self.connectors = connectors
         self.state = state
         self.progress = progress
+        self.erase = erase
+        self._erasure_key: bytes | None = None
+        #: per platform, the live records of erased people read this run: id -> (email, label)
+        self.erased: dict[str, dict[str, tuple[str, str]]] = {}
 
     async def run(self, errors: list[RecordError]) -> PullResult:
         """Stage every platform's changes since its cursor; read failures go to `errors`."""
         self.state.begin_stage()
+        self._erasure_key = self.state.erasure_key() if self.state.has_tombstones() else None
         result = PullResult({}, set())
         self.progress(PullStarted(tuple(self.connectors)))
         await asyncio.gather(*(self._platform(name, result, errors) for name in self.connectors))
@@ -69,6 +83,7 @@ class Pull:
     async def _platform(self, name: str, result: PullResult, errors: list[RecordError]) -> None:
         try:
             result.reads[name] = await self._read(name, errors)
+            await self._erased_again(name, errors)
             self.progress(PullDone(name))
         except Exception as exc:
             message = f"read failed: {exc}"
@@ -95,6 +110,43 @@ class Pull:
             self.progress(PageRead(name, len(page.contacts)))
         return count
 
+    async def _erased_again(self, name: str, errors: list[RecordError]) -> None:
+        """Report the erased people the platform holds again; erase them with `erase`."""
+        for pid, (email, label) in sorted(self.erased.get(name, {}).items()):
+            message = f"{name} holds {label}, a person erased by `segsync erase`; not synced"
+            if self.erase:
+                result = await erase_on(name, self.connectors[name], email, pid)
+                message += (
+                    "; erased there again (sync.erasure: enforce)" if result.confirmed
+                    else f"; erasing them there again failed: {result.error}"
+                )
+            else:
+                message += " (erase them there, or set sync.erasure: enforce)"
+            errors.append(
+                RecordError(platform=name, platform_id=pid, code="erased_person", message=message)
+            )
+
+    def _skip_erased(
+        self, name: str, keyed: list[tuple[RemoteContact, str | None]]
+    ) -> list[tuple[RemoteContact, str | None]]:
+        """`keyed` without the records of erased people (the live ones are remembered)."""
+        if self._erasure_key is None:
+            return keyed
+        hashes = {key: erasure_hash(self._erasure_key, key) for _, key in keyed if key}
+        dead = self.state.tombstoned(list(hashes.values()))
+        if not dead:
+            return keyed
+        kept: list[tuple[RemoteContact, str | None]] = []
+        for remote, key in keyed:
+            digest = hashes.get(key) if key else None
+            if digest is None or digest not in dead:
+                kept.append((remote, key))
+            elif not remote.deleted and key:
+                self.erased.setdefault(name, {})[remote.platform_id] = (
+                    key, tombstone_label(digest)
+                )
+        return kept
+
     def _settle(self, name: str, errors: list[RecordError]) -> None:
         """Report and set aside a platform's duplicate records; one staged record per contact."""
         duplicates = self.state.duplicate_records(name)
@@ -118,7 +170,7 @@ class Pull:
     def _stage_page(
         self, name: str, contacts: Sequence[RemoteContact], errors: list[RecordError]
     ) -> None:
-        keyed = self._keyed(name, contacts, errors)
+        keyed = self._skip_erased(name, self._keyed(name, contacts, errors))
         by_id = self.state.cids_by_platform_id(name, [remote.platform_id for remote, _ in keyed])
         unlinked = [key for remote, key in keyed if remote.platform_id not in by_id and key]
         by_email = self.state.cids_by_email(unlinked)

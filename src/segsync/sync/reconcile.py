@@ -12,11 +12,16 @@ the canonical view, its tags, and a consent other than `non_subscribed`.
 - several disagree: the conflict policy decides (priority list, else the latest record);
 - tags: adds and removes are merged as sets; a tag both added and removed follows the
   latest record (a tie keeps it);
-- consent (the floor of DESIGN.md, not configurable): an opt-out (unsubscribed, bounced)
-  observed anywhere wins over any opt-in of the same run and goes everywhere; an opt-in newer
+- consent (the floor of DESIGN.md, not configurable): a platform's reading is an *offer*
+  only if it is an opt-out (unsubscribed, bounced: always, whatever the directions say) or it
+  carries evidence (`PlatformRecord.consent_evidence`) from a platform read for consent. A
+  reading without evidence (unknown, or an echo of segsync's own write) never changes the
+  view, and never makes segsync write again what it already wrote there (a platform that
+  cannot hold `pending` reads it back as unknown: the `pending` survives). An opt-out
+  offered anywhere wins over any opt-in of the same run and goes everywhere; an opt-in newer
   than a canonical opt-out becomes the view, but reaches platforms holding an opt-out only
   as `pending` re-confirmation where configured (`SyncPolicy.reconfirm`), never as
-  `subscribed`.
+  `subscribed`. Unknown is `non_subscribed`.
 
 Then, per platform, the minimal write that brings it to the canonical view (`writes`).
 """
@@ -38,7 +43,8 @@ _NON_SUBSCRIBED = ConsentStatus.NON_SUBSCRIBED
 
 
 class ConsentEvent(NamedTuple):
-    """A consent change seen or decided: on `platform` ("canonical" for the view)."""
+    """A consent change seen or decided: on `platform` ("canonical" for the view), from
+    `source`, resting on `evidence` (the source platform's `field=value`)."""
 
     platform: str
     previous: str | None
@@ -46,6 +52,7 @@ class ConsentEvent(NamedTuple):
     source: str
     at: str | None
     legal_basis: str | None
+    evidence: str | None = None
 
 
 class Reconciled(NamedTuple):
@@ -61,7 +68,8 @@ class Reconciled(NamedTuple):
 def consent_target(canonical: str, current: str, reconfirm: bool) -> str | None:
     """The status to write where a platform holds `current` (None: leave it).
 
-    Never `subscribed` over an opt-out; `pending` over an opt-out only where `reconfirm`.
+    Never `subscribed` over an opt-out; `pending` over an opt-out only where `reconfirm`;
+    where `reconfirm`, never `subscribed` over `pending` either (the person confirms it).
     """
     if canonical == current:
         return None
@@ -73,6 +81,8 @@ def consent_target(canonical: str, current: str, reconfirm: bool) -> str | None:
         return None
     if canonical == ConsentStatus.PENDING and current == ConsentStatus.SUBSCRIBED:
         return None  # never downgrade a confirmed opt-in to a pending one
+    if reconfirm and current == ConsentStatus.PENDING and canonical == ConsentStatus.SUBSCRIBED:
+        return None  # a re-confirmation asked: only the person may complete it
     return canonical
 
 
@@ -234,15 +244,34 @@ class _Consent:
     evidence: str | None
 
 
+def _offers(record: PlatformRecord) -> bool:
+    """Whether a reading can change the view: an opt-out always (the floor), anything else
+    only on the platform's evidence (unknown and segsync's own echo are no offer)."""
+    return record.consent in CONSENT_OPT_OUTS or record.consent_evidence is not None
+
+
+def _held(s: _Sides, p: str) -> ConsentStatus:
+    """The consent a live platform holds as far as the writes are concerned: its reading,
+    unless that reading has no evidence and differs from what segsync last saw or wrote
+    there (no change: e.g. a `pending` written to a platform that reads it back as "not
+    specified" is not written again, run after run)."""
+    record = s.live[p]
+    if p in s.fresh or p not in s.changed or _offers(record):
+        return record.consent
+    return s.bases[p].consent
+
+
 def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
-    """The merged consent (the floor: an opt-out observed anywhere wins); the changes seen
-    and decided go to `events`."""
+    """The merged consent (the floor: an opt-out observed anywhere wins; an opt-in or a
+    downgrade only on evidence); the changes seen and decided go to `events`."""
     canonical = s.canonical
     old = canonical.consent if canonical else None
     offers: list[tuple[str, ConsentStatus, str]] = []
     for p in s.changed:
         record = s.live[p]
         status = record.consent
+        if not _offers(record):
+            continue  # unknown is no offer, whatever it says
         when = record.consent_at or record.updated_at or ""
         if p in s.fresh:  # no information, unless it is an opt-out (never ignored)
             if status == _NON_SUBSCRIBED or (status == old and status not in CONSENT_OPT_OUTS):
@@ -252,7 +281,7 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
             if status == before:
                 continue
             events.append(ConsentEvent(p, before.value, status.value, p, when or None,
-                                       record.legal_basis))
+                                       record.legal_basis, record.consent_evidence))
         # the floor: an opt-out counts from every platform, whatever the directions say
         if status in CONSENT_OPT_OUTS or s.policy.reads(p, "consent"):
             offers.append((p, status, when))
@@ -268,11 +297,13 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
         # an opt-out get it only as `pending` re-confirmation, and only where configured
         # (`consent_target`): never as `subscribed`
         winner = s.live[platform]
-        merged = _Consent(status, platform, when or None,
-                          winner.legal_basis or merged.basis, winner.consent_evidence)
+        # the legal basis is the winner's own (from its evidence), never an older one's
+        merged = _Consent(status, platform, when or None, winner.legal_basis,
+                          winner.consent_evidence)
     if old is not None and merged.status != old:
         events.append(ConsentEvent("canonical", old.value, merged.status.value,
-                                   merged.source or "", merged.at, merged.basis))
+                                   merged.source or "", merged.at, merged.basis,
+                                   merged.evidence))
     return merged
 
 
@@ -287,9 +318,19 @@ def _creation(s: _Sides, p: str, view: CanonicalView, consent: _Consent) -> Chan
         change["tags_add"] = list(view.tags)
     writes_consent = policy.writes(p, "consent") or consent.status in CONSENT_OPT_OUTS
     change["consent"] = consent.status if writes_consent else _NON_SUBSCRIBED
+    if writes_consent:
+        _provenance(change, consent)
+    return change
+
+
+def _provenance(change: ChangeRow, consent: _Consent) -> None:
+    """What a consent write rests on, for the platform (legal basis) and the ledger."""
     if consent.basis:
         change["consent_basis"] = consent.basis
-    return change
+    if consent.source:
+        change["consent_source"] = consent.source
+    if consent.evidence:
+        change["consent_evidence"] = consent.evidence
 
 
 def _minimal_write(
@@ -314,11 +355,10 @@ def _minimal_write(
             change["tags_add"] = sorted(tags - cur_t)
         if cur_t - tags:
             change["tags_remove"] = sorted(cur_t - tags)
-    target = consent_target(consent.status, current.consent, p in policy.reconfirm)
+    target = consent_target(consent.status, _held(s, p), p in policy.reconfirm)
     if target is not None and (policy.writes(p, "consent") or target in CONSENT_OPT_OUTS):
         change["consent"] = ConsentStatus(target)
-        if consent.basis:
-            change["consent_basis"] = consent.basis
+        _provenance(change, consent)
     if current.email_key != view.email and policy.writes(p, "email"):
         change["new_email"] = view.email
     return change if writes_something(change) else None

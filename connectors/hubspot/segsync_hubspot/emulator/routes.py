@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from segsync.emulator.base import ConcurrencyLimit, WindowLimit
 from segsync_hubspot.emulator.consent_routes import ConsentRoutes
 from segsync_hubspot.emulator.contact_routes import ContactRoutes
+from segsync_hubspot.emulator.erase_routes import EraseRoutes
 from segsync_hubspot.emulator.list_routes import ListRoutes
 from segsync_hubspot.emulator.records import HubSpotError
 from segsync_hubspot.limits import BURST_SECONDS
@@ -33,7 +34,7 @@ __all__ = ["HubSpotEmulator"]
 _SEARCH_PATH = r"/crm/(?:v3/objects|objects/[^/]+)/contacts/search$"
 
 
-class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes):
+class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
     """The HubSpot emulator; see the package docstring. Keyword arguments are its knobs."""
 
     platform: ClassVar[str] = "hubspot"
@@ -152,6 +153,7 @@ class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes):
                 Route(f"{c}/batch/update", self._h(self.route_batch_update), methods=["POST"]),
                 Route(f"{c}/batch/upsert", self._h(self.route_batch_upsert), methods=["POST"]),
                 Route(f"{c}/batch/archive", self._h(self.route_batch_archive), methods=["POST"]),
+                Route(f"{c}/gdpr-delete", self._h(self.route_gdpr_delete), methods=["POST"]),
                 Route(f"{c}/{{contact_id}}", self._h(self.route_get_contact), methods=["GET"]),
                 Route(f"{c}/{{contact_id}}", self._h(self.route_patch_contact), methods=["PATCH"]),
                 Route(

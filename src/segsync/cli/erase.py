@@ -1,0 +1,104 @@
+"""segsync CLI: `erase` — delete people permanently on every platform (GDPR erasure).
+
+Exit codes: 0 every platform confirmed for every person (already absent counts); 2 invalid
+input (an invalid address, located; nothing is erased) or `--yes` missing without a
+terminal; 3 a sync of the configuration is running; 4 a platform unavailable (not
+confirmed: run the same command again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, app
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.erasure import ErasureReport, InvalidAddress, erase_people, read_addresses
+from segsync.state import RunLocked, StoreError, open_store
+from segsync.sync.build import build_connectors, config_name
+
+__all__ = ["EXIT_UNAVAILABLE"]
+
+EXIT_UNAVAILABLE = 4
+"""A platform unavailable: it did not confirm the deletion (safe to run again)."""
+
+
+def _fail(as_json: bool, kind: str, message: str, code: int) -> typer.Exit:
+    if as_json:
+        _echo_json({"ok": False, "error": kind, "message": message})
+    else:
+        typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("erase")
+def erase_command(
+    emails: Annotated[
+        list[str] | None, typer.Argument(help="Addresses of the people to erase.")
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from-file", help="A file of addresses, one a line ('#' comments).",
+                     dir_okay=False),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask (required when not on a terminal).")
+    ] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete people permanently on every configured platform and forget them in the state.
+
+    A tombstone (a keyed hash of the address, never the address) stops later syncs from
+    re-creating them. Exit 0 when every platform confirmed; 4 when one was unavailable
+    (run the same command again); 2 for an invalid address (nothing erased).
+    """
+    try:
+        addresses = read_addresses(emails or [], from_file)
+    except InvalidAddress as exc:
+        raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+    cfg = _load(config, as_json)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise _fail(
+                as_json, "invalid",
+                "erase deletes people permanently: pass --yes when not on a terminal",
+                EXIT_INVALID,
+            )
+        platforms = ", ".join(sorted(cfg.platforms)) or "(none)"
+        typer.echo(f"This deletes permanently, on {platforms}, and forgets in the state:")
+        for address in addresses:
+            typer.echo(f"  {address}")
+        if not typer.confirm("Erase them?", default=False):
+            raise _fail(as_json, "cancelled", "nothing was erased", EXIT_INVALID)
+
+    async def go() -> ErasureReport:
+        connectors = build_connectors(cfg)
+        store = open_store(cfg.state_url)
+        try:
+            state = store.scoped(config_name(connectors))
+            return await erase_people(addresses, connectors, state)
+        finally:
+            for connector in connectors.values():
+                await connector.aclose()
+            store.close()
+
+    try:
+        report = asyncio.run(go())
+    except RunLocked as exc:
+        raise _fail(as_json, "locked", str(exc), EXIT_LOCKED) from None
+    except StoreError as exc:
+        raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+    if as_json:
+        _echo_json(report.as_dict())
+    else:
+        typer.echo(report.render())
+    code = EXIT_OK if report.confirmed else EXIT_UNAVAILABLE
+    if code != EXIT_OK and not as_json:
+        people = [p.email for p in report.people if not p.confirmed]
+        typer.echo(f"not confirmed for {', '.join(people)}", err=True)
+    raise typer.Exit(code)

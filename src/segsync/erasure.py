@@ -1,0 +1,215 @@
+"""Erasure (GDPR art. 17): delete a person permanently everywhere, and never re-create them.
+
+`erase_people(emails, connectors, state)` holds the run lock of the configuration and, per
+person: stores the tombstone first (a keyed hash of the normalised email, `erasure_hash`,
+plus the time; never the address), so that a sync skips the person from then on even where
+a deletion fails; asks every platform to delete them permanently (`Connector.erase`,
+concurrently, by the platform id the state knows, else by email); then forgets them in the
+state (`purge_person`: snapshots, ids, canonical view and membership deleted; the ledger
+keeps its rows under the tombstone instead of the email).
+
+It is idempotent: a person a platform does not hold counts as confirmed there, and erasing
+again only repeats the deletions. `ErasureReport.confirmed` is True only when every
+platform confirmed for every person; a platform that failed is named with its message, and
+running the erasure again completes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from segsync.clock import Clock, SystemClock
+from segsync.connector import Connector, ErasureResult
+from segsync.model import InvalidEmail, normalize_email
+from segsync.state.base import erasure_hash
+from segsync.state.scoped import ConfigState
+
+__all__ = [
+    "ErasureReport",
+    "InvalidAddress",
+    "PersonErasure",
+    "erase_on",
+    "erase_people",
+    "mask_email",
+    "read_addresses",
+    "tombstone_label",
+]
+
+
+class InvalidAddress(ValueError):
+    """An address to erase that is not a valid email; the message names where it was given."""
+
+
+def mask_email(email: str) -> str:
+    """An address as reports show it: the first character of each part, the rest hidden."""
+    local, _, domain = email.partition("@")
+    name, dot, tld = domain.rpartition(".")
+    return f"{local[:1]}***@{name[:1]}***{dot}{tld}" if name else f"{local[:1]}***@***"
+
+
+def tombstone_label(email_hash: str) -> str:
+    """What stands for an erased person in the ledger and the reports."""
+    return f"erased:{email_hash}"
+
+
+def read_addresses(
+    emails: Sequence[str], from_file: Path | None = None
+) -> list[str]:
+    """The normalised, de-duplicated addresses to erase, in the order given.
+
+    Arguments come first (`argument N`), then the lines of `from_file` (`FILE:N`; blank
+    lines and lines starting with `#` are skipped).
+
+    Raises:
+        InvalidAddress: an address is not a valid email (its place and how to fix it), or
+            the file cannot be read; nothing is erased then.
+    """
+    given = [(f"argument {i}", raw) for i, raw in enumerate(emails, start=1)]
+    if from_file is not None:
+        try:
+            text = from_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidAddress(
+                f"--from-file {from_file}: cannot read it ({type(exc).__name__}); pass a "
+                "UTF-8 text file with one address a line"
+            ) from None
+        for n, line in enumerate(text.splitlines(), start=1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                given.append((f"{from_file}:{n}", line.strip()))
+    if not given:
+        raise InvalidAddress("no address to erase: pass EMAIL arguments or --from-file FILE")
+    out: list[str] = []
+    for place, raw in given:
+        try:
+            key = normalize_email(raw)
+        except InvalidEmail as exc:
+            raise InvalidAddress(
+                f"{place}: {exc}; fix or remove this address (nothing was erased)"
+            ) from None
+        if key not in out:
+            out.append(key)
+    return out
+
+
+class PersonErasure(BaseModel):
+    """The erasure of one person: per platform results, and what the state forgot."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(description="the address, masked")
+    tombstone: str = Field(description="the tombstone (keyed hash), as the ledger shows it")
+    platforms: dict[str, ErasureResult]
+    forgotten: int = Field(0, description="contacts forgotten in the state")
+
+    @property
+    def confirmed(self) -> bool:
+        return all(r.confirmed for r in self.platforms.values())
+
+
+class ErasureReport(BaseModel):
+    """The report of `segsync erase`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str
+    people: list[PersonErasure] = Field(default_factory=list)
+
+    @property
+    def confirmed(self) -> bool:
+        """Every platform confirmed for every person (already absent counts)."""
+        return all(p.confirmed for p in self.people)
+
+    def unconfirmed_platforms(self) -> list[str]:
+        """The platforms that did not confirm, for someone."""
+        return sorted(
+            {n for p in self.people for n, r in p.platforms.items() if not r.confirmed}
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        data = self.model_dump(mode="json")
+        data["confirmed"] = self.confirmed
+        for person, raw in zip(self.people, data["people"], strict=True):
+            raw["confirmed"] = person.confirmed
+        return data
+
+    def render(self) -> str:
+        lines = []
+        for p in self.people:
+            verdict = "erased" if p.confirmed else "NOT confirmed everywhere"
+            lines.append(f"{p.email} ({p.tombstone[:22]}...): {verdict}")
+            for name, r in p.platforms.items():
+                state = (
+                    "already absent" if r.already_absent
+                    else "deleted" if r.confirmed else f"FAILED: {r.error}"
+                )
+                lines.append(f"  {name}: {state}")
+            lines.append(f"  state: {p.forgotten} contact(s) forgotten, tombstone kept")
+        if not self.confirmed:
+            lines.append(
+                "some platforms did not confirm: run the same `segsync erase` again once "
+                f"they are reachable ({', '.join(self.unconfirmed_platforms())})"
+            )
+        return "\n".join(lines)
+
+
+async def erase_on(
+    name: str, connector: Connector, email: str, platform_id: str | None
+) -> ErasureResult:
+    """Ask one platform to delete `email`; a refusal or an outage is an unconfirmed result
+    whose message never contains the address."""
+    try:
+        result = await connector.erase(email, platform_id)
+    except NotImplementedError:
+        return ErasureResult(email=email, platform=name, confirmed=False,
+                             error=f"the {name} connector cannot erase contacts")
+    except Exception as exc:  # an outage, a refusal: reported, safe to run again
+        message = str(exc).replace(email, mask_email(email))
+        return ErasureResult(email=email, platform=name, confirmed=False, error=message)
+    return result
+
+
+async def erase_people(
+    emails: Sequence[str],
+    connectors: Mapping[str, Connector],
+    state: ConfigState,
+    *,
+    clock: Clock | None = None,
+) -> ErasureReport:
+    """Erase every address of `emails` (see the module docstring).
+
+    Raises:
+        InvalidAddress: an address is not a valid email (nothing was erased).
+        RunLocked: a sync of this configuration is running (nothing was erased).
+    """
+    clock = clock or SystemClock()
+    addresses = read_addresses(emails)  # every address valid, or nothing is erased
+    report = ErasureReport(config=state.config)
+    with state.lock():
+        key = state.erasure_key()
+        for email in addresses:
+            digest = erasure_hash(key, email)
+            label = tombstone_label(digest)
+            state.add_tombstone(digest, at=clock.now().isoformat())
+            targets = state.erasure_targets(email)
+            names = list(connectors)
+            results = await asyncio.gather(
+                *(erase_on(n, connectors[n], email, targets.get(n)) for n in names)
+            )
+            forgotten = state.purge_person(email, label)
+            masked = mask_email(email)
+            report.people.append(
+                PersonErasure(
+                    email=masked,
+                    tombstone=label,
+                    platforms={
+                        n: r.model_copy(update={"email": masked})
+                        for n, r in zip(names, results, strict=True)
+                    },
+                    forgotten=forgotten,
+                )
+            )
+    return report
