@@ -6,8 +6,14 @@ Contract:
   listing EVERY problem found, each with its YAML path (``platforms.<name>.api_key``), its
   line:column in the file where known, and for segment rules the rule's own position and a
   caret rendering.
+- The file is `-c FILE`, else ``$SEGSYNC_CONFIG``, else the first ``segsync.yaml`` found in
+  the working directory or one of its parents (`default_config_path`).
 - ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment in every string value
-  (``$$`` is a literal ``$``); a missing variable is a problem naming the variable and the path.
+  (``$$`` is a literal ``$``); a missing variable is a problem naming the variable and the path,
+  reported once (not again as the invalid value it leaves). A ``.env`` file beside the
+  configuration fills variables the environment does not set (it never overrides one).
+- With ``secrets=False`` (commands that call no platform), a missing variable in a platform's
+  secret setting is a warning, not a problem, and that block is built unchecked of it.
 - Duplicate keys anywhere in the file (e.g. two segments with one name) are problems.
 - Each `platforms` block is validated by its connector's `config_model` (found through
   `segsync.connector.registry`); an unknown platform name is a problem with a suggestion.
@@ -37,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -44,6 +51,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     SerializeAsAny,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -69,6 +77,7 @@ __all__ = [
     "bundled_connectors",
     "config_json_schema",
     "default_config_path",
+    "dotenv_for",
     "example_config",
     "example_publish_mode",
     "load_config",
@@ -126,10 +135,16 @@ class ConfigProblem:
 
 
 class ConfigError(ValueError):
-    """An invalid configuration; `problems` holds every problem found, in file order."""
+    """An invalid configuration; `problems` holds every problem found, in file order, and
+    `warnings` the non-fatal findings of the same load (shown with them)."""
 
-    def __init__(self, problems: list[ConfigProblem] | tuple[ConfigProblem, ...]) -> None:
+    def __init__(
+        self,
+        problems: list[ConfigProblem] | tuple[ConfigProblem, ...],
+        warnings: tuple[str, ...] = (),
+    ) -> None:
         self.problems = tuple(problems)
+        self.warnings = warnings
         count = len(self.problems)
         header = f"{count} problem{'s' if count != 1 else ''} in the configuration"
         super().__init__(header + ":\n" + "\n".join(str(p) for p in self.problems))
@@ -282,16 +297,19 @@ def _interpolate(
     env: Mapping[str, str],
     doc: YamlDocument,
     problems: list[ConfigProblem],
+    missing: dict[YamlPath, ConfigProblem],
 ) -> Any:
     if isinstance(value, dict):
         return {
             _restore_references(k) if isinstance(k, str) else k: _interpolate(
-                v, (*path, str(k)), env, doc, problems
+                v, (*path, str(k)), env, doc, problems, missing
             )
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), env, doc, problems) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, (*path, i), env, doc, problems, missing) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
     value = _restore_references(value)
@@ -310,13 +328,13 @@ def _interpolate(
             return env[name]
         if default is not None:
             return default
-        problems.append(
-            doc.problem(
-                path,
-                f"environment variable {name} is not set "
-                f"(set it, or write ${{{name}:-default}} for a default)",
-            )
+        problem = doc.problem(
+            path,
+            f"environment variable {name} is not set "
+            f"(set it, or write ${{{name}:-default}} for a default)",
         )
+        problems.append(problem)
+        missing.setdefault(path, problem)
         return ""
 
     return _VAR.sub(replace, value)
@@ -546,22 +564,47 @@ class _UnvalidatedPlatform(ConnectorConfig):
     model_config = ConfigDict(frozen=True, extra="allow")
 
 
-def default_config_path(env: Mapping[str, str] | None = None) -> Path:
-    """`$SEGSYNC_CONFIG` when set, else ./segsync.yaml."""
+def default_config_path(
+    env: Mapping[str, str] | None = None, *, start: Path | None = None
+) -> Path:
+    """`$SEGSYNC_CONFIG` when set, else the first segsync.yaml in `start` (default: the
+    working directory) or one of its parents, else ./segsync.yaml (which may not exist)."""
     env = os.environ if env is None else env
-    return Path(env.get("SEGSYNC_CONFIG") or DEFAULT_CONFIG_FILE)
+    if env.get("SEGSYNC_CONFIG"):
+        return Path(env["SEGSYNC_CONFIG"])
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / DEFAULT_CONFIG_FILE
+        if candidate.is_file():
+            return candidate if directory != Path.cwd().resolve() else Path(DEFAULT_CONFIG_FILE)
+    return Path(DEFAULT_CONFIG_FILE)
+
+
+def dotenv_for(config_file: Path) -> dict[str, str]:
+    """The variables of the `.env` beside `config_file` ({} when there is none)."""
+    path = config_file.parent / ".env"
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def load_config(
-    path: str | Path | None = None, *, env: Mapping[str, str] | None = None
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    secrets: bool = True,
 ) -> Config:
-    """Load and validate a configuration file (default: `default_config_path()`).
+    """Load and validate a configuration file (default: `default_config_path()`), with the
+    `.env` beside it under `env` (default: the process environment); `secrets=False` for
+    commands that call no platform (see the module docstring).
 
     Raises:
         ConfigError: every problem found, each with its place.
     """
     env = os.environ if env is None else env
     file = Path(path) if path is not None else default_config_path(env)
+    if file.is_file():
+        env = {**dotenv_for(file), **env}
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -577,7 +620,9 @@ def load_config(
             [ConfigProblem("", f"not UTF-8 text (byte {exc.start}: {exc.reason})", str(file),
                            line)]
         ) from None
-    return parse_config(text, source=str(file), env=env, base_dir=file.resolve().parent)
+    return parse_config(
+        text, source=str(file), env=env, base_dir=file.resolve().parent, secrets=secrets
+    )
 
 
 def parse_config(
@@ -586,23 +631,34 @@ def parse_config(
     source: str = DEFAULT_CONFIG_FILE,
     env: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
+    secrets: bool = True,
 ) -> Config:
     """Validate configuration text; relative mapping paths resolve against `base_dir`.
 
     Raises:
         ConfigError: every problem found, each with its place.
     """
-    return _Loader(text, source, os.environ if env is None else env, base_dir).load()
+    env = os.environ if env is None else env
+    return _Loader(text, source, env, base_dir, secrets=secrets).load()
 
 
 class _Loader:
     """One load: collects problems section by section, then builds the Config."""
 
     def __init__(
-        self, text: str, source: str, env: Mapping[str, str], base_dir: Path | None
+        self,
+        text: str,
+        source: str,
+        env: Mapping[str, str],
+        base_dir: Path | None,
+        *,
+        secrets: bool = True,
     ) -> None:
         self.doc = YamlDocument.parse(_protect_references(text), source)
         self.env = env
+        self.need_secrets = secrets
+        # path -> the problem of the missing ${VAR} there (its value is not checked again)
+        self.missing: dict[YamlPath, ConfigProblem] = {}
         self.base_dir = base_dir or Path.cwd()
         self.problems: list[ConfigProblem] = list(self.doc.problems)
         self.warnings: list[str] = []
@@ -616,7 +672,9 @@ class _Loader:
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigError([self.doc.problem((), "expected a mapping of sections at the top")])
-        data: dict[str, Any] = _interpolate(raw, (), self.env, self.doc, self.problems)
+        data: dict[str, Any] = _interpolate(
+            raw, (), self.env, self.doc, self.problems, self.missing
+        )
         self._collect_secrets(data, ())
         for key in ("platforms", "schema", "segments", "mappings", "sync"):
             if data.get(key) is None and key in data:
@@ -639,7 +697,7 @@ class _Loader:
         rules = self._rules(data.get("segments"), schema_fields)
         self._mappings(data.get("mappings"), configured)
         if self.problems or base is None:
-            raise ConfigError(self._sorted(self.problems))
+            raise ConfigError(self._sorted(self.problems), tuple(self.warnings))
         mappings = {name: self._resolve(path) for name, path in base.mappings.items()}
         config = base.model_copy(update={"platforms": platforms, "mappings": mappings})
         config._rules = rules
@@ -690,6 +748,8 @@ class _Loader:
         for err in exc.errors(include_url=False, include_input=False):
             path = _data_path(data, tuple(err["loc"]))
             full = (*prefix, *path)
+            if self._caused_by_missing(full, prefix):
+                continue  # the missing ${VAR} is the problem, reported once
             if err["type"] == "extra_forbidden":
                 allowed = _allowed_keys(model, path[:-1])
                 close = difflib.get_close_matches(str(path[-1]), allowed, n=1)
@@ -702,6 +762,51 @@ class _Loader:
                 msg = str(err["msg"]).removeprefix("Value error, ")
                 message = msg[:1].lower() + msg[1:]
             self.problems.append(self.doc.problem(full, message))
+
+    def _caused_by_missing(self, path: YamlPath, block: YamlPath) -> bool:
+        """Whether an invalid value at `path` (in the block at `block`) follows from a missing
+        ${VAR}: at or under its place, or a check of the whole platform block holding one."""
+        if any(path[: len(m)] == m for m in self.missing):
+            return True
+        is_platform = len(block) == 2 and block[0] == "platforms"
+        return is_platform and path == block and any(m[:2] == block for m in self.missing)
+
+    def _unneeded_secrets(self, path: YamlPath, model: type[ConnectorConfig]) -> set[str]:
+        """Without `need_secrets`: the secret settings of the block at `path` whose ${VAR} is
+        missing; their problems become warnings."""
+        if self.need_secrets:
+            return set()
+        secret_keys = {
+            info.alias or name
+            for name, info in model.model_fields.items()
+            if _is_secret_annotation(info.annotation)
+        }
+        found = set()
+        for where, problem in self.missing.items():
+            key = str(where[2]) if len(where) == 3 and where[:2] == path else None
+            if key is not None and (key in secret_keys or _SECRET_KEY.search(key)):
+                found.add(key)
+                if problem in self.problems:
+                    self.problems.remove(problem)
+                self.warnings.append(
+                    f"{problem}; only commands that call the platform need it"
+                )
+        return found
+
+    def _unchecked(
+        self, model: type[ConnectorConfig], block: dict[str, Any], unset: set[str]
+    ) -> ConnectorConfig:
+        """The block with its `unset` secrets empty, each other setting converted to its type
+        (the block validated but for those secrets and the checks that need them)."""
+        values: dict[str, Any] = {}
+        for name, info in model.model_fields.items():
+            key = info.alias or name
+            if key in unset:
+                values[name] = SecretStr("")
+            elif key in block:
+                kind: Any = info.annotation
+                values[name] = TypeAdapter(kind).validate_python(block[key])
+        return model.model_construct(**values)
 
     # -- sections --------------------------------------------------------------------------
 
@@ -743,10 +848,14 @@ class _Loader:
                 value = block.get(info.alias or field_name)
                 if isinstance(value, str) and _is_secret_annotation(info.annotation):
                     self._add_secret(value)
+            unset = self._unneeded_secrets(path, model)
             try:
                 out[name] = model.model_validate(block)
             except ValidationError as exc:
+                before = len(self.problems)
                 self._pydantic_problems(exc, model, path, block)
+                if unset and len(self.problems) == before:
+                    out[name] = self._unchecked(model, block, unset)
         return out
 
     def _unvalidated(self, path: YamlPath, block: dict[str, Any]) -> ConnectorConfig:
@@ -1164,8 +1273,10 @@ def render_config_reference() -> str:
         "<!-- Generated by segsync.config.render_config_reference(); do not edit by hand."
         " Regenerate with `segsync config reference > docs/configuration.md`. -->",
         "",
-        "segsync reads `segsync.yaml` from the current directory, or the file named by"
-        " `$SEGSYNC_CONFIG`, or `-c FILE`. `segsync check` validates it and lists every problem"
+        "segsync reads the file named by `-c FILE` (before or after the command), else by"
+        " `$SEGSYNC_CONFIG`, else the first `segsync.yaml` in the current directory or one of"
+        " its parents; a `.env` beside it sets the variables the environment does not (it"
+        " never overrides one). `segsync check` validates it and lists every problem"
         " with its place; `segsync config schema` prints the JSON Schema (with the settings of"
         " every installed connector) for editors.",
         "",

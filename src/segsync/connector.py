@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from segsync.clock import Clock, SystemClock
 from segsync.http import (
@@ -137,6 +137,16 @@ class ConnectorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: the platform's own API hosts (a parent domain covers its subdomains); a `base_url`
+    #: elsewhere than these or loopback needs `allow_custom_host: true`
+    vendor_hosts: ClassVar[tuple[str, ...]] = ()
+
+    # declared before base_url, whose validator reads it
+    allow_custom_host: bool = Field(
+        default=False,
+        description="accept a base_url that is neither the platform's API host nor loopback "
+        "(the credentials are sent there)",
+    )
     base_url: str | None = Field(
         default=None, description="override the API address (e.g. a `segsync emulate` server)"
     )
@@ -144,8 +154,12 @@ class ConnectorConfig(BaseModel):
 
     @field_validator("base_url")
     @classmethod
-    def _base_url_ok(cls, value: str | None) -> str | None:
-        return None if value is None else check_base_url(value).rstrip("/")
+    def _base_url_ok(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        allowed = bool(info.data.get("allow_custom_host", False))
+        checked = check_base_url(value, vendor_hosts=cls.vendor_hosts, allow_custom_host=allowed)
+        return checked.rstrip("/")
 
     def secrets(self) -> list[str]:
         """Every secret value in this config, for redaction."""
@@ -159,6 +173,10 @@ class RemoteContact(BaseModel):
 
     `email` is the address as the platform holds it (normalised by the engine);
     `updated_at` is the platform's last-modified time, used for cursors and conflicts.
+    `reachable` says whether the platform can still email the person whatever `consent`
+    says (None: its consent status tells it all); a connector sets it True where an opt-out
+    it reads (e.g. from one list) leaves the person reachable there, so that the engine
+    sends the opt-out to that platform too.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -171,6 +189,7 @@ class RemoteContact(BaseModel):
     engagement: dict[str, Any] = Field(default_factory=dict)
     updated_at: dt.datetime | None = None
     deleted: bool = False
+    reachable: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,6 +255,9 @@ class ChangeResult(BaseModel):
     #: the change's own `consent_basis` (the ledger records which)
     sent_basis: str | None = None
     basis_from_default: bool = False
+    #: True when the change asked a consent status the platform cannot hold (e.g. `pending`
+    #: where there is no double opt-in) and nothing was sent for it: no ledger row is written
+    consent_not_sent: bool = False
 
 
 class ErasureResult(BaseModel):

@@ -522,22 +522,45 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
+def _is_vendor_host(host: str, vendor_hosts: Sequence[str]) -> bool:
+    host = host.lower().rstrip(".")
+    return any(host == h or host.endswith("." + h) for h in (v.lower() for v in vendor_hosts))
+
+
+def check_base_url(
+    url: str,
+    *,
+    vendor_hosts: Sequence[str] | None = None,
+    allow_custom_host: bool = True,
+) -> str:
     """Accept https everywhere and plain http only on loopback; raise ValueError otherwise.
 
-    The error names the URL without its user info or query, which may hold credentials.
+    With `allow_custom_host` False, the host must also be loopback or one of `vendor_hosts`
+    (a host or a parent domain of it, e.g. `api.mailchimp.com` for `us21.api.mailchimp.com`):
+    the credentials go wherever `base_url` points. The error names the URL without its user
+    info or query, which may hold credentials.
     """
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise ValueError("base_url is not a valid URL") from exc
-    if parsed.scheme == "https" and parsed.host:
+    if not (parsed.scheme == "https" and parsed.host) and not (
+        parsed.scheme == "http" and _is_loopback(parsed.host)
+    ):
+        raise ValueError(
+            f"base_url {_strip_url(url)!r}: use https:// (plain http:// is accepted only for "
+            "loopback addresses)"
+        )
+    if allow_custom_host or _is_loopback(parsed.host):
         return url
-    if parsed.scheme == "http" and _is_loopback(parsed.host):
+    if _is_vendor_host(parsed.host, vendor_hosts or ()):
         return url
+    vendor = ", ".join(vendor_hosts or ()) or "none declared"
     raise ValueError(
-        f"base_url {_strip_url(url)!r}: use https:// (plain http:// is accepted only for "
-        "loopback addresses)"
+        f"base_url {_strip_url(url)!r}: {parsed.host} is neither the platform's API host "
+        f"({vendor}) nor a loopback address, and segsync sends the credentials there; if "
+        "that host is meant (a proxy, a gateway), add `allow_custom_host: true` to this "
+        "platform's block, otherwise remove base_url"
     )
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import enum
 import functools
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -62,14 +63,39 @@ def _ascii_domain(domain: str) -> str:
     return ascii_domain
 
 
-def normalize_email(email: str) -> str:
-    """Return the canonical key for an email: trimmed, lowercased, domain in IDNA (punycode).
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})
+"""Unicode categories refused in an address: controls, format characters (zero-width
+spaces and joiners, bidirectional marks, overrides and isolates, the BOM, soft hyphens),
+private-use, surrogates and unassigned code points. They are invisible or reorder what is
+shown, so two different addresses would print alike."""
 
-    Raises `InvalidEmail` with the reason when the address cannot be an email.
+
+def _invisible(text: str) -> str | None:
+    """The first invisible or bidirectional-control character of `text`, as `U+XXXX`."""
+    for char in text:
+        if char.isspace() or " " <= char < "\x7f":
+            continue  # whitespace has its own message
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+            return f"U+{ord(char):04X}"
+    return None
+
+
+def normalize_email(email: str) -> str:
+    """Return the canonical key for an email: trimmed, Unicode NFC, lowercased, domain in
+    IDNA (punycode). The NFC and NFD spellings of one address are one key.
+
+    Raises `InvalidEmail` with the reason when the address cannot be an email, including
+    when it holds an invisible or bidirectional-control character (named as `U+XXXX`).
     """
     if not isinstance(email, str):
         raise InvalidEmail(repr(email), "not a string")
     text = email.strip()
+    hidden = _invisible(text)
+    if hidden is not None:
+        raise InvalidEmail(
+            email, f"contains an invisible or bidirectional-control character ({hidden})"
+        )
+    text = unicodedata.normalize("NFC", text)
     if not text:
         raise InvalidEmail(email, "empty")
     if len(text) > 254:
@@ -93,7 +119,7 @@ def normalize_email(email: str) -> str:
         ascii_domain = _ascii_domain(domain.rstrip(".").lower())
     except ValueError as exc:
         raise InvalidEmail(email, str(exc)) from None
-    return f"{local.lower()}@{ascii_domain}"
+    return f"{unicodedata.normalize('NFC', local.lower())}@{ascii_domain}"
 
 
 class ConsentStatus(enum.StrEnum):

@@ -529,8 +529,8 @@ class World:
         """Invariant 3: every consent change segsync made on a platform has its ledger row."""
         problems = []
         rows: dict[tuple[str, str], set[str]] = {}
-        for entry in ledger:
-            rows.setdefault((entry.platform, entry.email), set()).add(entry.new)
+        for entry in ledger:  # what was sent (`new` is what was asked for)
+            rows.setdefault((entry.platform, entry.email), set()).add(entry.sent or entry.new)
         for email, now in sorted(after.items()):
             was = before.get(email, dict.fromkeys(PLATFORMS))
             for platform in PLATFORMS:

@@ -4,6 +4,7 @@ direction setting, on the read and the write side."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -237,3 +238,65 @@ def test_never_subscribed_over_an_opt_out_under_any_directions(
             assert w.get("consent") in (None, "pending", *OPT_OUTS), (p, w)
             if w.get("consent") == "pending":
                 assert p in reconfirm
+
+
+# -- an opt-out everywhere, its own platform included -------------------------------------
+
+
+def test_an_opt_out_that_leaves_the_person_reachable_is_sent_to_its_own_platform() -> None:
+    """Brevo reads `listUnsubscribed` on a consent list (an opt-out) but the contact is not
+    blocklisted (`reachable`): the opt-out goes everywhere, Brevo included, although its
+    status already compares equal (issue 13, A)."""
+    reach = dataclasses.replace(rec("bv-1", "unsubscribed", e="listUnsubscribed=12", u=LATER),
+                                reachable=True)
+
+    out = reconcile("a", view("subscribed", "mc"), bases("subscribed"), {"bv": reach}, POLICY)
+
+    assert out.view.consent == "unsubscribed"
+    assert {p: w["consent"] for p, w in out.writes.items()} == dict.fromkeys(
+        PLATFORMS, "unsubscribed")
+    # the same on a later run, where Brevo is not read again but its base is still reachable
+    again = reconcile("a", out.view, {**bases("unsubscribed"), "bv": reach}, {}, POLICY)
+    assert again.writes["bv"]["consent"] == "unsubscribed"
+
+
+def test_an_unreachable_opt_out_is_not_written_again() -> None:
+    """Once blocklisted (the record no longer says reachable) nothing more is sent."""
+    blocked = rec("bv-1", "unsubscribed", e="emailBlacklisted=true", u=LATER)
+
+    out = reconcile("a", view("unsubscribed", "bv"), bases("unsubscribed"), {"bv": blocked},
+                    POLICY)
+
+    assert out.writes == {}
+
+
+def test_a_new_opt_out_act_that_keeps_the_status_is_an_offer() -> None:
+    """HubSpot already read unsubscribed; the person now opts out of all email there
+    (`hs_email_optout=true` added: same status, new evidence). The view had become pending
+    (a new Mailchimp sign-up): the new opt-out wins and reaches Mailchimp (issue 13, B)."""
+    bases_ = {"mc": rec("mc-1", "pending"), "bv": rec("bv-1", "unsubscribed"),
+              "hs": rec("hs-1", "unsubscribed", e="statusState=UNSUBSCRIBED")}
+    reads = {"hs": rec("hs-1", "unsubscribed", u=LATER,
+                       e="hs_email_optout=true; statusState=UNSUBSCRIBED")}
+
+    out = reconcile("a", view("pending", "mc"), bases_, reads, POLICY)
+
+    assert out.view.consent == "unsubscribed"
+    assert out.writes["mc"]["consent"] == "unsubscribed"
+    assert out.view.consent_evidence == "hs_email_optout=true; statusState=UNSUBSCRIBED"
+
+
+def test_a_new_opt_out_act_after_segsyncs_own_write_is_an_offer() -> None:
+    """Where the base is segsync's own write (no evidence), a reading changed after the
+    write is a new act; the reading back of the write itself (same time) is its echo."""
+    bases_ = {"mc": rec("mc-1", "pending"), "bv": rec("bv-1", "unsubscribed"),
+              "hs": rec("hs-1", "unsubscribed", e=None)}
+    act = rec("hs-1", "unsubscribed", u=LATER, e="hs_email_optout=true")
+    echo = rec("hs-1", "unsubscribed", e="statusState=UNSUBSCRIBED")  # the write's own time
+
+    acted = reconcile("a", view("pending", "mc"), bases_, {"hs": act}, POLICY)
+    echoed = reconcile("a", view("pending", "mc"), bases_, {"hs": echo}, POLICY)
+
+    assert acted.writes["mc"]["consent"] == "unsubscribed"
+    assert echoed.view.consent == "pending"
+    assert "mc" not in echoed.writes

@@ -106,3 +106,23 @@ def test_a_creation_starts_from_an_empty_record() -> None:
         record = apply_change(before, create, "p-9", email_key="a@x.com", at="2026-02-01")
         assert record == PlatformRecord("p-9", "A@x.com", "a@x.com", {"n": "2026-01-02"},
                                         updated_at="2026-02-01")
+
+
+def test_reachable_travels_to_the_store_and_a_written_opt_out_ends_it() -> None:
+    """`reachable` is stored as `r` only when the platform says it (older snapshots and
+    every other record keep their form and hash); a consent segsync writes ends it, other
+    writes keep it."""
+    base = RemoteContact(platform_id="p-1", email="a@x.com", updated_at=AT,
+                         consent=Consent(status="unsubscribed", evidence="listUnsubscribed=1"))
+    plain = PlatformRecord.of(base, "a@x.com")
+    reach = PlatformRecord.of(base.model_copy(update={"reachable": True}), "a@x.com")
+
+    assert plain.reachable is None and "r" not in plain.encode()
+    assert reach.reachable is True and reach.encode()["r"] is True
+    assert PlatformRecord.loads(encode_record(reach)[0]) == reach
+    assert content_hash(reach) != content_hash(plain)
+    opt_out = ChangeRow(cid="a@x.com", email="a@x.com", platform_id="p-1",
+                        consent=ConsentStatus.UNSUBSCRIBED)
+    tags_only = ChangeRow(cid="a@x.com", email="a@x.com", platform_id="p-1", tags_add=["b"])
+    assert apply_change(reach, opt_out, "p-1", email_key="a@x.com").reachable is None
+    assert apply_change(reach, tags_only, "p-1", email_key="a@x.com").reachable is True

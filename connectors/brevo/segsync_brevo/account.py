@@ -298,7 +298,7 @@ class BrevoAccount(BrevoCalls):
         values: Mapping[Any, int] | None = None,
     ) -> None:
         existing = attributes.get(name)
-        path = f"/contacts/attributes/{category}/{urllib.parse.quote(name)}"
+        path = f"/contacts/attributes/{category}/{urllib.parse.quote(name, safe='')}"
         label = "/contacts/attributes/{category}/{name}"
         if existing is None:
             body: dict[str, Any] = {}
@@ -332,7 +332,7 @@ class BrevoAccount(BrevoCalls):
                 ]
                 await self._call(
                     "PUT",
-                    f"/contacts/attributes/category/{urllib.parse.quote(name)}",
+                    f"/contacts/attributes/category/{urllib.parse.quote(name, safe='')}",
                     label,
                     json_body={"enumeration": enumeration + added},
                 )
@@ -354,7 +354,7 @@ class BrevoAccount(BrevoCalls):
         if missing:
             await self._call(
                 "PUT",
-                f"/contacts/attributes/normal/{urllib.parse.quote(name)}",
+                f"/contacts/attributes/normal/{urllib.parse.quote(name, safe='')}",
                 "/contacts/attributes/{category}/{name}",
                 json_body={"multiCategoryOptions": missing},
             )

@@ -130,7 +130,7 @@ class BrevoCalls(Connector):
         """The contact with this email as Brevo returns it, or None when there is none."""
         response = await self._call(
             "GET",
-            f"/contacts/{urllib.parse.quote(email)}",
+            f"/contacts/{urllib.parse.quote(email, safe='')}",
             "/contacts/{identifier}",
             params={"identifierType": "email_id"},
             ok=(404,),

@@ -3,7 +3,7 @@ and which of the account's signals are consent evidence (`consent`)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -67,6 +67,9 @@ class ConsentEvidence(BaseModel):
 
 class BrevoConfig(ConnectorConfig):
     """The `brevo` block of segsync.yaml."""
+
+    #: Brevo's API hosts (the second its former name)
+    vendor_hosts: ClassVar[tuple[str, ...]] = ("api.brevo.com", "api.sendinblue.com")
 
     api_key: SecretStr
     tier: Literal["general", "advanced", "extended"] = "general"

@@ -27,12 +27,12 @@ import httpx
 
 from segsync.connector import ReadPage, RemoteContact
 from segsync.http import MalformedAnswer
-from segsync.model import ConsentStatus, FieldSpec, FieldType
+from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
 from segsync_brevo.account import KnownContact
 from segsync_brevo.fields import category_label, iso_time, parse_time, transformed
 from segsync_brevo.segments import BrevoSegments
 
-__all__ = ["BrevoReads", "decode_cursor", "encode_cursor", "platform_time"]
+__all__ = ["BrevoReads", "decode_cursor", "encode_cursor", "platform_time", "reachable_despite"]
 
 log = logging.getLogger("segsync.brevo")
 
@@ -131,13 +131,15 @@ class BrevoReads(BrevoSegments):
         known = self.known_from(raw, attributes, tag_ids, fields)
         self._remember(str(email).lower(), known)
         updated = parse_time(str(raw["modifiedAt"]))
+        consent = self.consent_of(raw, attributes)
         return RemoteContact(
             platform_id=str(raw["id"]),
             email=str(email),
             fields=fields,
             tags=known.tags,
-            consent=self.consent_of(raw, attributes),
+            consent=consent,
             updated_at=updated,
+            reachable=reachable_despite(consent, raw),
         )
 
     def _held_unconsented(self, known: KnownContact, owned: Mapping[int, str]) -> bool:
@@ -191,6 +193,15 @@ class BrevoReads(BrevoSegments):
         if spec.type is FieldType.INTEGER and isinstance(raw, float) and raw.is_integer():
             return int(raw)
         return spec.coerce(raw)
+
+
+def reachable_despite(consent: Consent, raw: Mapping[str, Any]) -> bool | None:
+    """True for an opt-out that leaves the contact un-blocklisted (`listUnsubscribed` on a
+    consent list): Brevo campaigns to its other lists still reach them, so the engine
+    sends the opt-out, which blocklists them. None otherwise (the status tells it all)."""
+    if consent.is_opt_out and not raw.get("emailBlacklisted"):
+        return True
+    return None
 
 
 def platform_time(response: httpx.Response) -> dt.datetime | None:

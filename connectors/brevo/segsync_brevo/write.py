@@ -4,7 +4,8 @@ Contract (`Connector.write`), as Brevo makes it: each change is translated into 
 (`WriteOp`: attributes, blocklist, list adds/removes, rename, double opt-in), sending only
 what differs from the last read; a value Brevo would drop silently is a failed result
 instead. Consent: `emailBlacklisted` is the opt-out and is never cleared (segsync never sends
-`emailBlacklisted: false`); a blocklisted contact asked to be subscribed is asked again by
+`emailBlacklisted: false`); an opt-out is sent as the blocklist even where Brevo already reads
+one from a consent list (`listUnsubscribed` leaves the contact reachable); a blocklisted contact asked to be subscribed is asked again by
 double opt-in when configured, otherwise the ask is dropped (`consent_floor`). Only a contact
 whose status after the change is `subscribed` is put in segsync's lists (`WriteOp.listable`):
 the others hold their tags in the tags attribute and leave every segsync list, except the
@@ -383,10 +384,13 @@ class BrevoWrites(BrevoSegments):
             status = ConsentStatus.NON_SUBSCRIBED
         if status is None:
             return
-        if known is not None and not change.create and known.consent == status:
-            return
+        opt_out = status in (ConsentStatus.UNSUBSCRIBED, ConsentStatus.BOUNCED)
+        if known is not None and not change.create and known.consent == status and (
+            known.blocklisted or not opt_out
+        ):
+            return  # an opt-out read from a consent list alone still needs the blocklist
         attribute = self.config.consent_attribute.upper()
-        if status in (ConsentStatus.UNSUBSCRIBED, ConsentStatus.BOUNCED):
+        if opt_out:
             op.blocklist = True
             op.attributes[attribute] = CONSENT_VALUES[status]
             return
@@ -514,7 +518,7 @@ class BrevoWrites(BrevoSegments):
             path, params = f"/contacts/{change.platform_id}", {"identifierType": "contact_id"}
         else:
             path, params = (
-                f"/contacts/{urllib.parse.quote(op.email)}",
+                f"/contacts/{urllib.parse.quote(op.email, safe='')}",
                 {"identifierType": "email_id"},
             )
         await self._call("PUT", path, "/contacts/{identifier}", params=params, json_body=body)

@@ -122,6 +122,37 @@ def test_a_per_list_unsubscribe_between_runs_is_an_opt_out() -> None:
     run(body, {"consent": {"lists": [2]}})
 
 
+def test_a_consent_list_opt_out_is_reachable_until_segsync_blocklists_it() -> None:
+    """`listUnsubscribed` on a consent list is an opt-out that leaves the contact in the
+    user's other lists, un-blocklisted: read as `reachable`. The opt-out written back (the
+    status Brevo already reads) blocklists her; then she is no longer reachable (issue 13,
+    A). The blocklist read as such carries no `reachable` (its status says it all)."""
+
+    async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        lived_in(emu)
+        email = "left-newsletter@example.com"
+        first = by_email(await read_all(connector))
+        assert first[email].consent.status is ConsentStatus.UNSUBSCRIBED
+        assert first[email].reachable is True
+        assert first["blocked@example.com"].reachable is None
+        assert first["optin@example.com"].reachable is None
+
+        results = await connector.write(
+            [ContactChange(email=email, platform_id=first[email].platform_id,
+                           consent=ConsentStatus.UNSUBSCRIBED)]
+        )
+        clock.advance(60)
+        again = by_email(await read_all(connector))
+
+        assert [r.ok for r in results] == [True]
+        record = emu.contact(email)
+        assert record is not None and record.email_blacklisted
+        assert again[email].consent.evidence == "emailBlacklisted=true"
+        assert again[email].reachable is None
+
+    run(body, {"consent": {"lists": [2]}})
+
+
 def test_deleting_segsyncs_consent_attribute_never_yields_subscribed() -> None:
     """segsync wrote subscribed (an echo, no evidence); an admin deletes SEGSYNC_CONSENT:
     the contact is still in segsync's tag lists, and is read as unknown, not subscribed."""

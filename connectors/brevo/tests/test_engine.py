@@ -19,15 +19,23 @@ from segsync.testing.data import DEFAULT_SCHEMA, change_for, sample_contacts
 
 def test_sync_materialises_segments_and_converges() -> None:
     """A run fills the segment's owned list with its subscribed members (the others are
-    left out as `unconsented`); the next run writes nothing."""
+    left out as `unconsented`); the next run writes nothing.
+
+    The subscribed people signed up through the user's newsletter list, declared as a
+    consent list (their evidence); segsync's own consent attribute, written for everyone,
+    is no evidence, so the others stay unknown."""
     clock = VirtualClock()
     emulator = BrevoEmulator(clock=clock)
     contacts = sample_contacts(DEFAULT_SCHEMA, 30, random.Random(1))
     rule = load_rule('country = "FR"', DEFAULT_SCHEMA)
+    newsletter = emulator.seed_list("Newsletter")
+    for contact in contacts:
+        if contact.consent.status is ConsentStatus.SUBSCRIBED:
+            emulator.seed_contact(contact.email, lists=(newsletter,))
 
     async def main() -> None:
         connector = BrevoConnector(
-            {"api_key": emulator.api_key},
+            {"api_key": emulator.api_key, "consent": {"lists": [newsletter]}},
             schema=DEFAULT_SCHEMA,
             transport=emulator.transport(),
             clock=clock,

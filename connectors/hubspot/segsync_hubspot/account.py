@@ -21,6 +21,7 @@ from typing import Any
 from segsync.connector import Connector
 from segsync.http import ApiClient, ApiError, RequestStats
 from segsync.model import Consent, ConsentStatus, FieldSpec
+from segsync_hubspot.client import path_segment
 from segsync_hubspot.config import HubSpotConfig
 from segsync_hubspot.fields import PropertyTarget, mapped_target
 from segsync_hubspot.limits import BATCH_INPUTS
@@ -259,7 +260,7 @@ class HubSpotAccount(Connector):
         )
         if response.status_code == 409:
             existing: dict[str, Any] = await self._json(
-                "GET", f"{self.paths['properties']}/{body['name']}", "GET property"
+                "GET", f"{self.paths['properties']}/{path_segment(body['name'])}", "GET property"
             )
             return existing
         created: dict[str, Any] = response.json()
@@ -282,7 +283,7 @@ class HubSpotAccount(Connector):
         ]
         known[prop] = await self._json(
             "PATCH",
-            f"{self.paths['properties']}/{prop}",
+            f"{self.paths['properties']}/{path_segment(prop)}",
             "PATCH property",
             json={"options": options},
             idempotent=True,  # the full option list

@@ -11,6 +11,8 @@ prefixes of an API version.
 
 from __future__ import annotations
 
+import urllib.parse
+
 import httpx
 
 from segsync.clock import Clock
@@ -32,6 +34,7 @@ __all__ = [
     "RATE_LIMIT_HINTS",
     "api_paths",
     "hubspot_client",
+    "path_segment",
     "rate_windows",
     "tier_budget",
 ]
@@ -55,6 +58,21 @@ names (10 s for the rolling burst window, 1 s for search, not within this run fo
 cap), else 10 s for any other rate-limit body."""
 
 
+def path_segment(value: object) -> str:
+    """`value` as one URL path segment: every reserved character escaped, `.`/`..` too.
+
+    Emails, list names and ids never change the request's target: `/`, `?`, `#` and `%` are
+    escaped, and a segment of dots is spelled `%2E`. An empty value raises ValueError (it would
+    name the collection instead of an item).
+    """
+    text = urllib.parse.quote(str(value), safe="")
+    if not text:
+        raise ValueError("an empty value cannot name a HubSpot resource")
+    if text.strip(".") == "":
+        text = text.replace(".", "%2E")
+    return text
+
+
 def api_paths(version: str) -> dict[str, str]:
     """The path prefixes of each API family for `version` (`v3` or a dated one)."""
     if version == "v3":
@@ -64,6 +82,7 @@ def api_paths(version: str) -> dict[str, str]:
             "properties": "/crm/v3/properties/contacts",
             "consent": "/communication-preferences/v4",
         }
+    version = path_segment(version)
     return {
         "contacts": f"/crm/objects/{version}/contacts",
         "lists": f"/crm/lists/{version}",

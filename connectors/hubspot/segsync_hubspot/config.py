@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -29,6 +29,13 @@ DEFAULT_EXPLANATION = "Consent status synchronised by segsync from the platform 
 
 class HubSpotConfig(ConnectorConfig):
     """The `platforms.hubspot` block of segsync.yaml."""
+
+    #: HubSpot's API hosts
+    vendor_hosts: ClassVar[tuple[str, ...]] = (
+        "api.hubapi.com",
+        "api-eu1.hubapi.com",
+        "api.hubspot.com",
+    )
 
     token: SecretStr = Field(description="private-app token or service key")
     api_version: str = Field(default="2026-03", description="dated version (2026-03) or v3")

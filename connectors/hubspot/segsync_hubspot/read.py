@@ -104,6 +104,8 @@ class HubSpotReads(HubSpotSegments):
         await self._subscription_id()  # the hs_email_optout_<id> property read with each page
         if self.cfg.tags_as == "lists":
             await self._load_tag_lists()
+        else:  # the option labels: HubSpot stores option values in lower case
+            await self._load_properties()
         mark, already = _decode_cursor(cursor)
         overlap = int(self.cfg.read_overlap_seconds * 1000)
         low = max(0, mark - overlap) if cursor else 0

@@ -20,6 +20,7 @@ from typing import Any
 from segsync.connector import ChangeResult
 from segsync.http import ApiError
 from segsync_hubspot.account import HubSpotAccount
+from segsync_hubspot.client import path_segment
 from segsync_hubspot.compiler import HubSpotCompiler
 from segsync_hubspot.limits import BATCH_INPUTS, MEMBERSHIP_PAGE
 
@@ -68,7 +69,7 @@ class HubSpotSegments(HubSpotAccount):
         if ref is not None:
             await self._json(
                 "PUT",
-                f"{self.paths['lists']}/{ref}/update-list-filters",
+                f"{self.paths['lists']}/{path_segment(ref)}/update-list-filters",
                 "PUT list filters",
                 json={"filterBranch": branch},
             )
@@ -85,7 +86,7 @@ class HubSpotSegments(HubSpotAccount):
     async def ensure_static(self, name: str, ref: str | None) -> str:
         """Create an owned MANUAL list (or confirm `ref` exists); return its list id."""
         if ref is not None:
-            await self._json("GET", f"{self.paths['lists']}/{ref}", "GET list")
+            await self._json("GET", f"{self.paths['lists']}/{path_segment(ref)}", "GET list")
             return ref
         return await self._create_list(
             {
@@ -99,7 +100,8 @@ class HubSpotSegments(HubSpotAccount):
         """The id of the owned list of `name` (DYNAMIC for native, MANUAL for static), or None."""
         response = await self.client.request(
             "GET",
-            f"{self.paths['lists']}/object-type-id/0-1/name/{self.cfg.list_prefix}{name}",
+            f"{self.paths['lists']}/object-type-id/0-1/name/"
+            + path_segment(self.cfg.list_prefix + name),
             endpoint="GET list by name",
             ok=(404,),
         )
@@ -130,7 +132,7 @@ class HubSpotSegments(HubSpotAccount):
         if duplicate and stats.retries > retries_before:
             found = await self._json(
                 "GET",
-                f"{self.paths['lists']}/object-type-id/0-1/name/{body['name']}",
+                f"{self.paths['lists']}/object-type-id/0-1/name/{path_segment(body['name'])}",
                 "GET list by name",
             )
             if found["list"]["processingType"] == body["processingType"]:
@@ -156,7 +158,7 @@ class HubSpotSegments(HubSpotAccount):
         for start in range(0, max(len(add), len(remove)), step):
             body = await self._json(
                 "PUT",
-                f"{self.paths['lists']}/{ref}/memberships/add-and-remove",
+                f"{self.paths['lists']}/{path_segment(ref)}/memberships/add-and-remove",
                 "PUT list memberships/add-and-remove",
                 json={
                     "recordIdsToAdd": list(add[start : start + step]),
@@ -206,13 +208,13 @@ class HubSpotSegments(HubSpotAccount):
             options = [o for o in record.get("options") or [] if o["value"] != ref.casefold()]
             known[self.cfg.tags_property] = await self._json(
                 "PATCH",
-                f"{self.paths['properties']}/{self.cfg.tags_property}",
+                f"{self.paths['properties']}/{path_segment(self.cfg.tags_property)}",
                 "PATCH property",
                 json={"options": options},
             )
             return
         with contextlib.suppress(ApiError):
-            await self._json("DELETE", f"{self.paths['lists']}/{ref}", "DELETE list")
+            await self._json("DELETE", f"{self.paths['lists']}/{path_segment(ref)}", "DELETE list")
 
     async def _member_ids(self, ref: str) -> AsyncIterator[str]:
         after: str | None = None
@@ -222,7 +224,7 @@ class HubSpotSegments(HubSpotAccount):
                 params["after"] = after
             body = await self._json(
                 "GET",
-                f"{self.paths['lists']}/{ref}/memberships",
+                f"{self.paths['lists']}/{path_segment(ref)}/memberships",
                 "GET list memberships",
                 params=params,
             )
@@ -290,7 +292,7 @@ class HubSpotSegments(HubSpotAccount):
             name = f"{self.cfg.list_prefix}tag {tag}"
             response = await self.client.request(
                 "GET",
-                f"{self.paths['lists']}/object-type-id/0-1/name/{name}",
+                f"{self.paths['lists']}/object-type-id/0-1/name/{path_segment(name)}",
                 endpoint="GET list by name",
                 ok=(404,),
             )

@@ -24,6 +24,7 @@ from segsync.connector import ChangeResult, ContactChange
 from segsync.http import ApiError
 from segsync.model import ConsentStatus, FieldSpec, FieldType
 from segsync_hubspot.account import log
+from segsync_hubspot.client import path_segment
 from segsync_hubspot.config import DEFAULT_EXPLANATION, LEGAL_BASES
 from segsync_hubspot.fields import encode_value
 from segsync_hubspot.limits import BATCH_INPUTS, CONSENT_BATCH_INPUTS
@@ -357,9 +358,18 @@ class HubSpotWrites(HubSpotSegments):
         Batch writes (`statuses/batch/write`, 100 inputs a call) where the account has them;
         where HubSpot refuses them (403: Marketing Hub Enterprise only) or the config turns
         them off, one `statuses/{email}` call per address. Callers leave out the addresses
-        that must not be re-subscribed; this method sends what it is given.
+        that must not be re-subscribed; this method sends what it is given. A status HubSpot
+        cannot hold (`pending`, `non_subscribed`) sends nothing: its result says so
+        (`consent_not_sent`), and the ledger has no row for it.
         """
-        todo = [i for i in indexes if changes[i].consent in _STATUS_STATE]
+        given = list(indexes)
+        for i in given:
+            prior = results[i]
+            if prior is not None and changes[i].consent is not None and (
+                changes[i].consent not in _STATUS_STATE
+            ):
+                results[i] = prior.model_copy(update={"consent_not_sent": True})
+        todo = [i for i in given if changes[i].consent in _STATUS_STATE]
         if not todo:
             return
         sub = await self._subscription_id()
@@ -372,7 +382,7 @@ class HubSpotWrites(HubSpotSegments):
             try:
                 await self.client.request(
                     "POST",
-                    f"{self.paths['consent']}/statuses/{email}",
+                    f"{self.paths['consent']}/statuses/{path_segment(email)}",
                     endpoint="POST consent statuses/{email}",
                     json=body,
                     idempotent=True,

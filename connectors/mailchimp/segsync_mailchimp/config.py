@@ -7,6 +7,8 @@ override the derived ones, and the marketing permissions that stand for boolean 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from segsync.connector import ConnectorConfig
@@ -17,6 +19,9 @@ __all__ = ["MailchimpConfig"]
 
 class MailchimpConfig(ConnectorConfig):
     """The `platforms.mailchimp` block of segsync.yaml."""
+
+    #: Mailchimp's API host, under which each datacenter has its own (`us21.api.mailchimp.com`)
+    vendor_hosts: ClassVar[tuple[str, ...]] = ("api.mailchimp.com",)
 
     api_key: SecretStr = Field(description="Marketing API key, `<32 hex>-<datacenter>`")
     list_id: str = Field(min_length=1, description="the audience (list) id")

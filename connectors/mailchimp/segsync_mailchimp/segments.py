@@ -7,6 +7,11 @@ definition, whose tag names and group option names are resolved to ids here (mis
 interest categories and interests are created first; a merge field the audience lacks raises
 `PlatformCannotExpress`). A static segment is a tag, whose membership changes 500 adds + 500
 removes a call, one result per address. Segment members are listed whatever their status.
+
+Ownership: Mailchimp tags are case-insensitive and people make their own, so the tag of a
+static segment is named `segsync:<name>` (`static_tag`), a name only segsync uses (and that
+the engine never syncs as a tag): a person's tag named like a segment is never adopted or
+rewritten, and keeps flowing as an ordinary tag.
 """
 
 from __future__ import annotations
@@ -20,10 +25,19 @@ from segsync.rules.compiler import PlatformCannotExpress
 from segsync_mailchimp.api import MAX_PAGE, MAX_SEGMENT_BULK, path_segment, subscriber_hash
 from segsync_mailchimp.audience import MailchimpAudience, chunks
 
-__all__ = ["MailchimpSegments"]
+__all__ = ["STATIC_TAG_PREFIX", "MailchimpSegments", "static_tag"]
 
 #: condition types that filter on a merge field (which must exist on the audience)
 MERGE_CONDITIONS = frozenset({"TextMerge", "SelectMerge", "DateMerge", "BirthdayMerge"})
+
+#: the prefix of the tags segsync owns: the engine never syncs such a tag as a tag
+STATIC_TAG_PREFIX = "segsync:"
+
+
+def static_tag(name: str) -> str:
+    """The Mailchimp tag of the static segment `name`: `segsync:<name>` (a residual tag,
+    already `segsync:<segment>:<hash>`, is its own name)."""
+    return name if name.startswith(STATIC_TAG_PREFIX) else STATIC_TAG_PREFIX + name
 
 
 class MailchimpSegments(MailchimpAudience):
@@ -85,9 +99,10 @@ class MailchimpSegments(MailchimpAudience):
         return str(response.json()["id"])
 
     async def find_owned(self, kind: str, name: str) -> str | None:
-        """The id of the saved segment (native) or tag (static) called `name`, or None."""
+        """The id of the saved segment (native) called `name` or of the tag (static) called
+        `static_tag(name)`, or None: never a person's tag named like the segment."""
         if kind != "native":
-            tag = await self._find_tag(name)
+            tag = await self._find_tag(static_tag(name))
             return None if tag is None else str(tag)
         segments = await self._paged(
             "/segments", "segments", "GET /lists/{id}/segments", type="saved"
@@ -95,7 +110,7 @@ class MailchimpSegments(MailchimpAudience):
         return next((str(s["id"]) for s in segments if s.get("name") == name), None)
 
     async def ensure_static(self, name: str, ref: str | None) -> str:
-        """The tag (static segment) `name`, created when missing; returns its id."""
+        """The tag (static segment) `static_tag(name)`, created when missing; returns its id."""
         if ref is not None:
             response = await self.client.request(
                 "GET",
@@ -106,8 +121,9 @@ class MailchimpSegments(MailchimpAudience):
             )
             if response.status_code != 404:
                 return str(response.json()["id"])
-        tags = await self._ensure_tags([name])
-        return str(tags[name.casefold()])
+        tag = static_tag(name)
+        tags = await self._ensure_tags([tag])
+        return str(tags[tag.casefold()])
 
     async def change_static_members(
         self, ref: str, add: Sequence[str], remove: Sequence[str]

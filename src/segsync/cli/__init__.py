@@ -16,7 +16,7 @@ app = typer.Typer(
     help="Keep contacts, tags, consent and segments consistent across marketing platforms.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 segments_app = typer.Typer(help="Segments: list, explain, capabilities.", no_args_is_help=True)
 config_app = typer.Typer(help="The configuration file.", no_args_is_help=True)

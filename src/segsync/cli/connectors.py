@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from segsync.cli import EXIT_INVALID, app, segments_app
@@ -30,6 +31,13 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("read_page_size", "page"),
     ("max_concurrency", "concurrency"),
     ("rate_windows", "rate"),
+)
+#: the columns of the default (compact) view, which fits 80 columns; `--wide` shows all
+COMPACT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tags", "tags"),
+    ("native_segments", "segments"),
+    ("static_segments", "static"),
+    ("write_batch_size", "batch"),
 )
 
 
@@ -107,30 +115,43 @@ def capabilities_markdown(matrix: dict[str, dict[str, Any]]) -> str:
 @app.command("connectors")
 def connectors_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Every column (distribution, page size, rates).")
+    ] = False,
 ) -> None:
-    """List installed connectors and their capabilities (unavailable ones with the reason)."""
+    """List installed connectors and their capabilities (unavailable ones with the reason).
+
+    The default view fits 80 columns; `--wide` shows every column, `--json` everything.
+    """
     rows = connector_rows()
     if as_json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
+    columns = COLUMNS if wide else COMPACT_COLUMNS
     table = Table(title="segsync connectors")
-    table.add_column("name", style="bold")
-    table.add_column("status")
-    table.add_column("distribution")
-    for _, header in COLUMNS:
-        table.add_column(header)
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    if wide:
+        table.add_column("distribution")
+    for _, header in columns:
+        table.add_column(header, no_wrap=not wide)
+    unavailable: list[tuple[str, str]] = []
     for row in rows:
         caps = row["capabilities"]
+        extra = [row["distribution"] or ""] if wide else []
         if caps is None:
-            status = f"[red]unavailable[/red]: {row['error']}"
-            table.add_row(row["name"], status, row["distribution"] or "", *[""] * len(COLUMNS))
+            unavailable.append((row["name"], str(row["error"])))
+            table.add_row(row["name"], "[red]unavailable[/red]", *extra, *[""] * len(columns))
             continue
         cells = [
             ", ".join(caps[key]) if isinstance(caps[key], list) else str(caps[key])
-            for key, _ in COLUMNS
+            for key, _ in columns
         ]
-        table.add_row(row["name"], "available", row["distribution"] or "", *cells)
-    Console().print(table)
+        table.add_row(row["name"], "available", *extra, *cells)
+    console = Console()
+    console.print(table)
+    for name, error in unavailable:
+        console.print(f"[red]{name}[/red] unavailable: {escape(error)}", soft_wrap=False)
     if not rows:
         typer.echo("No connectors installed (entry-point group 'segsync.connectors').")
 

@@ -22,7 +22,7 @@ import typer
 import yaml
 
 from segsync.cli import EXIT_INVALID, EXIT_OK, app
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, chosen_config
 from segsync.config import DEFAULT_STATE_URL, default_config_path
 from segsync.model import InvalidEmail, normalize_email
 from segsync.state import LedgerEntry, StoreError, open_store
@@ -58,7 +58,7 @@ def _fail(as_json: bool, message: str) -> typer.Exit:
 def _state_of(path: Path | None) -> tuple[str, str]:
     """`(state URL, configuration name)` from the file's `state` and `platforms` keys only
     (ValueError naming the place and the fix)."""
-    file = path if path is not None else default_config_path()
+    file = chosen_config(path) or default_config_path()
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except OSError as exc:

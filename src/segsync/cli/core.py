@@ -1,8 +1,11 @@
 """segsync CLI: `--version`, `init`, `check`, `config schema|reference`, `segments list|explain`.
 
-The configuration file is `-c FILE`, else `$SEGSYNC_CONFIG`, else ./segsync.yaml. Every
-command that reads it exits with `EXIT_INVALID` (2) when it is invalid, after printing every
-problem with its place. `--json` prints plain JSON instead of the human view.
+The configuration file is `-c FILE` (before or after the command), else `$SEGSYNC_CONFIG`,
+else the first segsync.yaml in the working directory or its parents; a `.env` beside it fills
+unset variables. Every command that reads it exits with `EXIT_INVALID` (2) when it is invalid,
+after printing every problem once with its place. Commands that call no platform load it
+with `secrets=False`: a platform key missing from the environment is only a warning there.
+`--json` prints plain JSON instead of the human view.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +27,7 @@ from rich.table import Table
 import segsync
 from segsync.cli import EXIT_INVALID, EXIT_OK, app, config_app, segments_app
 from segsync.config import (
+    DEFAULT_CONFIG_FILE,
     Config,
     ConfigError,
     config_json_schema,
@@ -40,7 +45,7 @@ from segsync.rules import ast, normalize
 from segsync.rules.compiler import RuleCompileError
 from segsync.rules.printer import to_text
 
-__all__ = ["explain_segment", "starter_config"]
+__all__ = ["chosen_config", "explain_segment", "starter_config"]
 
 ConfigOption = Annotated[
     Path | None,
@@ -122,17 +127,34 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _load(path: Path | None, as_json: bool) -> Config:
-    """Load the configuration, or print every problem and exit 2.
+def chosen_config(path: Path | None) -> Path | None:
+    """The configuration file a command was given: its own `-c`, else the one given before
+    the command (`segsync -c FILE COMMAND`), else None (the default search)."""
+    return path if path is not None else _given_before_command[0]
 
-    The platforms' secrets (keys, tokens) are registered with the log redactor, so no log
-    line can show them (passwords in state URLs are redacted by their shape).
+
+# the `-c` given before the command, set by `main_callback` on every invocation
+_given_before_command: list[Path | None] = [None]
+
+
+def _load(path: Path | None, as_json: bool, *, secrets: bool = True) -> Config:
+    """Load the configuration (see `chosen_config`), or print every problem and exit 2.
+
+    `secrets=False` for commands that call no platform. The platforms' secrets (keys,
+    tokens) are registered with the log redactor, so no log line can show them (passwords in
+    state URLs are redacted by their shape).
     """
     try:
-        config = load_config(path)
+        config = load_config(chosen_config(path), secrets=secrets)
     except ConfigError as exc:
         if as_json:
-            _echo_json({"ok": False, "problems": [p.as_dict() for p in exc.problems]})
+            _echo_json(
+                {
+                    "ok": False,
+                    "problems": [p.as_dict() for p in exc.problems],
+                    "warnings": list(exc.warnings),
+                }
+            )
         else:
             _print_problems(exc)
         raise typer.Exit(EXIT_INVALID) from None
@@ -147,6 +169,8 @@ def _print_problems(exc: ConfigError) -> None:
     typer.echo(f"{count} problem{'s' if count != 1 else ''} found:", err=False)
     for problem in exc.problems:
         typer.echo(f"  {problem}".replace("\n", "\n  "))
+    for warning in exc.warnings:
+        typer.echo(f"warning: {warning}")
 
 
 def _version(value: bool) -> None:
@@ -177,8 +201,10 @@ def main_callback(
             "--log-level", envvar="SEGSYNC_LOG_LEVEL", help="debug, info, warning or error."
         ),
     ] = "warning",
+    config: ConfigOption = None,
 ) -> None:
     """Keep contacts, tags, consent and segments consistent across marketing platforms."""
+    _given_before_command[0] = config
     if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         typer.echo(f"--log-level: {log_level!r} is not debug, info, warning or error", err=True)
         raise typer.Exit(EXIT_INVALID)
@@ -194,7 +220,9 @@ def init_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter segsync.yaml."""
-    path = path or default_config_path()
+    path = path or chosen_config(None) or Path(
+        os.environ.get("SEGSYNC_CONFIG") or DEFAULT_CONFIG_FILE
+    )
     if path.exists() and not force:
         typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
         raise typer.Exit(EXIT_INVALID)
@@ -206,7 +234,7 @@ def init_command(
 @app.command("check")
 def check_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Validate the configuration, its mappings and every segment rule; exit 2 if invalid."""
-    loaded = _load(config, as_json)
+    loaded = _load(config, as_json, secrets=False)
     source = str(loaded.source or default_config_path())
     if as_json:
         _echo_json(
@@ -245,7 +273,7 @@ def config_reference_command() -> None:
 @segments_app.command("list")
 def segments_list_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """List the configured segments, their rules and publish modes."""
-    loaded = _load(config, as_json)
+    loaded = _load(config, as_json, secrets=False)
     rows: list[dict[str, Any]] = [
         {
             "name": name,
@@ -358,7 +386,7 @@ def segments_explain_command(
     as_json: JsonOption = False,
 ) -> None:
     """Show a segment's rule as parsed and normalised, and what each platform would do."""
-    loaded = _load(config, as_json)
+    loaded = _load(config, as_json, secrets=False)
     if name not in loaded.segments:
         known = ", ".join(sorted(loaded.segments)) or "none"
         typer.echo(f"no segment called {name!r} (configured: {known})", err=True)

@@ -1,5 +1,8 @@
 """`segsync emulate PLATFORM`: serve a platform's emulator on 127.0.0.1.
 
+On start it prints the base URL and key, then the `platforms` block of segsync.yaml that
+reaches it (the emulator's `client_config()`, e.g. Mailchimp's list id) and its `notes`.
+
 The emulator class comes from the platform connector's `emulator_path` ("module:Class"),
 found through the connector registry; `--emulator module:Class` (hidden) names one directly,
 for tests and for emulators of connectors under development.
@@ -8,6 +11,7 @@ for tests and for emulators of connectors under development.
 from __future__ import annotations
 
 import importlib
+import json
 from typing import Any
 
 import typer
@@ -17,7 +21,7 @@ from segsync.clock import SystemClock
 from segsync.connector import UnknownConnector, registry
 from segsync.emulator import Emulator, FaultPlan
 
-__all__ = ["emulate", "load_emulator"]
+__all__ = ["config_snippet", "emulate", "load_emulator"]
 
 
 class EmulatorNotFound(LookupError):
@@ -56,6 +60,15 @@ def load_emulator(platform: str, emulator_path: str | None = None) -> type[Emula
     if not (isinstance(cls, type) and issubclass(cls, Emulator)):
         raise EmulatorNotFound(f"{emulator_path!r} is not a segsync Emulator subclass")
     return cls
+
+
+def config_snippet(platform: str, base_url: str, block: dict[str, Any]) -> str:
+    """The segsync.yaml lines that reach an emulator: `base_url` and its `client_config()`
+    (key and account objects such as a list id), sorted, values as YAML-safe JSON strings."""
+    lines = ["# in segsync.yaml:", "platforms:", f"  {platform}:"]
+    lines.append(f"    base_url: {json.dumps(base_url)}")
+    lines += [f"    {key}: {json.dumps(value)}" for key, value in sorted(block.items())]
+    return "\n".join(lines)
 
 
 @app.command("emulate")
@@ -99,6 +112,10 @@ def emulate(
         typer.echo(f"api key:  {emulator.api_key}")
         if faults:
             typer.echo(f"faults:   {faults} (seed {plan.seed})")
+        typer.echo("")
+        typer.echo(config_snippet(platform, base_url, emulator.client_config()))
+        for note in cls.notes:
+            typer.echo(f"note: {note}")
         typer.echo("Ctrl-C to stop.")
 
     try:

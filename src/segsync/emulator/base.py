@@ -46,6 +46,7 @@ import random
 import re
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
@@ -54,7 +55,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from segsync.clock import Clock, SystemClock
@@ -198,6 +199,43 @@ class FaultPlan:
             return set()
         count = max(1, size // 10)
         return set(self._random.sample(range(size), count))
+
+
+# -- routing on the raw path ---------------------------------------------------------------
+
+_KEPT_ESCAPES = re.compile(rb"(%2[fF]|%25)")
+
+
+def _route_path(raw: bytes) -> str:
+    """The request path for routing: `raw` decoded except `%2F` and `%25`, so an escaped `/`
+    stays inside its segment (a name or email never changes the route), as a server routing
+    on the path it received does. Route parameters are unescaped by `_unescape_route_params`."""
+    parts = _KEPT_ESCAPES.split(raw)
+    return "".join(
+        part.decode("ascii").upper()
+        if i % 2
+        else urllib.parse.unquote_to_bytes(part).decode("utf-8", "replace")
+        for i, part in enumerate(parts)
+    )
+
+
+def _unescape_route_params(routes: Sequence[BaseRoute]) -> None:
+    """Wrap every route so its handler sees its path parameters fully unescaped."""
+    for route in routes:
+        if isinstance(route, Mount):
+            _unescape_route_params(route.routes)
+        elif isinstance(route, Route):
+            inner = route.app
+
+            async def app(scope: Scope, receive: Receive, send: Send, inner: Any = inner) -> None:
+                params = scope.get("path_params") or {}
+                scope["path_params"] = {
+                    k: urllib.parse.unquote(v) if isinstance(v, str) else v
+                    for k, v in params.items()
+                }
+                await inner(scope, receive, send)
+
+            route.app = app
 
 
 # -- request log -------------------------------------------------------------------------
@@ -419,6 +457,9 @@ class Emulator(abc.ABC):
     #: the loopback port `segsync demo --serve` and the benchmark use for this platform;
     #: None keeps the platform out of the demo
     demo_port: ClassVar[int | None] = None
+    #: what a user of the emulator should know, printed by `segsync emulate` (e.g. inputs
+    #: the real API refuses and so does the emulator)
+    notes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -439,8 +480,10 @@ class Emulator(abc.ABC):
         self.enforce_rate_limits = enforce_rate_limits
         self.log = RequestLog()
         self.limits: list[WindowLimit | ConcurrencyLimit] = list(self.rate_limits())
+        routes = list(self.routes())
+        _unescape_route_params(routes)
         self.app = Starlette(
-            routes=list(self.routes()),
+            routes=routes,
             exception_handlers={
                 EmulatorError: self._emulator_error,
                 HTTPException: self._http_exception,
@@ -551,6 +594,8 @@ class Emulator(abc.ABC):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if isinstance(scope.get("raw_path"), bytes):
+            scope = {**scope, "path": _route_path(scope["raw_path"].split(b"?", 1)[0])}
         request = Request(scope, receive)
         method, path = request.method, request.url.path
         drawn = _fault_from_transport.get()

@@ -1,22 +1,27 @@
 """The SQLite backend (the default): one file, WAL journal, a file lock per configuration.
 
-The run lock is an advisory `flock` on `<db>.<config>.lock` (released by the operating
-system when the process dies, so a killed run never leaves a stale lock); the file holds
-who took it, for the message of `RunLocked`.
+The run lock is an operating-system file lock (`filelock`: `flock` on Unix, `msvcrt` on
+Windows) on `<db>.<config>.lock`, released by the operating system when the process dies, so
+a killed run never leaves a stale lock. Who took it (pid, host, since when) is written to
+`<db>.<config>.holder` once the lock is held, for the message of `RunLocked` (a separate file:
+a locked file cannot be read on every OS).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
+import logging
 import os
 import socket
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import filelock
 
 from segsync.clock import Clock, SystemClock
 from segsync.state.base import RunLocked, StoreError
@@ -25,6 +30,16 @@ from segsync.state.sql import SqlStateStore
 __all__ = ["SQLiteStateStore"]
 
 DEFAULT_PATH = Path(".segsync/state.db")
+
+PRIVATE_DIR = 0o700
+"""The mode of the state directory: the state holds emails and the consent ledger."""
+
+PRIVATE_FILE = 0o600
+"""The mode of the database file and of its side files."""
+
+DB_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+log = logging.getLogger("segsync.state")
 
 
 class _SqliteTx:
@@ -44,6 +59,51 @@ def holder_description(clock: Clock) -> str:
     return f"pid {os.getpid()} on {socket.gethostname()} since {clock.now().isoformat()}"
 
 
+def _tighten(db: Path) -> None:
+    """Make the database file and its `-wal`/`-shm`/`-journal` 0600, warning for each that
+    was open to others (they hold emails and the consent ledger)."""
+    if os.name == "nt":
+        return
+    for path in [db, *(db.with_name(db.name + suffix) for suffix in DB_SIDE_FILES)]:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(path, PRIVATE_FILE)
+            log.warning(
+                "%s was readable by other users (mode %o); segsync made it %o",
+                path,
+                mode,
+                PRIVATE_FILE,
+            )
+
+
+def _private_state_files(db: Path) -> None:
+    """The state directory 0700 (created so; segsync's own `.segsync` tightened with a
+    warning), the database file created 0600 and existing state files tightened."""
+    directory = db.parent
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=PRIVATE_DIR)
+        if os.name != "nt":
+            os.chmod(directory, PRIVATE_DIR)
+    elif os.name != "nt" and directory.name == DEFAULT_PATH.parent.name:
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(directory, PRIVATE_DIR)
+            log.warning(
+                "%s was open to other users (mode %o); segsync made it %o",
+                directory,
+                mode,
+                PRIVATE_DIR,
+            )
+    if not db.exists():
+        # created private before SQLite opens it; SQLite gives -wal/-shm the same mode
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(db, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+    _tighten(db)
+
+
 class SQLiteStateStore(SqlStateStore):
     """State in a SQLite file (`:memory:` for a throwaway store)."""
 
@@ -54,13 +114,14 @@ class SQLiteStateStore(SqlStateStore):
         self.url = f"sqlite:///{self.path}"
         self.clock = clock or SystemClock()
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _private_state_files(Path(self.path))
         try:
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                _tighten(Path(self.path))
             self._conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite state {self.path!r}: {exc}") from None
@@ -112,19 +173,20 @@ class SQLiteStateStore(SqlStateStore):
                 self._memory_locks.pop(config, None)
             return
         path = self._lock_path(config)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        holder_file = path.with_suffix(".holder")
+        file_lock = filelock.FileLock(str(path), timeout=0)
         try:
+            file_lock.acquire()
+        except filelock.Timeout:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = path.read_text(errors="replace").strip() or "another run"
-                raise RunLocked(config, holder) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, holder_description(self.clock).encode(), 0)
-            try:
-                yield
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                holder = holder_file.read_text(errors="replace").strip()
+            except OSError:
+                holder = ""
+            raise RunLocked(config, holder or "another run") from None
+        try:
+            holder_file.write_text(holder_description(self.clock), encoding="utf-8")
+            yield
         finally:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                holder_file.write_text("", encoding="utf-8")
+            file_lock.release()

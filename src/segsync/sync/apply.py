@@ -260,7 +260,9 @@ class Apply:
             )
             confirmed.append(BaseRow(name, row["cid"], pid, payload, hash=digest))
             _count(counts, row, residual)
-            if row.get("consent") is not None and result.sent_consent is None:
+            if row.get("consent") is not None and result.sent_consent is None and (
+                not result.consent_not_sent  # nothing sent (a status it cannot hold): no row
+            ):
                 ledger.append(self._entry(name, row, result, before, email_key, at))
         self.state.commit_writes(name, confirmed, failed, ledger)
         for tag, (added, removed) in sorted(residual.items()):

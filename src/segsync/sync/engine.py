@@ -107,10 +107,9 @@ class Engine:
         self.reevaluate = reevaluate
         self.strictness = strictness
         self._compilers = dict(compilers) if compilers is not None else None
-        base_policy = policy or SyncPolicy(platforms=tuple(self.connectors))
-        self.policy = base_policy.model_copy(update={
-            "excluded_tags": base_policy.excluded_tags | {s.name for s in self.segments}
-        })
+        # a person's tag named like a segment is an ordinary tag: connectors name the objects
+        # holding segments (a static segment that is a tag) `segsync:...`, never synced
+        self.policy = policy or SyncPolicy(platforms=tuple(self.connectors))
 
     def __repr__(self) -> str:
         return f"Engine(config={self.config!r}, platforms={list(self.connectors)})"

@@ -36,8 +36,9 @@ class SyncPolicy(BaseModel):
     - `reconfirm`: platforms with a re-confirmation path (Mailchimp `pending`, Brevo double
       opt-in): where they hold an opt-out and a newer opt-in was given elsewhere, they are
       sent `pending`; other platforms holding an opt-out keep it (never `subscribed`);
-    - `excluded_tags`: tags never synced as tags (materialised segments, residual tags);
-      tags starting with `segsync:` are always excluded.
+    - `excluded_tags`: tags never synced as tags; tags starting with `segsync:` (the tags
+      connectors give materialised segments and residuals) are always excluded, and a
+      person's tag named like a segment is an ordinary tag.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -29,6 +29,7 @@ Then, per platform, the minimal write that brings it to the canonical view (`wri
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -65,12 +66,18 @@ class Reconciled(NamedTuple):
     live: dict[str, PlatformRecord]
 
 
-def consent_target(canonical: str, current: str, reconfirm: bool) -> str | None:
+def consent_target(
+    canonical: str, current: str, reconfirm: bool, reachable: bool | None = None
+) -> str | None:
     """The status to write where a platform holds `current` (None: leave it).
 
     Never `subscribed` over an opt-out; `pending` over an opt-out only where `reconfirm`;
     where `reconfirm`, never `subscribed` over `pending` either (the person confirms it).
+    An opt-out goes to a platform that still has the person `reachable` (its record says
+    so) even when it already reads as an opt-out: an opt-out anywhere is one everywhere.
     """
+    if canonical in CONSENT_OPT_OUTS and reachable:
+        return canonical
     if canonical == current:
         return None
     if canonical in CONSENT_OPT_OUTS:
@@ -250,6 +257,35 @@ def _offers(record: PlatformRecord) -> bool:
     return record.consent in CONSENT_OPT_OUTS or record.consent_evidence is not None
 
 
+def _new_opt_out(base: PlatformRecord, record: PlatformRecord) -> bool:
+    """Whether an opt-out reading whose status did not change rests on a new opt-out act:
+    its evidence changed (e.g. `hs_email_optout=true` added to an unsubscribed record).
+
+    Where the base is segsync's own write (no evidence), the first reading back is its echo
+    unless the record changed after the write (a later `updated_at`): an act made since."""
+    evidence = record.consent_evidence
+    if record.consent not in CONSENT_OPT_OUTS or evidence is None:
+        return False
+    if evidence == base.consent_evidence:
+        return False
+    if base.consent_evidence is not None:
+        return True
+    return _after(record.updated_at, base.updated_at)
+
+
+def _after(when: str | None, than: str | None) -> bool:
+    """Whether ISO time `when` is later than `than` (an unknown `than`: yes; unknown
+    `when`: no)."""
+    if when is None:
+        return False
+    if than is None:
+        return True
+    try:
+        return dt.datetime.fromisoformat(when) > dt.datetime.fromisoformat(than)
+    except (TypeError, ValueError):
+        return when > than
+
+
 def _held(s: _Sides, p: str) -> ConsentStatus:
     """The consent a live platform holds as far as the writes are concerned: its reading,
     unless that reading has no evidence and differs from what segsync last saw or wrote
@@ -278,7 +314,7 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
                 continue
         else:
             before = s.bases[p].consent
-            if status == before:
+            if status == before and not _new_opt_out(s.bases[p], record):
                 continue
             events.append(ConsentEvent(p, before.value, status.value, p, when or None,
                                        record.legal_basis, record.consent_evidence))
@@ -355,7 +391,8 @@ def _minimal_write(
             change["tags_add"] = sorted(tags - cur_t)
         if cur_t - tags:
             change["tags_remove"] = sorted(cur_t - tags)
-    target = consent_target(consent.status, _held(s, p), p in policy.reconfirm)
+    target = consent_target(consent.status, _held(s, p), p in policy.reconfirm,
+                            current.reachable)
     if target is not None and (policy.writes(p, "consent") or target in CONSENT_OPT_OUTS):
         change["consent"] = ConsentStatus(target)
         _provenance(change, consent)

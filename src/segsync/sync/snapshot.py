@@ -24,6 +24,7 @@ ce     consent_evidence    consent_evidence
 u      updated_at          -
 d      deleted (if true)   -
 e      engagement          -
+r      reachable (if set)  -
 =====  ==================  =====================================================
 
 Optional keys are absent when unset. `content_hash` ignores `u` and `ca`, so a record that
@@ -123,6 +124,8 @@ def _stored_read(remote: RemoteContact, email_key: str) -> dict[str, Any]:
         data["u"] = _iso(remote.updated_at)
     if remote.deleted:
         data["d"] = True
+    if remote.reachable is not None:
+        data["r"] = remote.reachable
     return data
 
 
@@ -131,6 +134,7 @@ class PlatformRecord:
     """One record on a platform: its id, its email as held and normalised (`email_key`),
     fields (unset ones absent, values in JSON form), sorted tags, consent and the read-only
     engagement. Times are ISO-8601 text; `deleted` records are kept to be left alone.
+    `reachable` is `RemoteContact.reachable` (None: the consent status tells it all).
 
     The record's consent source is its platform, so it is not held here.
     """
@@ -147,6 +151,7 @@ class PlatformRecord:
     updated_at: str | None = None
     deleted: bool = False
     engagement: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    reachable: bool | None = None
 
     @classmethod
     def of(cls, remote: RemoteContact, email_key: str) -> PlatformRecord:
@@ -175,6 +180,8 @@ class PlatformRecord:
             data["u"] = self.updated_at
         if self.deleted:
             data["d"] = True
+        if self.reachable is not None:
+            data["r"] = self.reachable
         return data
 
     @classmethod
@@ -194,6 +201,7 @@ class PlatformRecord:
             get("u"),
             bool(get("d")),
             get("e") or _NO_VALUES,
+            get("r"),
         )
 
     @classmethod
@@ -300,7 +308,8 @@ def apply_change(
     at: str | None = None,
 ) -> PlatformRecord:
     """The record a platform holds once `change` is applied to `before` (None or deleted:
-    a creation). A written consent rests on segsync's own write: it has no evidence."""
+    a creation). A written consent rests on segsync's own write: it has no evidence, and
+    the platform's own word on reachability (`reachable`) is no longer known."""
     if before is None or before.deleted:
         before = PlatformRecord(platform_id, change["email"], email_key)
     fields = dict(before.fields)
@@ -315,8 +324,9 @@ def apply_change(
     )
     consent, consent_at = before.consent, before.consent_at
     basis, evidence = before.legal_basis, before.consent_evidence
+    reachable = before.reachable
     if change.get("consent") is not None:
-        consent, evidence = _STATUS[str(change["consent"])], None
+        consent, evidence, reachable = _STATUS[str(change["consent"])], None, None
         if at is not None:
             consent_at = at
         basis = change.get("consent_basis") or basis
@@ -326,4 +336,5 @@ def apply_change(
     return PlatformRecord(
         platform_id, email, key, fields, tuple(sorted(tags)), consent, consent_at, basis,
         evidence, at if at is not None else before.updated_at, False, before.engagement,
+        reachable,
     )

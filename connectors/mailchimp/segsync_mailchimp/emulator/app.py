@@ -89,6 +89,11 @@ class MailchimpEmulator(MailchimpAudienceRoutes, Emulator):
         """The datacenter of the key the emulator accepts (`us21` of `<hex>-us21`)."""
         return self.api_key.rsplit("-", 1)[-1] if "-" in self.api_key else "us1"
 
+    notes = (
+        "addresses at example.com, example.org, example.net or .invalid are refused as "
+        "'looks fake or invalid', as the real Mailchimp API does: use real-looking domains",
+    )
+
     # -- Emulator contract ------------------------------------------------------------------
 
     def client_config(self) -> dict[str, Any]:
