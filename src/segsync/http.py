@@ -581,6 +581,13 @@ _MAYBE_ACTED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocol
 """Transport errors after the request may have reached the platform: retried if idempotent."""
 
 
+def _credential(header_value: str) -> str:
+    """The secret part of an auth header value (`Bearer abc` -> `abc`), so redaction keeps
+    the scheme readable: `Bearer ***`."""
+    scheme, _, credential = header_value.partition(" ")
+    return credential.strip() if credential.strip() and scheme.isalpha() else header_value
+
+
 class ApiClient:
     """One platform account's HTTP client; see the module docstring for what it adds to httpx.
 
@@ -615,10 +622,10 @@ class ApiClient:
             self.redact.add(secret)
         for name, value in (headers or {}).items():
             if name.lower() in SENSITIVE_HEADERS:
-                self.redact.add(value)
+                self.redact.add(_credential(value))
         auth_header = getattr(auth, "_auth_header", None)
         if isinstance(auth_header, str):
-            self.redact.add(auth_header)
+            self.redact.add(_credential(auth_header))
         self._add_url_secrets(base_url)
         self.stats = RequestStats()
         self._error_parser = error_parser

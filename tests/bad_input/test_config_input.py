@@ -166,12 +166,16 @@ def commands() -> list[list[str]]:
 
 @pytest.mark.parametrize("case", CATALOGUE, ids=lambda c: c.id)
 def test_check_names_the_place_of_each_problem(tmp_path: Path, case: Case) -> None:
-    """`segsync check` exits 2 and names file:line, YAML path and the word at fault."""
+    """`segsync check` names file:line, YAML path and the word at fault (exit 2, except a
+    missing secret, which only commands that call the platform need)."""
     path = write(tmp_path, case)
 
     result = runner.invoke(app, ["check", "-c", str(path)], env={"COLUMNS": "200"})
 
-    assert result.exit_code == EXIT_INVALID, result.output
+    # `check` calls no platform, so a missing secret is a warning there (still located);
+    # commands that call platforms refuse it (tests/test_cli_conventions.py)
+    wanted = 0 if case.id == "missing_environment_variable" else EXIT_INVALID
+    assert result.exit_code == wanted, result.output
     assert "Traceback" not in result.output
     for fragment in case.names:
         assert fragment in result.output, f"{fragment!r} not in:\n{result.output}"

@@ -20,7 +20,10 @@ a person in the platform's UI or inbox would, and record what they did in the mo
    NOT_SUBSCRIBED, Brevo blocklisted;
 3. every consent status segsync changed on a platform has a ledger row of that run with the
    person's email, the platform and the status actually sent;
-4. a Mailchimp `pending` nobody acted on, without evidence anywhere, stays `pending`.
+4. a Mailchimp `pending` nobody acted on, without evidence anywhere, stays `pending`;
+5. segsync never asks a platform for an opt-in over an opt-out it holds: no run reports a
+   consent-floor refusal (Mailchimp `ConsentFloor`, HubSpot `CONSENT_OPT_OUT`, Brevo
+   `consent_floor`); people act only between runs, so the engine knew every opt-out.
 
 Where an emulator has no public hook for an act, the helper uses its state directly; those
 places are marked `# hook:` (the hooks the emulators should offer).
@@ -55,6 +58,8 @@ CONSENT_LIST = "Newsletter"  # declared in `brevo.consent.lists`
 #: the user's own Brevo lists (two with names segsync gives its own lists)
 USER_LISTS = ("Newsletter", "Customers", "tag: Webinar", "segsync contacts")
 OPT_OUTS = frozenset({"unsubscribed", "bounced"})
+#: the codes a connector gives a refused opt-in over an opt-out it holds
+FLOOR_REFUSALS = frozenset({"ConsentFloor", "CONSENT_OPT_OUT", "consent_floor"})
 
 MC_PEOPLE = {  # Mailchimp's `seed_lived_in`
     "ada.subscribed@lived.dev": "subscribed",
@@ -451,6 +456,7 @@ class World:
             *self.check_opt_outs(emails),
             *self.check_ledger(before, after, ledger),
             *self.check_pending(emails),
+            *self.check_refusals(report.errors),
         ]
         for email in emails:
             person = self.people.setdefault(email, Person())
@@ -550,6 +556,14 @@ class World:
                         f"with no ledger row saying so (rows for it: {sorted(found)})"
                     )
         return problems
+
+    def check_refusals(self, errors: list[Any]) -> list[str]:
+        """Invariant 5: no consent-floor refusal (an opt-in asked over a held opt-out)."""
+        TOTALS.checks += 1
+        return [
+            f"[5] run {self.runs}: {e.platform} refused an opt-in for {e.email}: {e.message}"
+            for e in errors if e.code in FLOOR_REFUSALS
+        ]
 
     def check_pending(self, emails: set[str]) -> list[str]:
         """Invariant 4: an untouched Mailchimp pending without evidence stays pending."""

@@ -5,8 +5,9 @@ Contract (`Connector.write`), as Brevo makes it: each change is translated into 
 what differs from the last read; a value Brevo would drop silently is a failed result
 instead. Consent: `emailBlacklisted` is the opt-out and is never cleared (segsync never sends
 `emailBlacklisted: false`); an opt-out is sent as the blocklist even where Brevo already reads
-one from a consent list (`listUnsubscribed` leaves the contact reachable); a blocklisted contact asked to be subscribed is asked again by
-double opt-in when configured, otherwise the ask is dropped (`consent_floor`). Only a contact
+one from a consent list (`listUnsubscribed` leaves the contact reachable); a blocklisted
+contact asked to be subscribed is asked again by double opt-in when configured, otherwise the
+ask is dropped (`consent_floor`). Only a contact
 whose status after the change is `subscribed` is put in segsync's lists (`WriteOp.listable`):
 the others hold their tags in the tags attribute and leave every segsync list, except the
 lists the user allows (`consent.allow_unconsented_in_lists`). Contacts the last read did not

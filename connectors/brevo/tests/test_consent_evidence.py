@@ -146,7 +146,8 @@ def test_a_consent_list_opt_out_is_reachable_until_segsync_blocklists_it() -> No
 
         assert [r.ok for r in results] == [True]
         record = emu.contact(email)
-        assert record is not None and record.email_blacklisted
+        assert record is not None
+        assert record.email_blacklisted
         assert again[email].consent.evidence == "emailBlacklisted=true"
         assert again[email].reachable is None
 

@@ -21,7 +21,9 @@ the canonical view, its tags, and a consent other than `non_subscribed`.
   offered anywhere wins over any opt-in of the same run and goes everywhere; an opt-in newer
   than a canonical opt-out becomes the view, but reaches platforms holding an opt-out only
   as `pending` re-confirmation where configured (`SyncPolicy.reconfirm`), never as
-  `subscribed`. Unknown is `non_subscribed`.
+  `subscribed`. Unknown is `non_subscribed`. An opt-out whose status did not change but whose
+  evidence did is a new opt-out act, hence an offer (`_new_opt_out`); an opt-out view is
+  written to a platform whose record is still `reachable` even where it reads an opt-out.
 
 Then, per platform, the minimal write that brings it to the canonical view (`writes`).
 """
