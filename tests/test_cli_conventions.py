@@ -67,6 +67,7 @@ def project(tmp_path: Path) -> Path:
 # -- item 4: config conventions -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_config_option_before_the_command(
     project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -78,6 +79,7 @@ def test_config_option_before_the_command(
     assert '"france"' in done.stdout
 
 
+@pytest.mark.slow
 def test_config_option_after_the_command_wins(project: Path) -> None:
     other = project / "other.yaml"
     other.write_text(CONFIG.replace("france", "belgium"), encoding="utf-8")
@@ -88,6 +90,7 @@ def test_config_option_after_the_command_wins(project: Path) -> None:
     assert '"france"' not in done.stdout
 
 
+@pytest.mark.slow
 def test_config_found_by_searching_up_from_the_working_directory(project: Path) -> None:
     deeper = project / "analytics" / "exports"
     deeper.mkdir(parents=True)
@@ -96,6 +99,7 @@ def test_config_found_by_searching_up_from_the_working_directory(project: Path) 
     assert str(project / "segsync.yaml") in done.stdout
 
 
+@pytest.mark.slow
 def test_segsync_config_variable_wins_over_the_search(project: Path) -> None:
     named = project / "named.yaml"
     named.write_text(CONFIG.replace("france", "named_one"), encoding="utf-8")
@@ -105,6 +109,7 @@ def test_segsync_config_variable_wins_over_the_search(project: Path) -> None:
     assert '"named_one"' in done.stdout
 
 
+@pytest.mark.slow
 def test_dotenv_beside_the_config_fills_unset_variables_only(project: Path) -> None:
     (project / ".env").write_text(
         "STATE_URL=sqlite:///from-dotenv.db\nHS_TOKEN=dotenv-token-123456\n", encoding="utf-8"
@@ -122,6 +127,7 @@ def test_dotenv_beside_the_config_fills_unset_variables_only(project: Path) -> N
     assert "sqlite:///from-shell.db" in shell.stdout  # the environment is never overridden
 
 
+@pytest.mark.slow
 def test_dotenv_is_not_read_from_the_working_directory(project: Path) -> None:
     """Only the `.env` beside the configuration counts."""
     config_dir = project / "conf"
@@ -133,6 +139,7 @@ def test_dotenv_is_not_read_from_the_working_directory(project: Path) -> None:
     assert "wrong.db" not in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
     [["check"], ["segments", "list"], ["segments", "explain", "france"]],
@@ -175,6 +182,7 @@ def test_other_problems_are_still_reported_without_secrets(project: Path) -> Non
     assert [p.path for p in caught.value.problems] == ["platforms.mailchimp.colour"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
 def test_an_unknown_config_path_is_a_located_error(project: Path, before: bool) -> None:
     args = ["-c", "nope/missing.yaml", "check"] if before else ["check", "-c", "nope/missing.yaml"]
@@ -238,6 +246,7 @@ HOLD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_lock_held_by_another_process_names_its_pid_and_host(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     holder = subprocess.Popen(

@@ -122,3 +122,22 @@ def test_no_ledger_row_for_a_status_hubspot_was_not_sent(world: World) -> None:
             if e.source == "sync" and e.platform == "hubspot"]
     assert rows == []
     assert str(world.hs.subscription_status(BEN, 101)) == "NOT_SPECIFIED"
+
+
+@pytest.mark.slow
+def test_an_unsubscribe_and_new_sign_up_between_runs_withdraws_the_copies(
+    world: World,
+) -> None:
+    """Lea's opt-in (the Brevo consent list) was copied to Mailchimp and HubSpot; she
+    unsubscribes on Mailchimp and signs up again (pending) before the next run: HubSpot is no
+    longer SUBSCRIBED, Mailchimp stays pending (her confirmation is hers to give)."""
+    lea = "lea.newsletter@lived.dev"
+    sync(world)
+    assert world.hs_status(lea) == "SUBSCRIBED"
+    world.mailchimp_unsubscribe(lea)
+    world.mailchimp_sign_up(lea)
+
+    sync(world)
+
+    assert world.mc_status(lea) == "pending"
+    assert world.hs_status(lea) == "NOT_SUBSCRIBED"

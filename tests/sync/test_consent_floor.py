@@ -300,3 +300,16 @@ def test_a_new_opt_out_act_after_segsyncs_own_write_is_an_offer() -> None:
     assert acted.writes["mc"]["consent"] == "unsubscribed"
     assert echoed.view.consent == "pending"
     assert "mc" not in echoed.writes
+
+
+def test_a_confirmed_opt_in_that_turns_pending_is_withdrawn_everywhere() -> None:
+    """Mailchimp held `subscribed` (copied to the others) and now reads `pending`: the
+    person unsubscribed and signed up again between two runs. The view is pending, and the
+    platforms holding the copied opt-in get the opt-out a run in between would have sent."""
+    out = reconcile("a", view("subscribed", "mc"), bases("subscribed"),
+                    {"mc": rec("mc-1", "pending", u=LATER)}, POLICY)
+
+    assert out.view.consent == "pending"
+    assert {p: w["consent"] for p, w in out.writes.items()} == {
+        "hs": "unsubscribed", "bv": "unsubscribed"}
+    assert "withdrawn" in (out.writes["hs"].get("consent_evidence") or "")

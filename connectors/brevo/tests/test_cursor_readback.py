@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from segsync_brevo import BrevoConnector
 from segsync_brevo.emulator import BrevoEmulator
 
@@ -75,6 +76,7 @@ async def read_all(connector: BrevoConnector, cursor: str | None) -> tuple[list[
     return emails, last
 
 
+@pytest.mark.slow
 def test_read_an_hour_after_a_bulk_write_rereads_nothing_next_time() -> None:
     """After a sync that read the imported contacts, the next read is one (empty) page."""
 
@@ -94,6 +96,7 @@ def test_read_an_hour_after_a_bulk_write_rereads_nothing_next_time() -> None:
     run(body)
 
 
+@pytest.mark.slow
 def test_syncs_right_after_a_bulk_write_stop_rereading_it() -> None:
     """A read inside the overlap re-reads the import once (de-duplicated), then never."""
 
@@ -167,6 +170,7 @@ def test_old_format_cursors_still_load_and_advance() -> None:
     run(body)
 
 
+@pytest.mark.slow
 def test_concurrent_imports_share_one_read_back_pass() -> None:
     """Write batches running at once (as the engine runs them) read back in one pass."""
 
@@ -187,6 +191,7 @@ def test_concurrent_imports_share_one_read_back_pass() -> None:
     run(body)
 
 
+@pytest.mark.slow
 def test_a_lone_import_reads_back_once_and_a_failed_one_not_at_all() -> None:
     """One import: one pass of its pages; an import Brevo refuses outright reads nothing."""
 

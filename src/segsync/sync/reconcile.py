@@ -251,6 +251,9 @@ class _Consent:
     at: str | None
     basis: str | None
     evidence: str | None
+    #: the view is a `pending` read where the same platform held `subscribed`: the confirmed
+    #: opt-in was withdrawn there (an unsubscribe and a new sign-up, seen as one change)
+    withdrawn: bool = False
 
 
 def _offers(record: PlatformRecord) -> bool:
@@ -318,6 +321,14 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
             before = s.bases[p].consent
             if status == before and not _new_opt_out(s.bases[p], record):
                 continue
+            if (
+                status not in CONSENT_OPT_OUTS
+                and record.email_key != s.bases[p].email_key
+            ):
+                # the record moved to another address: platforms keep consent per address,
+                # so what it says now may be the address's former holder's. No proof for
+                # this person; an opt-out still counts (the floor)
+                continue
             events.append(ConsentEvent(p, before.value, status.value, p, when or None,
                                        record.legal_basis, record.consent_evidence))
         # the floor: an opt-out counts from every platform, whatever the directions say
@@ -336,8 +347,12 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
         # (`consent_target`): never as `subscribed`
         winner = s.live[platform]
         # the legal basis is the winner's own (from its evidence), never an older one's
+        withdrawn = (
+            not outs and status == ConsentStatus.PENDING and platform not in s.fresh
+            and s.bases[platform].consent == ConsentStatus.SUBSCRIBED
+        )
         merged = _Consent(status, platform, when or None, winner.legal_basis,
-                          winner.consent_evidence)
+                          winner.consent_evidence, withdrawn)
     if old is not None and merged.status != old:
         events.append(ConsentEvent("canonical", old.value, merged.status.value,
                                    merged.source or "", merged.at, merged.basis,
@@ -393,11 +408,17 @@ def _minimal_write(
             change["tags_add"] = sorted(tags - cur_t)
         if cur_t - tags:
             change["tags_remove"] = sorted(cur_t - tags)
-    target = consent_target(consent.status, _held(s, p), p in policy.reconfirm,
-                            current.reachable)
+    held = _held(s, p)
+    target = consent_target(consent.status, held, p in policy.reconfirm, current.reachable)
+    if consent.withdrawn and held == ConsentStatus.SUBSCRIBED and p != consent.source:
+        # the opt-in copied from there is withdrawn: as if a run had seen the unsubscribe
+        target = ConsentStatus.UNSUBSCRIBED
     if target is not None and (policy.writes(p, "consent") or target in CONSENT_OPT_OUTS):
         change["consent"] = ConsentStatus(target)
         _provenance(change, consent)
+        if consent.withdrawn and target in CONSENT_OPT_OUTS:
+            change["consent_evidence"] = (
+                f"{consent.evidence or ''} (was subscribed there: opt-in withdrawn)".strip())
     if current.email_key != view.email and policy.writes(p, "email"):
         change["new_email"] = view.email
     return change if writes_something(change) else None
