@@ -153,14 +153,17 @@ class BrevoAccount(BrevoCalls):
         def consent(status: ConsentStatus, evidence: str | None) -> Consent:
             return Consent(status=status, updated_at=updated, source=self.name, evidence=evidence)
 
+        declared = self.config.consent.lists
+        unsubscribed = [i for i in declared if i in set(raw.get("listUnsubscribed") or ())]
+        # every opt-out signal present is named, so a new act (a per-list unsubscribe by a
+        # blocklisted person) changes the evidence and counts as a new opt-out
+        per_list = [f"listUnsubscribed={i}" for i in sorted(unsubscribed)]
         if raw.get("emailBlacklisted"):
             bounced = label == ConsentStatus.BOUNCED
             status = ConsentStatus.BOUNCED if bounced else ConsentStatus.UNSUBSCRIBED
-            return consent(status, "emailBlacklisted=true")
-        declared = self.config.consent.lists
-        unsubscribed = [i for i in declared if i in set(raw.get("listUnsubscribed") or ())]
+            return consent(status, "; ".join(["emailBlacklisted=true", *per_list]))
         if unsubscribed:
-            return consent(ConsentStatus.UNSUBSCRIBED, f"listUnsubscribed={unsubscribed[0]}")
+            return consent(ConsentStatus.UNSUBSCRIBED, "; ".join(per_list))
         joined = [i for i in declared if i in set(raw.get("listIds") or ())]
         if joined:
             return consent(ConsentStatus.SUBSCRIBED, f"listIds={joined[0]}")

@@ -148,7 +148,8 @@ def test_a_consent_list_opt_out_is_reachable_until_segsync_blocklists_it() -> No
         record = emu.contact(email)
         assert record is not None
         assert record.email_blacklisted
-        assert again[email].consent.evidence == "emailBlacklisted=true"
+        # every opt-out signal is named: a later per-list act changes the evidence
+        assert again[email].consent.evidence == "emailBlacklisted=true; listUnsubscribed=2"
         assert again[email].reachable is None
 
     run(body, {"consent": {"lists": [2]}})
@@ -334,3 +335,23 @@ def test_bad_consent_config_is_a_clear_error() -> None:
     """A list id that is not a positive integer is refused where it is written."""
     with pytest.raises(ValueError, match="positive integers"):
         BrevoConnector({"api_key": BrevoEmulator.default_api_key, "consent": {"lists": [0]}})
+
+
+def test_a_per_list_unsubscribe_by_a_blocklisted_person_is_a_new_opt_out_act() -> None:
+    """Every opt-out signal is named in the evidence, so a blocklisted person who later also
+    unsubscribes from the consent list reads with new evidence: a new opt-out act, which the
+    engine carries everywhere even over a newer opt-in made elsewhere in between (found by
+    the foreign-actor campaign)."""
+
+    async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
+        lists = lived_in(emu)
+        before = by_email(await read_all(connector))["blocked@example.com"].consent
+        emu.unsubscribe_from_list("blocked@example.com", lists["newsletter"])
+        clock.advance(60)
+        after = by_email(await read_all(connector))["blocked@example.com"].consent
+
+        assert before.evidence == "emailBlacklisted=true"
+        assert after.status is ConsentStatus.UNSUBSCRIBED
+        assert after.evidence == f"emailBlacklisted=true; listUnsubscribed={lists['newsletter']}"
+
+    run(body, {"consent": {"lists": [2]}})
