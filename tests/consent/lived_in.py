@@ -104,6 +104,10 @@ class Person:
     #: re-subscription asked for and not confirmed yet (newer than an opt-out, no evidence)
     window: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     touched: bool = False  # acted on since the last run
+    #: Mailchimp's status at the last run, and the evidence and `out_on` an opt-out there
+    #: since then replaced (restored when a sign-up hides that opt-out from every run)
+    mc_at_run: str | None = None
+    before_mc_out: tuple[set[str], set[str]] | None = None
 
 
 @dataclasses.dataclass
@@ -238,6 +242,8 @@ class World:
 
     def _opt_out(self, email: str, platform: str, what: str) -> None:
         person = self.people[email]
+        if platform == "mailchimp" and person.before_mc_out is None:
+            person.before_mc_out = (set(person.evidence), set(person.out_on))
         person.evidence.clear()
         person.out_on.add(platform)
         person.window.append(("out", platform, what))
@@ -397,6 +403,15 @@ class World:
             member.status = "pending"  # hook: sign_up(email) of a compliance-blocked member
             self.mc._touch(member)
             person = self.people[email]
+            if person.mc_at_run == "pending" and person.before_mc_out is not None and all(
+                w[1] == "mailchimp" for w in person.window if w[0] == "out"
+            ):
+                # pending at the last run, an opt-out, pending again: no run can see that
+                # opt-out (Mailchimp shows the same status and evidence), so the model
+                # cannot demand its effects; the earlier state stands
+                person.evidence, person.out_on = person.before_mc_out
+                person.before_mc_out = None
+                person.window = [w for w in person.window if w[1] != "mailchimp"]
             person.touched = True  # a newer act than the opt-out, though no evidence yet
             person.window.append(("ask", "mailchimp", "status=pending (form, to confirm)"))
             return
@@ -463,6 +478,8 @@ class World:
             person.out_on |= {p for p, s in after[email].items() if s in OPT_OUTS}
             person.window.clear()
             person.touched = False
+            person.mc_at_run = self.mc_status(email)
+            person.before_mc_out = None
         TOTALS.violations += len(problems)
         if problems and report.errors:
             problems.append(f"(the run's errors: {[str(e) for e in report.errors][:5]})")

@@ -141,3 +141,38 @@ def test_an_unsubscribe_and_new_sign_up_between_runs_withdraws_the_copies(
 
     assert world.mc_status(lea) == "pending"
     assert world.hs_status(lea) == "NOT_SUBSCRIBED"
+
+
+@pytest.mark.slow
+def test_leaving_the_consent_list_while_blocklisted_is_a_new_opt_out(world: World) -> None:
+    """Lea is blocklisted in Brevo (an opt-out everywhere), re-subscribes on HubSpot (a newer
+    opt-in), then leaves the Brevo consent list: Brevo's status does not change (still
+    blocklisted) but its evidence does, a new opt-out that wins over the HubSpot opt-in."""
+    lea = "lea.newsletter@lived.dev"
+    sync(world)
+    world.brevo_blocklist(lea)
+    sync(world)
+    world.hubspot_subscribe(lea)
+    sync(world)
+    assert world.hs_status(lea) == "SUBSCRIBED"
+    world.clock.advance(60)
+    world.brevo_unsubscribe_from_list(lea, CONSENT_LIST)
+
+    sync(world)
+
+    assert world.hs_status(lea) == "NOT_SUBSCRIBED"
+
+
+@pytest.mark.slow
+def test_an_opt_out_hidden_by_a_sign_up_before_any_run_is_not_demanded(world: World) -> None:
+    """Ben is pending on Mailchimp; before the next run he unsubscribes and signs up again
+    (pending): Mailchimp shows exactly what the last run saw, so no run can see that
+    opt-out. The model (`lived_in`) does not demand its effects; the floor still holds."""
+    sync(world)
+    world.mailchimp_unsubscribe(BEN)
+    world.mailchimp_sign_up(BEN)
+    assert world.mc_status(BEN) == "pending"
+
+    sync(world)
+
+    assert world.mc_status(BEN) == "pending"
