@@ -129,3 +129,36 @@ def test_a_missing_state_says_so(tmp_path: Path) -> None:
     assert code == 2
     assert "no state file" in out
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_an_address_held_by_two_people_in_turn_is_two_histories(tmp_path: Path) -> None:
+    """Ada leaves ada@ (renamed on mc), then Zoe signs up with ada@: the history of ada@
+    shows Ada's and Zoe's changes apart, under their person ids, never as one person's."""
+    clock = VirtualClock()
+    platforms = {n: MemoryPlatform(n, clock) for n in PLATFORMS}
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    engine = Engine({n: MemoryConnector(p) for n, p in platforms.items()}, store,
+                    config="bv+hs+mc", policy=SyncPolicy(platforms=PLATFORMS), clock=clock)
+    ada = platforms["mc"].add("ada@example.com", consent="subscribed")
+    asyncio.run(engine.sync())
+    clock.advance(3600)
+    platforms["mc"].rename(ada.id, "ada.lovelace@example.com")
+    asyncio.run(engine.sync())
+    clock.advance(3600)
+    platforms["mc"].add("ada@example.com", consent="subscribed")
+    asyncio.run(engine.sync())
+    store.close()
+    path = tmp_path / "segsync.yaml"
+    path.write_text(CONFIG.format(state=tmp_path / "state.db"), encoding="utf-8")
+
+    code, out = run("consent", "history", "ada@example.com", "-c", str(path))
+    assert code == 0, out
+    assert "was held by 2 people" in out, out
+    headings = [line for line in out.splitlines() if line.startswith("person ")]
+    assert len(headings) == 2, out
+    assert headings[0] != headings[1], out
+
+    code, out = run("consent", "history", "ada@example.com", "-c", str(path), "--json")
+    people = json.loads(out)["people"]
+    assert len(people) == 2
+    assert all({c["cid"] for c in p["changes"]} == {p["cid"]} for p in people)

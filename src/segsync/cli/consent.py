@@ -143,16 +143,34 @@ def history_command(
         rows = ledger_rows(config, email=email, since=since)
     except ValueError as exc:
         raise _fail(as_json, str(exc)) from None
+    people = _by_person(rows)
     if as_json:
         _echo_json({"ok": True, "email": normalize_email(email),
-                    "changes": [_row(e) for e in rows]})
+                    "changes": [_row(e) for e in rows],
+                    "people": [{"cid": cid, "changes": [_row(e) for e in entries]}
+                               for cid, entries in people.items()]})
         raise typer.Exit(EXIT_OK)
     if not rows:
         typer.echo(f"no consent change recorded for {normalize_email(email)}")
         raise typer.Exit(EXIT_OK)
-    for e in rows:
-        typer.echo(_describe(e))
+    if len(people) > 1:
+        typer.echo(f"{normalize_email(email)} was held by {len(people)} people; "
+                   "their changes are shown apart, each under its person id")
+    for cid, entries in people.items():
+        if len(people) > 1:
+            typer.echo(f"person {cid}:")
+        for e in entries:
+            typer.echo(("  " if len(people) > 1 else "") + _describe(e))
     raise typer.Exit(EXIT_OK)
+
+
+def _by_person(rows: list[LedgerEntry]) -> dict[str, list[LedgerEntry]]:
+    """Ledger rows grouped by person id, oldest first within each, people in order of their
+    first row (an address held by two people in turn is two histories, never one)."""
+    people: dict[str, list[LedgerEntry]] = {}
+    for entry in rows:
+        people.setdefault(entry.cid, []).append(entry)
+    return people
 
 
 def _describe(e: LedgerEntry) -> str:
