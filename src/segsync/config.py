@@ -403,6 +403,15 @@ class SyncConfig(_Frozen):
             "and reports them, 'enforce' also erases them there again"
         ),
     )
+    on_delete: dict[str, Literal["keep", "archive_elsewhere"]] = Field(
+        default_factory=dict,
+        description=(
+            "per platform: what a contact deleted or archived there does elsewhere. 'keep' "
+            "(default) leaves the other platforms as they are; 'archive_elsewhere' archives "
+            "the person on the others (the least destructive removal each has). Either way "
+            "it is recorded once, never written or re-created there"
+        ),
+    )
 
     def direction_for(self, field: str, platform: str) -> FieldDirection:
         """How `field` flows for `platform` (both unless configured)."""
@@ -554,6 +563,8 @@ _SECRET_KEY = re.compile(r"(key|token|secret|password|passwd|credential)", re.IG
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SEGMENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-. ]{0,99}$")
 _BUILTIN_NAMES = ("email", "tags", "consent")
+_DIRECTED_BUILTINS = ("consent", "tags", "*")
+"""Names `sync.direction` takes besides schema fields (the engine's policy reads them)."""
 _MIN_SECRET_LENGTH = 6
 _TYPE_LABELS = {"str", "int", "float", "bool", "dict", "list", "none"}
 
@@ -934,13 +945,16 @@ class _Loader:
                     path: YamlPath = ("sync", "conflicts", "fields", field_name, i)
                     self._known_platform(path, name, configured)
         for field_name, per_platform in _as_dict(sync.get("direction")).items():
-            self._known_field(("sync", "direction", field_name), field_name, fields)
+            if field_name not in _DIRECTED_BUILTINS:  # consent, tags and "*" flow too
+                self._known_field(("sync", "direction", field_name), field_name, fields)
             for name in _as_dict(per_platform):
                 self._known_platform(("sync", "direction", field_name, name), name, configured)
         reconfirm = sync.get("reconfirm")
         for i, name in enumerate(reconfirm if isinstance(reconfirm, list) else []):
             if isinstance(name, str):
                 self._known_platform(("sync", "reconfirm", i), name, configured)
+        for name in _as_dict(sync.get("on_delete")):
+            self._known_platform(("sync", "on_delete", name), name, configured)
         for seg_name, seg in _as_dict(data.get("segments")).items():
             for name in _as_dict(_as_dict(seg).get("publish")):
                 self._known_platform(("segments", seg_name, "publish", name), name, configured)
@@ -1277,7 +1291,10 @@ def render_config_reference() -> str:
         " `$SEGSYNC_CONFIG`, else the first `segsync.yaml` in the current directory or one of"
         " its parents; a `.env` beside it sets the variables the environment does not (it"
         " never overrides one). `segsync check` validates it and lists every problem"
-        " with its place; `segsync config schema` prints the JSON Schema (with the settings of"
+        " with its place (`segsync check --online` also calls each platform: its checks, and"
+        " the account the block reaches; see [troubleshooting.md](troubleshooting.md) for a"
+        " block now reaching another account than the state's, and `segsync rebind`);"
+        " `segsync config schema` prints the JSON Schema (with the settings of"
         " every installed connector) for editors.",
         "",
         "Every string value may use `${VAR}` or `${VAR:-default}` to read the environment"

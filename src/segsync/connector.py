@@ -5,6 +5,7 @@ A connector is a `Connector` subclass registered under the entry-point group
 implements, asynchronously:
 
 - `check()` — credentials and account reachable;
+- `account_identity()` — which account the credentials reach (the state is bound to it);
 - `prepare(schema, tags)` — create the fields/properties/attributes and tag containers it needs;
 - `read(cursor)` — stream canonical contacts changed since an opaque cursor, page by page;
 - `write(changes)` — apply a batch of contact changes (fields, consent, tags, email);
@@ -21,8 +22,10 @@ import dataclasses
 import datetime as dt
 import difflib
 import enum
+import hashlib
 import importlib
 import importlib.metadata
+import json
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from segsync.rules.compiler import RuleCompiler, Strictness
 
 __all__ = [
+    "AccountIdentity",
     "Capabilities",
     "ChangeResult",
     "Connector",
@@ -65,6 +69,7 @@ __all__ = [
     "UnknownConnector",
     "load_object",
     "registry",
+    "unset_if_empty",
 ]
 
 log = logging.getLogger("segsync.connector")
@@ -167,6 +172,54 @@ class ConnectorConfig(BaseModel):
             v.get_secret_value() for v in self.__dict__.values() if isinstance(v, SecretStr)
         ]
 
+    def fingerprint(self) -> str:
+        """A digest of this validated config without its secrets (`SecretStr` fields left
+        out, at any depth): equal for equal settings, different once a setting changes. The
+        engine checks a platform again when it differs from the one last checked."""
+        data = self.model_dump(mode="python")
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return None
+            if isinstance(value, Mapping):
+                return {
+                    str(k): plain(v) for k, v in value.items() if not isinstance(v, SecretStr)
+                }
+            if isinstance(value, list | tuple | set | frozenset):
+                items = [plain(v) for v in value]
+                return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+            return value
+
+        text = json.dumps(plain(data), sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class AccountIdentity(BaseModel):
+    """The account a connector's credentials reach: a stable `id` (never a secret) the state
+    is bound to, and a human `label` for messages. Two identities are the same account when
+    their ids are equal."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, description="stable identifier of the account")
+    label: str = Field(default="", description="a name a person recognises")
+
+    def describe(self) -> str:
+        """`label (id id)` for messages, or the id alone."""
+        return f"{self.label} (id {self.id})" if self.label and self.label != self.id else (
+            f"id {self.id}"
+        )
+
+
+def unset_if_empty(value: Any) -> Any:
+    """None for blank text and empty collections (platforms hold them as unset), else
+    `value`."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    if isinstance(value, frozenset | set | list | tuple) and not value:
+        return None
+    return value
+
 
 class RemoteContact(BaseModel):
     """One platform record as read, already mapped to canonical names and types.
@@ -176,7 +229,8 @@ class RemoteContact(BaseModel):
     `reachable` says whether the platform can still email the person whatever `consent`
     says (None: its consent status tells it all); a connector sets it True where an opt-out
     it reads (e.g. from one list) leaves the person reachable there, so that the engine
-    sends the opt-out to that platform too.
+    sends the opt-out to that platform too. `unread` names what was not read (absent from
+    `fields` / `tags` for that reason, not because it is unset).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -190,6 +244,10 @@ class RemoteContact(BaseModel):
     updated_at: dt.datetime | None = None
     deleted: bool = False
     reachable: bool | None = None
+    #: canonical field names (and `tags`) the platform cannot hold now, so not read (e.g.
+    #: the property or attribute behind them is missing from the account): unknown, never
+    #: cleared; the engine keeps what it knew and writes the values back
+    unread: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +264,9 @@ class ContactChange(BaseModel):
     Only what changed is set: `fields` maps canonical name to new value (None clears it);
     `consent` is the new status when it changes; `tags_add`/`tags_remove` are tag deltas;
     `new_email` renames the record. `platform_id` is known for records seen before; `create`
-    is True when the platform has no record yet.
+    is True when the platform has no record yet; `archive` removes the record instead (the
+    `on_delete: archive_elsewhere` policy; a connector that cannot archive answers it
+    `ok=False`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -220,12 +280,16 @@ class ContactChange(BaseModel):
     tags_add: frozenset[str] = frozenset()
     tags_remove: frozenset[str] = frozenset()
     new_email: str | None = None
+    #: archive the record (the least destructive removal the platform has: an archive where
+    #: it has one, else a delete) instead of writing it; answered `deleted` when done
+    archive: bool = False
 
     @property
     def is_empty(self) -> bool:
         """True when nothing would be written."""
         return not (
-            self.create
+            self.archive
+            or self.create
             or self.fields
             or self.consent is not None
             or self.tags_add
@@ -258,6 +322,14 @@ class ChangeResult(BaseModel):
     #: True when the change asked a consent status the platform cannot hold (e.g. `pending`
     #: where there is no double opt-in) and nothing was sent for it: no ledger row is written
     consent_not_sent: bool = False
+    #: the consent status the platform held right before the write, where the connector
+    #: read it then (a guard read): the ledger's `previous` (else the last one seen)
+    held_consent: ConsentStatus | None = None
+    #: the platform no longer holds the record (deleted or archived there: answered "not
+    #: found" to an update of a linked record), or an `archive` change removed it; the engine
+    #: records it as deleted there and never writes or re-creates it (`ok` False: nothing
+    #: else of the change was written)
+    deleted: bool = False
 
 
 class ErasureResult(BaseModel):
@@ -322,6 +394,30 @@ class Connector(abc.ABC):
         """`value` as the platform stores and returns it (case, trimming, empty vs unset,
         precision), so that diffs compare like with like. The default keeps it as it is."""
         return value
+
+    def normalise_field(self, name: str, value: Any) -> Any:
+        """The canonical value of field `name` as this connector writes it and reads it back
+        (None: read back as unset). The engine compares and records written values in this
+        form. The default coerces to the schema's type, goes through the mapping's entry
+        (transforms, formats) both ways, reads blank text and empty sets as
+        unset (`unset_if_empty`: no platform tells them apart) and applies `normalise_value`;
+        a connector whose rewrites depend on the field (a mapped property) overrides it."""
+        spec = self.schema.fields.get(name)
+        if spec is None or value is None:
+            return value
+        try:
+            value = spec.coerce(value)
+        except (TypeError, ValueError):
+            return value
+        from segsync.mapping import PlatformMapping  # the mapping module imports this one
+
+        mapping = self.mapping
+        if isinstance(mapping, PlatformMapping) and value is not None:
+            entry = mapping.fields.get(name)
+            if entry is not None and entry.writable and entry.readable:
+                # through the mapping's transforms and formats, both ways
+                value = mapping.from_platform(mapping.to_platform({name: value})).get(name)
+        return type(self).normalise_value(spec, unset_if_empty(value))
 
     @classmethod
     def build_compiler(
@@ -408,6 +504,12 @@ class Connector(abc.ABC):
     async def check(self) -> None:
         """Verify credentials and the configured account/list; raise ApiError otherwise."""
 
+    async def account_identity(self) -> AccountIdentity | None:
+        """The account the credentials reach, read with one cheap documented call; None when
+        the connector cannot tell (its state is then not bound to an account). Raises
+        ApiError when the platform cannot be reached or refuses the credentials."""
+        return None
+
     def account_facts(self) -> dict[str, str]:
         """Choices this connector made about the account (label -> value, e.g. the consent
         subscription type), for `check` and `plan` to print; empty until resolved."""
@@ -447,6 +549,33 @@ class Connector(abc.ABC):
         recording the answer, to adopt it rather than create a second one.
         """
         return None
+
+    async def creation_name(self, kind: str, name: str) -> tuple[str, str | None]:
+        """The platform name a new owned object for `name` (`kind`: static or native) will
+        get, and, when the name segsync would choose is held by an object it did not
+        create, a note naming that object (segsync then creates a distinct name, never
+        adopts). The plan shows both. Default: `(name, None)`."""
+        return name, None
+
+    async def planned_objects(
+        self,
+        fields: Mapping[str, FieldSpec],
+        tags: Sequence[str],
+        definitions: Sequence[Mapping[str, Any]],
+    ) -> list[str]:
+        """What `prepare(fields, tags)` and publishing the native `definitions` would create
+        on the platform now (merge fields, properties, attributes, options, tags, groups,
+        lists), one line each, for the plan to show. Reads only. Default: nothing."""
+        return []
+
+    async def disowned(
+        self, objects: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """Of the owned objects `(kind, name, ref)` the state records, those that are not
+        segsync's by the connector's current naming (e.g. recorded by an older segsync
+        under a name people use), `(kind, name)` -> why. The plan treats them as not owned:
+        it never writes or deletes them and publishes the segment anew. Default: none."""
+        return {}
 
     @abc.abstractmethod
     async def change_static_members(

@@ -12,6 +12,14 @@
   everything in a run that talks to the same account (`RateBudget.for_account`);
 - an injected `Clock` for all waiting, so tests and benchmarks run on virtual time;
 - per-endpoint request accounting (`RequestStats`) for reports and benchmarks;
+- a circuit breaker per client (one client per platform account and run): consecutive
+  connection failures or 5xx answers past `RetryPolicy.breaker_threshold` requests (or
+  that many requests' worth of attempts) open it, and so do, at once and without a retry,
+  refused credentials (`auth_statuses`/`auth_codes`), TLS certificate failures and hosts
+  that do not exist or refuse connections (not loopback). Every later request fails fast
+  with `PlatformUnavailable`, naming the platform and the host (never the key), and
+  `RequestStats.unavailable` holds it for the engine to stop that platform; after
+  `breaker_cooldown` seconds one request is let through again (long-lived processes);
 - redaction: the secrets it is given (and the values of auth headers and key-like query
   parameters) are registered with the process-wide `segsync.logs.redactor`, so they never
   appear in log lines (its own and httpx's), exception text or reprs; httpx exceptions never
@@ -27,15 +35,19 @@ reaches in-process only through its async transport. docs/http.md has the retry 
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import dataclasses
 import email.utils
+import errno
 import hashlib
 import ipaddress
 import logging
 import math
 import random
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -48,13 +60,17 @@ from segsync.logs import Redactor, redactor
 
 __all__ = [
     "GENERIC_RATE_LIMIT_HINTS",
+    "INTERRUPTED",
+    "PLATFORM_FAILURE_CODES",
     "RETRY_AFTER",
     "ApiClient",
     "ApiError",
     "ApiResponse",
     "BodyWait",
     "EndpointStats",
+    "Interrupted",
     "MalformedAnswer",
+    "PlatformUnavailable",
     "RateBudget",
     "RateLimitHeader",
     "RateLimitHints",
@@ -170,6 +186,59 @@ class RateLimited(ApiError):
     """A 429 that outlived its retries, or whose wait exceeds `RetryPolicy.max_retry_after`."""
 
     retry_after: float | None = None
+
+
+INTERRUPTED = "interrupted"
+"""The code of `Interrupted`."""
+
+
+class Interrupted(ApiError):
+    """A request not sent because the run was interrupted (`RequestStats.halted`): its
+    records are owed to the next run, not refused (code `interrupted`)."""
+
+
+PLATFORM_FAILURE_CODES = frozenset(
+    {"platform_unavailable", "auth_failed", "tls_failed", "host_unreachable"}
+)
+"""The codes of `PlatformUnavailable`: a whole platform failed, not one record."""
+
+
+class PlatformUnavailable(ApiError):
+    """The platform is out for this run: its circuit breaker is open.
+
+    `reason` says why (one of `PLATFORM_FAILURE_CODES`): `platform_unavailable` (connection
+    failures or 5xx answers past the threshold), `auth_failed` (credentials refused),
+    `tls_failed` (certificate check failed), `host_unreachable` (no such host, or it refuses
+    connections). The message names the platform and the host, never a credential. Raised
+    by every request of the client once open; never retried. `code`, `message` and `body`
+    are the platform's own where it answered (a 401's), else `reason` and the explanation;
+    `str()` always explains.
+    """
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        endpoint: str,
+        status: int,
+        reason: str,
+        host: str,
+        explanation: str,
+        code: str | None = None,
+        message: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(
+            platform=platform, endpoint=endpoint, status=status, code=code or reason,
+            message=explanation if message is None else message, body=body,
+        )
+        self.reason = reason
+        self.host = host
+        self.explanation = explanation
+        self.args = (f"{platform} {endpoint}: HTTP {status} {reason}: {explanation}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 # -- rate budget -------------------------------------------------------------------------
@@ -329,6 +398,11 @@ class RequestStats:
         self.endpoints: dict[str, EndpointStats] = collections.defaultdict(EndpointStats)
         #: the label of the latest request answered (what an unreadable answer came from)
         self.last: str | None = None
+        #: set while the client's circuit breaker is open: the platform is out for the run
+        self.unavailable: PlatformUnavailable | None = None
+        #: set by the engine to stop sending (an interrupted run, the reason): requests not
+        #: sent yet raise `Interrupted`, those already sent finish
+        self.halted: str | None = None
 
     @property
     def calls(self) -> int:
@@ -341,6 +415,11 @@ class RequestStats:
         return sum(
             s.calls for name, s in self.endpoints.items() if not name.startswith(("GET ", "HEAD "))
         )
+
+    @property
+    def reads(self) -> int:
+        """Requests with method GET/HEAD (`calls` - `writes`)."""
+        return self.calls - self.writes
 
     @property
     def retries(self) -> int:
@@ -383,6 +462,15 @@ class RetryPolicy:
     to `jitter` (a fraction) at random. A server-stated wait (Retry-After, reset header) is
     used as is; one longer than `max_retry_after` is not waited for: `RateLimited` is raised
     at once. `retry_statuses` are treated like 5xx (e.g. HubSpot's 423 Locked).
+
+    The circuit breaker opens after `breaker_threshold` consecutive requests that failed
+    (connection errors or 5xx, after their retries), after one request that could not
+    connect in any of its attempts, or after `breaker_threshold * attempts` consecutive
+    failed attempts across concurrent requests; at once on an answer whose
+    status is in `auth_statuses`, or whose status is 403 and whose error code is in
+    `auth_codes` (a connector's class data: a 403 can also be a missing scope on one
+    endpoint, which is not a refused credential). It lets one request through again after
+    `breaker_cooldown` seconds.
     """
 
     attempts: int = 6
@@ -391,6 +479,10 @@ class RetryPolicy:
     jitter: float = 0.5
     max_retry_after: float = 3600.0
     retry_statuses: frozenset[int] = frozenset()
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 300.0
+    auth_statuses: frozenset[int] = frozenset({401})
+    auth_codes: frozenset[str] = frozenset()
 
 
 class RateLimitHeader(BaseModel):
@@ -581,11 +673,125 @@ _MAYBE_ACTED = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocol
 """Transport errors after the request may have reached the platform: retried if idempotent."""
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it was raised from or during, exception groups opened (bounded)."""
+    found: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(found) < 32:
+        current = todo.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        for nxt in (current.__cause__, current.__context__):
+            if nxt is not None:
+                todo.append(nxt)
+    return found
+
+
+_NOT_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _transport_kind(exc: BaseException) -> str | None:
+    """Why a connection failed, when it is not worth retrying: "tls" (certificate or
+    handshake refused), "dns" (no such host; a temporary resolver failure is retried) or
+    "refused" (nothing listens there); None for anything else (retried)."""
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "tls"
+        if isinstance(cause, ssl.SSLError) and not isinstance(cause, _NOT_TLS):
+            return "tls"
+        if isinstance(cause, socket.gaierror):
+            return None if cause.errno == socket.EAI_AGAIN else "dns"
+        if isinstance(cause, ConnectionRefusedError) or (
+            isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        ):
+            return "refused"
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "tls"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "dns"
+    return None
+
+
+class CircuitBreaker:
+    """Consecutive failures of one client against one platform (see `RetryPolicy`).
+
+    `blocking()` is the error to raise instead of sending (None: send); `failed_attempt`,
+    `failed_request` and `answered` count; `trip` opens it at once. Opening sets
+    `stats.unavailable`; a request let through after the cooldown that is answered closes
+    it again.
+    """
+
+    def __init__(self, policy: RetryPolicy, clock: Clock, stats: RequestStats) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.stats = stats
+        self.failed_requests = 0
+        self.failed_attempts = 0
+        self.error: PlatformUnavailable | None = None
+        self.opened_at = -math.inf
+        self.opened = 0  # times opened (tests, reports)
+
+    def blocking(self) -> PlatformUnavailable | None:
+        if self.error is None:
+            return None
+        if self.clock.monotonic() - self.opened_at >= self.policy.breaker_cooldown:
+            # half-open: requests go again, and the next failure opens it again
+            self.error = None
+            self.stats.unavailable = None
+            self.failed_requests = max(0, self.policy.breaker_threshold - 1)
+            self.failed_attempts = max(0, self.policy.breaker_threshold * self.policy.attempts - 1)
+            return None
+        return self.error
+
+    def trip(self, error: PlatformUnavailable) -> PlatformUnavailable:
+        if self.error is None or self.error.reason != error.reason:
+            log.warning("%s", error)
+        self.error = error
+        self.opened_at = self.clock.monotonic()
+        self.opened += 1
+        self.stats.unavailable = error
+        return error
+
+    def answered(self) -> None:
+        self.failed_requests = self.failed_attempts = 0
+        if self.error is not None:
+            self.error = None
+            self.stats.unavailable = None
+
+    def failed_attempt(self) -> bool:
+        """Count a failed attempt; True when that many attempts in a row open the breaker."""
+        self.failed_attempts += 1
+        return self.failed_attempts >= self.policy.breaker_threshold * self.policy.attempts
+
+    def failed_request(self) -> bool:
+        """Count a request failed after its retries; True when the breaker should open."""
+        self.failed_requests += 1
+        return self.failed_requests >= self.policy.breaker_threshold
+
+
 def _credential(header_value: str) -> str:
     """The secret part of an auth header value (`Bearer abc` -> `abc`), so redaction keeps
     the scheme readable: `Bearer ***`."""
     scheme, _, credential = header_value.partition(" ")
     return credential.strip() if credential.strip() and scheme.isalpha() else header_value
+
+
+def _credentials(header_value: str) -> list[str]:
+    """Every form of the secret in an auth header value: its credential and, for Basic
+    auth, the decoded password (a platform may echo the key itself)."""
+    found = [_credential(header_value)]
+    scheme, _, encoded = header_value.partition(" ")
+    if scheme.lower() == "basic":
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            _user, _, password = base64.b64decode(encoded.strip(), validate=True).decode(
+            ).partition(":")
+            if password:
+                found.append(password)
+    return found
 
 
 class ApiClient:
@@ -620,14 +826,19 @@ class ApiClient:
         self.redact: Redactor = redactor
         for secret in secrets:
             self.redact.add(secret)
+        # by header name: a key in an auth header is redacted even when nobody passed it
+        # as a secret
         for name, value in (headers or {}).items():
             if name.lower() in SENSITIVE_HEADERS:
-                self.redact.add(_credential(value))
+                for secret in _credentials(value):
+                    self.redact.add(secret)
         auth_header = getattr(auth, "_auth_header", None)
         if isinstance(auth_header, str):
-            self.redact.add(_credential(auth_header))
+            for secret in _credentials(auth_header):
+                self.redact.add(secret)
         self._add_url_secrets(base_url)
         self.stats = RequestStats()
+        self.breaker = CircuitBreaker(self.retry, self.clock, self.stats)
         self._error_parser = error_parser
         hints = GENERIC_RATE_LIMIT_HINTS if retry_after is None else retry_after
         self._retry_after: RetryAfterParser = (
@@ -700,14 +911,70 @@ class ApiClient:
             body=self.redact.value(body),
         )
 
+    @property
+    def host(self) -> str:
+        """The host (and port) requests go to, for messages (no user info, no query)."""
+        url = self._client.base_url
+        port = f":{url.port}" if url.port else ""
+        return self.redact(f"{url.host}{port}")
+
     def _transport_error(self, label: str, exc: Exception) -> TransientError:
+        text = str(exc) or type(exc).__name__
         return TransientError(
             platform=self.platform,
             endpoint=label,
             status=0,
             code=type(exc).__name__,
-            message=self.redact(str(exc) or type(exc).__name__),
+            message=self.redact(f"{text} ({self.host})"),
         )
+
+    def _unreachable(self, label: str, exc: Exception, kind: str) -> PlatformUnavailable:
+        """The platform-level error of a connection that retrying cannot fix."""
+        host, text = self.host, self.redact(str(exc) or type(exc).__name__)
+        code, message = {
+            "tls": ("tls_failed", f"the TLS connection to {host} failed ({text}): its "
+                    "certificate is not trusted or the handshake was refused; not retried"),
+            "dns": ("host_unreachable", f"{host} does not resolve ({text}): check base_url "
+                    "and the network's DNS; not retried"),
+            "refused": ("host_unreachable", f"{host} refused the connection ({text}): "
+                        "nothing listens there; not retried"),
+        }[kind]
+        return self.breaker.trip(PlatformUnavailable(
+            platform=self.platform, endpoint=label, status=0, reason=code, host=host,
+            explanation=f"{message}; no more calls to {self.platform} this run",
+        ))
+
+    def _refused_credentials(self, label: str, error: ApiError) -> PlatformUnavailable:
+        host = self.host
+        said = f"HTTP {error.status}" + (f" {error.code}" if error.code else "")
+        return self.breaker.trip(PlatformUnavailable(
+            platform=self.platform, endpoint=label, status=error.status, reason="auth_failed",
+            host=host, code=error.code, message=error.message, body=error.body,
+            explanation=f"{host} refused the credentials ({said}: {error.message}); check "
+                        f"the key or token; no more calls to {self.platform} this run",
+        ))
+
+    def _down(self, label: str, error: ApiError) -> PlatformUnavailable:
+        host, policy = self.host, self.retry
+        return self.breaker.trip(PlatformUnavailable(
+            platform=self.platform, endpoint=label, status=error.status,
+            reason="platform_unavailable", host=host,
+            explanation=f"{host} is unavailable: {self.breaker.failed_attempts} attempts in a row "
+                    f"failed (connection errors or 5xx answers; threshold "
+                    f"{policy.breaker_threshold} requests), the last: {error}; no more calls "
+                    f"to {self.platform} this run",
+        ))
+
+    def _is_auth_failure(self, error: ApiError) -> bool:
+        return error.status in self.retry.auth_statuses or (
+            error.status == 403 and error.code is not None and error.code in self.retry.auth_codes
+        )
+
+    def _unreachable_kind(self, exc: Exception) -> str | None:
+        kind = _transport_kind(exc)
+        if kind == "refused" and _is_loopback(self._client.base_url.host):
+            return None  # an emulator or a proxy restarting on this machine: retried
+        return kind
 
     async def request(
         self,
@@ -743,9 +1010,29 @@ class ApiClient:
         stats = self.stats.endpoints[label]
         self._add_param_secrets(params)
 
+        breaker = self.breaker
+        connected = [False]  # whether any attempt of this request reached the platform
+
+        def fast_fail() -> None:
+            if self.stats.halted is not None:
+                raise Interrupted(
+                    platform=self.platform, endpoint=label, status=0, code=INTERRUPTED,
+                    message=f"not sent: {self.stats.halted}",
+                )
+            open_error = breaker.blocking()
+            if open_error is not None:
+                raise PlatformUnavailable(
+                    platform=self.platform, endpoint=label, status=open_error.status,
+                    reason=open_error.reason, host=open_error.host, code=open_error.code,
+                    explanation=open_error.explanation, message=open_error.message,
+                    body=open_error.body,
+                )
+
         async def attempt() -> ApiResponse:
             failure: ApiError | _Retryable | None = None
+            fast_fail()
             async with self.budget.slot(scope):
+                fast_fail()  # opened while this request waited for its slot
                 stats.calls += 1
                 started = self.clock.monotonic()
                 try:
@@ -753,27 +1040,46 @@ class ApiClient:
                         method, path, params=params, json=json, content=content, headers=headers
                     )
                 except _NOT_SENT as exc:
-                    failure = _Retryable(self._transport_error(label, exc), None)
+                    kind = self._unreachable_kind(exc)
+                    failure = (
+                        self._unreachable(label, exc, kind) if kind
+                        else _Retryable(self._transport_error(label, exc), None)
+                    )
                 except _MAYBE_ACTED as exc:
+                    connected[0] = True
                     lost = self._transport_error(label, exc)
                     failure = _Retryable(lost, None) if safe_to_repeat else lost
                 except httpx.HTTPError as exc:
-                    failure = self._transport_error(label, exc)
+                    kind = self._unreachable_kind(exc)
+                    failure = (
+                        self._unreachable(label, exc, kind) if kind
+                        else self._transport_error(label, exc)
+                    )
                 finally:
                     stats.seconds += self.clock.monotonic() - started
             if failure is not None:
                 # raised outside the except block: the httpx exception (URL, request) is not chained
                 stats.errors += 1
                 log.debug("%s -> %s", label, failure)
+                if not isinstance(failure, PlatformUnavailable) and breaker.failed_attempt():
+                    lost_error = failure.error if isinstance(failure, _Retryable) else failure
+                    raise self._down(label, lost_error)
                 raise failure
             status = response.status_code
+            connected[0] = True
             log.debug("%s -> %d", label, status)
             answer = ApiResponse(response, platform=self.platform, endpoint=label)
             self.stats.last = label
+            if status < 500 and status != 429:
+                breaker.answered()
             if status < 400 or status in ok:
                 return answer
             stats.errors += 1
             error = self._error(answer, label)
+            if self._is_auth_failure(error):
+                raise self._refused_credentials(label, error)
+            if status >= 500 and breaker.failed_attempt():
+                raise self._down(label, error)
             if status == 429:
                 stats.rate_limited += 1
                 wait = self._retry_after(answer, self.clock)
@@ -823,6 +1129,14 @@ class ApiClient:
             return await retrying(attempt)
         except _Retryable as exc:
             final = exc.error
+        except TransientError as exc:  # not retried (a write the platform may have acted on)
+            final = exc
+        if isinstance(final, TransientError) and (
+            breaker.failed_request() or not connected[0]
+        ):
+            # `threshold` requests failed in a row, or this one never connected through all
+            # its attempts (the backoff window): the platform is down for this run
+            raise self._down(label, final)
         raise final
 
     async def get_json(self, path: str, **kwargs: Any) -> Any:

@@ -162,3 +162,26 @@ def test_an_address_held_by_two_people_in_turn_is_two_histories(tmp_path: Path) 
     people = json.loads(out)["people"]
     assert len(people) == 2
     assert all({c["cid"] for c in p["changes"]} == {p["cid"]} for p in people)
+
+
+def test_evidence_found_at_the_first_sync_has_its_ledger_rows(tmp_path: Path) -> None:
+    """Ada is subscribed on mc and unsubscribed on bv before segsync ever ran: the first sync's
+    ledger holds what it saw on each platform (with the evidence) and the canonical decision,
+    besides the writes."""
+    clock = VirtualClock()
+    platforms = {n: MemoryPlatform(n, clock) for n in PLATFORMS}
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}", clock=clock)
+    engine = Engine({n: MemoryConnector(p) for n, p in platforms.items()}, store,
+                    config="bv+hs+mc", policy=SyncPolicy(platforms=PLATFORMS), clock=clock)
+    platforms["mc"].add("ada@example.com", consent="subscribed")
+    clock.advance(60)
+    platforms["bv"].add("ada@example.com", consent="unsubscribed")
+    asyncio.run(engine.sync())
+    rows = store.ledger("bv+hs+mc", email="ada@example.com")
+    store.close()
+
+    seen = {(r.platform, r.previous, r.new) for r in rows if r.source != "sync"}
+    assert ("mc", None, "subscribed") in seen
+    assert ("bv", None, "unsubscribed") in seen
+    assert ("canonical", None, "unsubscribed") in seen
+    assert all(r.evidence for r in rows if r.platform in ("mc", "bv") and r.source != "sync")

@@ -71,7 +71,7 @@ def test_plan_out_then_apply_then_status(cli: dict[str, Any], tmp_path: Path) ->
     again = invoke(cli, "apply", str(out))
 
     assert again.exit_code == EXIT_INVALID
-    assert "state moved" in again.output
+    assert "[hs] a@x.com: record created since the plan" in again.output
 
     status = invoke(cli, "status", "--json")
 

@@ -140,12 +140,12 @@ def test_a_saved_plan_applied_later_makes_exactly_its_writes(
 
 
 def test_a_plan_is_refused_once_the_state_moved(world: World) -> None:
-    """Applying an old plan after a newer plan or run is refused, and writes nothing."""
+    """Applying an old plan after a run that wrote its records is refused, naming them."""
     world.platforms["mc"].add("a@x.com")
     old = asyncio.run(world.engine().plan())
     world.sync()
 
-    with pytest.raises(PlanStale, match="state moved"):
+    with pytest.raises(PlanStale, match=r"\[hs\] a@x.com: record created since the plan"):
         asyncio.run(world.engine().apply(old))
 
 

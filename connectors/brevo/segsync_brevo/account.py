@@ -1,20 +1,23 @@
 """The Brevo account as the connector sees it: attributes, the owned folder and its lists.
 
-Contract (`Connector.check`, `Connector.prepare`): `check` reads the account's attributes
-(the key works); `prepare` creates the attributes the schema needs (UPPER_CASE names, the
-category and type of `ATTRIBUTE_TYPES`), the options of category and multiple-choice
-attributes, the owned consent attribute, and the tag containers (lists `tag: <name>` in the
-owned folder, or the options of the tags attribute). A canonical field's attribute is, in
-order: the config's `attribute_names`, the mapping's `attributes.<NAME>` path,
-`ATTRIBUTE_NAMES`, then the field name in upper case. What the last read showed of each
-contact is kept in a bounded cache (`KnownContact`) so writes send only what differs.
+Contract (`Connector.check`, `Connector.prepare`, `Connector.account_identity`): the
+identity is the account `GET /account` names (its `organization_id`, else the login);
+`check` reads the account's attributes (the key works); `prepare` creates the attributes the
+schema needs (UPPER_CASE names, the category and type of `ATTRIBUTE_TYPES`), the options of
+category and multiple-choice attributes, the owned consent attribute, and the tag containers
+(lists `tag: <name>` in the owned folder, or the options of the tags attribute). A canonical
+field's attribute is, in order: the config's `attribute_names`, the mapping's
+`attributes.<NAME>` path, `ATTRIBUTE_NAMES`, then the field name in upper case. What the
+last read showed of each contact is kept in a bounded cache (`KnownContact`) so writes send
+only what differs.
 
 Consent is evidence (`consent_of`): `emailBlacklisted` and `listUnsubscribed` on a declared
-consent list are opt-outs; membership of a declared consent list and a confirmed double
-opt-in attribute are opt-ins; segsync's own consent attribute is only an echo of what it
-wrote (`evidence=None`); nothing else is consent. Only a contact whose status is `subscribed`
-may be in a list segsync writes (`listable`), unless the user allows the list
-(`consent.allow_unconsented_in_lists`); `check` refuses consent lists the account lacks.
+consent list or on a list segsync writes (`written_lists`) are opt-outs; membership of a
+declared consent list and a confirmed double opt-in attribute are opt-ins; segsync's own
+consent attribute is only an echo of what it wrote (`evidence=None`); nothing else is
+consent. Only a contact whose status is `subscribed` may be in a list segsync writes
+(`listable`), unless the user allows the list (`consent.allow_unconsented_in_lists`);
+`check` refuses consent lists the account lacks.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from segsync.connector import AccountIdentity
 from segsync.http import ApiError
 from segsync.mapping import FieldMapping, PlatformMapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
@@ -72,6 +76,8 @@ class KnownContact:
     attribute_tags: frozenset[str] = frozenset()
     #: False when `fields` were not decoded (a lookup): every field is then sent
     fields_known: bool = True
+    #: list ids the contact unsubscribed from (`listUnsubscribed`): never added to again
+    unsubscribed_lists: frozenset[int] = frozenset()
 
 
 class BrevoAccount(BrevoCalls):
@@ -88,6 +94,8 @@ class BrevoAccount(BrevoCalls):
     _owned_lists: dict[str, int] | None  # list name -> id, in the owned folder
     _known: collections.OrderedDict[str, KnownContact]
     _reachable: collections.OrderedDict[str, bool]  # email -> may be in segsync's lists
+    #: email -> the list ids it unsubscribed from, as last read (bounded like `_reachable`)
+    _left_lists: dict[str, frozenset[int]]
     _known_limit: int
 
     async def check(self) -> None:
@@ -99,6 +107,8 @@ class BrevoAccount(BrevoCalls):
             response = await self._call(
                 "GET", f"/contacts/lists/{list_id}", "/contacts/lists/{listId}", ok=(404,)
             )
+            if response.status_code == 200:
+                await self._refuse_own_consent_list(list_id, response.json() or {})
             if response.status_code == 404:
                 raise ApiError(
                     platform=self.name,
@@ -125,6 +135,49 @@ class BrevoAccount(BrevoCalls):
                 ),
             )
 
+    async def _refuse_own_consent_list(self, list_id: int, found: Mapping[str, Any]) -> None:
+        """Raise when a declared consent list is one segsync writes (a tag, segment, base
+        or import list of its folder): its members are segsync's own writes, never evidence."""
+        name = str(found.get("name") or "")
+        own = name.startswith(
+            (TAG_LIST_PREFIX, SEGMENT_LIST_PREFIX, IMPORT_LIST_PREFIX)
+        ) or name == BASE_LIST_NAME
+        folder = found.get("folderId")
+        if not own or folder is None or int(folder) != await self._folder(create=False):
+            return
+        raise ApiError(
+            platform=self.name,
+            endpoint="GET /contacts/lists/{listId}",
+            status=409,
+            code="consent_list_is_segsyncs",
+            message=(
+                f"brevo.consent.lists: list {list_id} ({name!r}, in segsync's folder "
+                f"{self.config.folder!r}) is a list segsync writes: its members are segsync's "
+                "own writes, never consent evidence; fix: declare the list people sign up to "
+                "(a form's or a double opt-in's list), not one of segsync's"
+            ),
+        )
+
+    async def account_identity(self) -> AccountIdentity:
+        """The account the key reaches, from `GET /account`: its `organization_id` where
+        Brevo answers one (the current API does; the 2025-02 description lists only the
+        login `email` and `companyName`), else the login email (`login:<email>`), which
+        names one Brevo account. The label is the company name and the login."""
+        body = (await self._call("GET", "/account", "/account")).json() or {}
+        email = str(body.get("email") or "")
+        company = str(body.get("companyName") or "")
+        organization = body.get("organization_id")
+        if organization:
+            account_id = f"org:{organization}"
+        elif email:
+            account_id = f"login:{email.lower()}"
+        else:
+            raise ValueError("GET /account answered without organization_id or email")
+        label = " ".join(
+            part for part in (company, f"(login {email})" if email else "") if part
+        )
+        return AccountIdentity(id=account_id, label=label or account_id)
+
     # -- consent -------------------------------------------------------------------------
 
     def _doi_attribute(self) -> str | None:
@@ -135,13 +188,28 @@ class BrevoAccount(BrevoCalls):
             return declared.upper()
         return "DOUBLE_OPT-IN" if self.config.double_opt_in is not None else None
 
+    def written_lists(self) -> dict[int, str]:
+        """List id -> name of the lists of the owned folder that segsync writes (tag lists,
+        segment lists, its base and import lists), as far as they are loaded; a
+        `segment: ` list the state does not record as segsync's is not among them."""
+        refs: frozenset[int] | None = getattr(self, "_segment_refs", None)
+        out = {}
+        for name, list_id in (self._owned_lists or {}).items():
+            if name.startswith((TAG_LIST_PREFIX, IMPORT_LIST_PREFIX)) or name == BASE_LIST_NAME or (
+                name.startswith(SEGMENT_LIST_PREFIX) and (refs is None or list_id in refs)
+            ):
+                out[list_id] = name
+        return out
+
     def consent_of(
         self, raw: Mapping[str, Any], attributes: Mapping[str, Mapping[str, Any]]
     ) -> Consent:
         """The consent a Brevo contact shows, with the evidence it rests on (None: no proof).
 
         Opt-outs first (the answer that cannot email someone wins): `emailBlacklisted`, then
-        `listUnsubscribed` on a declared consent list. Opt-ins only from a declared consent
+        `listUnsubscribed` on a declared consent list or on a list segsync writes (Brevo
+        campaigns go to those lists: their unsubscribe link is how a person says no; the
+        evidence names the list). Opt-ins only from a declared consent
         list in `listIds` or the confirmed double-opt-in attribute. Otherwise segsync's own
         attribute is echoed without evidence, and without it the status is unknown
         (`non_subscribed`)."""
@@ -154,15 +222,21 @@ class BrevoAccount(BrevoCalls):
             return Consent(status=status, updated_at=updated, source=self.name, evidence=evidence)
 
         declared = self.config.consent.lists
-        unsubscribed = [i for i in declared if i in set(raw.get("listUnsubscribed") or ())]
+        left = {int(i) for i in raw.get("listUnsubscribed") or ()}
+        unsubscribed = [i for i in declared if i in left]
+        written = self.written_lists()
         # every opt-out signal present is named, so a new act (a per-list unsubscribe by a
         # blocklisted person) changes the evidence and counts as a new opt-out
-        per_list = [f"listUnsubscribed={i}" for i in sorted(unsubscribed)]
+        per_list = [f"listUnsubscribed={i}" for i in sorted(unsubscribed)] + [
+            f"listUnsubscribed={i} ({written[i]})"
+            for i in sorted(left & set(written))
+            if i not in unsubscribed
+        ]
         if raw.get("emailBlacklisted"):
             bounced = label == ConsentStatus.BOUNCED
             status = ConsentStatus.BOUNCED if bounced else ConsentStatus.UNSUBSCRIBED
             return consent(status, "; ".join(["emailBlacklisted=true", *per_list]))
-        if unsubscribed:
+        if per_list:
             return consent(ConsentStatus.UNSUBSCRIBED, "; ".join(per_list))
         joined = [i for i in declared if i in set(raw.get("listIds") or ())]
         if joined:
@@ -193,10 +267,12 @@ class BrevoAccount(BrevoCalls):
         values = raw.get("attributes") or {}
         held = frozenset(values.get(self.config.tags_attribute.upper()) or ())
         lists = frozenset(int(i) for i in raw.get("listIds") or ())
+        left = frozenset(int(i) for i in raw.get("listUnsubscribed") or ())
         if self.config.tags == "attribute":
             tags = held
         else:
-            tags = frozenset(tag_ids[i] for i in lists if i in tag_ids) | held
+            # leaving a tag list (its unsubscribe link) is an opt-out, not an untagging
+            tags = frozenset(tag_ids[i] for i in lists | left if i in tag_ids) | held
         return KnownContact(
             str(raw["id"]),
             bool(raw.get("emailBlacklisted")),
@@ -206,6 +282,7 @@ class BrevoAccount(BrevoCalls):
             lists=lists,
             attribute_tags=held,
             fields_known=fields is not None,
+            unsubscribed_lists=left,
         )
 
     async def _tag_ids(self) -> dict[int, str]:
@@ -455,13 +532,15 @@ class BrevoAccount(BrevoCalls):
         self._set_reachable(
             email, known.consent is ConsentStatus.SUBSCRIBED and not known.blocklisted
         )
+        self._left_lists[email] = known.unsubscribed_lists
 
     def _set_reachable(self, email: str, reachable: bool) -> None:
         """Whether a contact may be in segsync's lists, as last read or written (bounded)."""
         self._reachable[email] = reachable
         self._reachable.move_to_end(email)
         while len(self._reachable) > self._known_limit:
-            self._reachable.popitem(last=False)
+            gone, _ = self._reachable.popitem(last=False)
+            self._left_lists.pop(gone, None)
 
     async def _look_up(self, emails: Iterable[str]) -> None:
         """Read the contacts among `emails` that nothing read or written showed (one `GET`
@@ -471,6 +550,7 @@ class BrevoAccount(BrevoCalls):
             return
         attributes = await self._load_attributes()
         tag_ids = await self._tag_ids()
+        await self._lists()  # the lists segsync writes: a per-list unsubscribe is an opt-out
 
         async def look_up(email: str) -> None:
             raw = await self._get_contact(email)

@@ -149,6 +149,7 @@ class BrevoConnector(BrevoImports, BrevoReads):
         self._owned_lists = None
         self._known = collections.OrderedDict()
         self._reachable = collections.OrderedDict()
+        self._left_lists = {}
         self._known_limit = 50_000  # a bounded cache, not the audience
         self._read_backs = ReadBackPool(self._read_back_pass)
         self.field_map = mapping if isinstance(mapping, PlatformMapping) else _shipped_mapping()

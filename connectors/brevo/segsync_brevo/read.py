@@ -2,9 +2,16 @@
 
 Contract (`Connector.read`), as Brevo makes it: `GET /contacts` 1000 a page, oldest created
 first, incremental on `modifiedSince` minus an overlap window, de-duplicated through the
-cursor, which keeps the (id, modifiedAt) pairs inside the window. A completed read moves the
-mark to its start (the platform's `Date` header, else the injected clock) when that is newer
-than anything read. SMS-only contacts are skipped. Consent is evidence (`consent_of`):
+cursor, which keeps the (id, modifiedAt) pairs inside the window. An edit made while a read
+pages is never lost: Brevo has no upper bound on `modifiedAt`, but creation order keeps an
+edited contact in its place (new ones come last), each page after the first starts at the
+previous page's last contact and steps back while that anchor is not there (contacts before
+it were deleted), and a completed read moves the mark to its start (the platform's `Date`
+header, else the injected clock), never its end, so what changed while it paged is re-read.
+SMS-only contacts are skipped. A value Brevo cannot hold (its attribute is missing from the
+account: deleted by an admin, or never created; the attributes are read afresh each read)
+is not read (`RemoteContact.unread`), never read as cleared; the tags attribute missing
+makes `tags` unread. Consent is evidence (`consent_of`):
 every contact's `Consent.evidence` says what it rests on, None for segsync's own echo or
 unknown. Tags are the owned tag lists plus the tags attribute (which holds the tags of
 contacts that may not be in lists). A contact read as not `subscribed` that is still in a
@@ -25,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from segsync.connector import ReadPage, RemoteContact
+from segsync.connector import ReadPage, RemoteContact, unset_if_empty
 from segsync.http import MalformedAnswer
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
 from segsync_brevo.account import KnownContact
@@ -40,6 +47,14 @@ log = logging.getLogger("segsync.brevo")
 class BrevoReads(BrevoSegments):
     """`read`: contacts page by page, mapped to canonical names and types (a connector part)."""
 
+    def normalise_field(self, name: str, value: Any) -> Any:
+        """`value` as Brevo holds it once written: with the mapping's text transforms (trim,
+        case) this connector applies on write, blank text and empty sets unset."""
+        value = super().normalise_field(name, value)
+        if value is None:
+            return None
+        return unset_if_empty(transformed(self._mapped(name), value))
+
     def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
         """Contacts modified since the cursor, oldest-created first, page by page."""
         return self._read(cursor)
@@ -47,33 +62,43 @@ class BrevoReads(BrevoSegments):
     async def _read(self, cursor: str | None) -> AsyncIterator[ReadPage]:
         since, seen = decode_cursor(cursor)
         overlap = dt.timedelta(seconds=self.config.read_overlap_seconds)
-        attributes = await self._load_attributes()
+        # afresh each read: an admin may have deleted one (its values are then not read)
+        attributes = await self._load_attributes(refresh=True)
         tag_ids = await self._tag_ids()
-        owned = {i: n for n, i in (await self._lists()).items()}
+        owned = await self._segsync_lists()  # never a list a person made (segments.py)
         unreachable: list[tuple[str, KnownContact]] = []
         params: dict[str, Any] = {"limit": self.capabilities.read_page_size, "sort": "asc"}
         if since is not None:
             params["modifiedSince"] = iso_time(since - overlap)
-        high = since
         emitted: set[str] = set()
+        read_here: set[str] = set()  # every id this read was served (emitted or skipped)
         fresh: dict[str, str] = {}
-        offset = 0
-        started = self.clock.now()  # replaced by the platform's own time when it tells it
+        ask, back = 0, 1
+        started: dt.datetime | None = None
         while True:
+            asked = self.clock.now()  # replaced by the platform's own time when it tells it
             response = await self._call(
-                "GET", "/contacts", "/contacts", params={**params, "offset": offset}
+                "GET", "/contacts", "/contacts", params={**params, "offset": ask}
             )
-            if offset == 0:
-                started = platform_time(response) or started
+            if started is None:
+                started = (platform_time(response) or asked).replace(microsecond=0)
             data = response.json()
             raw_contacts = data.get("contacts") or []
+            count = int(data.get("count") or 0)
+            if ask > 0 and (
+                (raw_contacts and str(raw_contacts[0]["id"]) not in read_here)
+                or (not raw_contacts and count <= ask)
+            ):
+                # the page no longer starts at a contact already read: contacts before it
+                # were deleted and moved unread ones back; step back until one anchors it
+                ask, back = max(0, ask - back), back * 2
+                continue
+            back = 1
             page: list[RemoteContact] = []
             for raw in raw_contacts:
                 cid, stamp = str(raw["id"]), str(raw["modifiedAt"])
-                modified = parse_time(stamp)
-                if high is None or modified > high:
-                    high = modified
-                if modified >= high - overlap:  # only these can go into the next cursor
+                read_here.add(cid)
+                if parse_time(stamp) >= started - overlap:  # may go into the next cursor
                     fresh[cid] = stamp
                 if cid in emitted or seen.get(cid) == stamp:
                     continue
@@ -85,21 +110,22 @@ class BrevoReads(BrevoSegments):
                     known = self._known.get(email)
                     if known is not None and self._held_unconsented(known, owned):
                         unreachable.append((email, known))
-            offset += len(raw_contacts)
-            count = int(data.get("count") or 0)
-            if not raw_contacts and offset < count:  # pages that end before their own count
+            end = ask + len(raw_contacts)
+            limit = self.capabilities.read_page_size
+            if len(raw_contacts) < limit and end < count:  # pages that end before their count
                 raise MalformedAnswer(
                     platform=self.name,
                     endpoint="GET /contacts",
                     status=200,
                     code="paging",
-                    message=f"the pages ended at {offset} of count {count}",
+                    message=f"the pages ended at {end} of count {count}",
                 )
-            last = not raw_contacts or offset >= count
+            last = not raw_contacts or end >= count
+            # the next page starts at this page's last contact, which anchors it
+            ask = end - 1
             next_cursor = None
-            if last:  # everything up to the start of the read is read: the mark may move there
-                mark = started if high is None else max(high, started)
-                next_cursor = encode_cursor(mark, {**seen, **fresh}, overlap)
+            if last:  # everything changed before the read's start is read: the mark goes there
+                next_cursor = encode_cursor(started, {**seen, **fresh}, overlap)
             if last and unreachable:
                 await self._delist(unreachable, owned)
             if page or last:
@@ -118,6 +144,14 @@ class BrevoReads(BrevoSegments):
             return None  # SMS-only contacts have no (real) email
         values = raw.get("attributes") or {}
         fields: dict[str, Any] = {}
+        # a value Brevo cannot hold (its attribute is missing: deleted by an admin, or never
+        # created) is not read: unknown, never cleared (`prepare` re-creates the attribute)
+        unread = {
+            name for name in self.schema.fields
+            if self.attribute_name(name) not in attributes
+        }
+        if self.config.tags_attribute.upper() not in attributes:
+            unread.add("tags")  # the tags that lived in the attribute went with it
         for name, spec in self.schema.fields.items():
             attribute = self.attribute_name(name)
             entry = self._mapped(name)
@@ -140,6 +174,7 @@ class BrevoReads(BrevoSegments):
             consent=consent,
             updated_at=updated,
             reachable=reachable_despite(consent, raw),
+            unread=frozenset(unread),
         )
 
     def _held_unconsented(self, known: KnownContact, owned: Mapping[int, str]) -> bool:
@@ -196,10 +231,13 @@ class BrevoReads(BrevoSegments):
 
 
 def reachable_despite(consent: Consent, raw: Mapping[str, Any]) -> bool | None:
-    """True for an opt-out that leaves the contact un-blocklisted (`listUnsubscribed` on a
-    consent list): Brevo campaigns to its other lists still reach them, so the engine
-    sends the opt-out, which blocklists them. None otherwise (the status tells it all)."""
-    if consent.is_opt_out and not raw.get("emailBlacklisted"):
+    """True for every contact that is not blocklisted: Brevo campaigns reach it, whatever
+    its consent reads (an opt-out read from a `listUnsubscribed`, or one segsync wrote and an
+    admin lifted, reads as no opt-out), so the engine sends a canonical opt-out there, which
+    blocklists it. None for a blocklisted contact (the status tells it all). The engine uses
+    it only for a person whose canonical consent is an opt-out: nobody else is written."""
+    del consent  # reachability is the blocklist's alone
+    if not raw.get("emailBlacklisted"):
         return True
     return None
 

@@ -9,32 +9,126 @@ that are `subscribed` (as last read or written; looked up otherwise) are added: 
 are left out with a warning, as done results coded `unconsented` (`partial`: the membership
 was deliberately not written, so the run converges), unless the list is allowed
 (`consent.allow_unconsented_in_lists`). `delete_owned`
-takes the kinds `segment`, `list`, `tag` (owned lists) and `folder`; gone is fine.
+takes the kinds `static` (the engine's owned kind), `segment`, `list`, `tag` (owned lists)
+and `folder`; gone is fine.
+
+Ownership: people can make lists in segsync's folder too. A new segment list whose name
+`segment: <name>` a list of the folder already holds (not segsync's: segsync would know its
+id) is created as `segment: <name> [2]` (then `[3]`, ...; `creation_name` says which and
+names the other list): a list segsync did not create is never adopted, written or deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from segsync.connector import ChangeResult
-from segsync.model import ConsentStatus
-from segsync_brevo.account import LIST_PAGE, SEGMENT_LIST_PREFIX, BrevoAccount
+from segsync.model import ConsentStatus, FieldSpec
+from segsync_brevo.account import (
+    IMPORT_LIST_PREFIX,
+    LIST_PAGE,
+    SEGMENT_LIST_PREFIX,
+    TAG_LIST_PREFIX,
+    BrevoAccount,
+)
 from segsync_brevo.errors import parse_error
+from segsync_brevo.fields import CONSENT_VALUES
 
-__all__ = ["MEMBERSHIP_BATCH", "MEMBERS_PAGE", "BrevoSegments"]
+__all__ = ["MAX_DISTINCT", "MEMBERSHIP_BATCH", "MEMBERS_PAGE", "BrevoSegments"]
 
 log = logging.getLogger("segsync.brevo")
 
 MEMBERSHIP_BATCH = 150
 """Emails per list add/remove call (Brevo's maximum)."""
 MEMBERS_PAGE = 500
+MAX_DISTINCT = 50
+"""The most distinct names tried for one list (`<name> [2]` ... `<name> [MAX_DISTINCT]`)."""
+
+
+def _distinct(base: str, n: int) -> str:
+    return base if n < 2 else f"{base} [{n}]"
+
+
+def _rank(base: str, found: str) -> int | None:
+    """Which of `_distinct(base, n)` the list name `found` is, or None."""
+    if found.casefold() == base.casefold():
+        return 1
+    match = re.fullmatch(re.escape(base.casefold()) + r" \[(\d+)\]", found.casefold())
+    return int(match.group(1)) if match and int(match.group(1)) >= 2 else None
 
 
 class BrevoSegments(BrevoAccount):
     """Owned lists as static segments, and list membership (a connector part)."""
+
+    #: the ids of the segment lists the state records as segsync's (`disowned` learns them
+    #: before a plan reads); None: not told, every `segment: ` list of the folder counts
+    _segment_refs: frozenset[int] | None = None
+
+    async def disowned(
+        self, objects: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str], str]:
+        """Learn the segment lists the state records (`_segsync_lists`); none disowned."""
+        refs = set()
+        for _kind, _name, ref in objects:
+            if ref.isdigit():
+                refs.add(int(ref))
+        self._segment_refs = frozenset(refs)
+        return {}
+
+    async def planned_objects(
+        self,
+        fields: Mapping[str, FieldSpec],
+        tags: Sequence[str],
+        definitions: Sequence[Mapping[str, Any]],
+    ) -> list[str]:
+        """What `prepare(fields, tags)` would create now: attributes and their options, the
+        consent and tags attributes, the owned folder and tag lists. Reads only."""
+        if not fields and not tags:
+            return []
+        attributes = await self._load_attributes()
+        out: list[str] = []
+
+        def attribute(name: str, kind: str, options: Sequence[str]) -> None:
+            existing = attributes.get(name)
+            if existing is None:
+                out.append(f"attribute {name} ({kind})")
+                return
+            have = {e.get("label") for e in existing.get("enumeration") or []} | set(
+                existing.get("multiCategoryOptions") or ())
+            if existing.get("category") == "category" or existing.get("type") == "multiple-choice":
+                out.extend(f"option {o!r} of attribute {name}" for o in options if o not in have)
+
+        for name, spec in fields.items():
+            if spec.read_only:
+                continue
+            attribute(self.attribute_name(name), self._wanted_type(spec)[1], spec.options)
+        attribute(self.config.consent_attribute.upper(), "category",
+                  [s.value for s in CONSENT_VALUES])
+        attribute(self.config.tags_attribute.upper(), "multiple-choice", sorted(set(tags)))
+        if self.config.tags == "lists" and tags:
+            if await self._folder(create=False) is None:
+                out.append(f"folder {self.config.folder!r}")
+            lists = await self._lists()
+            out.extend(f"list {TAG_LIST_PREFIX + t!r} in folder {self.config.folder!r}"
+                       for t in sorted(set(tags)) if TAG_LIST_PREFIX + t not in lists)
+        return list(dict.fromkeys(out))
+
+    async def _segsync_lists(self) -> dict[int, str]:
+        """List id -> name of the lists of the folder that segsync writes: tag lists, its
+        temporary import lists, and the segment lists it created (by the state, once told);
+        a list a person made there, whatever its name, is not among them."""
+        out = {}
+        for name, list_id in (await self._lists()).items():
+            if name.startswith((TAG_LIST_PREFIX, IMPORT_LIST_PREFIX)) or (
+                name.startswith(SEGMENT_LIST_PREFIX)
+                and (self._segment_refs is None or list_id in self._segment_refs)
+            ):
+                out[list_id] = name
+        return out
 
     def may_hold(self, static: str, consent: ConsentStatus) -> bool:
         """Only people with opt-in evidence go in segsync's segment lists (a list makes its
@@ -51,12 +145,32 @@ class BrevoSegments(BrevoAccount):
             )
             if response.status_code == 200:
                 return ref
-        return str(await self._owned_list(SEGMENT_LIST_PREFIX + name))
+        named, note = await self.creation_name("static", name)
+        if note:
+            log.warning("brevo: %s; segment %r gets the list %r", note, name, named)
+        return str(await self._owned_list(named))
+
+    async def creation_name(self, kind: str, name: str) -> tuple[str, str | None]:
+        """The name a new segment list gets: `segment: <name>`, or the first free `... [n]`
+        when a list of the folder segsync did not create holds it (the note names it)."""
+        base = SEGMENT_LIST_PREFIX + name
+        lists = {n.casefold(): i for n, i in (await self._lists()).items()}
+        if base.casefold() not in lists:
+            return base, None
+        note = (f"the list {base!r} (id {lists[base.casefold()]}) in folder "
+                f"{self.config.folder!r} was not created by segsync")
+        for n in range(2, MAX_DISTINCT + 1):
+            if _distinct(base, n).casefold() not in lists:
+                return _distinct(base, n), note
+        raise ValueError(f"every list name from {base!r} to {_distinct(base, n)!r} is taken")
 
     async def find_owned(self, kind: str, name: str) -> str | None:
-        """The id of the owned list `segment: <name>` in the owned folder, or None."""
-        found = (await self._lists()).get(SEGMENT_LIST_PREFIX + name)
-        return None if found is None else str(found)
+        """The id of the list segsync creates for `name` in the owned folder: the last of
+        its distinct names that exists (segsync takes the first free one), or None."""
+        base = SEGMENT_LIST_PREFIX + name
+        ranked = [(r, i) for found, i in (await self._lists()).items()
+                  if (r := _rank(base, found)) is not None]
+        return str(max(ranked)[1]) if ranked else None
 
     async def change_static_members(
         self, ref: str, add: Sequence[str], remove: Sequence[str]
@@ -66,9 +180,20 @@ class BrevoSegments(BrevoAccount):
         adds = [e.strip().lower() for e in add]
         refused: list[ChangeResult] = []
         name = {i: n for n, i in (await self._lists()).items()}.get(list_id)
+        if adds:  # never back into a list the person unsubscribed from (its unsubscribe link)
+            await self._look_up(e for e in adds if e not in self._left_lists)
+            left = [e for e in adds if list_id in self._left_lists.get(e, frozenset())]
+            refused += [
+                ChangeResult(
+                    email=e, ok=True, partial=True, code="list_unsubscribed",
+                    error="not added: the contact unsubscribed from this list in Brevo",
+                )
+                for e in left
+            ]
+            adds = [e for e in adds if e not in set(left)]
         if adds and not self.allowed_unconsented(list_id, name):
             await self._look_up(e for e in adds if e not in self._reachable)
-            refused = [
+            refused += [
                 ChangeResult(
                     email=e,
                     ok=True,
@@ -141,7 +266,7 @@ class BrevoSegments(BrevoAccount):
 
     async def delete_owned(self, kind: str, ref: str) -> None:
         """Delete an owned list (segment, tag or list) or the owned folder; gone is fine."""
-        if kind in ("segment", "list", "tag"):
+        if kind in ("static", "segment", "list", "tag"):
             path, label = f"/contacts/lists/{int(ref)}", "/contacts/lists/{listId}"
         elif kind == "folder":
             path, label = f"/contacts/folders/{int(ref)}", "/contacts/folders/{folderId}"

@@ -15,6 +15,11 @@ show are looked up first (one `GET` each, 100 at a time), so that is always know
 sets from `import_threshold()` on (configured, or chosen by `ImportCostModel` from measured
 costs) go through `/contacts/import` (`_write_by_import`, see `imports`); the rest through
 single calls, 100 at a time.
+
+Deletes: an update of a linked contact answered 404 ("Contact does not exist": a Brevo user
+deleted it; Brevo has no archive and no listing of deleted contacts) is a `deleted` result,
+so the engine records it and never writes it again. An `archive` change deletes the contact
+(`DELETE /contacts/{id}`: Brevo's only removal, not restorable; 404 is already absent).
 """
 
 from __future__ import annotations
@@ -134,8 +139,16 @@ class BrevoWrites(BrevoSegments):
         """Apply changes: single calls below the import threshold, imports above it."""
         results: list[ChangeResult | None] = [None] * len(changes)
         ops: list[WriteOp] = []
-        await self._look_up_unknown(changes)
+        archives = [i for i, c in enumerate(changes) if c.archive]
+        for index, result in zip(
+            archives, await asyncio.gather(*(self._archive(changes[i]) for i in archives)),
+            strict=True,
+        ):
+            results[index] = result
+        await self._look_up_unknown([c for c in changes if not c.archive])
         for index, change in enumerate(changes):
+            if change.archive:
+                continue
             if change.is_empty:
                 results[index] = ChangeResult(
                     email=change.email, ok=True, platform_id=change.platform_id
@@ -353,6 +366,8 @@ class BrevoWrites(BrevoSegments):
             tag_ids[i]: i for i in (known.lists if known is not None else ()) if i in tag_ids
         }
         final = (set(current) | adds) - removes
+        # never back into a tag list the person unsubscribed from (its unsubscribe link)
+        left = {tag_ids[i] for i in self._unsubscribed_lists(op.email, known) if i in tag_ids}
         if op.listable:
             as_lists = final
         else:
@@ -362,6 +377,7 @@ class BrevoWrites(BrevoSegments):
                 for t in final
                 if t in in_lists and self.allowed_unconsented(in_lists[t], TAG_LIST_PREFIX + t)
             }
+        as_lists -= left
         as_attribute = final - as_lists
         wanted = await self._tag_lists(as_lists - set(in_lists), create=True)
         op.add_lists |= set(wanted.values())
@@ -369,6 +385,12 @@ class BrevoWrites(BrevoSegments):
         if as_attribute != held:
             await self._ensure_tags_attribute(as_attribute)
             op.attributes[self.config.tags_attribute.upper()] = sorted(as_attribute)
+
+    def _unsubscribed_lists(self, email: str, known: KnownContact | None) -> frozenset[int]:
+        """The lists a contact unsubscribed from, as last read (empty when unknown)."""
+        if known is not None:
+            return known.unsubscribed_lists
+        return self._left_lists.get(email, frozenset())
 
     async def _fetch_tags(self, email: str) -> frozenset[str] | None:
         raw = await self._get_contact(email)
@@ -450,6 +472,8 @@ class BrevoWrites(BrevoSegments):
                 platform_id=change.platform_id,
                 error=exc.message,
                 code=exc.code or str(exc.status),
+                # a linked contact Brevo no longer holds: deleted there by a Brevo user
+                deleted=exc.status == 404 and not change.create,
             )
         self.cost.observe_call(self.clock.monotonic() - started)
         self._forget(op)
@@ -462,6 +486,23 @@ class BrevoWrites(BrevoSegments):
             code=op.code,
             error=op.note,
         )
+
+    async def _archive(self, change: ContactChange) -> ChangeResult:
+        """Delete a contact (Brevo has no archive); 404: already absent."""
+        if change.platform_id and change.platform_id.isdigit():
+            path, kind = f"/contacts/{change.platform_id}", "contact_id"
+        else:
+            path = f"/contacts/{urllib.parse.quote(change.email.strip().lower(), safe='')}"
+            kind = "email_id"
+        try:
+            await self._call("DELETE", path, "/contacts/{identifier}",
+                             params={"identifierType": kind}, ok=(404,))
+        except ApiError as exc:
+            return ChangeResult(email=change.email, ok=False, platform_id=change.platform_id,
+                                error=exc.message, code=exc.code or str(exc.status))
+        self._known.pop(change.email.strip().lower(), None)
+        return ChangeResult(email=change.email, ok=True, platform_id=change.platform_id,
+                            deleted=True)
 
     @staticmethod
     def _has_more_than_consent(op: WriteOp) -> bool:
@@ -498,12 +539,7 @@ class BrevoWrites(BrevoSegments):
         attributes = dict(op.attributes)
         if op.new_email:
             attributes["EMAIL"] = op.new_email
-            known = self._known.get(op.email)
-            blocklisted = known.blocklisted if known is not None else None
-            if blocklisted is None:
-                raw = await self._get_contact(op.email)
-                blocklisted = bool(raw and raw.get("emailBlacklisted"))
-            if blocklisted:
+            if await self._opted_out_before_rename(op):
                 body["emailBlacklisted"] = True  # a new email alone would clear the blocklist
         if attributes:
             body["attributes"] = attributes
@@ -524,6 +560,19 @@ class BrevoWrites(BrevoSegments):
             )
         await self._call("PUT", path, "/contacts/{identifier}", params=params, json_body=body)
         return change.platform_id
+
+    async def _opted_out_before_rename(self, op: WriteOp) -> bool:
+        """Whether a contact about to be renamed must keep its blocklist (Brevo clears it on
+        an email change): its blocklist read right now (renames are rare: one `GET`, so a
+        blocklist the person set during this run is seen), what the last read showed, or
+        an opt-out asked by the change itself."""
+        raw = await self._get_contact(op.email)
+        known = self._known.get(op.email)
+        return (
+            bool(raw and raw.get("emailBlacklisted"))
+            or (known is not None and known.blocklisted)
+            or op.change.consent in (ConsentStatus.UNSUBSCRIBED, ConsentStatus.BOUNCED)
+        )
 
     async def _double_opt_in(self, op: WriteOp) -> None:
         settings = self.config.double_opt_in

@@ -510,7 +510,8 @@ def test_incremental_read_with_overlap_reads_each_change_once() -> None:
 
 
 def test_reads_page_by_page_at_the_maximum() -> None:
-    """Reads ask for 1000 contacts a page and yield each page as it arrives."""
+    """Reads ask for 1000 contacts a page and yield each page as it arrives (each page after
+    the first starts at the previous page's last contact, its anchor, read again)."""
 
     async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
         for i in range(2500):
@@ -518,7 +519,8 @@ def test_reads_page_by_page_at_the_maximum() -> None:
             contact.attributes["FIRSTNAME"] = "R"
         sizes = [len(p.contacts) async for p in connector.read()]
 
-        assert sizes == [1000, 1000, 500]
+        assert sizes == [1000, 999, 501]
+        assert [e.path for e in emu.log.entries].count("/v3/contacts") == 3
 
     run(body)
 
@@ -801,8 +803,9 @@ def test_clearing_values_sends_empty_values() -> None:
     run(body)
 
 
-def test_a_tag_list_left_by_the_person_is_no_longer_a_tag() -> None:
-    """Per-list unsubscription from a tag's list reads as that tag removed, not an opt-out."""
+def test_a_tag_list_left_by_the_person_is_an_opt_out_not_an_untagging() -> None:
+    """Per-list unsubscription from a tag's list (a list segsync writes, which Brevo
+    campaigns go to) is an opt-out naming the list; the tag stays (issue #13)."""
 
     async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
         await connector.prepare(SCHEMA.fields, TAGS)
@@ -811,8 +814,10 @@ def test_a_tag_list_left_by_the_person_is_no_longer_a_tag() -> None:
         emu.unsubscribe_from_list(created.email, alpha)
         [back] = await read_all(connector)
 
-        assert back.tags == frozenset({"beta"})
-        assert back.consent.status is ConsentStatus.SUBSCRIBED
+        assert back.tags == frozenset({"alpha", "beta"})
+        assert back.consent.status is ConsentStatus.UNSUBSCRIBED
+        assert back.consent.evidence == f"listUnsubscribed={alpha} (tag: alpha)"
+        assert back.reachable is True  # not blocklisted: the engine sends the opt-out
 
     run(body)
 

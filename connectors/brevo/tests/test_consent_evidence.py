@@ -135,7 +135,8 @@ def test_a_consent_list_opt_out_is_reachable_until_segsync_blocklists_it() -> No
         assert first[email].consent.status is ConsentStatus.UNSUBSCRIBED
         assert first[email].reachable is True
         assert first["blocked@example.com"].reachable is None
-        assert first["optin@example.com"].reachable is None
+        # every un-blocklisted contact is reachable by campaigns (issue #13, finding 4)
+        assert first["optin@example.com"].reachable is True
 
         results = await connector.write(
             [ContactChange(email=email, platform_id=first[email].platform_id,

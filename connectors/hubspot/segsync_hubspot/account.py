@@ -5,7 +5,8 @@ the HTTP client and the API paths, places canonical fields on properties (throug
 connector's mapping), keeps the property catalog (loaded once, completed by what segsync
 creates: segsync's property group, the tag checkbox property and its options, enumeration
 options), finds the subscription type consent is synced with, reads contacts by email in
-batches of 100 and implements `check`. Consent is read from `hs_email_optout*` /
+batches of 100 and implements `check` and `account_identity` (the portal id of
+`GET /account-info/<version>/details`). Consent is read from `hs_email_optout*` /
 `hs_email_bad_address` and the subscription statuses (batch reads; without them, where the
 account lacks Marketing Hub Enterprise, from the opt-out properties alone).
 """
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from segsync.connector import Connector
+from segsync.connector import AccountIdentity, Connector
 from segsync.http import ApiClient, ApiError, RequestStats
 from segsync.model import Consent, ConsentStatus, FieldSpec
 from segsync_hubspot.client import path_segment
@@ -195,6 +196,25 @@ class HubSpotAccount(Connector):
         `hubspot.subscription_id` and the fix otherwise)."""
         await self._json("GET", self.paths["contacts"], "GET contacts", params={"limit": 1})
         await self._subscription_id()
+
+    def _account_path(self) -> str:
+        """`/account-info/<version>/details` of the configured API version."""
+        version = self.cfg.api_version
+        return f"/account-info/{'v3' if version == 'v3' else path_segment(version)}/details"
+
+    async def account_identity(self) -> AccountIdentity:
+        """The portal the token reaches: `portalId` of the account details
+        (`GET /account-info/<version>/details`); the label adds its account type
+        (STANDARD, SANDBOX, ...) and UI domain."""
+        body = await self._json("GET", self._account_path(), "GET account details")
+        portal = (body or {}).get("portalId")
+        if portal is None:
+            raise ValueError("the account details answered without a portalId")
+        kind = str((body or {}).get("accountType") or "").lower()
+        domain = str((body or {}).get("uiDomain") or "")
+        details = ", ".join(part for part in (kind, domain) if part)
+        label = f"portal {portal}" + (f" ({details})" if details else "")
+        return AccountIdentity(id=str(portal), label=label)
 
     async def _load_properties(self) -> dict[str, dict[str, Any]]:
         if self._properties is None:

@@ -2,12 +2,15 @@
 
 Contract (`Connector.read`), as HubSpot makes it: CRM search on `lastmodifieddate`, 200 a
 page, in time windows that are split in two while a window holds more than the 10,000 results
-search can page through, so no change is dropped (a window whose offsets shifted under edits
-made during the read is read again). Incremental reads start `read_overlap_seconds` before the
-cursor (search is eventually consistent), and the cursor remembers the records read near it,
-so each change is read once. Tags come from the tag checkbox property (option values mapped
-back to the labels first written) or from the tag lists; consent as `HubSpotAccount` reads
-it; engagement from HubSpot's read-only email properties.
+search can page through, so no change is dropped. An edit made while a read pages is never
+lost: each page after the first starts at the previous page's last record and steps back while
+that anchor is not there (records before it were archived or left a bounded window), and the
+cursor moves at most to the read's start, so what changed while it paged is read next time.
+Incremental reads start `read_overlap_seconds` before the cursor (search is eventually
+consistent), and the cursor remembers the records read near it, so each change is read once.
+Tags come from the tag checkbox property (option values mapped back to the labels first
+written) or from the tag lists; consent as `HubSpotAccount` reads it; engagement from
+HubSpot's read-only email properties.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, ClassVar
 from segsync.connector import ReadPage, RemoteContact
 from segsync.http import MalformedAnswer
 from segsync_hubspot.account import log, parse_time
-from segsync_hubspot.fields import ENGAGEMENT_TARGETS, decode_value
+from segsync_hubspot.fields import ENGAGEMENT_TARGETS, decode_value, encode_value
 from segsync_hubspot.limits import SEARCH_CAP
 from segsync_hubspot.segments import HubSpotSegments
 
@@ -53,6 +56,17 @@ class HubSpotReads(HubSpotSegments):
 
     #: results one search query pages through (HubSpot: 10,000; a 400 beyond)
     search_cap: ClassVar[int] = SEARCH_CAP
+
+    def normalise_field(self, name: str, value: Any) -> Any:
+        """`value` as HubSpot holds it once written: through this connector's own encoding
+        and decoding (case transforms such as `country` in upper case, date precision,
+        numbers, `;`-joined multi-selects, "" as unset)."""
+        value = super().normalise_field(name, value)
+        found = self._targets().get(name)
+        if found is None or value is None:
+            return value
+        target, spec = found
+        return decode_value(target, spec, encode_value(target, spec, value))
 
     def _read_properties(self) -> list[str]:
         names = {
@@ -110,12 +124,12 @@ class HubSpotReads(HubSpotSegments):
         overlap = int(self.cfg.read_overlap_seconds * 1000)
         low = max(0, mark - overlap) if cursor else 0
         started = _ms(self.clock.now())
-        windows: list[tuple[int, int | None, bool]] = [(low, None, False)]
+        windows: list[tuple[int, int | None]] = [(low, None)]
         seen: set[str] = set()
         stamps: dict[str, int] = {}
         tag_members = await self._tag_memberships() if self.cfg.tags_as == "lists" else {}
         while windows:
-            lo, hi, rescan = windows.pop(0)
+            lo, hi = windows.pop(0)
             page = await self._search(lo, hi, 0)
             total = int(page.get("total") or 0)
             if total > self.search_cap:
@@ -134,7 +148,7 @@ class HubSpotReads(HubSpotSegments):
                     lo = earliest  # nothing changed before the page's oldest: start there
                 if top - lo > 1:
                     middle = lo + (top - lo) // 2
-                    windows[0:0] = [(lo, middle, False), (middle, hi, False)]
+                    windows[0:0] = [(lo, middle), (middle, hi)]
                     continue
                 log.warning(
                     "hubspot: over %d contacts changed in one millisecond (%d); "
@@ -142,11 +156,21 @@ class HubSpotReads(HubSpotSegments):
                     self.search_cap,
                     lo,
                 )
-            in_window: set[str] = set()
-            after = 0
+            in_window: set[str] = set()  # every id this window was served
+            after, back = 0, 1
             while True:
-                results = []
-                for record in page.get("results") or []:
+                results = page.get("results") or []
+                if after > 0 and results and str(results[0]["id"]) not in in_window:
+                    # the page no longer starts at a record already read: records before it
+                    # left the set (archived, or edited out of a bounded window) and moved
+                    # unread ones back; step back until a record read anchors it
+                    after, back = max(0, after - back), back * 2
+                    page = await self._search(lo, hi, after, limit=self._limit(after))
+                    continue
+                back = 1
+                total = int(page.get("total") or 0)
+                fresh = []
+                for record in results:
                     stamp = parse_time((record.get("properties") or {}).get("lastmodifieddate"))
                     ms = _ms(stamp) if stamp is not None else 0
                     in_window.add(str(record["id"]))
@@ -155,8 +179,8 @@ class HubSpotReads(HubSpotSegments):
                     seen.add(record["id"])
                     stamps[str(record["id"])] = ms
                     mark = max(mark, ms)
-                    results.append(record)
-                contacts = await self._to_remote(results, tag_members)
+                    fresh.append(record)
+                contacts = await self._to_remote(fresh, tag_members)
                 nxt = (page.get("paging") or {}).get("next", {}).get("after")
                 if nxt is not None and int(nxt) <= after:  # a cursor that repeats: pages never end
                     raise MalformedAnswer(
@@ -166,7 +190,8 @@ class HubSpotReads(HubSpotSegments):
                         code="paging",
                         message=f"the next-page cursor {nxt!r} does not advance past {after}",
                     )
-                last = nxt is None or int(nxt) + self.capabilities.read_page_size > self.search_cap
+                end = after + len(results)
+                last = nxt is None or end >= self.search_cap
                 if nxt is None and hi is None and len(in_window) < total <= self.search_cap:
                     raise MalformedAnswer(  # pages that end before their own total
                         platform=self.name,
@@ -175,12 +200,6 @@ class HubSpotReads(HubSpotSegments):
                         code="paging",
                         message=f"the pages ended after {len(in_window)} of total {total}",
                     )
-                if last and hi is not None and not rescan and len(in_window) < total:
-                    # records changed during the read left the window and shifted the offsets
-                    # of others past us: read the window once more (seen ones are skipped)
-                    windows.insert(0, (lo, hi, True))
-                    yield ReadPage(contacts, None)
-                    break
                 # a finished window is a safe resume point: later windows start after it; the
                 # mark never passes the read's start, so changes made during it are re-read
                 resume = None
@@ -193,8 +212,12 @@ class HubSpotReads(HubSpotSegments):
                 yield ReadPage(contacts, resume)
                 if last:
                     break
-                after = int(nxt)
-                page = await self._search(lo, hi, after)
+                after = end - 1  # the next page starts at this one's last record: its anchor
+                page = await self._search(lo, hi, after, limit=self._limit(after))
+
+    def _limit(self, after: int) -> int:
+        """A page's size: `read_page_size`, less near the search cap."""
+        return max(1, min(self.capabilities.read_page_size, self.search_cap - after))
 
     async def _to_remote(
         self, results: Sequence[Mapping[str, Any]], tag_members: Mapping[str, set[str]]

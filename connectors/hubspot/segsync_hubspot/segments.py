@@ -9,22 +9,39 @@ creation whose answer was lost is retried, and a retry that meets a list of that
 it. Memberships change 100 record ids a call (emails looked up 100 a batch read) and are read
 250 a page. With `tags_as: lists` each tag is a MANUAL list named `<list_prefix>tag <tag>`;
 the reads and writes use the tag lists kept here.
+
+Ownership: HubSpot list names are unique (case-insensitive) across the portal, and people
+name lists too. A new segment list whose name `<list_prefix><name>` someone else's list holds
+is created as `<list_prefix><name> [2]` (then `[3]`, ...; `creation_name` says which and names
+the other list): a list segsync did not create is never adopted, written or deleted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from segsync.connector import ChangeResult
 from segsync.http import ApiError
+from segsync.model import FieldSpec
 from segsync_hubspot.account import HubSpotAccount
 from segsync_hubspot.client import path_segment
 from segsync_hubspot.compiler import HubSpotCompiler
 from segsync_hubspot.limits import BATCH_INPUTS, MEMBERSHIP_PAGE
 
-__all__ = ["HubSpotSegments"]
+__all__ = ["MAX_DISTINCT", "HubSpotSegments"]
+
+log = logging.getLogger("segsync.hubspot")
+
+MAX_DISTINCT = 50
+"""The most distinct names tried for one list (`<name> [2]` ... `<name> [MAX_DISTINCT]`)."""
+
+
+def _distinct(base: str, n: int) -> str:
+    return base if n < 2 else f"{base} [{n}]"
+
 
 
 def _with_operators(branch: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,7 +93,7 @@ class HubSpotSegments(HubSpotAccount):
             return ref
         return await self._create_list(
             {
-                "name": f"{self.cfg.list_prefix}{name}",
+                "name": await self._new_list_name(name),
                 "objectTypeId": "0-1",
                 "processingType": "DYNAMIC",
                 "filterBranch": branch,
@@ -90,26 +107,99 @@ class HubSpotSegments(HubSpotAccount):
             return ref
         return await self._create_list(
             {
-                "name": f"{self.cfg.list_prefix}{name}",
+                "name": await self._new_list_name(name),
                 "objectTypeId": "0-1",
                 "processingType": "MANUAL",
             }
         )
 
-    async def find_owned(self, kind: str, name: str) -> str | None:
-        """The id of the owned list of `name` (DYNAMIC for native, MANUAL for static), or None."""
+    async def planned_objects(
+        self,
+        fields: Mapping[str, FieldSpec],
+        tags: Sequence[str],
+        definitions: Sequence[Mapping[str, Any]],
+    ) -> list[str]:
+        """What `prepare(fields, tags)` would create now: properties, enumeration options,
+        the tags property or its options, or tag lists (`tags_as: lists`). Reads only."""
+        known = await self._load_properties()
+        out: list[str] = []
+        for name, spec in fields.items():
+            if spec.read_only:
+                continue
+            target = self._target(name, spec)
+            existing = known.get(target.name)
+            if existing is None:
+                if not target.builtin:
+                    out.append(f"property {target.name} ({target.type}) for {name!r}")
+                continue
+            if target.type == "enumeration" and spec.options and not target.builtin:
+                have = {o.get("value") for o in existing.get("options") or []}
+                out.extend(f"option {o!r} of property {target.name}"
+                           for o in spec.options if o not in have)
+        if self.cfg.tags_as == "property":
+            record = known.get(self.cfg.tags_property)
+            if record is None and tags:
+                out.append(f"property {self.cfg.tags_property} (tags)")
+            have = {o.get("value") for o in (record or {}).get("options") or []}
+            out.extend(f"option {t!r} of property {self.cfg.tags_property}"
+                       for t in dict.fromkeys(t.casefold() for t in tags) if t not in have)
+        else:
+            for tag in tags:
+                name = f"{self.cfg.list_prefix}tag {tag}"
+                if tag.casefold() not in self._tag_lists and await self._list_named(name) is None:
+                    out.append(f"list {name!r} (tag {tag!r})")
+        if any(line.startswith("property ") for line in out) and not self._group_ready:
+            groups = await self._json("GET", f"{self.paths['properties']}/groups",
+                                      "GET property groups")
+            if self.cfg.property_group not in {g.get("name") for g in groups.get("results") or []}:
+                out.insert(0, f"property group {self.cfg.property_group!r}")
+        return list(dict.fromkeys(out))
+
+    async def _list_named(self, name: str) -> dict[str, Any] | None:
         response = await self.client.request(
             "GET",
-            f"{self.paths['lists']}/object-type-id/0-1/name/"
-            + path_segment(self.cfg.list_prefix + name),
+            f"{self.paths['lists']}/object-type-id/0-1/name/" + path_segment(name),
             endpoint="GET list by name",
             ok=(404,),
         )
-        if response.status_code == 404:
-            return None
-        found = response.json()["list"]
+        return None if response.status_code == 404 else dict(response.json()["list"])
+
+    async def creation_name(self, kind: str, name: str) -> tuple[str, str | None]:
+        """The name a new owned list gets: `<list_prefix><name>`, or the first free
+        `... [n]` when a list segsync did not create holds it (the note names that list)."""
+        base = f"{self.cfg.list_prefix}{name}"
+        held = await self._list_named(base)
+        if held is None:
+            return base, None
+        note = (f"the list {held.get('name', base)!r} (id {held.get('listId')}) was not "
+                "created by segsync")
+        for n in range(2, MAX_DISTINCT + 1):
+            if await self._list_named(_distinct(base, n)) is None:
+                return _distinct(base, n), note
+        raise ApiError(platform=self.name, endpoint="POST list", status=400, code=None,
+                       message=f"every list name from {base!r} to {_distinct(base, n)!r} is taken")
+
+    async def _new_list_name(self, name: str) -> str:
+        named, note = await self.creation_name("static", name)
+        if note:
+            log.warning("hubspot: %s; segment %r gets the list %r", note, name, named)
+        return named
+
+    async def find_owned(self, kind: str, name: str) -> str | None:
+        """The id of the list segsync creates for `name` (DYNAMIC for native, MANUAL for
+        static): the last of its distinct names that exists (segsync takes the first free
+        one), or None."""
+        base = f"{self.cfg.list_prefix}{name}"
         wanted = "DYNAMIC" if kind == "native" else "MANUAL"
-        return str(found["listId"]) if found.get("processingType") == wanted else None
+        last: dict[str, Any] | None = None
+        for n in range(1, MAX_DISTINCT + 1):
+            found = await self._list_named(_distinct(base, n))
+            if found is None:
+                break
+            last = found
+        if last is None or last.get("processingType") != wanted:
+            return None
+        return str(last["listId"])
 
     async def _create_list(self, body: Mapping[str, Any]) -> str:
         """Create a list, retried when the answer is lost. A retry that finds a list of that

@@ -11,7 +11,11 @@ Contract (`Connector.prepare`, `Connector.write`), as HubSpot makes it:
   rewrites the record's whole set, an addition is `;`-appended) or as tag-list memberships;
 - consent goes through the communication-preferences API (batch writes where the account has
   them, else one call per address) with the legal basis when known; a `subscribed` write for
-  an address HubSpot holds as opted out or bounced is refused locally and never sent.
+  an address HubSpot holds as opted out or bounced is refused locally and never sent. That
+  guard is read right before the status write (after the upserts), for exactly the addresses
+  about to be sent `SUBSCRIBED`, so an opt-out made during the run is seen; an opt-in HubSpot
+  itself refuses for an address found opted out then is the same refusal (`CONSENT_OPT_OUT`,
+  a per-record error, never retried as a resubscribe).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from segsync.connector import ChangeResult, ContactChange
 from segsync.http import ApiError
-from segsync.model import ConsentStatus, FieldSpec, FieldType
+from segsync.model import CONSENT_OPT_OUTS, ConsentStatus, FieldSpec, FieldType
 from segsync_hubspot.account import log
 from segsync_hubspot.client import path_segment
 from segsync_hubspot.config import DEFAULT_EXPLANATION, LEGAL_BASES
@@ -50,6 +54,10 @@ _GDPR_HINT = (
     "; fix: this portal requires a legal basis (GDPR): set hubspot.legal_basis and "
     "hubspot.legal_basis_explanation"
 )
+
+
+def _ok(result: ChangeResult | None) -> bool:
+    return result is not None and result.ok
 
 
 class HubSpotWrites(HubSpotSegments):
@@ -133,13 +141,25 @@ class HubSpotWrites(HubSpotSegments):
         """Upsert by email, 100 a call; tags and consent as described in the module docstring."""
         results: list[ChangeResult | None] = [None] * len(changes)
         pending: list[int] = []
+        archives = [i for i, c in enumerate(changes) if c.archive]
+        for i, result in zip(
+            archives, await asyncio.gather(*(self._archive(changes[i]) for i in archives)),
+            strict=True,
+        ):
+            results[i] = result
         for i, change in enumerate(changes):
+            if change.archive:
+                continue
             if change.is_empty:
                 results[i] = ChangeResult(
                     email=change.email, ok=True, platform_id=change.platform_id
                 )
             else:
                 pending.append(i)
+        if not pending:
+            return [r for r in results if r is not None]
+        await self._skip_gone(changes, results, pending)
+        pending = [i for i in pending if results[i] is None]
         if not pending:
             return [r for r in results if r is not None]
         tags_mode = self.cfg.tags_as
@@ -162,15 +182,6 @@ class HubSpotWrites(HubSpotSegments):
         ]
         if needs_tags:
             current_tags = await self._current_tags(needs_tags)
-        # consent guard: never subscribe an address HubSpot holds as opted out or bounced
-        refused: dict[int, str] = {}
-        subscribing = [i for i in pending if changes[i].consent is ConsentStatus.SUBSCRIBED]
-        if subscribing:
-            held = await self._held_opt_outs([changes[i].email for i in subscribing])
-            for i in subscribing:
-                why = held.get(changes[i].email.strip().lower())
-                if why:
-                    refused[i] = why
         inputs: list[tuple[int, dict[str, Any]]] = []
         for i in pending:
             change = changes[i]
@@ -221,20 +232,120 @@ class HubSpotWrites(HubSpotSegments):
         if tags_mode == "lists":
             await self._resolve_ids(changes, results, confirmed)
             await self._write_tag_lists(changes, results, confirmed)
+        # consent guard, read right before the status write: never subscribe an address
+        # HubSpot holds as opted out or bounced (it may have opted out during this run)
+        subscribing = [i for i in confirmed if changes[i].consent is ConsentStatus.SUBSCRIBED]
+        held = await self._held_now(changes, subscribing)
+        refused = {i: c.value for i, c in held.items() if c in CONSENT_OPT_OUTS}
+        written = {i: results[i] for i in confirmed}
         await self._write_consent(changes, results, [i for i in confirmed if i not in refused])
+        for i, consent in held.items():  # the ledger's `previous`: what HubSpot held then
+            if (prior := results[i]) is not None and prior.sent_consent is not None:
+                results[i] = prior.model_copy(update={"held_consent": consent})
+        # HubSpot refused an opt-in (the person opted out between the guard and the write):
+        # a refusal of the consent floor, not an error to retry
+        failed = [i for i in subscribing if i not in refused and not _ok(results[i])]
+        refused.update({
+            i: c.value for i, c in (await self._held_now(changes, failed)).items()
+            if c in CONSENT_OPT_OUTS
+        })
         for i, why in refused.items():
-            prior = results[i]
+            prior = written[i]
             assert prior is not None
+            change = changes[i]
             results[i] = prior.model_copy(
                 update={
                     "ok": False,
                     "partial": prior.ok
-                    and bool(changes[i].fields or changes[i].tags_add or changes[i].tags_remove),
-                    "error": f"not re-subscribed: HubSpot holds {changes[i].email} as {why}",
+                    and bool(change.fields or change.tags_add or change.tags_remove
+                             or change.new_email),
+                    "error": f"not re-subscribed: HubSpot holds {change.new_email or change.email}"
+                             f" as {why} (an opt-out there; the next run reads it)",
                     "code": "CONSENT_OPT_OUT",
                 }
             )
         return [r for r in results if r is not None]
+
+    async def _held_now(
+        self, changes: Sequence[ContactChange], indexes: Sequence[int]
+    ) -> dict[int, ConsentStatus]:
+        """The consent HubSpot holds now for each change among `indexes`: an opt-out when
+        its address (old or new) is opted out or bounced, else the new address's status;
+        one contact read and one status read per 100 addresses."""
+        if not indexes:
+            return {}
+        addresses = {
+            i: [a.strip().lower() for a in (changes[i].new_email, changes[i].email) if a]
+            for i in indexes
+        }
+        held = await self._held_consents(sorted(set().union(*addresses.values())))
+        out: dict[int, ConsentStatus] = {}
+        for i in indexes:
+            found = [held[a] for a in addresses[i] if a in held]
+            outs = [c for c in found if c in CONSENT_OPT_OUTS]
+            if outs or found:
+                out[i] = (outs or found)[0]
+        return out
+
+    async def _skip_gone(
+        self, changes: Sequence[ContactChange], results: list[ChangeResult | None],
+        pending: Sequence[int],
+    ) -> None:
+        """Answer `deleted` for updates of linked contacts HubSpot no longer holds (archived
+        or deleted there: a batch read by id names them `OBJECT_NOT_FOUND`), instead of
+        upserting them by email (which would make a new contact). One read per 100."""
+        linked = {
+            i: pid for i in pending
+            if not changes[i].create and (pid := changes[i].platform_id) and pid.isdigit()
+        }
+        ids = sorted(set(linked.values()))
+        gone: set[str] = set()
+
+        async def one(chunk: Sequence[str]) -> None:
+            response = await self.client.request(
+                "POST", f"{self.paths['contacts']}/batch/read",
+                endpoint="POST contacts/batch/read",
+                json={"inputs": [{"id": i} for i in chunk], "properties": ["email"],
+                      "propertiesWithHistory": []},
+                params={"archived": "false"}, idempotent=True, ok=(207, 404),
+            )
+            body = response.json() if response.content else {}
+            found = {str(r.get("id")) for r in body.get("results") or []}
+            for error in body.get("errors") or []:  # only the ids HubSpot names as missing
+                if error.get("category") == "OBJECT_NOT_FOUND":
+                    gone.update(str(i) for i in (error.get("context") or {}).get("ids") or ()
+                                if str(i) not in found)
+
+        await asyncio.gather(*(one(ids[k : k + BATCH_INPUTS])
+                               for k in range(0, len(ids), BATCH_INPUTS)))
+        for i, pid in linked.items():
+            if pid in gone:
+                results[i] = ChangeResult(
+                    email=changes[i].email, ok=False, platform_id=pid, deleted=True,
+                    error="HubSpot no longer holds this contact (archived or deleted there)",
+                    code="OBJECT_NOT_FOUND",
+                )
+
+    async def _archive(self, change: ContactChange) -> ChangeResult:
+        """Archive a contact (`DELETE {contacts}/{id}`: HubSpot's archive, restorable for 90
+        days; never the GDPR delete). A contact of unknown id is looked up by email first."""
+        contact_id = change.platform_id
+        try:
+            if not (contact_id and contact_id.isdigit()):
+                found = await self._batch_read_by_email([change.email], ["email"])
+                record = found.get(change.email.strip().lower())
+                if record is None:  # nothing to archive: gone already
+                    return ChangeResult(email=change.email, ok=True, deleted=True,
+                                        platform_id=change.platform_id)
+                contact_id = str(record["id"])
+            await self.client.request(
+                "DELETE", f"{self.paths['contacts']}/{contact_id}",
+                endpoint="DELETE contacts/{id}", idempotent=True, ok=(404,),
+            )
+        except ApiError as exc:
+            return ChangeResult(email=change.email, ok=False, platform_id=change.platform_id,
+                                error=exc.message, code=exc.code)
+        return ChangeResult(email=change.email, ok=True, platform_id=contact_id, deleted=True)
 
     async def _ensure_enum_options(self, changes: Sequence[ContactChange]) -> None:
         """Create options of open enumeration properties before values are written."""
@@ -261,19 +372,20 @@ class HubSpotWrites(HubSpotSegments):
             for email, r in records.items()
         }
 
-    async def _held_opt_outs(self, emails: Sequence[str]) -> dict[str, str]:
-        """Addresses HubSpot holds as opted out or bounced -> which of the two."""
+    async def _held_consents(self, emails: Sequence[str]) -> dict[str, ConsentStatus]:
+        """The consent status HubSpot holds for each of `emails` it knows (a record or a
+        subscription status), read now."""
         sub = await self._subscription_id()
         records = await self._batch_read_by_email(
             emails, ["email", "hs_email_optout", "hs_email_bad_address", f"hs_email_optout_{sub}"]
         )
         statuses = await self._statuses(sorted({e.strip().lower() for e in emails}))
-        held: dict[str, str] = {}
+        held: dict[str, ConsentStatus] = {}
         for email in {e.strip().lower() for e in emails}:
+            if email not in records and email not in statuses:
+                continue
             props = (records.get(email) or {}).get("properties") or {}
-            consent = self._consent(props, statuses.get(email))
-            if consent.is_opt_out:
-                held[email] = consent.status.value
+            held[email] = self._consent(props, statuses.get(email)).status
         return held
 
     async def _upsert(

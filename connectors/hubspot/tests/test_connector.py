@@ -724,7 +724,7 @@ def test_a_list_whose_creation_answer_was_lost_is_not_created_twice(
     clock: VirtualClock, checked: Wrap
 ) -> None:
     """A list created but answered by a dropped connection is found, not duplicated; a name
-    taken by someone else's list is an error."""
+    taken by someone else's list gets a distinct one (`... [2]`), theirs left alone."""
     emulator = HubSpotEmulator(clock=clock)
     connector = HubSpotConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
@@ -732,7 +732,7 @@ def test_a_list_whose_creation_answer_was_lost_is_not_created_twice(
         clock=clock,
     )
 
-    async def main() -> tuple[str, ApiError]:
+    async def main() -> tuple[str, str, tuple[str, str | None]]:
         async with connector:
             emulator.faults = FirstRequestsFault("drop_after", times=1)
             ref = await connector.ensure_static("vips", None)
@@ -740,12 +740,18 @@ def test_a_list_whose_creation_answer_was_lost_is_not_created_twice(
             emulator.lists["99"] = dataclasses.replace(
                 emulator.lists[ref], id="99", name="segsync: theirs", members={}
             )
-            with pytest.raises(ApiError) as taken:
-                await connector.ensure_static("theirs", None)
-            return ref, taken.value
+            planned = await connector.creation_name("static", "theirs")
+            mine = await connector.ensure_static("theirs", None)
+            return ref, mine, planned
 
-    ref, taken = asyncio.run(main())
+    ref, mine, planned = asyncio.run(main())
 
-    assert [x.name for x in emulator.lists.values()] == ["segsync: vips", "segsync: theirs"]
+    assert [x.name for x in emulator.lists.values()] == [
+        "segsync: vips", "segsync: theirs", "segsync: theirs [2]"
+    ]
     assert emulator.lists[ref].name == "segsync: vips"
-    assert "already exists" in taken.message
+    assert mine != "99"
+    assert emulator.lists[mine].name == "segsync: theirs [2]"
+    assert planned[0] == "segsync: theirs [2]"
+    assert planned[1] is not None
+    assert "'segsync: theirs' (id 99)" in planned[1]

@@ -3,9 +3,11 @@
 `MailchimpAudience` is the base of the connector's parts (`read`, `write`, `segments`): it
 holds the HTTP client, the audience's catalog (merge fields, interest categories and their
 interests, tags; loaded once, kept current by what segsync creates), the last-seen snapshot
-of each member, and implements `check` and `prepare`:
+of each member, and implements `check`, `account_identity` and `prepare`:
 
 - `check` pings the account and reads the audience (401/403/404 raise `ApiError`);
+- `account_identity` is the API root's `account_id` (`GET /`) with the audience id: the
+  state is bound to both;
 - `prepare` creates the missing merge fields (matching types; an incompatible existing one
   raises ValueError), interest categories and interests for group fields, and tags;
 - tags are static segments: created by name (case-insensitive), found again when a create
@@ -19,7 +21,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from segsync.connector import Connector
+from segsync.connector import AccountIdentity, Connector
 from segsync.http import ApiClient, ApiError, RequestStats
 from segsync.mapping import PlatformMapping
 from segsync.model import FieldSpec
@@ -144,6 +146,23 @@ class MailchimpAudience(Connector):
         await self.client.get_json("/ping", endpoint="GET /ping")
         await self.client.get_json(
             self._list_path, endpoint="GET /lists/{id}", params={"fields": "id,name"}
+        )
+
+    async def account_identity(self) -> AccountIdentity:
+        """The account and audience the key reaches: the API root (`GET /`, its
+        `account_id` and `account_name`) and the configured audience id. The state is bound
+        to both: another account, or another audience of the same account, is another
+        binding (member ids are per audience)."""
+        root = await self.client.get_json(
+            "/", endpoint="GET /", params={"fields": "account_id,account_name"}
+        )
+        account = str((root or {}).get("account_id") or "")
+        if not account:
+            raise ValueError("GET / answered without an account_id")
+        name = str((root or {}).get("account_name") or account)
+        return AccountIdentity(
+            id=f"{account}/{self.config.list_id}",
+            label=f"{name}, audience {self.config.list_id}",
         )
 
     async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:

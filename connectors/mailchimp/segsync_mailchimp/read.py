@@ -37,6 +37,7 @@ from segsync_mailchimp.fields import (
     OPT_IN_DETAILS,
     STATUS_TO_CONSENT,
     from_merge_value,
+    to_merge_value,
 )
 
 __all__ = ["BOUND_WAIT_SECONDS", "MailchimpReads", "ReadCursor", "member_consent"]
@@ -138,6 +139,18 @@ def member_consent(
 class MailchimpReads(MailchimpAudience):
     """`read`: members changed since a cursor; see the module docstring."""
 
+    def normalise_field(self, name: str, value: Any) -> Any:
+        """`value` as Mailchimp holds it once written: a merge field through this connector's
+        own encoding and decoding ("" as unset), a group as its chosen interests (none:
+        unset)."""
+        value = super().normalise_field(name, value)
+        place = self._places().get(name)
+        if place is None or value is None or place.group or place.entry is not None:
+            return value
+        if place.merge_tag is None:
+            return value
+        return from_merge_value(place.spec, to_merge_value(place.spec, value))
+
     def _engagement(self, record: Mapping[str, Any]) -> dict[str, Any]:
         mapping = self.mapping if isinstance(self.mapping, PlatformMapping) else None
         if mapping is not None and mapping.engagement:
@@ -155,7 +168,9 @@ class MailchimpReads(MailchimpAudience):
             if place.group:
                 ids = cat.interests.get(name, {})
                 held = record.get("interests") or {}
-                fields[name] = frozenset(n for n, iid in ids.items() if held.get(iid))
+                chosen = frozenset(n for n, iid in ids.items() if held.get(iid))
+                if chosen:  # no group chosen reads as unset, as an empty set is written
+                    fields[name] = chosen
             elif place.entry is not None:
                 mapped.add(name)
             elif place.merge_tag in merge:

@@ -44,13 +44,17 @@ from segsync_mailchimp.fields import (
     to_merge_value,
 )
 
-__all__ = ["CONSENT_FLOOR", "MailchimpWrites"]
+__all__ = ["CONSENT_FLOOR", "RENAME_IGNORED", "MailchimpWrites"]
 
 OPT_OUT_STATUSES = frozenset({"unsubscribed", "cleaned"})
 CONSENT_FLOOR = "ConsentFloor"
 """The code of a change refused because it would subscribe a member who opted out."""
 COMPLIANCE_REFUSAL = "in a compliance state"
 """Mailchimp's words when it refuses `subscribed` for a member (Member In Compliance State)."""
+MEMBER_GONE = "ResourceNotFound"
+"""The code of an update Mailchimp answered 404: the linked member is gone (deleted there)."""
+RENAME_IGNORED = "RenameNotApplied"
+"""The code of a rename the member's answer does not show (the address did not change)."""
 
 
 def _same(have: Any, want: Any) -> bool:
@@ -74,6 +78,19 @@ def _holds(record: Mapping[str, Any], fragment: Mapping[str, Any]) -> bool:
         elif not _same(have, want):
             return False
     return True
+
+
+def _json_or_empty(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _code(exc: ApiError) -> str | None:
+    """The failure code of a refused member update: `MEMBER_GONE` for a 404."""
+    return MEMBER_GONE if exc.status == 404 else exc.code
 
 
 def _without_status(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,7 +212,15 @@ class MailchimpWrites(MailchimpAudience):
         """Apply changes: batch subscribe 500 a call, then tags 500 + 500 a call."""
         results: list[ChangeResult | None] = [None] * len(changes)
         pending: list[int] = []
+        archives = [i for i, c in enumerate(changes) if c.archive]
+        for index, result in zip(
+            archives, await asyncio.gather(*(self._archive(changes[i]) for i in archives)),
+            strict=True,
+        ):
+            results[index] = result
         for index, change in enumerate(changes):
+            if change.archive:
+                continue
             if change.is_empty:
                 results[index] = ChangeResult(
                     email=change.email, ok=True, platform_id=change.platform_id
@@ -324,6 +349,7 @@ class MailchimpWrites(MailchimpAudience):
                     code=code,
                     partial=code == CONSENT_FLOOR or sent_consent is not None,
                     sent_consent=sent_consent,
+                    deleted=code == MEMBER_GONE and not change.create,
                 )
             elif index in tag_failures:
                 results[index] = ChangeResult(
@@ -457,12 +483,30 @@ class MailchimpWrites(MailchimpAudience):
                 )
             except ApiError as exc:
                 if not (keep_failure and index in failures):
-                    failures[index] = (exc.message, exc.code)
+                    failures[index] = (exc.message, _code(exc))
                 return
             member = response.json()
             self._remember(member, [t["name"] for t in member.get("tags") or []])
 
         await asyncio.gather(*(patch(index, item) for index, item in items))
+
+    async def _archive(self, change: ContactChange) -> ChangeResult:
+        """Archive a member (`DELETE /lists/{id}/members/{hash}`: Mailchimp's archive, not
+        permanent; the person can be added back). 404 or an archived member's 405: gone."""
+        member = change.platform_id or subscriber_hash(change.email)
+        try:
+            await self.client.request(
+                "DELETE",
+                f"{self._list_path}/members/{path_segment(member)}",
+                endpoint="DELETE /lists/{id}/members/{hash}",
+                idempotent=True,
+                ok=(404, 405),
+            )
+        except ApiError as exc:
+            return ChangeResult(email=change.email, ok=False, platform_id=change.platform_id,
+                                error=exc.message, code=exc.code)
+        self._known.pop(member, None)
+        return ChangeResult(email=change.email, ok=True, platform_id=member, deleted=True)
 
     async def _patch_member(
         self, index: int, change: ContactChange, failures: dict[int, tuple[str, str | None]]
@@ -474,16 +518,25 @@ class MailchimpWrites(MailchimpAudience):
         if permissions:
             body["marketing_permissions"] = permissions
         try:
-            await self.client.request(
+            response = await self.client.request(
                 "PATCH",
                 f"{self._list_path}/members/{path_segment(subscriber_hash(change.email))}",
                 endpoint="PATCH /lists/{id}/members/{hash}",
                 json=body,
             )
         except ApiError as exc:
-            failures[index] = (exc.message, exc.code)
+            failures[index] = (exc.message, _code(exc))
             return
         if change.new_email:
+            # a rename is done when the member answers with the new address, not before
+            answered = str(_json_or_empty(response).get("email_address") or "")
+            if subscriber_hash(answered) != subscriber_hash(change.new_email):
+                failures[index] = (
+                    "Mailchimp did not rename the member: it answered with "
+                    f"{answered or 'no address'!r}, not {change.new_email!r}",
+                    RENAME_IGNORED,
+                )
+                return
             known = self._known.pop(subscriber_hash(change.email), None)
             if known is not None:
                 self._known[subscriber_hash(change.new_email)] = known

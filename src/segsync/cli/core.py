@@ -1,4 +1,5 @@
-"""segsync CLI: `--version`, `init`, `check`, `config schema|reference`, `segments list|explain`.
+"""segsync CLI: `--version`, `init`, `check [--online]`, `config schema|reference`,
+`segments list|explain`.
 
 The configuration file is `-c FILE` (before or after the command), else `$SEGSYNC_CONFIG`,
 else the first segsync.yaml in the working directory or its parents; a `.env` beside it fills
@@ -10,6 +11,7 @@ with `secrets=False`: a platform key missing from the environment is only a warn
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -19,13 +21,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 import segsync
-from segsync.cli import EXIT_INVALID, EXIT_OK, app, config_app, segments_app
+from segsync.cli import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    app,
+    config_app,
+    segments_app,
+)
 from segsync.config import (
     DEFAULT_CONFIG_FILE,
     Config,
@@ -37,7 +47,8 @@ from segsync.config import (
     placeholder_settings,
     render_config_reference,
 )
-from segsync.connector import Connector, registry
+from segsync.connector import AccountIdentity, Connector, registry
+from segsync.http import ApiError, PlatformUnavailable
 from segsync.logs import LogFormat, configure_logging, register_secret
 from segsync.mapping import PlatformMapping
 from segsync.model import PublishMode
@@ -231,23 +242,101 @@ def init_command(
     typer.echo(f"Wrote {path}. Next: edit it, then run `segsync check -c {path}`.")
 
 
-@app.command("check")
-def check_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Validate the configuration, its mappings and every segment rule; exit 2 if invalid."""
-    loaded = _load(config, as_json, secrets=False)
-    source = str(loaded.source or default_config_path())
-    if as_json:
-        _echo_json(
-            {
-                "ok": True,
-                "file": source,
-                "problems": [],
-                "warnings": list(loaded.warnings),
-                "platforms": sorted(loaded.platforms),
-                "segments": sorted(loaded.segments),
-            }
+OnlineOption = Annotated[
+    bool,
+    typer.Option(
+        "--online",
+        help="Also call every configured platform (needs its secrets): run its checks and "
+        "show the account it reaches.",
+    ),
+]
+
+_UNAVAILABLE_CODES = frozenset(
+    {"auth_failed", "platform_unavailable", "tls_failed", "host_unreachable"}
+)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether a failed check means the platform cannot be reached or refuses the
+    credentials (exit 4), rather than a configuration it refuses (exit 2)."""
+    if isinstance(exc, PlatformUnavailable):
+        return True
+    if isinstance(exc, ApiError):
+        return (
+            exc.status in (0, 401, 403, 407, 408, 429)
+            or exc.status >= 500
+            or (exc.code or "") in _UNAVAILABLE_CODES
         )
-        return
+    return isinstance(exc, httpx.HTTPError | OSError)
+
+
+async def _check_platform(name: str, connector: Connector) -> dict[str, Any]:
+    """One platform's online check: `check()`, then its account identity and facts."""
+    entry: dict[str, Any] = {
+        "platform": name, "place": f"platforms.{name}", "ok": True, "identity": None,
+        "facts": {}, "error": None, "unavailable": False,
+    }
+    try:
+        await connector.check()
+        identity = await connector.account_identity()
+    except Exception as exc:  # every failure is reported, with its place
+        entry.update(ok=False, error=str(exc), unavailable=_unavailable(exc))
+    else:
+        entry["identity"] = identity.model_dump() if identity is not None else None
+    entry["facts"] = connector.account_facts()
+    return entry
+
+
+def online_checks(config: Config) -> list[dict[str, Any]]:
+    """Run every enabled platform's `check()` and read its account identity and facts,
+    concurrently; one entry per platform (see `_check_platform`)."""
+
+    from segsync.sync.build import build_connectors  # the engine, only when going online
+
+    async def go() -> list[dict[str, Any]]:
+        connectors = build_connectors(config)
+        try:
+            return list(
+                await asyncio.gather(
+                    *(_check_platform(name, c) for name, c in sorted(connectors.items()))
+                )
+            )
+        finally:
+            for connector in connectors.values():
+                await connector.aclose()
+
+    return asyncio.run(go())
+
+
+@app.command("check")
+def check_command(
+    config: ConfigOption = None, as_json: JsonOption = False, online: OnlineOption = False
+) -> None:
+    """Validate the configuration, its mappings and every segment rule; exit 2 if invalid.
+
+    With `--online`, also run every platform's checks and show the account it reaches:
+    exit 2 when a platform refuses the configuration (a consent list or subscription type
+    it lacks), 4 when one cannot be reached or refuses the credentials."""
+    loaded = _load(config, as_json, secrets=online)
+    source = str(loaded.source or default_config_path())
+    results = online_checks(loaded) if online else []
+    failed = [r for r in results if not r["ok"]]
+    code = EXIT_OK
+    if failed:
+        code = EXIT_UNAVAILABLE if any(r["unavailable"] for r in failed) else EXIT_INVALID
+    if as_json:
+        data: dict[str, Any] = {
+            "ok": not failed,
+            "file": source,
+            "problems": [f"{source}: {r['place']}: {r['error']}" for r in failed],
+            "warnings": list(loaded.warnings),
+            "platforms": sorted(loaded.platforms),
+            "segments": sorted(loaded.segments),
+        }
+        if online:
+            data["online"] = results
+        _echo_json(data)
+        raise typer.Exit(code)
     console = _console()
     for warning in loaded.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
@@ -256,6 +345,24 @@ def check_command(config: ConfigOption = None, as_json: JsonOption = False) -> N
         f"{len(loaded.schema_fields)} field(s), {len(loaded.segments)} segment(s); "
         f"state {loaded.state_display}"
     )
+    for r in results:
+        name = r["platform"]
+        if r["ok"]:
+            identity = r["identity"]
+            account = (
+                AccountIdentity(**identity).describe() if identity is not None
+                else "unknown (the connector cannot tell: its state is not bound)"
+            )
+            console.print(f"[green]OK[/green] {name}: account {escape(account)}")
+        else:
+            what = "unavailable" if r["unavailable"] else "refused"
+            console.print(
+                f"[red]error[/red] {name} {what}: {escape(source)}: {r['place']}: "
+                f"{escape(str(r['error']))}"
+            )
+        for label, value in r["facts"].items():
+            console.print(f"  {escape(label)}: {escape(str(value))}")
+    raise typer.Exit(code)
 
 
 @config_app.command("schema")

@@ -15,16 +15,13 @@ from typing import Annotated
 
 import typer
 
-from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, app
+from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_UNAVAILABLE, app
 from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
 from segsync.erasure import ErasureReport, InvalidAddress, erase_people, read_addresses
 from segsync.state import RunLocked, StoreError, open_store
 from segsync.sync.build import build_connectors, config_name
 
 __all__ = ["EXIT_UNAVAILABLE"]
-
-EXIT_UNAVAILABLE = 4
-"""A platform unavailable: it did not confirm the deletion (safe to run again)."""
 
 
 def _fail(as_json: bool, kind: str, message: str, code: int) -> typer.Exit:

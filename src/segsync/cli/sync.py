@@ -1,29 +1,61 @@
 """segsync CLI: `plan`, `apply`, `sync`, `status` — thin over `segsync.sync.Engine`.
 
 Exit codes (segsync.cli): 0 ok, 1 per-record errors, 2 invalid configuration or input (a
-stale or unreadable plan), 3 the run lock is held by another run.
+stale or unreadable plan), 3 the run lock is held by another run, 4 a platform unavailable
+or refusing the credentials, 5 a platform bound to another account, 130/143 interrupted by
+SIGINT/SIGTERM; the highest that applies wins. Platform-level failures and interruptions
+are said on stderr in every output mode (with `--json`, stdout holds the report and its
+`exit_code`).
+
+SIGTERM or SIGINT during `sync` or `apply` stops taking new batches; those in flight finish
+and are recorded, the run is stored as `interrupted` and its report printed. A second
+signal ends the process at once. `status` shows a run whose process died as `abandoned`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_RECORD_ERRORS, app
+from segsync.cli import (
+    EXIT_ACCOUNT,
+    EXIT_INVALID,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_RECORD_ERRORS,
+    EXIT_SIGNAL_BASE,
+    EXIT_UNAVAILABLE,
+    app,
+)
 from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.http import PLATFORM_FAILURE_CODES
 from segsync.logs import LogFormat, active_format
 from segsync.state import RunLocked, StoreError
 from segsync.sync.build import build_engine
 from segsync.sync.engine import Engine, RunReport
-from segsync.sync.plan import Plan, PlanStale
+from segsync.sync.plan import Plan, PlanStale, RecordError
 from segsync.sync.progress import progress_for
 
-__all__ = ["render_report"]
+__all__ = ["exit_code", "render_report"]
+
+ACCOUNT_CODES = frozenset({"account_mismatch"})
+"""Error codes of a platform bound to another account (exit 5)."""
+
+UNAVAILABLE_CODES = PLATFORM_FAILURE_CODES | {"read_failed"}
+"""Error codes of a platform that sat the run (or the rest of it) out (exit 4)."""
+
+CONFIG_CODES = frozenset({"check_failed"})
+"""Error codes of a platform setting its check refused (exit 2)."""
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 T = TypeVar("T")
 
@@ -37,17 +69,49 @@ def _shows_progress(as_json: bool) -> bool:
     return not as_json and active_format() is not LogFormat.JSON
 
 
+def _catch_signals(engine: Engine) -> Callable[[], None]:
+    """Route SIGINT/SIGTERM to `engine.interrupt` (a second one ends the process at once);
+    returns the undo. A no-op where the loop cannot take signal handlers."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        if engine.interrupt.is_set():  # asked twice: stop now, the default way
+            undo()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        engine.interrupt.set(int(signum))
+        typer.echo(f"segsync: {signum.name} received: finishing the requests in flight, then "
+                   "stopping (send it again to stop at once)", err=True)
+
+    def undo() -> None:
+        for sig in installed:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        installed.clear()
+
+    for sig in _SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    return undo
+
+
 def _run(config_path: Path | None, as_json: bool, wait: bool,
-         work: Callable[[Engine], Awaitable[T]], *, progress: bool = False) -> T:
+         work: Callable[[Engine], Awaitable[T]], *, progress: bool = False,
+         interruptible: bool = False) -> T:
     """Build the engine, run `work`, close everything; map failures to exit codes.
 
     With `progress` (and no machine output), the run's progress is shown on stderr: bars
-    on a terminal, plain throttled lines otherwise (segsync.sync.progress).
+    on a terminal, plain throttled lines otherwise (segsync.sync.progress). With
+    `interruptible`, SIGINT/SIGTERM interrupt the run gracefully (`_catch_signals`).
     """
     config = _load(config_path, as_json)
 
     async def go() -> T:
         engine = build_engine(config, wait=wait)
+        undo = _catch_signals(engine) if interruptible else (lambda: None)
         try:
             if not (progress and _shows_progress(as_json)):
                 return await work(engine)
@@ -56,6 +120,7 @@ def _run(config_path: Path | None, as_json: bool, wait: bool,
             with display:
                 return await work(engine)
         finally:
+            undo()
             for connector in engine.connectors.values():
                 await connector.aclose()
             engine.store.close()
@@ -95,12 +160,47 @@ def render_report(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+def _errors_code(errors: Sequence[RecordError]) -> int:
+    codes = [EXIT_OK]
+    for error in errors:
+        if error.code in ACCOUNT_CODES:
+            codes.append(EXIT_ACCOUNT)
+        elif error.code in UNAVAILABLE_CODES:
+            codes.append(EXIT_UNAVAILABLE)
+        elif error.code in CONFIG_CODES:
+            codes.append(EXIT_INVALID)
+        else:
+            codes.append(EXIT_RECORD_ERRORS)
+    return max(codes)
+
+
+def exit_code(report: RunReport) -> int:
+    """The exit code of a run (segsync.cli): the highest that applies."""
+    code = _errors_code(report.errors)
+    if report.status == "interrupted":
+        code = max(code, EXIT_SIGNAL_BASE + (report.interrupted_by or signal.SIGTERM))
+    return code
+
+
+def _say_platform_failures(errors: Sequence[RecordError]) -> None:
+    """Platform-level failures on stderr, whatever stdout holds."""
+    for error in errors:
+        if error.code in ACCOUNT_CODES | UNAVAILABLE_CODES | CONFIG_CODES:
+            typer.echo(f"error: [{error.platform}] {error.message}", err=True)
+
+
 def _report_exit(report: RunReport, as_json: bool) -> None:
+    code = exit_code(report)
     if as_json:
-        _echo_json(report.model_dump(mode="json"))
+        _echo_json({**report.model_dump(mode="json"), "exit_code": code})
     else:
         typer.echo(render_report(report))
-    raise typer.Exit(EXIT_RECORD_ERRORS if report.errors else EXIT_OK)
+    _say_platform_failures(report.errors)
+    if report.status == "interrupted":
+        name = signal.Signals(report.interrupted_by or signal.SIGTERM).name
+        typer.echo(f"segsync: run {report.run_id} interrupted by {name}: what was confirmed "
+                   "is recorded, the rest is done by the next run", err=True)
+    raise typer.Exit(code)
 
 
 @app.command("plan")
@@ -132,7 +232,8 @@ def plan_command(
                 typer.echo(f"{name}: {label}: {value}")
         if out is not None:
             typer.echo(f"saved to {out}; apply it with `segsync apply {out}`")
-    raise typer.Exit(EXIT_RECORD_ERRORS if plan.errors else EXIT_OK)
+    _say_platform_failures(plan.errors)
+    raise typer.Exit(_errors_code(plan.errors))
 
 
 @app.command("apply")
@@ -142,13 +243,14 @@ def apply_command(
     wait: WaitOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Apply a saved plan exactly (refused when the state moved since it was made)."""
+    """Apply a saved plan exactly (refused when records it writes moved since it was made)."""
     try:
         plan = Plan.from_json(plan_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         _fail(as_json, "invalid", f"cannot read the plan {plan_file}: {exc}")
         raise typer.Exit(EXIT_INVALID) from None
-    report = _run(config, as_json, wait, lambda engine: engine.apply(plan), progress=True)
+    report = _run(config, as_json, wait, lambda engine: engine.apply(plan), progress=True,
+                  interruptible=True)
     _report_exit(report, as_json)
 
 
@@ -159,7 +261,8 @@ def sync_command(
     as_json: JsonOption = False,
 ) -> None:
     """Pull, reconcile, plan and apply, under the run lock."""
-    report = _run(config, as_json, wait, lambda engine: engine.sync(), progress=True)
+    report = _run(config, as_json, wait, lambda engine: engine.sync(), progress=True,
+                  interruptible=True)
     _report_exit(report, as_json)
 
 

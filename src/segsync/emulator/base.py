@@ -28,6 +28,13 @@ platform acted); `serve(port)` and `serving()` run the same app on loopback with
 
 Faults are drawn once per request from a seeded `FaultPlan`; see `FaultPlan.parse` for the
 `--faults` spec format.
+
+Edits made while a client pages: an emulator whose contact listing (or search) routes
+`await self.read_page_served()` after building each page's answer sets `read_page_hook`;
+a test then sets `after_read_page` to a callable taking the number of listing pages served
+so far (plain or async). It runs before the page is returned, so what it changes (contacts
+edited, created, deleted or unsubscribed, the clock advanced) happens between page k and
+k+1 of the client's read.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import contextvars
 import dataclasses
 import email.utils
 import hmac
+import inspect
 import ipaddress
 import random
 import re
@@ -69,6 +77,7 @@ __all__ = [
     "EmulatorTransport",
     "FaultPlan",
     "LoggedRequest",
+    "ReadPageHook",
     "RequestLog",
     "WindowLimit",
     "cursor_page",
@@ -442,6 +451,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+ReadPageHook = Callable[[int], Any]
+"""Called with the number of listing pages served so far; may return an awaitable."""
+
+
 class Emulator(abc.ABC):
     """Base of the platform emulators; see the module docstring."""
 
@@ -460,6 +473,8 @@ class Emulator(abc.ABC):
     #: what a user of the emulator should know, printed by `segsync emulate` (e.g. inputs
     #: the real API refuses and so does the emulator)
     notes: ClassVar[tuple[str, ...]] = ()
+    #: whether the contact listing routes call `read_page_served` (see the module docstring)
+    read_page_hook: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -479,6 +494,10 @@ class Emulator(abc.ABC):
         self.random = random.Random(seed)
         self.enforce_rate_limits = enforce_rate_limits
         self.log = RequestLog()
+        #: edits "while the client pages": see the module docstring
+        self.after_read_page: ReadPageHook | None = None
+        self._read_pages = 0
+        self._pages_to_hook: list[int] = []
         self.limits: list[WindowLimit | ConcurrencyLimit] = list(self.rate_limits())
         routes = list(self.routes())
         _unescape_route_params(routes)
@@ -495,6 +514,21 @@ class Emulator(abc.ABC):
         return f"{type(self).__name__}()"
 
     # -- what a platform declares -------------------------------------------------------
+
+    async def read_page_served(self) -> None:
+        """Count a served page of a contact listing; `after_read_page` runs on it once the
+        answer (and its `Date`) has been sent, before the client can ask for the next page."""
+        self._read_pages += 1
+        self._pages_to_hook.append(self._read_pages)
+
+    async def _run_page_hooks(self) -> None:
+        pending, self._pages_to_hook = self._pages_to_hook, []
+        for served in pending:
+            hook = self.after_read_page
+            if hook is not None:
+                result = hook(served)
+                if inspect.isawaitable(result):
+                    await result
 
     def client_config(self) -> dict[str, Any]:
         """The platform config block a connector needs to talk to this emulator (its key,
@@ -638,7 +672,9 @@ class Emulator(abc.ABC):
                 await self._respond(response, scope, receive, swallow)
                 await self._drop(send)
             await self._respond(response, scope, receive, answer)
+            await self._run_page_hooks()  # edits made between this page and the next
         finally:
+            self._pages_to_hook.clear()
             for limit in held:
                 limit.in_flight -= 1
             self.log.add(method, path, status)

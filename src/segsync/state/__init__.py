@@ -12,6 +12,7 @@ from segsync.clock import Clock
 from segsync.state.base import (
     MIGRATIONS,
     BaseRow,
+    Binding,
     LedgerEntry,
     OwnedObject,
     RunLocked,
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_PATH",
     "MIGRATIONS",
     "BaseRow",
+    "Binding",
     "ConfigState",
     "LedgerEntry",
     "OwnedObject",

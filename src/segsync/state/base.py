@@ -12,7 +12,11 @@ A `StateStore` keeps, per sync configuration (`config`, a name):
 - `owned`     — tags, lists and segments segsync created (never touches anything else);
 - `ledger`    — every consent change: contact, platform, time, previous -> new, source, basis;
 - `runs`      — one row per run, with its report (JSON), per-record errors and diagnostics;
-- `meta`      — the state generation, bumped by every commit (a plan records it).
+- `owed`      — the record writes a platform refused, owed until written or acknowledged;
+- `deletions` — the records found deleted or archived on a platform (by a read or a write);
+- `meta`      — the state generation, bumped by every commit (a plan records it);
+- `bindings`  — per platform, the account the state is bound to (`Binding`) and the
+                fingerprint of the connector config last checked.
 
 Every write is one transaction. A run holds the run lock of its configuration (`lock`), so a
 second run fails fast with `RunLocked` naming the holder, or waits.
@@ -35,7 +39,10 @@ if TYPE_CHECKING:
 __all__ = [
     "MIGRATIONS",
     "BaseRow",
+    "Binding",
+    "Deletion",
     "LedgerEntry",
+    "OwedWrite",
     "OwnedObject",
     "RunLocked",
     "StateStore",
@@ -108,6 +115,40 @@ class LedgerEntry:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class OwedWrite:
+    """A record write a platform refused (or did not confirm): owed until a later write of
+    the contact there is confirmed, or the user acknowledges it (`StateStore.ack_owed`).
+
+    `first_failed` / `last_failed` are ISO-8601 times, `failures` how many runs failed it,
+    `error` and `code` the platform's last word."""
+
+    platform: str
+    cid: str
+    email: str
+    error: str
+    last_failed: str
+    first_failed: str = ""  # "" : `last_failed` (a first failure)
+    platform_id: str | None = None
+    code: str | None = None
+    failures: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deletion:
+    """A record found deleted or archived on `platform`: by a read (`found_by` "read") or
+    answered by a write (`found_by` "write"). `acted` is True once a run applied the
+    `on_delete` policy to it."""
+
+    platform: str
+    cid: str
+    email: str
+    platform_id: str
+    found_at: str
+    found_by: str
+    acted: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class OwnedObject:
     """A tag, list or segment segsync created on a platform."""
 
@@ -116,6 +157,19 @@ class OwnedObject:
     name: str
     ref: str
     definition_hash: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Binding:
+    """What the state knows of a platform's account: the account it is bound to
+    (`account_id` None: not bound, the connector cannot tell), its label, when it was bound,
+    and the fingerprint of the connector config last checked (None: never checked)."""
+
+    platform: str
+    account_id: str | None
+    label: str | None = None
+    bound_at: str | None = None
+    checked: str | None = None
 
 
 # Migrations: ordered lists of statements. `{serial}` is the dialect's auto-increment key.
@@ -182,6 +236,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE tombstones (config TEXT NOT NULL, email_hash TEXT NOT NULL,"
         " erased_at TEXT NOT NULL, PRIMARY KEY (config, email_hash))",
         "CREATE TABLE state_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    (
+        # account bindings: the account each platform's state belongs to, and the
+        # fingerprint of the connector config last checked
+        "CREATE TABLE bindings (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " account_id TEXT, label TEXT, bound_at TEXT, checked TEXT,"
+        " PRIMARY KEY (config, platform))",
+    ),
+    (  # deletes and owed writes
+        # a record write that failed stays owed until written or acknowledged
+        "CREATE TABLE owed (config TEXT NOT NULL, platform TEXT NOT NULL, cid TEXT NOT NULL,"
+        " email TEXT NOT NULL, platform_id TEXT, code TEXT, error TEXT NOT NULL,"
+        " first_failed TEXT NOT NULL, last_failed TEXT NOT NULL,"
+        " failures INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (config, platform, cid))",
+        # a record found deleted or archived on a platform (by a read or a write), once;
+        # `acted`: a run applied the `on_delete` policy to it
+        "CREATE TABLE deletions (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " cid TEXT NOT NULL, email TEXT NOT NULL, platform_id TEXT NOT NULL,"
+        " found_at TEXT NOT NULL, found_by TEXT NOT NULL, acted INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (config, platform, cid))",
     ),
 )
 """The schema, version by version; `schema_version` records how many have been applied."""
@@ -271,6 +345,22 @@ class StateStore(abc.ABC):
         """Re-assign staged records `(platform, platform_id, cid)` to contacts."""
 
     @abc.abstractmethod
+    def moved_records(self, config: str) -> list[tuple[str, str, str, str, str]]:
+        """Staged live records linked by platform id whose email is not their contact's:
+        `(platform, platform_id, cid, email_key, base payload)`, the base being what segsync
+        last saw or wrote on that record (its address then is in the payload)."""
+
+    @abc.abstractmethod
+    def relink_records(self, config: str, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Relink staged records `(platform, platform_id, cid)` to other contacts, at once.
+
+        The id map follows: each record's base row (and its static segment memberships on
+        that platform) moves to its new contact, unless that contact keeps a base row of
+        another record there (the staged record then has no base: a duplicate, or fresh).
+        Its old contact keeps nothing of it.
+        """
+
+    @abc.abstractmethod
     def relink_pulled(self, config: str) -> int:
         """Join new records to the contact another platform renamed to their email.
 
@@ -352,13 +442,35 @@ class StateStore(abc.ABC):
         confirmed: Sequence[BaseRow],
         failed: Sequence[str],
         ledger: Sequence[LedgerEntry] = (),
+        *,
+        owed: Sequence[OwedWrite] = (),
+        deleted: Sequence[Deletion] = (),
     ) -> None:
         """Record a batch's verdicts in one transaction.
 
         Confirmed records get their new base (what was written) and their contact the
         planned canonical view (still dirty until `finish`); failed contacts keep the base
-        of what was read and are marked to be reconciled again.
+        of what was read and are marked to be reconciled again. A confirmed record is no
+        longer owed there; each of `owed` (the failed records, with the platform's error)
+        is owed, keeping its first failure time. `deleted`: records the platform answered
+        are gone (their base, in `confirmed`, marked deleted): recorded once, no longer
+        owed, their contact reconciled again (the `on_delete` policy).
         """
+
+    @abc.abstractmethod
+    def owed(self, config: str, platform: str | None = None) -> list[OwedWrite]:
+        """The owed writes (on one platform, or all), by platform then email."""
+
+    @abc.abstractmethod
+    def ack_owed(
+        self, config: str, emails: Sequence[str] | None, platform: str | None = None
+    ) -> int:
+        """Drop owed writes: of the normalised `emails` (None: every one), on `platform`
+        (None: every platform). Returns how many were dropped."""
+
+    @abc.abstractmethod
+    def deletions(self, config: str, *, pending: bool = False) -> list[Deletion]:
+        """Records found deleted, oldest first; with `pending`, only those no run acted on."""
 
     @abc.abstractmethod
     def members(self, config: str, cids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
@@ -373,7 +485,10 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def finish(self, config: str) -> None:
-        """Commit the run: staged reads become base, planned views canonical, cursors move."""
+        """Commit the run: staged reads become base, planned views canonical, cursors move.
+
+        A live base record read deleted now is recorded as a deletion (found by a read, acted
+        on by this run); pending deletions of contacts owing no write are marked acted on."""
 
     # -- owned objects --------------------------------------------------------------------
 
@@ -441,11 +556,42 @@ class StateStore(abc.ABC):
         the address is replaced by `label` in run errors, diagnostics and reports.
         Returns how many contacts were forgotten."""
 
+    # -- account bindings -----------------------------------------------------------------
+
+    @abc.abstractmethod
+    def binding(self, config: str, platform: str) -> Binding | None:
+        """What the state knows of a platform's account (None: nothing yet)."""
+
+    @abc.abstractmethod
+    def bind(
+        self, config: str, platform: str, account_id: str | None, label: str | None, *, at: str
+    ) -> None:
+        """Record the account a platform's state belongs to (`account_id` None: the connector
+        cannot tell); the checked fingerprint is kept."""
+
+    @abc.abstractmethod
+    def set_checked(self, config: str, platform: str, fingerprint: str | None) -> None:
+        """Record the fingerprint of the connector config whose `check()` passed."""
+
+    @abc.abstractmethod
+    def forget_platform(
+        self, config: str, platform: str, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        """Forget what the state holds of a platform's account, in one transaction (`segsync
+        rebind`): its ids and base snapshots, cursor, staging, owned objects, static
+        segment membership, binding, and the writes owed to and deletions found on it. The
+        consent ledger, the tombstones and the canonical contacts stay; every canonical
+        contact is marked to be reconciled again, so the next run links the platform's
+        records by email and writes what it lacks.
+        Returns how many rows of each kind were forgotten (with `dry_run`, would be: nothing
+        is changed)."""
+
     # -- runs -----------------------------------------------------------------------------
 
     @abc.abstractmethod
     def start_run(self, config: str, run_id: str, *, at: str) -> None:
-        """Record that a run started."""
+        """Record that a run started (status `running`); called under the run lock, so a
+        run of `config` still `running` died without ending: it becomes `abandoned`."""
 
     @abc.abstractmethod
     def end_run(

@@ -9,7 +9,8 @@ uses, so what it may touch is its signature:
   membership, and the commits of confirmed writes (the merge, segments and apply);
 - `Ownership`: the tags, lists and segments segsync created;
 - `ConsentLedger`: every consent change;
-- `Tombstones` (read by the pull) and `Erasure`: the people erased, as keyed hashes.
+- `Tombstones` (read by the pull) and `Erasure`: the people erased, as keyed hashes;
+- `Bindings`: the account each platform's state belongs to, and the config last checked.
 
 Every method is the `StateStore` method of the same name without its `config` (see
 `segsync.state.base.StateStore` for the contracts).
@@ -21,9 +22,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from segsync.state.base import BaseRow, LedgerEntry, OwnedObject
+from segsync.state.base import BaseRow, Binding, Deletion, LedgerEntry, OwedWrite, OwnedObject
 
 __all__ = [
+    "Bindings",
     "ConsentLedger",
     "Erasure",
     "Ownership",
@@ -105,6 +107,10 @@ class ReadStaging(Transactional, Tombstones, Protocol):
 
     def relink_pulled(self) -> int: ...
 
+    def moved_records(self) -> list[tuple[str, str, str, str, str]]: ...
+
+    def relink_records(self, rows: Sequence[tuple[str, str, str]]) -> None: ...
+
     def discard_pulled(self, platform: str) -> None: ...
 
     def settle_pulled(self, platform: str) -> None: ...
@@ -146,7 +152,14 @@ class Snapshots(Transactional, Protocol):
         confirmed: Sequence[BaseRow],
         failed: Sequence[str],
         ledger: Sequence[LedgerEntry] = (),
+        *,
+        owed: Sequence[OwedWrite] = (),
+        deleted: Sequence[Deletion] = (),
     ) -> None: ...
+
+    def owed(self, platform: str | None = None) -> list[OwedWrite]: ...
+
+    def deletions(self, *, pending: bool = False) -> list[Deletion]: ...
 
     def members(self, cids: Sequence[str]) -> dict[str, dict[str, set[str]]]: ...
 
@@ -187,3 +200,17 @@ class Erasure(Tombstones, Protocol):
     def erasure_targets(self, email_key: str) -> dict[str, str]: ...
 
     def purge_person(self, email_key: str, label: str) -> int: ...
+
+
+class Bindings(Protocol):
+    """The account each platform's state belongs to, and the connector config last checked."""
+
+    def binding(self, platform: str) -> Binding | None: ...
+
+    def bind(
+        self, platform: str, account_id: str | None, label: str | None, *, at: str
+    ) -> None: ...
+
+    def set_checked(self, platform: str, fingerprint: str | None) -> None: ...
+
+    def forget_platform(self, platform: str, *, dry_run: bool = False) -> dict[str, int]: ...

@@ -2,7 +2,8 @@
 
 `StateStore.scoped(config)` returns a `ConfigState`; the engine and its steps hold one and
 never pass the configuration's name again. It implements the role protocols of
-`segsync.state.roles` (runs, read staging, snapshots, ownership, ledger, erasure); each
+`segsync.state.roles` (runs, read staging, snapshots, ownership, ledger, erasure,
+bindings); each
 method is the store method of the same name (see `segsync.state.base.StateStore` for the contracts).
 """
 
@@ -13,8 +14,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from segsync.state.base import BaseRow, LedgerEntry, OwnedObject, StateStore
+from segsync.state.base import (
+    BaseRow,
+    Binding,
+    Deletion,
+    LedgerEntry,
+    OwedWrite,
+    OwnedObject,
+    StateStore,
+)
 from segsync.state.roles import (
+    Bindings,
     ConsentLedger,
     Erasure,
     Loaded,
@@ -29,7 +39,9 @@ __all__ = ["ConfigState", "PulledRow"]
 
 
 @dataclasses.dataclass(frozen=True)
-class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger, Erasure):
+class ConfigState(
+    RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger, Erasure, Bindings
+):
     """The state of the sync configuration `config` in `store`, in all its roles."""
 
     store: StateStore
@@ -95,6 +107,12 @@ class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger, 
     def relink_pulled(self) -> int:
         return self.store.relink_pulled(self.config)
 
+    def moved_records(self) -> list[tuple[str, str, str, str, str]]:
+        return self.store.moved_records(self.config)
+
+    def relink_records(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        self.store.relink_records(self.config, rows)
+
     def discard_pulled(self, platform: str) -> None:
         self.store.discard_pulled(self.config, platform)
 
@@ -146,8 +164,21 @@ class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger, 
         confirmed: Sequence[BaseRow],
         failed: Sequence[str],
         ledger: Sequence[LedgerEntry] = (),
+        *,
+        owed: Sequence[OwedWrite] = (),
+        deleted: Sequence[Deletion] = (),
     ) -> None:
-        self.store.commit_writes(self.config, platform, confirmed, failed, ledger)
+        self.store.commit_writes(self.config, platform, confirmed, failed, ledger, owed=owed,
+                                 deleted=deleted)
+
+    def owed(self, platform: str | None = None) -> list[OwedWrite]:
+        return self.store.owed(self.config, platform)
+
+    def ack_owed(self, emails: Sequence[str] | None, platform: str | None = None) -> int:
+        return self.store.ack_owed(self.config, emails, platform)
+
+    def deletions(self, *, pending: bool = False) -> list[Deletion]:
+        return self.store.deletions(self.config, pending=pending)
 
     def members(self, cids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
         return self.store.members(self.config, cids)
@@ -201,3 +232,17 @@ class ConfigState(RunRecords, ReadStaging, Snapshots, Ownership, ConsentLedger, 
 
     def purge_person(self, email_key: str, label: str) -> int:
         return self.store.purge_person(self.config, email_key, label)
+
+    # -- account bindings -----------------------------------------------------------------
+
+    def binding(self, platform: str) -> Binding | None:
+        return self.store.binding(self.config, platform)
+
+    def bind(self, platform: str, account_id: str | None, label: str | None, *, at: str) -> None:
+        self.store.bind(self.config, platform, account_id, label, at=at)
+
+    def set_checked(self, platform: str, fingerprint: str | None) -> None:
+        self.store.set_checked(self.config, platform, fingerprint)
+
+    def forget_platform(self, platform: str, *, dry_run: bool = False) -> dict[str, int]:
+        return self.store.forget_platform(self.config, platform, dry_run=dry_run)

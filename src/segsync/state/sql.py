@@ -14,10 +14,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from segsync.clock import Clock
 from segsync.state.base import (
     MIGRATIONS,
     BaseRow,
+    Binding,
+    Deletion,
     LedgerEntry,
+    OwedWrite,
     OwnedObject,
     StateStore,
     payload_hash,
@@ -49,6 +53,7 @@ class SqlStateStore(StateStore):
     """`StateStore` over a SQL connection; see `segsync.state.base` for the contract."""
 
     serial_type: str = "INTEGER PRIMARY KEY"
+    clock: Clock  # set by the backend (times the store records itself)
 
     @abc.abstractmethod
     def _tx(self) -> AbstractContextManager[Tx]:
@@ -202,6 +207,87 @@ class SqlStateStore(StateStore):
                 [(cid, config, platform, pid) for platform, pid, cid in rows],
             )
         return len(rows)
+
+    def moved_records(self, config: str) -> list[tuple[str, str, str, str, str]]:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT p.platform, p.platform_id, p.cid, p.email_key, b.payload FROM pulled p"
+                " JOIN base b ON b.config = p.config AND b.platform = p.platform"
+                " AND b.platform_id = p.platform_id AND b.cid = p.cid"
+                " JOIN canonical c ON c.config = p.config AND c.cid = p.cid"
+                " WHERE p.config = ? AND p.deleted = 0 AND p.email_key <> ''"
+                " AND p.email_key <> c.email_key ORDER BY p.platform, p.platform_id",
+                (config,),
+            )
+        return [(platform, pid, cid, key, payload) for platform, pid, cid, key, payload in rows]
+
+    def relink_records(self, config: str, rows: Sequence[tuple[str, str, str]]) -> None:
+        by_platform: dict[str, dict[str, str]] = {}
+        for platform, pid, cid in rows:
+            by_platform.setdefault(platform, {})[pid] = cid
+        with self._tx() as tx:
+            for platform, moves in sorted(by_platform.items()):
+                self._relink_platform(tx, config, platform, moves)
+
+    @staticmethod
+    def _relink_platform(tx: Tx, config: str, platform: str, moves: dict[str, str]) -> None:
+        """Move the records `moves` (platform id -> new contact) of one platform, with
+        their base rows and memberships (see `relink_records`)."""
+        pids = sorted(moves)
+        old: dict[str, tuple[str, str, str, int]] = {}
+        for part in _chunks(pids):
+            for pid, cid, payload, digest, deleted in tx.execute(
+                "SELECT platform_id, cid, payload, hash, deleted FROM base"  # noqa: S608
+                f" WHERE config = ? AND platform = ? AND platform_id IN ({_marks(len(part))})",
+                (config, platform, *part),
+            ):
+                old[pid] = (cid, payload, digest, deleted)
+        held: dict[str, set[str]] = {}
+        for part in _chunks(sorted({v[0] for v in old.values()})):
+            for segment, cid in tx.execute(
+                "SELECT segment, cid FROM members WHERE config = ? AND platform = ?"  # noqa: S608
+                f" AND cid IN ({_marks(len(part))})",
+                (config, platform, *part),
+            ):
+                held.setdefault(cid, set()).add(segment)
+        tx.executemany(
+            "DELETE FROM base WHERE config = ? AND platform = ? AND platform_id = ?",
+            [(config, platform, pid) for pid in old],
+        )
+        tx.executemany(
+            "DELETE FROM members WHERE config = ? AND platform = ? AND cid = ?",
+            [(config, platform, cid) for cid in held],
+        )
+        targets = sorted({moves[pid] for pid in old})
+        kept: set[str] = set()  # contacts keeping a base row of another record here
+        for part in _chunks(targets):
+            kept.update(
+                row[0]
+                for row in tx.execute(
+                    "SELECT cid FROM base WHERE config = ? AND platform = ?"  # noqa: S608
+                    f" AND cid IN ({_marks(len(part))})",
+                    (config, platform, *part),
+                )
+            )
+        for pid in pids:
+            cid = moves[pid]
+            if pid not in old or cid in kept:
+                continue
+            kept.add(cid)
+            before, payload, digest, deleted = old[pid]
+            tx.execute(
+                "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (config, platform, cid, pid, payload, digest, deleted),
+            )
+            tx.executemany(
+                "INSERT INTO members (config, platform, segment, cid) VALUES (?, ?, ?, ?)",
+                [(config, platform, segment, cid) for segment in sorted(held.get(before, ()))],
+            )
+        tx.executemany(
+            "UPDATE pulled SET cid = ? WHERE config = ? AND platform = ? AND platform_id = ?",
+            [(cid, config, platform, pid) for pid, cid in moves.items()],
+        )
 
     def discard_pulled(self, config: str, platform: str) -> None:
         with self._tx() as tx:
@@ -429,6 +515,9 @@ class SqlStateStore(StateStore):
         confirmed: Sequence[BaseRow],
         failed: Sequence[str],
         ledger: Sequence[LedgerEntry] = (),
+        *,
+        owed: Sequence[OwedWrite] = (),
+        deleted: Sequence[Deletion] = (),
     ) -> None:
         with self._tx() as tx:
             self._put_base(tx, config, confirmed)
@@ -459,8 +548,101 @@ class SqlStateStore(StateStore):
                     [(config, cid) for cid in failed],
                 )
                 self._canonical_from_planned(tx, config, failed, dirty=True)
+            self._owe(tx, config, platform, done, owed, deleted)
             self._insert_ledger(tx, config, ledger)
             self._bump(tx, config, keep_plan=True)
+
+    @staticmethod
+    def _owe(
+        tx: Tx, config: str, platform: str, done: Sequence[str], owed: Sequence[OwedWrite],
+        deleted: Sequence[Deletion],
+    ) -> None:
+        """Settle the owed writes of a batch: confirmed ones paid, failed ones owed (first
+        failure kept), deleted ones recorded once and reconciled again."""
+        tx.executemany(
+            "DELETE FROM owed WHERE config = ? AND platform = ? AND cid = ?",
+            [(config, platform, cid) for cid in done],
+        )
+        tx.executemany(
+            "INSERT INTO owed (config, platform, cid, email, platform_id, code, error,"
+            " first_failed, last_failed, failures) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+            " ON CONFLICT (config, platform, cid) DO UPDATE SET email = excluded.email,"
+            " platform_id = COALESCE(excluded.platform_id, owed.platform_id),"
+            " code = excluded.code, error = excluded.error,"
+            " last_failed = excluded.last_failed, failures = owed.failures + 1",
+            [
+                (config, o.platform, o.cid, o.email, o.platform_id, o.code, o.error,
+                 o.first_failed or o.last_failed, o.last_failed)
+                for o in owed
+            ],
+        )
+        tx.executemany(
+            "INSERT INTO deletions (config, platform, cid, email, platform_id, found_at,"
+            " found_by, acted) VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
+            " ON CONFLICT (config, platform, cid) DO UPDATE SET email = excluded.email,"
+            " platform_id = excluded.platform_id, found_at = excluded.found_at,"
+            " found_by = excluded.found_by, acted = 0",
+            [(config, d.platform, d.cid, d.email, d.platform_id, d.found_at, d.found_by)
+             for d in deleted],
+        )
+        # the contact of a deletion is reconciled again: the `on_delete` policy acts on it
+        tx.executemany(
+            "UPDATE planned SET failed = 1 WHERE config = ? AND cid = ?",
+            [(config, d.cid) for d in deleted],
+        )
+
+    def owed(self, config: str, platform: str | None = None) -> list[OwedWrite]:
+        sql = (
+            "SELECT platform, cid, email, error, last_failed, first_failed, platform_id, code,"
+            " failures FROM owed WHERE config = ?"
+        )
+        params: tuple[str, ...] = (config,)
+        if platform is not None:
+            sql += " AND platform = ?"
+            params = (config, platform)
+        with self._tx() as tx:
+            rows = tx.execute(sql + " ORDER BY platform, email, cid", params)
+        return [
+            OwedWrite(platform, cid, email, error, last, first, pid, code, int(failures))
+            for platform, cid, email, error, last, first, pid, code, failures in rows
+        ]
+
+    def ack_owed(
+        self, config: str, emails: Sequence[str] | None, platform: str | None = None
+    ) -> int:
+        where, params = "config = ?", [config]
+        if platform is not None:
+            where += " AND platform = ?"
+            params.append(platform)
+        dropped = 0
+        with self._tx() as tx:
+            parts = [None] if emails is None else list(_chunks(sorted(set(emails))))
+            for part in parts:
+                clause, args = where, list(params)
+                if part is not None:
+                    clause += f" AND email IN ({_marks(len(part))})"
+                    args += part
+                dropped += int(tx.execute(
+                    f"SELECT COUNT(*) FROM owed WHERE {clause}", args  # noqa: S608
+                )[0][0])
+                tx.execute(f"DELETE FROM owed WHERE {clause}", args)  # noqa: S608
+            if dropped:
+                self._bump(tx, config, keep_plan=True)
+        return dropped
+
+    def deletions(self, config: str, *, pending: bool = False) -> list[Deletion]:
+        sql = (
+            "SELECT platform, cid, email, platform_id, found_at, found_by, acted FROM deletions"
+            " WHERE config = ?"
+        )
+        if pending:
+            sql += " AND acted <> 1"
+        with self._tx() as tx:
+            rows = tx.execute(sql + " ORDER BY found_at, platform, cid", (config,))
+        return [
+            Deletion(platform, cid, email, pid, found_at, found_by, acted == 1)
+            for platform, cid, email, pid, found_at, found_by, acted in rows
+        ]
 
     def members(self, config: str, cids: Sequence[str]) -> dict[str, dict[str, set[str]]]:
         found: dict[str, dict[str, set[str]]] = {}
@@ -497,6 +679,35 @@ class SqlStateStore(StateStore):
 
     def finish(self, config: str) -> None:
         with self._tx() as tx:
+            # `acted`: 0 found by a write of this run, 2 awaiting the next run's plan (which
+            # applies the `on_delete` policy), 1 done
+            tx.execute(
+                "UPDATE deletions SET acted = 1 WHERE config = ? AND acted = 2 AND NOT EXISTS"
+                " (SELECT 1 FROM owed o WHERE o.config = deletions.config"
+                " AND o.cid = deletions.cid)",
+                (config,),
+            )
+            tx.execute("UPDATE deletions SET acted = 2 WHERE config = ? AND acted = 0", (config,))
+            # a live record read deleted: found by this run's read (and acted on by it)
+            tx.execute(
+                "INSERT INTO deletions (config, platform, cid, email, platform_id, found_at,"
+                " found_by, acted) SELECT p.config, p.platform, p.cid, COALESCE(NULLIF(p.email_key,"
+                " ''), (SELECT c.email_key FROM canonical c WHERE c.config = p.config"
+                " AND c.cid = p.cid), p.cid),"
+                " p.platform_id, ?, 'read', 1 FROM pulled p JOIN base b ON b.config = p.config"
+                " AND b.platform = p.platform AND b.cid = p.cid AND b.deleted = 0"
+                " WHERE p.config = ? AND p.deleted = 1"
+                " ON CONFLICT (config, platform, cid) DO UPDATE SET email = excluded.email,"
+                " platform_id = excluded.platform_id, found_at = excluded.found_at,"
+                " found_by = excluded.found_by, acted = 1",
+                (self.clock.now().isoformat(), config),
+            )
+            tx.execute(
+                "DELETE FROM owed WHERE config = ? AND EXISTS (SELECT 1 FROM pulled p"
+                " WHERE p.config = owed.config AND p.platform = owed.platform"
+                " AND p.cid = owed.cid AND p.deleted = 1)",
+                (config,),
+            )
             tx.execute(
                 "DELETE FROM base WHERE config = ? AND EXISTS (SELECT 1 FROM pulled p"
                 " WHERE p.config = base.config AND p.platform = base.platform"
@@ -702,7 +913,8 @@ class SqlStateStore(StateStore):
             cids = self._person_cids(tx, config, email_key)
             for part in _chunks(cids):
                 marks = _marks(len(part))
-                for table in ("base", "canonical", "pulled", "planned", "members"):
+                for table in ("base", "canonical", "pulled", "planned", "members", "owed",
+                              "deletions"):
                     tx.execute(
                         f"DELETE FROM {table} WHERE config = ? AND cid IN ({marks})",  # noqa: S608
                         (config, *part),
@@ -757,10 +969,84 @@ class SqlStateStore(StateStore):
                 "UPDATE run_diagnostics SET message = ? WHERE id = ?", (scrub(message), row_id)
             )
 
+    # -- account bindings -----------------------------------------------------------------
+
+    def binding(self, config: str, platform: str) -> Binding | None:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT account_id, label, bound_at, checked FROM bindings"
+                " WHERE config = ? AND platform = ?",
+                (config, platform),
+            )
+        if not rows:
+            return None
+        account_id, label, bound_at, checked = rows[0]
+        return Binding(platform, account_id, label, bound_at, checked)
+
+    def bind(
+        self, config: str, platform: str, account_id: str | None, label: str | None, *, at: str
+    ) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO bindings (config, platform, account_id, label, bound_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (config, platform) DO UPDATE SET"
+                " account_id = excluded.account_id, label = excluded.label,"
+                " bound_at = excluded.bound_at",
+                (config, platform, account_id, label, at),
+            )
+
+    def set_checked(self, config: str, platform: str, fingerprint: str | None) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO bindings (config, platform, checked) VALUES (?, ?, ?)"
+                " ON CONFLICT (config, platform) DO UPDATE SET checked = excluded.checked",
+                (config, platform, fingerprint),
+            )
+
+    def forget_platform(
+        self, config: str, platform: str, *, dry_run: bool = False
+    ) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._tx() as tx:
+            for name, table in (
+                ("records", "base"),
+                ("owned", "owned"),
+                ("memberships", "members"),
+                ("cursor", "cursors"),
+                ("binding", "bindings"),
+                # what the old account owed or deleted names its records
+                ("owed", "owed"),
+                ("deletions", "deletions"),
+            ):
+                counts[name] = int(
+                    tx.execute(
+                        f"SELECT COUNT(*) FROM {table} WHERE config = ? AND platform = ?",  # noqa: S608
+                        (config, platform),
+                    )[0][0]
+                )
+                if not dry_run:
+                    tx.execute(
+                        f"DELETE FROM {table} WHERE config = ? AND platform = ?",  # noqa: S608
+                        (config, platform),
+                    )
+            if dry_run:
+                return counts
+            # a staged plan was made on the forgotten ids: discard it
+            self._clear(tx, config)
+            tx.execute("UPDATE canonical SET dirty = 1 WHERE config = ?", (config,))
+            self._bump(tx, config, None, keep_plan=False)
+        return counts
+
     # -- runs -----------------------------------------------------------------------------
 
     def start_run(self, config: str, run_id: str, *, at: str) -> None:
         with self._tx() as tx:
+            # called under the run lock: a run of this config still `running` died
+            tx.execute(
+                "UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?)"
+                " WHERE config = ? AND status = ?",
+                ("abandoned", at, config, "running"),
+            )
             tx.execute(
                 "INSERT INTO runs (run_id, config, started_at, status) VALUES (?, ?, ?, ?)",
                 (run_id, config, at, "running"),

@@ -6,19 +6,36 @@ filter on them), then contact changes in batches of the connector's `write_batch
 most `max_concurrency` in flight, then static segment memberships. Every batch's verdicts
 are committed in one transaction: the base advances for confirmed records only, and a
 failed record's contact is reconciled again by the next run.
+
+A platform-level failure (`segsync.http.PlatformUnavailable`: the platform is down, refused
+the credentials, failed TLS; seen as the exception or as its client's open circuit breaker)
+stops that platform: no more batches, publications or membership changes there, one
+`RecordError` with the failure's code (`platform_unavailable`, `auth_failed`, `tls_failed`,
+`host_unreachable`) and no per-record errors for the records it did not write, which stay
+owed to the next run. The other platforms carry on. An `Interrupt` (SIGTERM, SIGINT) stops
+every platform the same way: batches in flight finish and are committed, the run's status
+is `interrupted`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from segsync.clock import Clock
 from segsync.connector import ChangeResult, Connector, ContactChange
+from segsync.http import (
+    INTERRUPTED,
+    PLATFORM_FAILURE_CODES,
+    ApiError,
+    Interrupted,
+    PlatformUnavailable,
+)
 from segsync.model import InvalidEmail, Schema, normalize_email
-from segsync.state.base import BaseRow, LedgerEntry, OwnedObject
+from segsync.state.base import BaseRow, Deletion, LedgerEntry, OwedWrite, OwnedObject
 from segsync.state.scoped import ConfigState
 from segsync.sync.plan import (
     ChangeRow,
@@ -43,9 +60,61 @@ from segsync.sync.report import PlatformReport, RunReport
 from segsync.sync.segments import CREATING
 from segsync.sync.snapshot import PlatformRecord, apply_change, encode_record
 
-__all__ = ["Apply", "iso_now"]
+__all__ = ["NOT_SENT", "Apply", "Interrupt", "RunStart", "iso_now"]
 
 _PUBLICATION_ORDER = tuple(PublicationKind)  # residual tags exist before natives
+
+NOT_SENT = "not_sent"
+"""The code of a change left unsent (platform stopped, run interrupted): owed, not an error."""
+
+
+class Interrupt:
+    """A request to stop a run early (a signal): no new batches, and within the batches in
+    flight no new requests (those sent finish; `segsync.http.Interrupted`).
+
+    `signal` is the number of the signal that asked (None: not asked). Safe to set from an
+    event loop's signal handler; `on_set` callbacks run then (or at once if already set).
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._callbacks: list[Callable[[], None]] = []
+
+    def set(self, signal: int) -> None:
+        if self.signal is None:
+            self.signal = signal
+            for callback in self._callbacks:
+                callback()
+
+    def on_set(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when set (now, if it is); returns the undo of the registration."""
+        self._callbacks.append(callback)
+        if self.signal is not None:
+            callback()
+        return lambda: self._callbacks.remove(callback)
+
+    def is_set(self) -> bool:
+        return self.signal is not None
+
+    def __repr__(self) -> str:
+        return f"Interrupt(signal={self.signal})"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStart:
+    """When a run started (its plan step, for a sync) and each connector's request counts
+    then, so the report's time and API calls cover the whole run (reads included)."""
+
+    at: str
+    monotonic: float
+    calls: Mapping[str, tuple[int, int]]  # platform -> (reads, writes) requests so far
+
+    @classmethod
+    def now(cls, clock: Clock, connectors: Mapping[str, Connector]) -> RunStart:
+        return cls(
+            iso_now(clock), clock.monotonic(),
+            {name: (c.stats.reads, c.stats.writes) for name, c in connectors.items()},
+        )
 
 
 def iso_now(clock: Clock) -> str:
@@ -92,6 +161,8 @@ class Apply:
         progress: ProgressObserver,
         run_id: str,
         plan: Plan,
+        start: RunStart | None = None,
+        interrupt: Interrupt | None = None,
     ) -> None:
         self.connectors = connectors
         self.state = state
@@ -100,15 +171,20 @@ class Apply:
         self.progress = progress
         self.run_id = run_id
         self.plan = plan
-        self.report = RunReport.of_plan(plan, run_id, started_at=iso_now(clock))
+        self.start = start or RunStart.now(clock, connectors)
+        self.interrupt = interrupt or Interrupt()
+        #: the platforms stopped by a platform-level failure, and why
+        self.stopped: dict[str, ApiError] = {}
+        self.report = RunReport.of_plan(plan, run_id, started_at=self.start.at)
 
     async def run(self) -> RunReport:
         """Apply the plan; the report is stored whatever happens (status `failed` when the
         run raised)."""
         plan, report = self.plan, self.report
-        started = self.clock.monotonic()
+        started = self.start.monotonic
         self.state.start_run(self.run_id, at=report.started_at)
-        calls_before = {name: c.stats.calls for name, c in self.connectors.items()}
+        calls_before = self.start.calls
+        undo = self.interrupt.on_set(self._halt_requests)
         try:
             # consent changes seen and decided are recorded before anything is written: a
             # run killed mid-apply may not see them again (recording twice is harmless)
@@ -127,17 +203,29 @@ class Apply:
             report.status = "failed"
             self._end(started, calls_before)
             raise
-        report.status = "errors" if report.errors else "ok"
+        finally:
+            undo()
+            for connector in self.connectors.values():
+                if getattr(connector.stats, "halted", None) is not None:
+                    connector.stats.halted = None
+        if self.interrupt.is_set():
+            report.status = "interrupted"
+            report.interrupted_by = self.interrupt.signal
+        else:
+            report.status = "errors" if report.errors else "ok"
         self._end(started, calls_before)
         return report
 
-    def _end(self, started: float, calls_before: Mapping[str, int]) -> None:
+    def _end(self, started: float, calls_before: Mapping[str, tuple[int, int]]) -> None:
         """Count calls and errors per platform, time the run and store its report."""
         report = self.report
         for name, connector in self.connectors.items():
             if name in report.platforms:
                 counts = report.platforms[name]
-                counts.api_calls = connector.stats.calls - calls_before[name]
+                reads, writes = calls_before.get(name, (0, 0))
+                counts.read_calls = connector.stats.reads - reads
+                counts.write_calls = connector.stats.writes - writes
+                counts.api_calls = counts.read_calls + counts.write_calls
                 counts.errors = sum(1 for e in report.errors if e.platform == name)
         report.finished_at = iso_now(self.clock)
         report.duration_s = round(self.clock.monotonic() - started, 6)
@@ -162,11 +250,13 @@ class Apply:
         self.progress(ApplyStarted(
             name, len(pplan.changes), sum(len(m.add) + len(m.remove) for m in pplan.memberships),
         ))
-        if pplan.changes:  # fields, properties and tag options must exist before writes
+        if pplan.changes and not self._halted(name):
+            # fields, properties and tag options must exist before writes
             tags = sorted({t for row in pplan.changes for t in row.get("tags_add", ())})
             try:
                 await connector.prepare(self.schema.fields, tags)
             except Exception as exc:  # every write of the platform fails, reported per record
+                self._platform_failed(name, exc)
                 unprepared = f"preparing {name} failed: {exc}"
         refs = await self._publish(name, pplan.publications)
         await asyncio.gather(*(
@@ -174,6 +264,9 @@ class Apply:
             for batch in _chunks(pplan.changes, caps.write_batch_size)
         ))
         for membership in pplan.memberships:
+            if self._halted(name):
+                self._owe_members(name, membership.add, membership.remove)
+                continue
             ref = refs.get(membership.name)
             if ref is None:
                 self.report.errors.extend(
@@ -194,15 +287,36 @@ class Apply:
     ) -> None:
         counts = self.report.platforms[name]
         async with gate:
-            try:
-                if unprepared is not None:
-                    raise RuntimeError(unprepared)
-                results = await self.connectors[name].write([self._change(r) for r in batch])
-            except Exception as exc:  # a failed call fails its records
+            if self._halted(name):  # not sent: owed to the next run, not an error
                 results = [
-                    ChangeResult(email=row["email"], ok=False, error=str(exc), code="call")
-                    for row in batch
+                    ChangeResult(email=row["email"], ok=False, code=NOT_SENT) for row in batch
                 ]
+            else:
+                try:
+                    if unprepared is not None and name not in self.stopped:
+                        raise RuntimeError(unprepared)
+                    results = await self.connectors[name].write(
+                        [self._change(r) for r in batch]
+                    )
+                except Exception as exc:  # a failed call fails its records
+                    self._platform_failed(name, exc)
+                    code = (exc.reason if isinstance(exc, PlatformUnavailable)
+                            else exc.code if isinstance(exc, Interrupted) else "call")
+                    results = [
+                        ChangeResult(email=row["email"], ok=False, error=str(exc), code=code)
+                        for row in batch
+                    ]
+                failure = (
+                    self._reason(self.stopped[name]) if self._platform_failed(name)
+                    else INTERRUPTED if self.interrupt.is_set() else None
+                )
+                if failure is not None:
+                    # failed while the platform went down or the run was being interrupted:
+                    # owed to the next run (which shows a refusal again), not reported here
+                    results = [
+                        r if r.ok and not r.partial else r.model_copy(update={"code": failure})
+                        for r in results
+                    ]
             created, updated = counts.created, counts.updated
             with self.state.transaction():
                 self._commit(name, batch, results, counts)
@@ -229,11 +343,16 @@ class Apply:
         results: Sequence[ChangeResult],
         counts: PlatformReport,
     ) -> None:
-        """Record a batch's verdicts: the base advances for confirmed records only."""
+        """Record a batch's verdicts: the base advances for confirmed records only; a failed
+        record is owed (with the platform's error) until written or acknowledged; a record
+        the platform answered deleted (or that an `archive` row removed) is recorded deleted
+        there, reported once, never written again."""
         at = iso_now(self.clock)
         snaps = self.state.snapshots(name, [row["cid"] for row in batch])
         confirmed: list[BaseRow] = []
         failed: list[str] = []
+        owed: list[OwedWrite] = []
+        deleted: list[Deletion] = []
         ledger: list[LedgerEntry] = []
         residual: dict[str, tuple[list[str], list[str]]] = {}  # tag -> (added, removed)
         for index, row in enumerate(batch):
@@ -248,13 +367,25 @@ class Apply:
             if result is not None and result.sent_consent is not None:
                 # a consent the platform confirmed is a change made, even in a failed record
                 ledger.append(self._entry(name, row, result, before, email_key, at))
+            if result is not None and result.deleted and not row.get("create"):
+                confirmed.append(self._gone(name, row, before, pid, email_key, deleted, at))
+                continue
             if result is None or not result.ok or result.partial or pid is None:
                 failed.append(row["cid"])
-                self._refused(name, row, result, pid)
+                if self._refused(name, row, result, pid):
+                    owed.append(OwedWrite(
+                        name, row["cid"], email_key, self.report.errors[-1].message, at,
+                        platform_id=pid, code=result.code if result else None,
+                    ))
                 continue
             held = row
+            if row.get("fields"):  # values as the platform holds them (its own rewrites)
+                connector = self.connectors[name]
+                held = {**row, "fields": {
+                    k: connector.normalise_field(k, v) for k, v in row["fields"].items()
+                }}
             if result.sent_consent is not None and row.get("consent") != result.sent_consent:
-                held = {**row, "consent": result.sent_consent}  # what the platform holds
+                held = {**held, "consent": result.sent_consent}  # what the platform holds
             payload, digest = encode_record(
                 apply_change(before, held, pid, email_key=email_key, at=at)
             )
@@ -264,7 +395,7 @@ class Apply:
                 not result.consent_not_sent  # nothing sent (a status it cannot hold): no row
             ):
                 ledger.append(self._entry(name, row, result, before, email_key, at))
-        self.state.commit_writes(name, confirmed, failed, ledger)
+        self.state.commit_writes(name, confirmed, failed, ledger, owed=owed, deleted=deleted)
         for tag, (added, removed) in sorted(residual.items()):
             self.state.commit_members(name, tag, added, removed)
             counts.members_added += len(added)
@@ -278,24 +409,54 @@ class Apply:
         was sent (the platform's word where it gives it), what it rests on and its basis."""
         asked = str(row["consent"]) if row.get("consent") is not None else None
         sent = str(result.sent_consent) if result.sent_consent is not None else asked
+        previous = before.consent.value if before else None
+        if result.held_consent is not None:  # read right before the write: what it held
+            previous = result.held_consent.value
         return LedgerEntry(
-            row["cid"], email_key, name, at, before.consent.value if before else None,
+            row["cid"], email_key, name, at, previous,
             asked or sent or "", "sync",
             result.sent_basis or row.get("consent_basis"), self.run_id,
             sent=sent, source_platform=row.get("consent_source"),
             evidence=row.get("consent_evidence"), basis_from_default=result.basis_from_default,
         )
 
+    def _gone(
+        self, name: str, row: ChangeRow, before: PlatformRecord | None, pid: str | None,
+        email_key: str, deleted: list[Deletion], at: str,
+    ) -> BaseRow:
+        """The base of a record no longer on platform `name`: marked deleted. One found by a
+        write (not segsync's own `archive`) is recorded and reported once."""
+        record = before or PlatformRecord(pid or "", row["email"], email_key)
+        pid = pid or record.platform_id
+        payload, digest = encode_record(dataclasses.replace(record, deleted=True))
+        if not row.get("archive"):
+            deleted.append(Deletion(name, row["cid"], email_key, pid, at, "write"))
+            self.report.diagnostics.append({
+                "platform": name, "segment": "", "level": "warning", "step": "delete",
+                "message": f"{row['email']}: deleted or archived on {name} (answered to an"
+                           " update): recorded, not written or re-created there",
+            })
+        return BaseRow(name, row["cid"], pid, payload, deleted=True, hash=digest)
+
     def _refused(
         self, name: str, row: ChangeRow, result: ChangeResult | None, platform_id: str | None
-    ) -> None:
-        """Report a record the platform refused, or did not confirm."""
+    ) -> bool:
+        """Report a record the platform refused, or did not confirm (not one left unsent, nor
+        one failed by its platform's failure: that is one platform-level error). True when
+        reported: the write is then owed."""
+        if result is not None and (
+            result.code == NOT_SENT
+            or (name in self.stopped and result.code in PLATFORM_FAILURE_CODES)
+            or (self.interrupt.is_set() and result.code == INTERRUPTED)
+        ):
+            return False
         message = "no result for this record" if result is None else (
             result.error or "not confirmed")
         self.report.errors.append(
             RecordError(platform=name, email=row["email"], platform_id=platform_id,
                         code=result.code if result else None, message=message)
         )
+        return True
 
     # -- segment objects ------------------------------------------------------------------
 
@@ -307,11 +468,15 @@ class Apply:
         intents = {(o.kind, o.name) for o in owned if o.ref == CREATING}
         at = iso_now(self.clock)
         for pub in sorted(publications, key=lambda p: _PUBLICATION_ORDER.index(p.kind)):
+            if self._halted(name):  # published by the next run
+                break
             try:
                 await self._publish_one(name, pub, refs, intents, at)
                 self.report.platforms[name].publications += 1
                 self.progress(Published(name, pub.kind, pub.name, ok=True))
             except Exception as exc:
+                if self._platform_failed(name, exc) or isinstance(exc, Interrupted):
+                    break
                 self.report.errors.append(RecordError(
                     platform=name, code="segment", message=f"{pub.kind} {pub.name!r}: {exc}"
                 ))
@@ -378,14 +543,27 @@ class Apply:
         for start in range(0, max(len(adds), len(removes)), size):
             add = adds[start : start + size]
             remove = removes[start : start + size]
+            if self._halted(name):
+                self._owe_members(name, add, remove)
+                continue
             async with gate:
                 try:
                     results = await connector.change_static_members(
                         ref, [e for _, e in add], [e for _, e in remove]
                     )
                 except Exception as exc:
+                    self._platform_failed(name, exc)
                     results = [ChangeResult(email=e, ok=False, error=str(exc))
                                for _, e in [*add, *remove]]
+                if self._platform_failed(name) or self.interrupt.is_set():
+                    # what it did not confirm is owed; the platform's failure is one error
+                    done = {r.email for r in results if r.ok}
+                    with contextlib.suppress(InvalidEmail):
+                        done |= {normalize_email(r.email) for r in results if r.ok}
+                    self._owe_members(name, [m for m in add if m[1] not in done],
+                                      [m for m in remove if m[1] not in done])
+                    add = [m for m in add if m[1] in done]
+                    remove = [m for m in remove if m[1] in done]
             verdict = {}
             for r in results:
                 with contextlib.suppress(InvalidEmail):
@@ -406,3 +584,46 @@ class Apply:
                 name, len(ok_add), len(ok_remove),
                 len(add) + len(remove) - len(ok_add) - len(ok_remove),
             ))
+
+    # -- platform failures and interruptions ----------------------------------------------
+
+    def _halted(self, name: str) -> bool:
+        """No more work on platform `name`: it failed as a whole, or the run was interrupted."""
+        return self.interrupt.is_set() or self._platform_failed(name)
+
+    def _platform_failed(self, name: str, exc: BaseException | None = None) -> bool:
+        """Whether platform `name` is stopped; `exc` (a call's exception) or its client's open
+        circuit breaker stop it, with one platform-level error in the report."""
+        if name in self.stopped:
+            return True
+        failure = exc if isinstance(exc, PlatformUnavailable) else None
+        if failure is None:
+            failure = getattr(self.connectors[name].stats, "unavailable", None)
+        if not isinstance(failure, ApiError):
+            return False
+        self.stopped[name] = failure
+        self.report.errors.append(RecordError(
+            platform=name, code=self._reason(failure),
+            message=f"{failure}; what was not written is retried next run",
+        ))
+        return True
+
+    @staticmethod
+    def _reason(failure: ApiError) -> str:
+        """The platform-level code of a failure (`PLATFORM_FAILURE_CODES`)."""
+        reason = getattr(failure, "reason", None)
+        return reason if isinstance(reason, str) else "platform_unavailable"
+
+    def _owe_members(
+        self, name: str, add: Sequence[tuple[str, str]], remove: Sequence[tuple[str, str]]
+    ) -> None:
+        """Membership changes left unsent: their contacts are reconciled again next run."""
+        cids = sorted({cid for cid, _ in [*add, *remove]})
+        if cids:
+            self.state.commit_writes(name, [], cids, [])
+
+    def _halt_requests(self) -> None:
+        """The run was interrupted: every platform's client stops sending new requests."""
+        for connector in self.connectors.values():
+            with contextlib.suppress(AttributeError):
+                connector.stats.halted = f"the run was interrupted (signal {self.interrupt.signal})"

@@ -1,6 +1,7 @@
 """The sync engine: pull -> reconcile -> segments -> plan -> apply -> report.
 
-`Engine.plan()` pulls every platform incrementally into the state store's staging
+`Engine.plan()` first checks each platform's account (`segsync.sync.binding`), then pulls
+every platform incrementally into the state store's staging
 (`segsync.sync.pull`), merges the staged and dirty contacts chunk by chunk
 (`segsync.sync.merge`, each contact by `segsync.sync.reconcile`), evaluates materialised
 segments (`segsync.sync.segments`), and returns a `Plan`. `Engine.apply(plan)` writes it per
@@ -20,12 +21,21 @@ from segsync.clock import Clock, SystemClock
 from segsync.connector import Connector
 from segsync.model import PublishMode, Schema
 from segsync.rules.compiler import Diagnostic, RuleCompiler, Strictness
-from segsync.state.base import StateStore
-from segsync.sync.apply import Apply
+from segsync.state.base import OwnedObject, StateStore
+from segsync.sync.apply import Apply, Interrupt, RunStart
+from segsync.sync.binding import AccountGate
 from segsync.sync.lock import RunLock
 from segsync.sync.merge import Merge
-from segsync.sync.plan import Plan, PlanStale, PlatformPlan, RecordError
-from segsync.sync.policy import SyncPolicy
+from segsync.sync.plan import (
+    PLAN_FORMAT,
+    Plan,
+    PlanStale,
+    PlatformPlan,
+    RecordError,
+    moved_records,
+    plan_bases,
+)
+from segsync.sync.policy import Direction, SyncPolicy
 from segsync.sync.progress import NO_PROGRESS, ProgressObserver
 from segsync.sync.pull import Pull
 from segsync.sync.report import PlatformReport, RunReport
@@ -35,12 +45,33 @@ from segsync.sync.segments import (
     SegmentTarget,
     compile_segments,
     depends_on_clock,
+    disowned_objects,
     evaluate_rest,
     fresh_statics,
+    name_publications,
+    planned_objects,
     publications,
 )
 
 __all__ = ["Engine", "PlatformReport", "RunReport", "SegmentTarget", "depends_on_clock"]
+
+
+def read_only_sources(
+    policy: SyncPolicy, schema: Schema, connectors: Mapping[str, Connector]
+) -> SyncPolicy:
+    """`policy` with the schema's read-only fields (engagement, CRM lifecycle: platforms
+    report them, segsync never writes them) `source-only` for every platform, whatever the
+    policy said: a plan never lists them as writes to a platform."""
+    directions = {field: dict(per) for field, per in policy.directions.items()}
+    platforms = (*policy.platforms, *(p for p in connectors if p not in policy.platforms))
+    for name, spec in schema.fields.items():
+        if spec.read_only:
+            directions.setdefault(name, {}).update(
+                dict.fromkeys(platforms, Direction.SOURCE_ONLY)
+            )
+    if directions == policy.directions:
+        return policy
+    return policy.model_copy(update={"directions": directions})
 
 
 def _new_id(clock: Clock) -> str:
@@ -106,10 +137,14 @@ class Engine:
                                 timeout=lock_timeout)
         self.reevaluate = reevaluate
         self.strictness = strictness
+        #: set (by a signal handler) to stop taking new batches (segsync.sync.apply)
+        self.interrupt = Interrupt()
         self._compilers = dict(compilers) if compilers is not None else None
         # a person's tag named like a segment is an ordinary tag: connectors name the objects
         # holding segments (a static segment that is a tag) `segsync:...`, never synced
-        self.policy = policy or SyncPolicy(platforms=tuple(self.connectors))
+        self.policy = read_only_sources(
+            policy or SyncPolicy(platforms=tuple(self.connectors)), self.schema, self.connectors
+        )
 
     def __repr__(self) -> str:
         return f"Engine(config={self.config!r}, platforms={list(self.connectors)})"
@@ -133,16 +168,26 @@ class Engine:
     async def _plan(self) -> Plan:
         errors: list[RecordError] = []
         diagnostics: list[Diagnostic] = []
-        pulled = await Pull(self.connectors, self.state, self.progress,
+        # the account gate (segsync.sync.binding): a platform now reaching another account,
+        # or whose changed config fails its check, sits the run out before any read
+        gate = await AccountGate(self.connectors, self.state, self.clock).run(errors)
+        reading = {p: c for p, c in self.connectors.items() if p not in gate.stopped}
+        # owned objects a connector says are not segsync's (an older segsync's bare names);
+        # told before the read, a connector knows which of its objects are segsync's
+        owning: list[dict[str, str]] = []
+        disowned = await disowned_objects(reading, self.state.owned(), owning)
+        pulled = await Pull(reading, self.state, self.progress,
                             erase=self._erase_on_pull).run(errors)
+        pulled.failed.update(gate.stopped)
         platforms = tuple(p for p in self.policy.platforms if p not in pulled.failed)
         segments = self._compile(platforms, diagnostics, errors)
         now, plan_id = self.clock.now(), _new_id(self.clock)
         policy = self.policy.model_copy(update={"platforms": platforms})
         memberships = Memberships(segments, {p: [] for p in platforms}, schema=self.schema,
-                                  now=now, fresh=fresh_statics(segments, self.state.owned()),
+                                  now=now, fresh=fresh_statics(segments, self._owned(disowned)),
                                   holds={p: self.connectors[p].may_hold for p in platforms})
-        merge = Merge(self.state, policy, memberships, now.isoformat())
+        merge = Merge(self.state, policy, memberships, now.isoformat(),
+                      normalise={p: self.connectors[p].normalise_field for p in platforms})
         for cids in self.state.worklist(self.chunk_size):
             # with a platform sitting out, every contact is reconciled again next run
             self.state.stage_planned(merge.chunk(cids), plan_id=plan_id,
@@ -150,23 +195,41 @@ class Engine:
         if memberships.any:
             await evaluate_rest(memberships, self.state, merge.seen,
                                 reevaluate=self.reevaluate, chunk_size=self.chunk_size)
-        owned = self.state.owned()
+        owned = self._owned(disowned)
+        pubs = {
+            p: await name_publications(p, self.connectors[p], publications(
+                p, segments[p], [o for o in owned if o.platform == p], self._configured(p),
+            ), owning)
+            for p in platforms
+        }
+        objects = {
+            p: await planned_objects(p, self.connectors[p], merge.changes[p], pubs[p],
+                                     self.schema.fields, owning)
+            for p in platforms
+        }
         platform_plans = {
             p: PlatformPlan.model_construct(
                 changes=merge.changes[p],
-                publications=publications(p, segments[p], [o for o in owned if o.platform == p],
-                                          self._configured(p)),
+                publications=pubs[p],
+                objects=objects[p],
                 memberships=memberships.of(p),
                 counts={"read": pulled.reads.get(p, 0), "unchanged": merge.unchanged[p]},
             )
             for p in platforms
         }
         return Plan.model_construct(
-            format=1, plan_id=plan_id, config=self.config,
+            format=PLAN_FORMAT, plan_id=plan_id, config=self.config,
             generation=self.state.seal_plan(plan_id), created_at=now.isoformat(),
             platforms=platform_plans, consent_events=merge.events, errors=errors,
-            diagnostics=[d.as_dict() for d in diagnostics], conflicts=merge.conflicts,
+            diagnostics=[*gate.diagnostics, *pulled.diagnostics,
+                         *(d.as_dict() for d in diagnostics), *merge.notes, *owning],
+            conflicts=merge.conflicts, owed=merge.owed_rows,
+            bases=plan_bases(self.state, platform_plans, self.chunk_size),
         )
+
+    def _owned(self, disowned: set[tuple[str, str, str]]) -> list[OwnedObject]:
+        """The owned objects of the state, but those the connectors disowned this run."""
+        return [o for o in self.state.owned() if (o.platform, o.kind, o.name) not in disowned]
 
     def _compile(
         self, platforms: tuple[str, ...], diagnostics: list[Diagnostic], errors: list[RecordError]
@@ -185,21 +248,39 @@ class Engine:
     # -- apply ----------------------------------------------------------------------------
 
     async def apply(self, plan: Plan) -> RunReport:
-        """Apply a plan exactly; refused (`PlanStale`) when the state moved since it was made."""
+        """Apply a plan exactly; refused (`PlanStale`, naming them) when records it writes
+        moved since it was made (docs/sync.md, "Saved plans"), or when a platform it writes
+        now reaches another account than the one its state is bound to."""
         async with self.locked():
+            gate = AccountGate(
+                {p: c for p, c in self.connectors.items() if p in plan.platforms},
+                self.state, self.clock,
+            )
+            elsewhere = await gate.verify()
+            if elsewhere:
+                raise PlanStale(f"plan {plan.plan_id}: " + "; ".join(elsewhere))
             return await self._apply(plan)
 
-    async def _apply(self, plan: Plan) -> RunReport:
+    async def _apply(self, plan: Plan, start: RunStart | None = None) -> RunReport:
         if plan.config != self.config:
             raise PlanStale(f"the plan is for {plan.config!r}, not {self.config!r}")
-        generation = self.state.generation()
-        if generation != plan.generation or self.state.plan_id() != plan.plan_id:
-            raise PlanStale(
-                f"the state moved since plan {plan.plan_id} was made (generation "
-                f"{plan.generation}, now {generation}); make a new plan"
-            )
+        staged = (self.state.plan_id() == plan.plan_id
+                  and self.state.generation() == plan.generation)
+        if not staged:
+            # another run or plan came in between: still applicable while nothing the plan
+            # writes moved; the staging (another plan's reads) is discarded, not committed
+            moved = moved_records(plan, self.state, self.chunk_size)
+            if moved:
+                shown = "; ".join(f"[{m.platform}] {m.what}: {m.reason}" for m in moved[:10])
+                more = f" (and {len(moved) - 10} more)" if len(moved) > 10 else ""
+                raise PlanStale(
+                    f"plan {plan.plan_id}: {len(moved)} record(s) it writes moved since it "
+                    f"was made: {shown}{more}; make a new plan"
+                )
+            self.state.begin_stage()
         step = Apply(self.connectors, self.state, schema=self.schema, clock=self.clock,
-                     progress=self.progress, run_id=_new_id(self.clock), plan=plan)
+                     progress=self.progress, run_id=_new_id(self.clock), plan=plan,
+                     start=start, interrupt=self.interrupt)
         return await step.run()
 
     # -- sync and status ------------------------------------------------------------------
@@ -207,12 +288,13 @@ class Engine:
     async def sync(self) -> RunReport:
         """Plan and apply under one run lock."""
         async with self.locked():
+            start = RunStart.now(self.clock, self.connectors)  # the report covers the pull
             self._erase_on_pull = self.enforce_erasure
             try:
                 plan = await self._plan()
             finally:
                 self._erase_on_pull = False
-            return await self._apply(plan)
+            return await self._apply(plan, start)
 
     def status(self, limit: int = 5) -> dict[str, Any]:
         """The state of this configuration: counts, cursors, owned objects, latest runs."""
@@ -224,6 +306,6 @@ class Engine:
             "counts": self.state.counts(),
             "cursors": {p: self.state.cursor(p) for p in self.connectors},
             "owned": [dataclasses.asdict(o) for o in self.state.owned()],
-            "runs": self.state.runs(limit),
+            "runs": self.run_lock.settle(self.state.runs(limit)),  # dead runs: abandoned
         }
 

@@ -1,9 +1,11 @@
-"""The run lock of a sync configuration, held by one engine at a time."""
+"""The run lock of a sync configuration, held by one engine at a time; and what it tells
+of the runs recorded as `running` (`RunLock.settle`)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from segsync.clock import Clock
 from segsync.state.base import RunLocked
@@ -28,6 +30,31 @@ class RunLock:
         self.poll = poll
         self.timeout = timeout
         self._holding = False
+
+    def is_held(self) -> bool:
+        """Whether a run (this holder included) holds the lock now."""
+        if self._holding:
+            return True
+        try:
+            with self.state.lock():
+                return False
+        except RunLocked:
+            return True
+
+    def settle(self, runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """`runs` (newest first) as they really are: a `running` run whose process died
+        (killed, the machine lost) is shown `abandoned`. The lock tells: it is released when
+        its holder's process ends, so only the newest `running` run, and only while the lock
+        is held, may still run."""
+        settled = [dict(run) for run in runs]
+        running = [run for run in settled if run.get("status") == "running"]
+        if not running:
+            return settled
+        alive = running[0] if self.is_held() else None
+        for run in running:
+            if run is not alive:
+                run["status"] = "abandoned"
+        return settled
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:

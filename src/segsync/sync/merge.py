@@ -6,6 +6,12 @@ decoded into snapshots (`segsync.sync.snapshot`); each contact is merged by
 of segsync's own write, or an overlap of two reads) is skipped without decoding, unless its
 last run did not reach every platform or materialised segments need its view. The new views
 are returned to be staged; writes, consent changes and counts accumulate on the `Merge`.
+
+Deletes and owed writes (docs/sync.md): the deletions a write of the last run found are
+handed to `reconcile` (it applies the `on_delete` policy); every deletion found and every
+archive decided is a `notes` line (a plan diagnostic: reported once). A record owed on a
+platform (a failed write, `OwedWrite`) that the merge finds matching is written again in full
+(`resend`), so an owed write is retried until it is confirmed or acknowledged.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ from collections.abc import Mapping
 
 from segsync.state.base import BaseRow
 from segsync.state.roles import Snapshots
-from segsync.sync.plan import ChangeRow, ConsentChange
+from segsync.sync.plan import ChangeRow, ConsentChange, OwedRow
 from segsync.sync.policy import SyncPolicy
-from segsync.sync.reconcile import Reconciled, reconcile
+from segsync.sync.reconcile import Normaliser, Reconciled, reconcile, resend
 from segsync.sync.segments import Memberships
 from segsync.sync.snapshot import CanonicalView, PlatformRecord
 
@@ -36,9 +42,11 @@ class Merge:
     """
 
     def __init__(
-        self, state: Snapshots, policy: SyncPolicy, memberships: Memberships, now: str
+        self, state: Snapshots, policy: SyncPolicy, memberships: Memberships, now: str,
+        normalise: Mapping[str, Normaliser] | None = None,
     ) -> None:
         self.state = state
+        self.normalise = normalise or {}  # per platform: see `reconcile`
         self.policy = policy
         self.memberships = memberships
         self.now = now
@@ -47,6 +55,19 @@ class Merge:
         self.events: list[ConsentChange] = []
         self.conflicts = 0
         self.seen: set[str] = set()
+        self.notes: list[dict[str, str]] = []
+        owed = state.owed()
+        self.owed = {(o.platform, o.cid) for o in owed}
+        #: the owed writes, as the plan shows them
+        self.owed_rows = [
+            OwedRow(platform=o.platform, email=o.email, error=o.error, code=o.code,
+                    first_failed=o.first_failed, last_failed=o.last_failed,
+                    failures=o.failures)
+            for o in owed
+        ]
+        self.pending: dict[str, set[str]] = {}  # cid -> platforms a write found deleted
+        for d in state.deletions(pending=True):
+            self.pending.setdefault(d.cid, set()).add(d.platform)
 
     def chunk(self, cids: list[str]) -> list[StagedView]:
         """Reconcile a chunk of the worklist; returns the views to stage."""
@@ -74,13 +95,37 @@ class Merge:
                     for p, r in pulled.items() if p in self.unchanged
                 },
                 self.policy,
+                self.pending.get(cid, ()),
+                self.normalise,
             )
+            self._owe(cid, result)
             staged.append((cid, result.view.email, result.view.dumps()))
             self._collect(cid, result, pulled)
             if evaluating:
                 self.memberships.evaluate(cid, result.view, result.live, result.writes,
                                           members.get(cid, {}))
         return staged
+
+    def _owe(self, cid: str, result: Reconciled) -> None:
+        """Write again what is owed and matches; note the deletions found and archives."""
+        for p, record in result.live.items():
+            if (p, cid) in self.owed and p not in result.writes and not result.archived:
+                row = resend(cid, p, result.view, record, self.policy)
+                if row is not None:
+                    result.writes[p] = row
+        pending = self.pending.get(cid, set())
+        archived = sorted(p for p, row in result.writes.items() if row.get("archive"))
+        for p in result.deleted:
+            if p in pending and not archived:
+                continue  # reported by the run whose write found it
+            message = (
+                f"{result.view.email}: deleted or archived on {p}: recorded, not written or"
+                " re-created there"
+            )
+            if archived:
+                message += f"; archived on {', '.join(archived)} (on_delete: archive_elsewhere)"
+            self.notes.append({"platform": p, "segment": "", "level": "warning",
+                               "step": "delete", "message": message})
 
     def _count_unchanged(
         self, bases: Mapping[str, BaseRow], pulled: Mapping[str, BaseRow]

@@ -2,7 +2,9 @@
 
 A plan is JSON (`to_json` / `from_json`), printable (`render`, terraform-like: a summary per
 platform, then the first rows), and applied exactly by `Engine.apply`. It records the state
-generation it was made from; applying it after the state moved is refused (`PlanStale`).
+generation it was made from and, per record it writes, the content hash of the snapshot it
+was planned on (`bases`): a plan that is no longer the staged one still applies while none of
+those records moved, and is refused (`PlanStale`, naming them) once one did (`moved_records`).
 
 Contact changes are held as `ChangeRow` dicts (the fields of `ContactChange` plus `cid`),
 not as models, so a plan for a large audience stays small in memory.
@@ -12,10 +14,10 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterator
-from typing import Any, NamedTuple, Required
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, Required
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from segsync.connector import ContactChange
@@ -27,21 +29,32 @@ __all__ = [
     "ConsentChange",
     "Member",
     "MembershipChange",
+    "OwedRow",
     "Plan",
+    "PlanFileError",
     "PlanStale",
     "PlatformPlan",
     "Publication",
     "PublicationKind",
     "RecordError",
+    "base_hash",
+    "moved_records",
+    "plan_bases",
     "to_change",
     "writes_something",
 ]
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
+"""2: the plan carries `bases` (the snapshot each written record was planned on)."""
 
 
 class PlanStale(Exception):
-    """The state moved since the plan was made; make a new plan."""
+    """What the plan relies on moved since it was made; make a new plan."""
+
+
+class PlanFileError(ValueError):
+    """A plan file that is not a readable plan of this version: the message says where
+    (`line:column` in the JSON text, or the path of the offending value)."""
 
 
 class RecordError(BaseModel):
@@ -76,12 +89,14 @@ class ChangeRow(TypedDict, total=False):
     consent_source: str  # the platform the consent came from (for the ledger, not sent)
     consent_evidence: str  # what it rests on there (for the ledger, not sent)
     new_email: str
+    archive: bool  # archive the record (the `on_delete: archive_elsewhere` policy)
 
 
 def writes_something(row: ChangeRow) -> bool:
     """Whether a row changes anything (more than naming its contact and record)."""
     return bool(
-        row.get("create") or row.get("fields") or row.get("tags_add") or row.get("tags_remove")
+        row.get("create") or row.get("archive") or row.get("fields") or row.get("tags_add")
+        or row.get("tags_remove")
         or row.get("consent") is not None or row.get("new_email")
     )
 
@@ -93,6 +108,21 @@ def to_change(row: ChangeRow) -> ContactChange:
 
 _NOT_SENT = frozenset({"cid", "consent_source", "consent_evidence"})
 """The keys of a `ChangeRow` that are the engine's own (the ledger's), not the platform's."""
+
+
+class OwedRow(BaseModel):
+    """A record write still owed on a platform (`segsync.state.base.OwedWrite`), as a plan
+    shows it: the contact, its last error, its first and last failure, how many runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    platform: str
+    email: str
+    error: str
+    code: str | None = None
+    first_failed: str
+    last_failed: str
+    failures: int = 1
 
 
 class PublicationKind(enum.StrEnum):
@@ -110,7 +140,9 @@ class Publication(BaseModel):
 
     `ref` is the platform's reference of the object segsync owns (None: to create);
     `definition` and `definition_hash` are a native segment's; `owned_kind` is the owned
-    kind of the object a deletion removes.
+    kind of the object a deletion removes; `platform_name` is the name an object to create
+    gets on the platform (`Connector.creation_name`; a distinct one where people use the
+    name segsync would choose).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -122,6 +154,7 @@ class Publication(BaseModel):
     definition: dict[str, Any] | None = None
     definition_hash: str | None = None
     owned_kind: str | None = None
+    platform_name: str | None = None
 
 
 class Member(NamedTuple):
@@ -163,7 +196,9 @@ class PlatformPlan(BaseModel):
 
     `changes`: contact changes; `publications`: segment objects to create, publish or
     delete; `memberships`: static segment membership changes; `counts`: read, unchanged
-    and the like, for the report.
+    and the like, for the report; `objects`: what applying creates on the platform besides
+    the publications (merge fields, properties, attributes, options, tags, groups, tag
+    lists: `Connector.planned_objects`), one line each.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -172,6 +207,7 @@ class PlatformPlan(BaseModel):
     publications: list[Publication] = Field(default_factory=list)
     memberships: list[MembershipChange] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
+    objects: list[str] = Field(default_factory=list)
 
     @property
     def creates(self) -> int:
@@ -214,6 +250,12 @@ class Plan(BaseModel):
     errors: list[RecordError] = Field(default_factory=list)
     diagnostics: list[dict[str, str]] = Field(default_factory=list)
     conflicts: int = 0
+    #: record writes still owed (failed before, retried by this plan where it writes the
+    #: contact, until written or acknowledged: `segsync owed ack`)
+    owed: list[OwedRow] = Field(default_factory=list)
+    #: per platform, per contact written (changes and memberships), `base_hash` of the
+    #: snapshot the plan was made on ("" where the platform held no record)
+    bases: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -236,11 +278,32 @@ class Plan(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Plan:
-        """A plan from its JSON text (ValueError when it is not one)."""
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
-            raise ValueError(f"not a segsync plan (format {PLAN_FORMAT})")
-        return cls.model_validate(data)
+        """A plan from its JSON text; `PlanFileError` (a ValueError) saying where the text
+        is not a plan of this format (never the validator's own links)."""
+        try:
+            data = json.loads(text)
+        except UnicodeDecodeError as exc:
+            raise PlanFileError(f"byte {exc.start}: not UTF-8 text") from None
+        except json.JSONDecodeError as exc:
+            ends = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated")
+            what = "truncated" if ends else "not JSON"
+            raise PlanFileError(
+                f"line {exc.lineno} column {exc.colno}: {what} ({exc.msg})"
+            ) from None
+        if not isinstance(data, dict) or "plan_id" not in data or "format" not in data:
+            raise PlanFileError("top level: not a segsync plan (no plan_id or format)")
+        if data.get("format") != PLAN_FORMAT:
+            raise PlanFileError(
+                f"format: {data.get('format')!r} is another version of segsync's plan "
+                f"(this segsync reads format {PLAN_FORMAT}); make a new plan"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)
+            where = ".".join(str(part) for part in first[0]["loc"]) or "top level"
+            more = f" (and {len(first) - 1} more)" if len(first) > 1 else ""
+            raise PlanFileError(f"{where}: {first[0]['msg']}{more}") from None
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Per platform, the tally of writes."""
@@ -250,9 +313,22 @@ class Plan(BaseModel):
         """A terraform-like text: the totals per platform, then the first rows of each."""
         return "\n".join(self._lines(rows))
 
+    def _owed_lines(self, rows: int) -> Iterator[str]:
+        """The section "owed writes": each record still owed and its last error."""
+        if not self.owed:
+            return
+        yield (f"{len(self.owed)} owed write(s) (failed before, retried until written or "
+               "acknowledged: `segsync owed ack`):")
+        for owed in self.owed[:rows]:
+            since = owed.first_failed if owed.failures > 1 else owed.last_failed
+            runs = f", {owed.failures} runs" if owed.failures > 1 else ""
+            yield f"  ! [{owed.platform}] {owed.email}: {owed.error} (since {since}{runs})"
+        if len(self.owed) > rows:
+            yield f"  ... and {len(self.owed) - rows} more (`segsync owed`)"
+
     def _lines(self, rows: int) -> Iterator[str]:
         yield f"plan {self.plan_id} for {self.config!r} (state generation {self.generation})"
-        if self.is_empty:
+        if self.is_empty and not self.owed:
             yield "No changes. The platforms match the canonical view."
         for name, platform in self.platforms.items():
             t = platform.tally()
@@ -262,26 +338,34 @@ class Plan(BaseModel):
                 f"+{t['members_added']}/-{t['members_removed']} members, "
                 f"{t['publications']} segment publications"
             )
+            for made in platform.objects:
+                yield f"  + create {made}"
             for change in platform.changes[:rows]:
                 yield "  " + _describe(change)
             if len(platform.changes) > rows:
                 yield f"  ... and {len(platform.changes) - rows} more"
             for pub in platform.publications:
                 verb = "update" if pub.ref else "create"
-                yield f"  ~ {verb} {pub.kind} segment {pub.name!r}"
+                named = (f" as {pub.platform_name!r}"
+                         if pub.platform_name and pub.platform_name != pub.name else "")
+                yield f"  ~ {verb} {pub.kind} segment {pub.name!r}{named}"
             for m in platform.memberships:
                 yield f"  ~ segment {m.name!r}: +{len(m.add)} -{len(m.remove)} members"
         for diag in self.diagnostics:
-            where = f"[{diag.get('platform')}] {diag.get('segment')}"
+            where = f"[{diag.get('platform')}]" + (
+                f" {diag['segment']}" if diag.get("segment") else "")
             yield f"diagnostic: {where}: {diag.get('message')}"
         if self.errors:
             yield f"{len(self.errors)} record error(s):"
             for error in self.errors[:rows]:
                 who = error.email or error.platform_id or "(platform)"
                 yield f"  ! [{error.platform}] {who}: {error.message}"
+        yield from self._owed_lines(rows)
 
 
 def _describe(change: ChangeRow) -> str:
+    if change.get("archive"):
+        return f"- {change['email']}: archive (deleted on another platform: on_delete)"
     sign = "+" if change.get("create") else "~"
     parts: list[str] = []
     for name, value in (change.get("fields") or {}).items():
@@ -295,3 +379,95 @@ def _describe(change: ChangeRow) -> str:
     if change.get("new_email"):
         parts.append(f"email->{change['new_email']}")
     return f"{sign} {change['email']}: " + (" ".join(parts) or "(create)")
+
+
+# -- what a plan relies on ----------------------------------------------------------------
+
+
+class _Snapshots(Protocol):
+    def snapshots(self, platform: str, cids: Sequence[str]) -> Mapping[str, Any]: ...
+
+    def owned(self, platform: str | None = None) -> Sequence[Any]: ...
+
+
+def base_hash(row: Any | None) -> str:
+    """The content hash of a snapshot row (`BaseRow`; times left out), "" for none and
+    `deleted:<hash>` for a record known deleted."""
+    if row is None:
+        return ""
+    from segsync.sync.snapshot import PlatformRecord, content_hash  # snapshot imports plan
+
+    digest = content_hash(PlatformRecord.loads(row.payload))
+    return f"deleted:{digest}" if row.deleted else digest
+
+
+def _written_cids(pplan: PlatformPlan) -> list[str]:
+    cids = dict.fromkeys(row["cid"] for row in pplan.changes)
+    for m in pplan.memberships:
+        cids.update(dict.fromkeys(member.cid for member in (*m.add, *m.remove)))
+    return list(cids)
+
+
+def plan_bases(
+    state: _Snapshots, platforms: Mapping[str, PlatformPlan], chunk: int = 1000
+) -> dict[str, dict[str, str]]:
+    """Per platform, per contact a plan writes, `base_hash` of its snapshot now."""
+    out: dict[str, dict[str, str]] = {}
+    for name, pplan in platforms.items():
+        cids = _written_cids(pplan)
+        bases: dict[str, str] = {}
+        for start in range(0, len(cids), chunk):
+            part = cids[start : start + chunk]
+            snaps = state.snapshots(name, part)
+            bases.update({cid: base_hash(snaps.get(cid)) for cid in part})
+        if bases:
+            out[name] = bases
+    return out
+
+
+class Moved(NamedTuple):
+    """A record (or owned object) a plan writes that changed since the plan was made."""
+
+    platform: str
+    what: str  # an email, or "segment <kind> <name>"
+    reason: str
+
+
+def moved_records(plan: Plan, state: _Snapshots, chunk: int = 1000) -> list[Moved]:
+    """What the plan writes that moved since it was made: a contact whose snapshot on the
+    platform is no longer the one planned on (read again changed, or written since), and a
+    publication whose owned object was created, republished or deleted since."""
+    moved: list[Moved] = []
+    creating = ""  # segsync.sync.segments.CREATING (segments imports plan)
+    for name, pplan in plan.platforms.items():
+        planned = plan.bases.get(name, {})
+        emails = {row["cid"]: row["email"] for row in pplan.changes}
+        for m in pplan.memberships:
+            for member in (*m.add, *m.remove):
+                emails.setdefault(member.cid, member.email)
+        cids = list(emails)
+        for start in range(0, len(cids), chunk):
+            part = cids[start : start + chunk]
+            snaps = state.snapshots(name, part)
+            for cid in part:
+                now = base_hash(snaps.get(cid))
+                if now != planned.get(cid, ""):
+                    reason = "written since" if planned.get(cid) is None else (
+                        "created since" if not planned.get(cid) else "changed since")
+                    moved.append(Moved(name, emails[cid], f"record {reason} the plan"))
+        owned = {(o.kind, o.name): o for o in state.owned(name)}
+        for pub in pplan.publications:
+            kind = (pub.owned_kind or "static") if pub.kind is PublicationKind.DELETE else pub.kind
+            current = owned.get((str(kind), pub.name))
+            ref = None if current is None or current.ref == creating else current.ref
+            if pub.kind is PublicationKind.DELETE:
+                stale = current is None or (pub.ref != creating and current.ref != pub.ref)
+            elif pub.kind is PublicationKind.NATIVE:
+                stale = ref != pub.ref or (
+                    current is not None and current.definition_hash == pub.definition_hash)
+            else:
+                stale = ref is not None
+            if stale:
+                moved.append(Moved(name, f"segment {kind} {pub.name!r}",
+                                   "owned object changed since the plan"))
+    return moved

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,7 +38,11 @@ class SyncPolicy(BaseModel):
       sent `pending`; other platforms holding an opt-out keep it (never `subscribed`);
     - `excluded_tags`: tags never synced as tags; tags starting with `segsync:` (the tags
       connectors give materialised segments and residuals) are always excluded, and a
-      person's tag named like a segment is an ordinary tag.
+      person's tag named like a segment is an ordinary tag;
+    - `on_delete`: per platform, what a record deleted or archived there does elsewhere:
+      "keep" (default: the others are left as they are) or "archive_elsewhere" (the
+      person's records on the other platforms are archived). Either way it is recorded, never
+      written or re-created there.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -50,6 +54,7 @@ class SyncPolicy(BaseModel):
     platform_fields: dict[str, frozenset[str]] = Field(default_factory=dict)
     reconfirm: frozenset[str] = frozenset()
     excluded_tags: frozenset[str] = frozenset()
+    on_delete: dict[str, Literal["keep", "archive_elsewhere"]] = Field(default_factory=dict)
 
     @classmethod
     def from_config(cls, sync: Any, platforms: Sequence[str], **extra: Any) -> SyncPolicy:
@@ -73,6 +78,7 @@ class SyncPolicy(BaseModel):
             },
             directions=directions,
             reconfirm=frozenset(data.get("reconfirm") or ()),
+            on_delete=dict(data.get("on_delete") or {}),
             **extra,
         )
 
@@ -106,6 +112,10 @@ class SyncPolicy(BaseModel):
         """The priority list of `field` (None: latest change wins)."""
         rule = self.fields.get(field, self.default)
         return None if isinstance(rule, str) else rule
+
+    def archives_elsewhere(self, platform: str) -> bool:
+        """Whether a record deleted on `platform` archives the person on the others."""
+        return self.on_delete.get(platform) == "archive_elsewhere"
 
     def synced_tag(self, tag: str) -> bool:
         """Whether a tag is synced as a tag (segment tags never are)."""

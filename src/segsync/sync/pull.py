@@ -6,6 +6,15 @@ linked to its contact by platform id, else by normalised email, else it is a new
 fails is discarded for the run; duplicates (two live records of one contact on a platform)
 are reported and set aside.
 
+Identity is the normalised email; a platform id only caches the link. A record linked by id
+that now carries another address is a rename of its contact, unless that address is the
+current address of another known contact, or is claimed by records of several contacts in
+this read: then it is relinked to the person whose address it holds (a new contact where
+nobody holds it), with its base and memberships, and its old contact keeps nothing of it
+(`_relink_moved`; a swap relinks both records). Its readings stay those of a record moved to
+a new address: no opt-in for its new person (`segsync.sync.reconcile`). Each relink is a
+diagnostic naming the platform and the record ids.
+
 A record of a person erased by `segsync erase` (their email's keyed hash is a tombstone) is
 never staged: nothing is linked, merged or written for them. Each is reported (by its
 tombstone, never its email) and, with `erase` (`sync.erasure: enforce`, during a sync only),
@@ -21,13 +30,13 @@ from collections.abc import Mapping, Sequence
 
 from segsync.connector import Connector, RemoteContact
 from segsync.erasure import erase_on, tombstone_label
-from segsync.http import ApiError
+from segsync.http import ApiError, PlatformUnavailable
 from segsync.model import InvalidEmail, normalize_email
 from segsync.state.base import erasure_hash
 from segsync.state.roles import PulledRow, ReadStaging
 from segsync.sync.plan import RecordError
 from segsync.sync.progress import PageRead, ProgressObserver, PullDone, PullStarted
-from segsync.sync.snapshot import encode_read
+from segsync.sync.snapshot import PlatformRecord, encode_read
 
 __all__ = ["Pull", "PullResult"]
 
@@ -36,10 +45,12 @@ log = logging.getLogger("segsync.sync")
 
 @dataclasses.dataclass(frozen=True)
 class PullResult:
-    """Records read per platform, and the platforms whose read failed."""
+    """Records read per platform, the platforms whose read failed, and the diagnostics
+    (as plan dicts) of the records relinked to another person."""
 
     reads: dict[str, int]
     failed: set[str]
+    diagnostics: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
 class Pull:
@@ -68,6 +79,7 @@ class Pull:
         result = PullResult({}, set())
         self.progress(PullStarted(tuple(self.connectors)))
         await asyncio.gather(*(self._platform(name, result, errors) for name in self.connectors))
+        result.diagnostics.extend(self._relink_moved())
         renamed = self.state.new_records_of_renamed()
         if renamed:  # the platform renamed the contact away: the new record is someone new
             taken = self.state.known_cids([key for _, _, key in renamed])
@@ -94,7 +106,9 @@ class Pull:
                     f"({type(exc).__name__}: {exc})"
                 )
             log.warning("reading %s failed: %s", name, message)
-            errors.append(RecordError(platform=name, code="read_failed", message=message))
+            # a platform-level failure (down, credentials, TLS, host) keeps its own code
+            code = exc.reason if isinstance(exc, PlatformUnavailable) else "read_failed"
+            errors.append(RecordError(platform=name, code=code, message=message))
             self.state.discard_pulled(name)
             result.failed.add(name)
             self.progress(PullDone(name, ok=False))
@@ -146,6 +160,44 @@ class Pull:
                     key, tombstone_label(digest)
                 )
         return kept
+
+    def _relink_moved(self) -> list[dict[str, str]]:
+        """Relink the records that moved to an address that is not their person's to take
+        (see the module docstring); returns the diagnostics."""
+        moved = [
+            (p, pid, cid, key) for p, pid, cid, key, base in self.state.moved_records()
+            if PlatformRecord.loads(base).email_key != key  # not a rename segsync owes there
+        ]
+        if not moved:
+            return []
+        holders = self.state.cids_by_email(sorted({key for *_, key in moved}))
+        claims: dict[str, set[str]] = {}
+        for _, _, cid, key in moved:
+            claims.setdefault(key, set()).add(cid)
+        fresh: dict[str, str] = {}
+        taken = self.state.known_cids(sorted(claims))
+
+        def person(key: str) -> str:
+            holder = holders.get(key)
+            if holder is None:
+                holder = fresh.setdefault(key, self._new_cid(key, taken))
+            return holder
+
+        targets: dict[tuple[str, str], str] = {}
+        for p, pid, cid, key in moved:
+            holder = holders.get(key)
+            if (holder is not None and holder != cid) or (holder is None and len(claims[key]) > 1):
+                targets[(p, pid)] = person(key)
+        # a person given a record where their own one moved on to a free address (a chain):
+        # that one is no rename of them now, it is its new address's person
+        given = {(p, cid) for (p, _), cid in targets.items()}
+        for p, pid, cid, key in moved:
+            if (p, pid) not in targets and (p, cid) in given:
+                targets[(p, pid)] = person(key)
+        if not targets:
+            return []
+        self.state.relink_records([(p, pid, cid) for (p, pid), cid in sorted(targets.items())])
+        return _relink_notes(targets, {(p, pid): cid for p, pid, cid, _ in moved})
 
     def _settle(self, name: str, errors: list[RecordError]) -> None:
         """Report and set aside a platform's duplicate records; one staged record per contact."""
@@ -222,3 +274,37 @@ class Pull:
             if not self.state.known_cids([candidate]):
                 return candidate
             n += 1
+
+
+def _relink_notes(
+    targets: Mapping[tuple[str, str], str], before: Mapping[tuple[str, str], str]
+) -> list[dict[str, str]]:
+    """One warning per relinked record, or per pair of records that swapped addresses,
+    naming the platform and the record ids only."""
+    notes: list[dict[str, str]] = []
+    told: set[tuple[str, str]] = set()
+    for (p, pid), cid in sorted(targets.items()):
+        if (p, pid) in told:
+            continue
+        told.add((p, pid))
+        other = next(
+            (k for k, c in targets.items()
+             if k[0] == p and k not in told and before[k] == cid and c == before[(p, pid)]),
+            None,
+        )
+        if other is not None:
+            told.add(other)
+            message = (
+                f"records {pid} and {other[1]} swapped addresses: each is relinked to the"
+                " person whose address it now holds (not a rename; nothing of the other"
+                " person's data or consent is carried)"
+            )
+        else:
+            message = (
+                f"record {pid} now holds the address of another person: relinked to them,"
+                " not a rename of its former person (nothing of their data or consent is"
+                " carried)"
+            )
+        notes.append({"platform": p, "segment": "", "level": "warning", "step": "identity",
+                      "message": message})
+    return notes

@@ -26,23 +26,33 @@ the canonical view, its tags, and a consent other than `non_subscribed`.
   written to a platform whose record is still `reachable` even where it reads an opt-out.
 
 Then, per platform, the minimal write that brings it to the canonical view (`writes`).
+
+Deletes: a platform whose record is deleted or archived (read so, or answered so by a write:
+its base is marked deleted) is never written nor re-created. A deletion found now (a live
+base read deleted, or one of `deleted`, answered by a write of the last run) is in
+`Reconciled.deleted`; where the policy says `archive_elsewhere` for that platform
+(`SyncPolicy.on_delete`), the person's records on the other platforms get an `archive` row
+instead of a write (records newly linked this run are left alone), and nothing is created.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from segsync.model import CONSENT_OPT_OUTS, ConsentStatus
 from segsync.sync.plan import ChangeRow, writes_something
 from segsync.sync.policy import SyncPolicy
-from segsync.sync.snapshot import CanonicalView, PlatformRecord
+from segsync.sync.snapshot import CanonicalView, PlatformRecord, jsonify
 
-__all__ = ["ConsentEvent", "Reconciled", "consent_target", "reconcile"]
+__all__ = ["ConsentEvent", "Reconciled", "consent_target", "reconcile", "resend"]
 
 _NON_SUBSCRIBED = ConsentStatus.NON_SUBSCRIBED
+
+Normaliser = Callable[[str, Any], Any]
+"""A platform's `Connector.normalise_field`: (field name, value) -> the value as it holds it."""
 
 
 class ConsentEvent(NamedTuple):
@@ -66,6 +76,10 @@ class Reconciled(NamedTuple):
     events: list[ConsentEvent]
     conflicts: list[str]
     live: dict[str, PlatformRecord]
+    #: platforms where the record was found deleted now (see the module docstring)
+    deleted: tuple[str, ...] = ()
+    #: True when a deletion archives the person on the other platforms (`archive` rows)
+    archived: bool = False
 
 
 def consent_target(
@@ -126,6 +140,7 @@ class _Sides:
     changed: list[str] = dataclasses.field(default_factory=list)
     when: dict[str, str] = dataclasses.field(default_factory=dict)
     conflicts: list[str] = dataclasses.field(default_factory=list)
+    normalise: Mapping[str, Normaliser] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(
@@ -135,8 +150,9 @@ class _Sides:
         bases: Mapping[str, PlatformRecord],
         reads: Mapping[str, PlatformRecord],
         policy: SyncPolicy,
+        normalise: Mapping[str, Normaliser] | None = None,
     ) -> _Sides:
-        sides = cls(cid, canonical, bases, policy)
+        sides = cls(cid, canonical, bases, policy, normalise=normalise or {})
         for p in policy.platforms:
             base, read = bases.get(p), reads.get(p)
             current = read if read is not None else base
@@ -155,6 +171,14 @@ class _Sides:
     @property
     def order(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.policy.platforms)}
+
+    def held(self, p: str, name: str, value: Any) -> Any:
+        """`value` of field `name` as platform `p` holds it once written (its connector's
+        `normalise_field`), in JSON form: what a diff against its record compares."""
+        normalise = self.normalise.get(p)
+        if normalise is None or value is None:
+            return value
+        return jsonify(normalise(name, value))
 
 
 def _merge_email(s: _Sides) -> str:
@@ -188,13 +212,13 @@ def _merge_fields(s: _Sides) -> tuple[dict[str, Any], set[str]]:
     for name in names:
         proposals: list[tuple[str, Any, str]] = []
         for p in s.changed:
-            if not s.policy.reads(p, name):
-                continue
+            if not s.policy.reads(p, name) or name in s.live[p].unread:
+                continue  # not read there (it cannot hold it now): unknown, not cleared
             value = live[p].get(name)
             if p in s.fresh:
-                if value is None or value == old.get(name):
+                if value is None or value in (old.get(name), s.held(p, name, old.get(name))):
                     continue
-            elif value == base[p].get(name):
+            elif value in (base[p].get(name), s.held(p, name, base[p].get(name))):
                 continue
             proposals.append((p, value, s.when[p]))
         if not proposals:
@@ -217,8 +241,8 @@ def _merge_tags(s: _Sides) -> set[str]:
     adds: dict[str, str] = {}
     removes: dict[str, str] = {}
     for p in s.changed:
-        if not s.policy.reads(p, "tags"):
-            continue
+        if not s.policy.reads(p, "tags") or "tags" in s.live[p].unread:
+            continue  # not read there (it cannot hold them now): unknown, not removed
         when = s.when[p]
         now = {t for t in s.live[p].tags if synced(t)}
         ref = old if p in s.fresh else {t for t in s.bases[p].tags if synced(t)}
@@ -317,6 +341,9 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
         if p in s.fresh:  # no information, unless it is an opt-out (never ignored)
             if status == _NON_SUBSCRIBED or (status == old and status not in CONSENT_OPT_OUTS):
                 continue
+            # first seen there (a first sync, a sign-up): the reading is the proof
+            events.append(ConsentEvent(p, None, status.value, p, when or None,
+                                       record.legal_basis, record.consent_evidence))
         else:
             before = s.bases[p].consent
             if status == before and not _new_opt_out(s.bases[p], record):
@@ -353,8 +380,8 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
         )
         merged = _Consent(status, platform, when or None, winner.legal_basis,
                           winner.consent_evidence, withdrawn)
-    if old is not None and merged.status != old:
-        events.append(ConsentEvent("canonical", old.value, merged.status.value,
+    if (merged.status != old) if old is not None else bool(offers):
+        events.append(ConsentEvent("canonical", old.value if old else None, merged.status.value,
                                    merged.source or "", merged.at, merged.basis,
                                    merged.evidence))
     return merged
@@ -398,7 +425,7 @@ def _minimal_write(
     fields = {} if cur_f == new_f else {
         n: new_f.get(n)
         for n in names | cur_f.keys() | new_f.keys()
-        if cur_f.get(n) != new_f.get(n) and policy.writes(p, n)
+        if cur_f.get(n) not in (new_f.get(n), s.held(p, n, new_f.get(n))) and policy.writes(p, n)
     }
     if fields:
         change["fields"] = fields
@@ -424,15 +451,51 @@ def _minimal_write(
     return change if writes_something(change) else None
 
 
+def resend(
+    cid: str, platform: str, view: CanonicalView, record: PlatformRecord, policy: SyncPolicy
+) -> ChangeRow | None:
+    """The write of a record owed on `platform` that the merge finds matching: the view's
+    fields and tags as absolute values (idempotent), so that the record that failed is
+    written again and confirmed (None: nothing is written to that platform)."""
+    change = ChangeRow(cid=cid, email=record.email or view.email,
+                       platform_id=record.platform_id)
+    fields = {n: v for n, v in view.fields.items() if policy.writes(platform, n)}
+    if fields:
+        change["fields"] = fields
+    if view.tags and policy.writes(platform, "tags"):
+        change["tags_add"] = list(view.tags)
+    return change if writes_something(change) else None
+
+
+def _found_deleted(s: _Sides, bases: Mapping[str, PlatformRecord],
+                   reads: Mapping[str, PlatformRecord], deleted: Collection[str]) -> list[str]:
+    """The platforms where the record is found deleted now: a live base read deleted, or
+    one answered deleted by a write of the last run (`deleted`)."""
+    return [
+        p for p in s.policy.platforms
+        if p in s.gone and (
+            p in deleted
+            or (p in reads and p in bases and not bases[p].deleted and reads[p].deleted)
+        )
+    ]
+
+
 def reconcile(
     cid: str,
     canonical: CanonicalView | None,
     bases: Mapping[str, PlatformRecord],
     reads: Mapping[str, PlatformRecord],
     policy: SyncPolicy,
+    deleted: Collection[str] = (),
+    normalise: Mapping[str, Normaliser] | None = None,
 ) -> Reconciled:
-    """Merge one contact; see the module docstring. Never mutates its inputs."""
-    s = _Sides.of(cid, canonical, bases, reads, policy)
+    """Merge one contact; see the module docstring. Never mutates its inputs. `deleted`:
+    platforms whose record a write of the last run found deleted (not acted on yet).
+    `normalise`: per platform, its connector's `normalise_field` (a value differing from
+    what a platform holds only by that platform's own rewrites is no change, nor a write)."""
+    s = _Sides.of(cid, canonical, bases, reads, policy, normalise)
+    found = _found_deleted(s, bases, reads, deleted)
+    archive = any(policy.archives_elsewhere(p) for p in found)
     email = _merge_email(s)
     fields, names = _merge_fields(s)
     tags = _merge_tags(s)
@@ -444,10 +507,16 @@ def reconcile(
     for p in policy.platforms:
         if p in s.gone:
             continue  # deleted there: never re-created, never written (see docs/sync.md)
+        if archive:
+            if p in s.live and p not in s.fresh:
+                record = s.live[p]
+                writes[p] = ChangeRow(cid=cid, email=record.email or view.email,
+                                      platform_id=record.platform_id, archive=True)
+            continue
         change = (
             _minimal_write(s, p, view, names, tags, consent) if p in s.live
             else _creation(s, p, view, consent)
         )
         if change is not None:
             writes[p] = change
-    return Reconciled(view, writes, events, s.conflicts, s.live)
+    return Reconciled(view, writes, events, s.conflicts, s.live, tuple(found), archive)

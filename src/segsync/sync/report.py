@@ -26,6 +26,12 @@ class PlatformReport(BaseModel):
     publications: int = 0
     errors: int = 0
     api_calls: int = 0
+    """HTTP requests sent to the platform during the run (reads and writes, retries
+    included; for a sync, from the start of its pull)."""
+    read_calls: int = 0
+    """Of `api_calls`, GET/HEAD requests."""
+    write_calls: int = 0
+    """Of `api_calls`, the others (searches sent as POST included)."""
 
 
 class RunReport(BaseModel):
@@ -36,8 +42,11 @@ class RunReport(BaseModel):
     run_id: str
     plan_id: str
     config: str
-    status: str = "running"  # ok | errors | failed
+    status: str = "running"  # ok | errors | failed | interrupted (stored runs: + abandoned)
+    interrupted_by: int | None = None
+    """The signal number that interrupted the run (status `interrupted`)."""
     started_at: str
+    """When the run started: the start of its plan step for a sync (pull included)."""
     finished_at: str | None = None
     duration_s: float = 0.0
     platforms: dict[str, PlatformReport] = Field(default_factory=dict)

@@ -15,11 +15,13 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from segsync import rules
-from segsync.model import Consent, ConsentStatus, Contact, PublishMode, Schema
+from segsync.connector import Connector
+from segsync.model import Consent, ConsentStatus, Contact, FieldSpec, PublishMode, Schema
 from segsync.rules import ast
 from segsync.rules.compiler import (
     CompiledSegment,
@@ -50,7 +52,10 @@ __all__ = [
     "compile_segments",
     "contact_of",
     "depends_on_clock",
+    "disowned_objects",
     "evaluate_rest",
+    "name_publications",
+    "planned_objects",
     "publications",
 ]
 
@@ -59,6 +64,8 @@ CREATING = ""
 
 _RESIDUAL_KIND = {"tag": "static"}
 """Capabilities.static_segments -> the owned kind of a residual tag (default: "tag")."""
+
+log = logging.getLogger("segsync.sync")
 
 _CONSENT_OF = {status: Consent(status=status) for status in ConsentStatus}  # frozen: shared
 
@@ -407,6 +414,87 @@ def publications(
             pubs.append(Publication(segment=segment, kind=PublicationKind.DELETE, name=name,
                                     ref=obj.ref, owned_kind=kind))
     return pubs
+
+
+async def disowned_objects(
+    connectors: Mapping[str, Connector],
+    owned: Sequence[OwnedObject],
+    diagnostics: list[dict[str, str]],
+) -> set[tuple[str, str, str]]:
+    """(platform, kind, name) of the owned objects a connector says are not segsync's by its
+    current naming (`Connector.disowned`, e.g. a bare-named tag an older segsync recorded):
+    the plan treats them as not owned (never written or deleted; the segment is published
+    anew), with a diagnostic naming the object. Called before the read, so that a connector
+    knows which objects are segsync's while it reads; a platform that fails here is left to
+    fail its read."""
+    out: set[tuple[str, str, str]] = set()
+    for platform, connector in connectors.items():
+        mine = [(o.kind, o.name, o.ref) for o in owned
+                if o.platform == platform and o.ref != CREATING]
+        try:
+            found = await connector.disowned(mine)
+        except Exception as exc:  # a platform down fails its read, and is reported there
+            log.info("%s: could not check owned objects: %s", platform, exc)
+            continue
+        for (kind, name), why in sorted(found.items()):
+            out.add((platform, kind, name))
+            diagnostics.append(_ownership(name, platform, why))
+    return out
+
+
+async def name_publications(
+    platform: str,
+    connector: Connector,
+    pubs: Sequence[Publication],
+    diagnostics: list[dict[str, str]],
+) -> list[Publication]:
+    """The publications with the platform name each object to create will get
+    (`Connector.creation_name`); a name held by an object segsync did not create is never
+    adopted: the object gets a distinct name, and a diagnostic names both."""
+    out = []
+    for pub in pubs:
+        if pub.ref is None and pub.kind in (PublicationKind.STATIC, PublicationKind.NATIVE):
+            named, note = await connector.creation_name(str(pub.kind), pub.name)
+            if note:
+                diagnostics.append(_ownership(
+                    pub.segment, platform,
+                    f"{note}; segsync leaves it alone and creates {named!r} instead",
+                ))
+            pub = pub.model_copy(update={"platform_name": named})
+        out.append(pub)
+    return out
+
+
+async def planned_objects(
+    platform: str,
+    connector: Connector,
+    changes: Sequence[ChangeRow],
+    pubs: Sequence[Publication],
+    fields: Mapping[str, FieldSpec],
+    diagnostics: list[dict[str, str]],
+) -> list[str]:
+    """What applying a platform's part creates besides its publications, as apply will:
+    `prepare(fields, tags)` before contact changes or a residual tag (the tags added and the
+    residual tags), and what the native definitions need (`Connector.planned_objects`)."""
+    prepares = bool(changes) or any(p.kind is PublicationKind.TAG for p in pubs)
+    definitions = [p.definition for p in pubs
+                   if p.kind is PublicationKind.NATIVE and p.definition]
+    if not (prepares or definitions):
+        return []
+    tags = sorted({t for row in changes for t in row.get("tags_add", ())}
+                  | {p.name for p in pubs if p.kind is PublicationKind.TAG})
+    try:
+        return await connector.planned_objects(fields if prepares else {}, tags, definitions)
+    except Exception as exc:  # the plan says it could not tell
+        diagnostics.append({"segment": "", "platform": platform, "step": "prepare",
+                            "level": "warning",
+                            "message": f"could not list what applying creates: {exc}"})
+        return []
+
+
+def _ownership(segment: str, platform: str, message: str) -> dict[str, str]:
+    return {"segment": segment, "platform": platform, "step": "ownership",
+            "level": "warning", "message": message}
 
 
 def depends_on_clock(rule: ast.Rule) -> bool:

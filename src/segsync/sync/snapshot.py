@@ -25,6 +25,7 @@ u      updated_at          -
 d      deleted (if true)   -
 e      engagement          -
 r      reachable (if set)  -
+n      unread (if any)     -
 =====  ==================  =====================================================
 
 Optional keys are absent when unset. `content_hash` ignores `u` and `ca`, so a record that
@@ -126,6 +127,8 @@ def _stored_read(remote: RemoteContact, email_key: str) -> dict[str, Any]:
         data["d"] = True
     if remote.reachable is not None:
         data["r"] = remote.reachable
+    if remote.unread:
+        data["n"] = sorted(remote.unread)
     return data
 
 
@@ -134,7 +137,8 @@ class PlatformRecord:
     """One record on a platform: its id, its email as held and normalised (`email_key`),
     fields (unset ones absent, values in JSON form), sorted tags, consent and the read-only
     engagement. Times are ISO-8601 text; `deleted` records are kept to be left alone.
-    `reachable` is `RemoteContact.reachable` (None: the consent status tells it all).
+    `reachable` is `RemoteContact.reachable` (None: the consent status tells it all);
+    `unread` is `RemoteContact.unread` (what the platform could not hold when read).
 
     The record's consent source is its platform, so it is not held here.
     """
@@ -152,6 +156,7 @@ class PlatformRecord:
     deleted: bool = False
     engagement: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     reachable: bool | None = None
+    unread: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, remote: RemoteContact, email_key: str) -> PlatformRecord:
@@ -182,6 +187,8 @@ class PlatformRecord:
             data["d"] = True
         if self.reachable is not None:
             data["r"] = self.reachable
+        if self.unread:
+            data["n"] = list(self.unread)
         return data
 
     @classmethod
@@ -202,6 +209,7 @@ class PlatformRecord:
             bool(get("d")),
             get("e") or _NO_VALUES,
             get("r"),
+            tuple(get("n") or ()),
         )
 
     @classmethod

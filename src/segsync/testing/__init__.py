@@ -8,7 +8,13 @@ inherits one test per behaviour every connector must have (see
 """
 
 from segsync.testing.data import DEFAULT_SCHEMA, change_for, sample_contacts
-from segsync.testing.harness import Exchange, FirstRequestsFault, Harness, RecordingTransport
+from segsync.testing.harness import (
+    Exchange,
+    FirstRequestsFault,
+    Harness,
+    RecordingTransport,
+    between_pages,
+)
 from segsync.testing.suite import ConnectorSuite, SuiteTest
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "Harness",
     "RecordingTransport",
     "SuiteTest",
+    "between_pages",
     "change_for",
     "sample_contacts",
 ]

@@ -2,13 +2,17 @@
 
 `RecordingTransport` wraps the emulator's in-process transport and keeps every exchange
 (virtual time, method, path, status, headers), so the kit can check retries and waits from
-the connector's side; `FirstRequestsFault` injects one fault kind into the first N requests.
+the connector's side; `FirstRequestsFault` injects one fault kind into the first N requests;
+`between_pages` runs edits on the platform between two pages of a read (the emulator's
+`after_read_page` hook).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -17,7 +21,7 @@ from segsync.clock import VirtualClock
 from segsync.connector import Connector
 from segsync.emulator.base import FAULT_KINDS, Emulator, FaultPlan
 
-__all__ = ["Exchange", "FirstRequestsFault", "Harness", "RecordingTransport"]
+__all__ = ["Exchange", "FirstRequestsFault", "Harness", "RecordingTransport", "between_pages"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,3 +121,41 @@ class Harness:
     def no_faults(self) -> None:
         """Stop injecting faults."""
         self.emulator.faults = FaultPlan()
+
+
+PageAction = Callable[[int], Awaitable[None] | None]
+"""Run with the number of listing pages served so far (1 after the first)."""
+
+
+@contextlib.contextmanager
+def between_pages(emulator: Emulator, action: PageAction) -> Iterator[None]:
+    """Run `action` after each page of a contact listing the emulator serves, before the
+    client gets it: what it changes happens between that page and the next.
+
+    Requests `action` itself sends to the emulator (through a helper connector) neither run
+    it again nor count as pages. Raises NotImplementedError for an emulator without the
+    hook (`Emulator.read_page_hook`).
+    """
+    if not type(emulator).read_page_hook:
+        raise NotImplementedError(
+            f"{type(emulator).__name__} cannot edit between pages: its contact listing does "
+            "not call read_page_served (segsync.emulator.base)"
+        )
+    served = 0
+
+    async def hook(_: int) -> None:
+        nonlocal served
+        served += 1
+        emulator.after_read_page = None  # the action's own requests are not pages of the read
+        try:
+            result = action(served)
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            emulator.after_read_page = hook
+
+    emulator.after_read_page = hook
+    try:
+        yield
+    finally:
+        emulator.after_read_page = None

@@ -47,7 +47,7 @@ from segsync.rules.compiler import RuleCompiler, Strictness
 from segsync.rules.evaluate import evaluate
 from segsync.rules.generate import CONNECTIVES, LEAF_TYPES, RuleGenerator
 from segsync.testing.data import DEFAULT_SCHEMA, DEFAULT_TAGS, change_for, sample_contacts
-from segsync.testing.harness import Harness, RecordingTransport
+from segsync.testing.harness import Harness, RecordingTransport, between_pages
 
 __all__ = ["ConnectorSuite", "SuiteTest"]
 
@@ -109,6 +109,9 @@ class ConnectorSuite:
     cursor_gap_seconds: ClassVar[float] = 3600.0
     #: the text field `modify_remote` changes by default
     modify_field: ClassVar[str] = "first_name"
+    #: how long each page takes in `test_edits_during_a_slow_read_are_read` (beyond any
+    #: connector's read overlap, so a cursor taken at the read's end loses the edits)
+    slow_page_seconds: ClassVar[float] = 1000.0
 
     #: the tests of the kit, in the order they are defined
     TESTS: ClassVar[tuple[str, ...]] = ()
@@ -443,6 +446,66 @@ class ConnectorSuite:
                 cursor = next((p.cursor for p in reversed(pages) if p.cursor), cursor)
 
         self.run(body)
+
+    def test_edits_between_pages_are_read(self) -> None:
+        """An edit or a creation made between two pages of a read is seen by this read or the
+        next incremental read, and no contact is lost from the read it pages through."""
+        self.run(lambda h: self._edits_while_paging(h, page_seconds=1.0))
+
+    def test_edits_during_a_slow_read_are_read(self) -> None:
+        """As `test_edits_between_pages_are_read`, but each page takes `slow_page_seconds`
+        (the read lasts far longer than the connector's overlap): the next read still has
+        every edit, so the cursor is the read's start, not its end."""
+        self.run(lambda h: self._edits_while_paging(h, page_seconds=self.slow_page_seconds))
+
+    async def _edits_while_paging(self, h: Harness, *, page_seconds: float) -> None:
+        """Three pages of contacts; after page 1, contacts at both ends and in the middle
+        are edited and one is created; after page 2, two more are edited; every page takes
+        `page_seconds` on the clock (after the edits, so they are early in the read)."""
+        size = h.connector.capabilities.read_page_size
+        contacts = self.contacts(2 * size + max(3, size // 2), prefix="paged")
+        await _maybe_await(self.seed_remote(h.emulator, contacts))
+        created = self.contacts(1, prefix="created")[0]
+        emails = [c.email for c in contacts]
+        rounds = {
+            1: [emails[0], emails[size + 1], emails[-1]],
+            2: [emails[1], emails[-2]],
+        }
+        edited: dict[str, str] = {}
+        h.clock.advance(self.cursor_gap_seconds)
+
+        async def act(served: int) -> None:
+            h.clock.advance(1.0)
+            if served in rounds:
+                await _maybe_await(self.modify_remote(h.emulator, rounds[served]))
+                edited.update({e: f"Changed {i}" for i, e in enumerate(rounds[served])})
+            if served == 1:
+                await _maybe_await(self.seed_remote(h.emulator, [created]))
+            h.clock.advance(max(0.0, page_seconds - 1.0))
+
+        with between_pages(h.emulator, act):
+            pages = await self.read_pages(h.connector)
+        cursor = next((p.cursor for p in reversed(pages) if p.cursor), None)
+        assert cursor is not None, "a full read leaves a cursor"
+        first = [c for p in pages for c in p.contacts]
+        assert edited, "the read served more than one page"
+        h.clock.advance(60.0)
+        second = await self.read_all(h.connector, cursor)
+        latest = {_key(c.email): c for c in first + second}
+
+        assert len(second) == len({_key(c.email) for c in second}), "no contact read twice"
+        missing = sorted(set(emails) - set(latest))
+        assert not missing, f"contacts lost by a read edited while it paged: {missing[:5]}"
+        assert created.email in latest, "a contact created while the read paged is not read"
+        lost = {
+            e: latest[e].fields.get(self.modify_field)
+            for e, value in edited.items()
+            if str(latest[e].fields.get(self.modify_field)) != value
+        }
+        assert not lost, f"edits made while the read paged were never read: {lost}"
+        if h.connector.capabilities.incremental_reads:
+            reread = {_key(c.email) for c in second} & (set(emails) - set(edited))
+            assert not reread, f"the next read re-reads unchanged contacts: {sorted(reread)[:5]}"
 
     def test_tags_added_and_removed(self) -> None:
         """tags_add and tags_remove both reach the platform."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,6 +35,7 @@ __all__ = ["BrevoRoutes"]
 class BrevoRoutes(BrevoState, Emulator):
     """The route handlers; see the module docstring."""
 
+    read_page_hook: ClassVar[bool] = True  # GET /contacts calls `read_page_served`
     owner_email: str
 
     # -- request parameters ------------------------------------------------------------------
@@ -127,7 +128,9 @@ class BrevoRoutes(BrevoState, Emulator):
             items = [c for c in items if segment.predicate(self.contact_json(c))]
         items.sort(key=lambda c: (c.created_at, c.id), reverse=(sort == "desc"))
         page = items[offset : offset + limit]
-        return {"contacts": [self.contact_json(c) for c in page], "count": len(items)}
+        answer = {"contacts": [self.contact_json(c) for c in page], "count": len(items)}
+        await self.read_page_served()  # edits made "while the client pages"
+        return answer
 
     async def route_create_contact(self, request: Request) -> Response:
         body = await self._json(request)
@@ -165,6 +168,33 @@ class BrevoRoutes(BrevoState, Emulator):
         contact.sms_blacklisted = bool(body.get("smsBlacklisted", False))
         contact.list_ids |= list_ids
         return JSONResponse({"id": contact.id}, status_code=201)
+
+    #: the account the emulated key belongs to (`GET /account`); a test swaps accounts by
+    #: setting these on an instance (`owner_email` is the login)
+    organization_id: str | None = "65a1f0c2e4b0a1b2c3d4e5f6"
+    company_name: str = "segsync emulator"
+
+    async def route_account(self, request: Request) -> dict[str, Any]:
+        """`GET /account`: the login, company and plan of the account the key reaches, with
+        its `organization_id` as the current API answers it (None leaves it out, as the
+        2025-02 description does)."""
+        body: dict[str, Any] = {
+            "email": self.owner_email,
+            "firstName": "segsync",
+            "lastName": "emulator",
+            "companyName": self.company_name,
+            "address": {"street": "", "city": "", "zipCode": "", "country": ""},
+            "plan": [{"type": "free", "credits": 300, "creditsType": "sendLimit"}],
+            "relay": {
+                "enabled": True,
+                "data": {"userName": self.owner_email, "relay": "smtp-relay.brevo.com",
+                         "port": 587},
+            },
+            "marketingAutomation": {"enabled": False},
+        }
+        if self.organization_id is not None:
+            body["organization_id"] = self.organization_id
+        return body
 
     async def route_contact(self, request: Request) -> Response:
         identifier = request.path_params["identifier"]

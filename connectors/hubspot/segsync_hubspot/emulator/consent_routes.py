@@ -2,8 +2,13 @@
 
 Subscription definitions; v3 statuses (which refuse to re-subscribe an opted-out address);
 v4 and dated-version statuses, one address at a time or in batches (Marketing Hub
-Enterprise only, `enterprise_consent`: a 403 otherwise), which re-subscribe when asked, as
-HubSpot does; opt-outs of all email.
+Enterprise only, `enterprise_consent`: a 403 otherwise), which re-subscribe an address
+unsubscribed from one type when asked, as HubSpot does; opt-outs of all email.
+
+Strict by default: whether v4 re-subscribes an address that opted out of **all** email is not
+documented (v3 refuses any opted-out address; opt-outs were "NO UNDO" through the API), so a
+`SUBSCRIBED` write for such an address is refused (400 `VALIDATION_ERROR`, or an `errors` entry
+of a batch) unless `resubscribes_opted_out_of_all` is set on the emulator.
 """
 
 from __future__ import annotations
@@ -35,6 +40,22 @@ _LEGAL_BASES = frozenset(
 
 class ConsentRoutes(HubSpotWire):
     """Handlers of the communication-preferences endpoints (`route_*`)."""
+
+    #: False (strict): a v4 `SUBSCRIBED` write for an address unsubscribed from all email is
+    #: refused; True: it re-subscribes (`RESUBSCRIBE_OCCURRED`), the lenient reading
+    resubscribes_opted_out_of_all: bool = False
+
+    def _refuse_resubscribe_after_opt_out_of_all(self, email: str, state: Any) -> None:
+        """Refuse (400) a `SUBSCRIBED` write for an address opted out of all email."""
+        if state == "SUBSCRIBED" and email in self.opted_out_of_all and not (
+            self.resubscribes_opted_out_of_all
+        ):
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"{email} is not allowed to be resubscribed: the contact unsubscribed from all "
+                "email and must resubscribe themselves",
+            )
 
     async def route_definitions(self, request: Request) -> Any:
         definitions = list(self.subscriptions.values())
@@ -121,6 +142,7 @@ class ConsentRoutes(HubSpotWire):
                 "statusState must be SUBSCRIBED, UNSUBSCRIBED or NOT_SPECIFIED",
             )
         started = iso_time(self.clock.now())
+        self._refuse_resubscribe_after_opt_out_of_all(email, state)
         reason = self._write_status(
             email, sub_id, state, body.get("legalBasis"), body.get("legalBasisExplanation")
         )
@@ -212,6 +234,7 @@ class ConsentRoutes(HubSpotWire):
                 )
                 continue
             try:
+                self._refuse_resubscribe_after_opt_out_of_all(email, item["statusState"])
                 reason = self._write_status(
                     email,
                     sub_id,

@@ -501,6 +501,7 @@ class ContactRoutes(HubSpotWire):
         }
         if after + limit < len(matches):
             result["paging"] = {"next": {"after": str(after + limit)}}
+        await self.read_page_served()  # edits made "while the client pages"
         return result
 
     def _group_candidates(self, group: Mapping[str, Any]) -> list[tuple[int, int]] | None:

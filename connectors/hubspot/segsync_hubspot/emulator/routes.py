@@ -4,7 +4,8 @@
 (`/crm/v3/objects/contacts`, `/crm/v3/lists`, `/crm/v3/properties/contacts`,
 `/communication-preferences/v3/...`) and dated versions such as `2026-03`
 (`/crm/objects/2026-03/contacts`, `/crm/lists/2026-03`, `/crm/properties/2026-03/contacts`,
-`/communication-preferences/2026-03/...`, whose shape is v4's). Each path goes to a `route_*`
+`/communication-preferences/2026-03/...`, whose shape is v4's), and the account details
+(`/account-info/{v3|2026-03}/details`). Each path goes to a `route_*`
 handler; a handler's `HubSpotError` becomes HubSpot's error body. Auth is a Bearer token; the
 rolling 10-second limit (100 or 190 by tier), the daily limit and the search limit (5 a
 second) answer with HubSpot's 429 bodies, and non-search answers carry the
@@ -38,6 +39,7 @@ class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
     """The HubSpot emulator; see the package docstring. Keyword arguments are its knobs."""
 
     platform: ClassVar[str] = "hubspot"
+    read_page_hook: ClassVar[bool] = True  # contacts search calls `read_page_served`
     default_api_key: ClassVar[str] = "pat-na1-00000000-1111-2222-3333-444444444444"
     demo_port: ClassVar[int | None] = 8002
 
@@ -228,6 +230,13 @@ class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
                     methods=["PUT"],
                 ),
             ]
+            routes.append(
+                Route(
+                    f"/account-info/{version}/details",
+                    self._h(self.route_account_details),
+                    methods=["GET"],
+                )
+            )
             cp = f"/communication-preferences/{version}"
             routes.append(
                 Route(f"{cp}/definitions", self._h(self.route_definitions), methods=["GET"])
@@ -293,6 +302,24 @@ class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
                 ),
             ]
         return routes
+
+    #: the kind of account answered by the account details (a test may set it)
+    account_type: str = "STANDARD"
+
+    async def route_account_details(self, request: Request) -> dict[str, Any]:
+        """`GET /account-info/{v3|<date>}/details`: the portal the token reaches (`portalId`,
+        which a test swaps with `portal_id`), its type, time zone, currency and hosting."""
+        return {
+            "portalId": self.portal_id,
+            "accountType": self.account_type,
+            "timeZone": "US/Eastern",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "-05:00",
+            "utcOffsetMilliseconds": -18_000_000,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
 
     def _h(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:

@@ -52,6 +52,7 @@ class MailchimpEmulator(MailchimpAudienceRoutes, Emulator):
     """
 
     platform: ClassVar[str] = "mailchimp"
+    read_page_hook: ClassVar[bool] = True
     default_api_key: ClassVar[str] = "0123456789abcdef0123456789abcdef-us21"
     default_list_id: ClassVar[str] = "a1b2c3d4e5"
     max_connections: ClassVar[int] = 10
@@ -75,8 +76,6 @@ class MailchimpEmulator(MailchimpAudienceRoutes, Emulator):
         self.tag_changes_bump_last_changed = tag_changes_bump_last_changed
         self.batch_items_need_status = batch_items_need_status
         self.tag_search_pages = tag_search_pages
-        self.after_read_page = None
-        self._read_pages = 0
         self.lists = {}
         self._ids = itertools.count(1)
         self._segment_ids = itertools.count(10001)

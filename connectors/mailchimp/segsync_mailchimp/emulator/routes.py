@@ -116,16 +116,30 @@ class MailchimpRoutes(MailchimpState):
     async def route_ping(self, request: Request) -> Response:
         return JSONResponse({"health_status": "Everything's Chimpy!"})
 
+    #: the account the emulated key belongs to (`GET /`); a test swaps accounts by setting
+    #: these on an instance
+    account_id: str = "8d3a3db4d97663a9074efcc16"
+    account_name: str = "segsync emulator"
+
     async def route_root(self, request: Request) -> Response:
-        return JSONResponse(
+        """The API root: the account's details (`fields` / `exclude_fields` honoured)."""
+        return self._reply(
+            request,
             {
-                "account_id": "segsync-emulator",
-                "account_name": "segsync emulator",
+                "account_id": self.account_id,
                 "login_id": "1",
+                "account_name": self.account_name,
                 "email": "owner@segsync.dev",
+                "first_name": "segsync",
+                "last_name": "emulator",
+                "username": "segsync-emulator",
                 "role": "owner",
+                "member_since": "2020-01-01T00:00:00+00:00",
+                "pricing_plan_type": "monthly",
+                "account_timezone": "UTC",
+                "total_subscribers": sum(len(lst.members) for lst in self.lists.values()),
                 "_links": [],
-            }
+            },
         )
 
     def _list_json(self, lst: AudienceList) -> dict[str, Any]:
@@ -325,9 +339,7 @@ class MailchimpRoutes(MailchimpState):
                 "_links": [],
             },
         )
-        self._read_pages += 1
-        if self.after_read_page is not None:
-            self.after_read_page(self._read_pages)  # edits made "while the client pages"
+        await self.read_page_served()  # edits made "while the client pages"
         return answer
 
     def _member_or_404(self, lst: AudienceList, request: Request) -> Member:
@@ -380,14 +392,52 @@ class MailchimpRoutes(MailchimpState):
         return self._reply(request, self._member_json(lst, member))
 
     async def route_patch_member(self, request: Request) -> Response:
+        """Update a member; an `email_address` that differs renames it (its subscriber hash,
+        hence its URL, becomes the new address's; tags and notes follow it). A rename to an
+        address the audience holds, or one permanently deleted, is refused (400)."""
         lst = self._list(request)
         member = self._member_or_404(lst, request)
         body = await self._body(request)
         status = body.get("status")
         if status is not None and status not in STATUSES_PATCH:
             raise schema_invalid("status", f"Value is not one of {list(STATUSES_PATCH)}")
-        self._upsert(lst, body, existing=member, status=status, allow_tags=False)
+        new_email = None
+        if "email_address" in body:
+            new_email = self._check_email(body["email_address"])
+            self._check_rename(lst, member, new_email)
+        rest = {k: v for k, v in body.items() if k != "email_address"}
+        self._upsert(lst, rest, existing=member, status=status, allow_tags=False)
+        if new_email is not None and new_email != member.email_address:
+            self._rename(lst, member, new_email)
         return self._reply(request, self._member_json(lst, member))
+
+    def _check_rename(self, lst: AudienceList, member: Member, email: str) -> None:
+        target = subscriber_hash(email)
+        if target == member.id:
+            return
+        if target in lst.members:
+            raise ApiProblem(
+                "MemberExists",
+                f"{email} is already a list member. Use PUT to insert or update list members.",
+            )
+        if target in lst.forgotten:
+            raise ApiProblem(
+                "ForgottenEmailNotSubscribed",
+                f"{email} was permanently deleted and cannot be re-imported. The contact must "
+                "re-subscribe to get back on the list.",
+            )
+
+    def _rename(self, lst: AudienceList, member: Member, email: str) -> None:
+        old = member.id
+        member.email_address = email
+        new = member.id
+        if new != old:
+            del lst.members[old]
+            lst.members[new] = member
+            for segment in lst.segments.values():
+                if old in segment.members:
+                    segment.members[new] = segment.members.pop(old)
+        self._touch(member)
 
     async def route_archive_member(self, request: Request) -> Response:
         lst = self._list(request)

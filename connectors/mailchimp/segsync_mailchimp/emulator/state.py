@@ -23,7 +23,7 @@ import random
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from segsync.clock import Clock
 from segsync_mailchimp.api import iso_time, subscriber_hash
@@ -180,8 +180,12 @@ class MailchimpState:
     tag_changes_bump_last_changed: bool
     batch_items_need_status: bool
     tag_search_pages: bool
-    after_read_page: Callable[[int], None] | None
-    _read_pages: int
+    after_read_page: Callable[[int], Any] | None  # set by `Emulator` (segsync.emulator.base)
+
+    if TYPE_CHECKING:  # defined by `Emulator`
+
+        async def read_page_served(self) -> None: ...
+
     _ids: itertools.count[int]
     _segment_ids: itertools.count[int]
 
