@@ -22,7 +22,7 @@ import typer
 import yaml
 
 from segsync.cli import EXIT_INVALID, EXIT_OK, app
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, chosen_config
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, chosen_config, failure
 from segsync.config import DEFAULT_STATE_URL, default_config_path
 from segsync.model import InvalidEmail, normalize_email
 from segsync.state import LedgerEntry, StoreError, open_store
@@ -45,14 +45,6 @@ SinceOption = Annotated[
     str | None,
     typer.Option("--since", help="Only changes at or after this date (YYYY-MM-DD or ISO-8601)."),
 ]
-
-
-def _fail(as_json: bool, message: str) -> typer.Exit:
-    if as_json:
-        _echo_json({"ok": False, "error": message})
-    else:
-        typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_INVALID)
 
 
 def _state_of(path: Path | None) -> tuple[str, str]:
@@ -142,7 +134,7 @@ def history_command(
     try:
         rows = ledger_rows(config, email=email, since=since)
     except ValueError as exc:
-        raise _fail(as_json, str(exc)) from None
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     people = _by_person(rows)
     if as_json:
         _echo_json({"ok": True, "email": normalize_email(email),
@@ -200,11 +192,12 @@ def export_command(
 ) -> None:
     """The whole ledger (every consent change), oldest first, as CSV or JSON lines."""
     if fmt not in ("csv", "jsonl"):
-        raise _fail(False, f"--format {fmt!r}: fix: use csv or jsonl")
+        raise failure(False, "invalid", f"--format {fmt!r}: fix: use csv or jsonl",
+                      EXIT_INVALID)
     try:
         rows = ledger_rows(config, since=since)
     except ValueError as exc:
-        raise _fail(False, str(exc)) from None
+        raise failure(False, "invalid", str(exc), EXIT_INVALID) from None
     if fmt == "jsonl":
         for e in rows:
             typer.echo(json.dumps(_row(e), sort_keys=False))

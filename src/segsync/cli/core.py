@@ -138,6 +138,16 @@ def _echo_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+def failure(as_json: bool, kind: str, message: str, code: int) -> typer.Exit:
+    """Say a command failed (`{"ok": false, "error": kind, "message": ...}` with `--json`,
+    `error: message` on stderr otherwise); the exit to raise, with `code`."""
+    if as_json:
+        _echo_json({"ok": False, "error": kind, "message": message})
+    else:
+        typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
 def chosen_config(path: Path | None) -> Path | None:
     """The configuration file a command was given: its own `-c`, else the one given before
     the command (`segsync -c FILE COMMAND`), else None (the default search)."""

@@ -16,20 +16,12 @@ from typing import Annotated
 import typer
 
 from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_UNAVAILABLE, app
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failure
 from segsync.erasure import ErasureReport, InvalidAddress, erase_people, read_addresses
 from segsync.state import RunLocked, StoreError, open_store
 from segsync.sync.build import build_connectors, config_name
 
 __all__ = ["EXIT_UNAVAILABLE"]
-
-
-def _fail(as_json: bool, kind: str, message: str, code: int) -> typer.Exit:
-    if as_json:
-        _echo_json({"ok": False, "error": kind, "message": message})
-    else:
-        typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.command("erase")
@@ -57,11 +49,11 @@ def erase_command(
     try:
         addresses = read_addresses(emails or [], from_file)
     except InvalidAddress as exc:
-        raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     cfg = _load(config, as_json)
     if not yes:
         if not sys.stdin.isatty():
-            raise _fail(
+            raise failure(
                 as_json, "invalid",
                 "erase deletes people permanently: pass --yes when not on a terminal",
                 EXIT_INVALID,
@@ -71,7 +63,7 @@ def erase_command(
         for address in addresses:
             typer.echo(f"  {address}")
         if not typer.confirm("Erase them?", default=False):
-            raise _fail(as_json, "cancelled", "nothing was erased", EXIT_INVALID)
+            raise failure(as_json, "cancelled", "nothing was erased", EXIT_INVALID)
 
     async def go() -> ErasureReport:
         connectors = build_connectors(cfg)
@@ -87,9 +79,9 @@ def erase_command(
     try:
         report = asyncio.run(go())
     except RunLocked as exc:
-        raise _fail(as_json, "locked", str(exc), EXIT_LOCKED) from None
+        raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
     except StoreError as exc:
-        raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     if as_json:
         _echo_json(report.as_dict())
     else:

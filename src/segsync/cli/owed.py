@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, app
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failure
 from segsync.config import Config
 from segsync.model import InvalidEmail, normalize_email
 from segsync.state import RunLocked, StoreError, open_store
@@ -35,14 +35,6 @@ app.add_typer(owed_app, name="owed")
 PlatformOption = Annotated[
     str | None, typer.Option("--platform", "-p", help="Only the writes owed on this platform.")
 ]
-
-
-def _fail(as_json: bool, kind: str, message: str, code: int) -> typer.Exit:
-    if as_json:
-        _echo_json({"ok": False, "error": kind, "message": message})
-    else:
-        typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 def _name(cfg: Config) -> str:
@@ -63,7 +55,7 @@ def _as_dict(owed: OwedWrite) -> dict[str, Any]:
 def _check_platform(cfg: Config, platform: str | None, as_json: bool) -> None:
     if platform is not None and platform not in cfg.platforms:
         known = ", ".join(sorted(cfg.platforms)) or "(none)"
-        raise _fail(as_json, "invalid",
+        raise failure(as_json, "invalid",
                     f"{platform!r} is not a configured platform (configured: {known})",
                     EXIT_INVALID)
 
@@ -85,7 +77,7 @@ def owed_command(
         with open_store(cfg.state_url) as store:
             owed = store.scoped(_name(cfg)).owed(platform)
     except StoreError as exc:
-        raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     if as_json:
         _echo_json({"ok": True, "owed": [_as_dict(o) for o in owed]})
         raise typer.Exit(EXIT_OK)
@@ -113,13 +105,13 @@ def ack_command(
 ) -> None:
     """Acknowledge owed writes: they are dropped (no longer shown by `plan`)."""
     if bool(emails) == every:
-        raise _fail(as_json, "invalid", "give addresses or --all (not both)", EXIT_INVALID)
+        raise failure(as_json, "invalid", "give addresses or --all (not both)", EXIT_INVALID)
     keys: list[str] | None = None
     if emails:
         try:
             keys = [normalize_email(e) for e in emails]
         except InvalidEmail as exc:
-            raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+            raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     cfg = _load(config, as_json, secrets=False)
     _check_platform(cfg, platform, as_json)
     name = _name(cfg)
@@ -127,9 +119,9 @@ def ack_command(
         with open_store(cfg.state_url) as store, store.lock(name):
             dropped = store.scoped(name).ack_owed(keys, platform)
     except RunLocked as exc:
-        raise _fail(as_json, "locked", str(exc), EXIT_LOCKED) from None
+        raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
     except StoreError as exc:
-        raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     if as_json:
         _echo_json({"ok": True, "acknowledged": dropped})
     else:

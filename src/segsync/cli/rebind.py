@@ -25,7 +25,7 @@ import httpx
 import typer
 
 from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_UNAVAILABLE, app
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failure
 from segsync.config import default_config_path
 from segsync.connector import AccountIdentity
 from segsync.http import ApiError
@@ -95,14 +95,6 @@ class RebindOutcome:
         return lines
 
 
-def _fail(as_json: bool, kind: str, message: str, code: int) -> typer.Exit:
-    if as_json:
-        _echo_json({"ok": False, "error": kind, "message": message})
-    else:
-        typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 async def rebind(
     platform: str, connector: Any, state: Any, *, clock: Any, confirm: Any = None
 ) -> RebindOutcome:
@@ -141,14 +133,14 @@ def rebind_command(
     source = cfg.source or default_config_path()
     if platform not in cfg.platforms or not getattr(cfg.platforms[platform], "enabled", True):
         known = ", ".join(sorted(cfg.platforms)) or "none"
-        raise _fail(
+        raise failure(
             as_json, "invalid",
             f"{source}: platforms.{platform}: not configured (configured: {known})",
             EXIT_INVALID,
         )
     interactive = sys.stdin.isatty()
     if not yes and not interactive:
-        raise _fail(
+        raise failure(
             as_json, "invalid",
             "rebind forgets the platform's ids and snapshots: pass --yes when not on a "
             "terminal", EXIT_INVALID,
@@ -178,17 +170,17 @@ def rebind_command(
     try:
         outcome = asyncio.run(go())
     except RunLocked as exc:
-        raise _fail(as_json, "locked", str(exc), EXIT_LOCKED) from None
+        raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
     except StoreError as exc:
-        raise _fail(as_json, "invalid", str(exc), EXIT_INVALID) from None
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     except (ApiError, httpx.HTTPError, ValueError) as exc:  # the identity read failed
-        raise _fail(
+        raise failure(
             as_json, "unavailable",
             f"{platform}: cannot read the account's identity: {exc}; nothing was forgotten",
             EXIT_UNAVAILABLE,
         ) from None
     if not outcome.done and not outcome.same:
-        raise _fail(as_json, "cancelled", "nothing was forgotten", EXIT_INVALID)
+        raise failure(as_json, "cancelled", "nothing was forgotten", EXIT_INVALID)
     if as_json:
         _echo_json(outcome.as_dict())
     else:

@@ -35,7 +35,7 @@ from segsync.cli import (
     EXIT_UNAVAILABLE,
     app,
 )
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load
+from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failure
 from segsync.http import PLATFORM_FAILURE_CODES
 from segsync.logs import LogFormat, active_format
 from segsync.state import RunLocked, StoreError
@@ -128,18 +128,9 @@ def _run(config_path: Path | None, as_json: bool, wait: bool,
     try:
         return asyncio.run(go())
     except RunLocked as exc:
-        _fail(as_json, "locked", str(exc))
-        raise typer.Exit(EXIT_LOCKED) from None
+        raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
     except (PlanStale, StoreError) as exc:
-        _fail(as_json, "invalid", str(exc))
-        raise typer.Exit(EXIT_INVALID) from None
-
-
-def _fail(as_json: bool, kind: str, message: str) -> None:
-    if as_json:
-        _echo_json({"ok": False, "error": kind, "message": message})
-    else:
-        typer.echo(f"error: {message}", err=True)
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
 
 
 def render_report(report: RunReport) -> str:
@@ -247,8 +238,8 @@ def apply_command(
     try:
         plan = Plan.from_json(plan_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        _fail(as_json, "invalid", f"cannot read the plan {plan_file}: {exc}")
-        raise typer.Exit(EXIT_INVALID) from None
+        raise failure(as_json, "invalid", f"cannot read the plan {plan_file}: {exc}",
+                      EXIT_INVALID) from None
     report = _run(config, as_json, wait, lambda engine: engine.apply(plan), progress=True,
                   interruptible=True)
     _report_exit(report, as_json)
