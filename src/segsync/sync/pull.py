@@ -197,7 +197,11 @@ class Pull:
         if not targets:
             return []
         self.state.relink_records([(p, pid, cid) for (p, pid), cid in sorted(targets.items())])
-        return _relink_notes(targets, {(p, pid): cid for p, pid, cid, _ in moved})
+        before = {(p, pid): cid for p, pid, cid, _ in moved}
+        notes = _relink_notes(targets, before, set(fresh.values()))
+        for note in notes:
+            log.warning("%s: %s", note["platform"], note["message"])
+        return notes
 
     def _settle(self, name: str, errors: list[RecordError]) -> None:
         """Report and set aside a platform's duplicate records; one staged record per contact."""
@@ -277,27 +281,32 @@ class Pull:
 
 
 def _relink_notes(
-    targets: Mapping[tuple[str, str], str], before: Mapping[tuple[str, str], str]
+    targets: Mapping[tuple[str, str], str], before: Mapping[tuple[str, str], str],
+    new: set[str],
 ) -> list[dict[str, str]]:
     """One warning per relinked record, or per pair of records that swapped addresses,
-    naming the platform and the record ids only."""
+    naming the platform and the record ids only (`new`: the contacts made for them)."""
     notes: list[dict[str, str]] = []
     told: set[tuple[str, str]] = set()
+    # (platform, from, to) -> a record relinked so: its swap partner went (to, from)
+    moves = {(k[0], before[k], cid): k for k, cid in sorted(targets.items(), reverse=True)}
     for (p, pid), cid in sorted(targets.items()):
         if (p, pid) in told:
             continue
         told.add((p, pid))
-        other = next(
-            (k for k, c in targets.items()
-             if k[0] == p and k not in told and before[k] == cid and c == before[(p, pid)]),
-            None,
-        )
-        if other is not None:
+        other = moves.get((p, cid, before[(p, pid)]))
+        if other is not None and other not in told:
             told.add(other)
             message = (
                 f"records {pid} and {other[1]} swapped addresses: each is relinked to the"
                 " person whose address it now holds (not a rename; nothing of the other"
                 " person's data or consent is carried)"
+            )
+        elif cid in new:
+            message = (
+                f"record {pid} now holds an address another person's record moved to or"
+                " took over: linked to a new person at that address, not a rename of its"
+                " former person (nothing of their data or consent is carried)"
             )
         else:
             message = (
