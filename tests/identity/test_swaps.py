@@ -172,10 +172,6 @@ def test_a_rename_onto_a_free_address_stays_a_rename(world: SwapWorld) -> None:
     assert world.subscribed_anywhere(BERT) == {}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the Mailchimp connector answers a rename with the member's old subscriber hash as its "
-    "id (write.py: `pid = ids.get(index) or change.platform_id or ...`), so the next read "
-    "finds the renamed member under a new id and reports it as a duplicate"))
 def test_the_run_after_a_rename_writes_nothing(world: SwapWorld) -> None:
     """The rename above, then one more run: nothing to write, no error."""
     world.brevo_readdress(ANNA, "anna.new@shop.test")

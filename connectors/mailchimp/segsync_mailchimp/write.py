@@ -337,7 +337,10 @@ class MailchimpWrites(MailchimpAudience):
         for index in pending:
             change = changes[index]
             email = change.new_email or change.email
-            pid = ids.get(index) or change.platform_id or subscriber_hash(email)
+            # a renamed member's id is its new address's hash (Mailchimp ids are hashes)
+            renamed = bool(change.new_email) and index not in failures
+            pid = (subscriber_hash(email) if renamed
+                   else ids.get(index) or change.platform_id or subscriber_hash(email))
             sent_consent = STATUS_TO_CONSENT[sent[index]] if index in sent else None
             if index in failures:
                 message, code = failures[index]
