@@ -57,6 +57,7 @@ from pydantic import (
 )
 
 from segsync.connector import Connector, ConnectorConfig, SegmentRepresentation, registry
+from segsync.engagement import qualified_fields
 from segsync.mapping import ENGAGEMENT_FIELDS, MappingError, PlatformMapping, load_mapping
 from segsync.model import FieldSpec, FieldType, PublishMode, Schema, Segment
 from segsync.rules import RuleError, RuleSyntaxError, RuleTypeError, ast, load_rule
@@ -71,6 +72,7 @@ __all__ = [
     "ConfigProblem",
     "ConflictPolicy",
     "FieldDirection",
+    "EngagementConfig",
     "SegmentConfig",
     "SyncConfig",
     "YamlDocument",
@@ -437,6 +439,32 @@ class SyncConfig(_Frozen):
         return value
 
 
+class EngagementConfig(_Frozen):
+    """How engagement (opens, clicks, rates: platform facts, read only) is kept fresh."""
+
+    refresh: dt.timedelta = Field(
+        default=dt.timedelta(hours=24),
+        description=(
+            "how often a run re-reads each platform's engagement that changes without "
+            "moving its change cursor ('24h', '30m', '7d'; at least 1m)"
+        ),
+    )
+
+    @field_validator("refresh", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and (match := _DURATION.match(value)):
+            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        return value
+
+    @field_validator("refresh")
+    @classmethod
+    def _at_least_a_minute(cls, value: dt.timedelta) -> dt.timedelta:
+        if value < dt.timedelta(minutes=1):
+            raise ValueError("must be at least 1m (a refresh every run costs every run)")
+        return value
+
+
 class SegmentConfig(_Frozen):
     """One segment: its rule (text or structured), where it is published, what it is for."""
 
@@ -481,6 +509,10 @@ class Config(_Frozen):
     )
     segments: dict[str, SegmentConfig] = Field(
         default_factory=dict, description="segment name -> rule and publish modes"
+    )
+    engagement: EngagementConfig = Field(
+        default_factory=EngagementConfig,
+        description="engagement refresh (read only, kept per platform)",
     )
     mappings: dict[str, Path] = Field(
         default_factory=dict,
@@ -532,7 +564,8 @@ class Config(_Frozen):
 
     def canonical_schema(self) -> Schema:
         """The declared fields plus the read-only engagement fields rules may use."""
-        return Schema(fields={**ENGAGEMENT_FIELDS, **self.schema_fields})
+        return Schema(fields={**ENGAGEMENT_FIELDS, **qualified_fields(self.platforms),
+                              **self.schema_fields})
 
     def rule(self, segment: str) -> ast.Rule:
         """The parsed and type-checked rule of a segment (KeyError for an unknown name)."""
@@ -687,7 +720,7 @@ class _Loader:
             raw, (), self.env, self.doc, self.problems, self.missing
         )
         self._collect_secrets(data, ())
-        for key in ("platforms", "schema", "segments", "mappings", "sync"):
+        for key in ("platforms", "schema", "segments", "mappings", "sync", "engagement"):
             if data.get(key) is None and key in data:
                 data[key] = {}
 
@@ -705,7 +738,7 @@ class _Loader:
         schema_fields = _valid_fields(data.get("schema"))
         self._check_names(data)
         self._check_references(data, configured, schema_fields)
-        rules = self._rules(data.get("segments"), schema_fields)
+        rules = self._rules(data.get("segments"), schema_fields, configured)
         self._mappings(data.get("mappings"), configured)
         if self.problems or base is None:
             raise ConfigError(self._sorted(self.problems), tuple(self.warnings))
@@ -961,8 +994,10 @@ class _Loader:
         for name in _as_dict(data.get("mappings")):
             self._known_platform(("mappings", name), name, configured)
 
-    def _rules(self, segments: Any, fields: Mapping[str, FieldSpec]) -> dict[str, ast.Rule]:
-        schema = Schema(fields={**ENGAGEMENT_FIELDS, **fields})
+    def _rules(
+        self, segments: Any, fields: Mapping[str, FieldSpec], platforms: Mapping[str, Any]
+    ) -> dict[str, ast.Rule]:
+        schema = Schema(fields={**ENGAGEMENT_FIELDS, **qualified_fields(platforms), **fields})
         rules: dict[str, ast.Rule] = {}
         for name, seg in _as_dict(segments).items():
             source = _as_dict(seg).get("rule")

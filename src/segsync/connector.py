@@ -27,6 +27,7 @@ import importlib
 import importlib.metadata
 import json
 import logging
+import math
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -60,8 +61,11 @@ __all__ = [
     "ConnectorRegistry",
     "ConnectorUnavailable",
     "ContactChange",
+    "EngagementPage",
     "ErasureResult",
+    "Estimate",
     "GroupRepresentation",
+    "PreflightItem",
     "ReadPage",
     "RemoteContact",
     "SegmentRepresentation",
@@ -250,6 +254,34 @@ class RemoteContact(BaseModel):
     unread: frozenset[str] = frozenset()
 
 
+#: the canonical engagement names a connector may put in `RemoteContact.engagement` (and in
+#: an `EngagementPage`), with their types; absent = the platform has no data (never 0)
+ENGAGEMENT_KEYS: Mapping[str, str] = {
+    "emails_delivered": "int",
+    "opens": "int",
+    "clicks": "int",
+    "open_rate": "float",  # 0-1
+    "click_rate": "float",  # 0-1
+    "last_open": "datetime",  # UTC
+    "last_click": "datetime",
+    "signup_at": "datetime",
+    "opted_in_at": "datetime",
+    "signup_source": "text",
+    "member_rating": "int",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EngagementPage:
+    """A page of a `Connector.read_engagement` refresh: `values` maps platform id to that
+    record's engagement (canonical engagement names, absent = no data, as in
+    `RemoteContact.engagement`); `cursor` resumes after this page (None: nothing to
+    remember)."""
+
+    values: Mapping[str, Mapping[str, Any]]
+    cursor: str | None
+
+
 @dataclasses.dataclass(frozen=True)
 class ReadPage:
     """A page of a read; `cursor` resumes after this page (None: nothing new to remember)."""
@@ -347,6 +379,33 @@ class ErasureResult(BaseModel):
     confirmed: bool
     already_absent: bool = False
     error: str | None = None
+
+
+TYPICAL_CALL_SECONDS = 0.2
+"""What one API call takes to be answered, for `Connector.estimate` (no platform is faster)."""
+
+
+class Estimate(BaseModel):
+    """What a first sync of `contacts` people costs: HTTP `calls` and `seconds` at best."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contacts: int
+    calls: int
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+
+class PreflightItem(BaseModel):
+    """One fact `segsync doctor` shows; `problem` is set when it blocks a first sync, and
+    `unavailable` when that problem is the platform refusing the credentials."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str
+    value: str
+    problem: str | None = None
+    unavailable: bool = False
 
 
 class Connector(abc.ABC):
@@ -515,6 +574,33 @@ class Connector(abc.ABC):
         subscription type), for `check` and `plan` to print; empty until resolved."""
         return {}
 
+    #: response headers in which the platform reports its rate-limit headroom (for
+    #: `segsync doctor`); empty when it reports none
+    rate_limit_headers: ClassVar[tuple[str, ...]] = ()
+
+    def estimate(self, contacts: int) -> Estimate:
+        """The calls and time a first sync of `contacts` people costs (a full read, then one
+        write each), from the capabilities' batch sizes and rate windows; a connector with
+        its own cost model (asynchronous imports, per-record calls) overrides it."""
+        caps = self.capabilities
+        reads = math.ceil(contacts / caps.read_page_size)
+        writes = math.ceil(contacts / caps.write_batch_size)
+        calls = reads + writes
+        paced = [calls / w.requests * w.seconds for w in caps.rate_windows if w.scope == "default"]
+        answered = calls * TYPICAL_CALL_SECONDS / caps.max_concurrency
+        return Estimate(contacts=contacts, calls=calls, seconds=max([answered, *paced]))
+
+    async def audience_size(self) -> int | None:
+        """How many contacts the configured audience holds, read cheaply (None: cannot tell).
+        Reads only."""
+        return None
+
+    async def preflight(self) -> list[PreflightItem]:
+        """Read-only facts for `segsync doctor` beyond `check()` and `account_facts()`
+        (scopes, consent lists, ...), each with the blocking problem it shows, if any.
+        Default: none."""
+        return []
+
     @abc.abstractmethod
     async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
         """Create what the platform needs before writes (fields, properties, tag options)."""
@@ -522,6 +608,14 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
         """Stream contacts changed since `cursor` (everything when None), de-duplicated."""
+
+    async def read_engagement(self, cursor: str | None) -> AsyncIterator[EngagementPage]:
+        """Stream engagement values that change without moving the `read` cursor (opens,
+        clicks, rates), page by page, resuming after `cursor` (everything when None). Read
+        only; the engine calls it when `engagement.refresh` is due for this platform and
+        stores the values per platform. Default: yields nothing."""
+        return
+        yield  # pragma: no cover
 
     @abc.abstractmethod
     async def write(self, changes: Sequence[ContactChange]) -> list[ChangeResult]:

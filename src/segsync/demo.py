@@ -46,11 +46,12 @@ from segsync.connector import (
     registry,
 )
 from segsync.emulator import Emulator
-from segsync.model import CONSENT_OPT_OUTS, Consent, ConsentStatus, Contact, normalize_email
+from segsync.model import CONSENT_OPT_OUTS, ConsentStatus, normalize_email
 from segsync.rules import evaluate
 from segsync.sync import Engine, Plan
 from segsync.sync.build import build_connectors, build_engine
-from segsync.sync.snapshot import CanonicalView
+from segsync.sync.segments import contact_of
+from segsync.sync.snapshot import CanonicalView, PlatformRecord
 
 __all__ = [
     "DemoOptions",
@@ -136,6 +137,11 @@ segments:
     description: Bought in the last 90 days ('within' is materialised where not native).
     rule: 'last_purchase_at within 90 days and interest in ["running", "cycling"]'
     publish: {{{publish}}}
+  actif:
+    description: >-
+      Engaged readers, whichever platform emails them (engagement aggregated across
+      platforms: materialised everywhere).
+    rule: 'open_rate > 0.5 and last_interaction within 7 days'
 """
 
 
@@ -546,6 +552,79 @@ async def _seed(
     return seeded
 
 
+Emailer = Callable[[str, str, int, dt.datetime], None]
+"""`(email, action, campaign number, at)`: campaign n was sent to (`send`), opened (`open`)
+or clicked (`click`) by the person with `email` on one emulated platform."""
+
+
+def _emailer(emulator: Emulator) -> Emailer | None:
+    """How to tell `emulator` that a marketing email was sent, opened or clicked, through the
+    activity test hooks it has (platform APIs cannot write engagement); None when it has
+    none, and the demo then emails nobody from that platform."""
+    hooks: dict[str, Any] = {name: getattr(emulator, name, None) for name in (
+        "record_email", "record_campaign_event", "record_campaign", "record_send",
+        "record_open", "record_click")}
+    if callable(hooks["record_email"]):  # one call per action
+        by_action = hooks["record_email"]
+        return lambda email, action, _n, at: by_action(email, action, at=at)
+    if callable(hooks["record_campaign_event"]):  # campaign events by campaign id
+        event = hooks["record_campaign_event"]
+        names = {"send": ("sent", "delivered"), "open": ("opened",), "click": ("clicked",)}
+
+        def by_event(email: str, action: str, n: int, at: dt.datetime) -> None:
+            for name in names[action]:
+                event(email, name, n, at=at)
+
+        return by_event
+    if all(callable(hooks[n]) for n in ("record_campaign", "record_send", "record_open",
+                                        "record_click")):  # campaigns, then recipients
+        campaigns: dict[int, str] = {}
+
+        def by_campaign(email: str, action: str, n: int, at: dt.datetime) -> None:
+            if n not in campaigns:
+                campaigns[n] = hooks["record_campaign"](sent_at=at)
+            step = {"send": lambda: hooks["record_send"](email, campaigns[n]),
+                    "open": lambda: hooks["record_open"](email, campaigns[n], at=at),
+                    "click": lambda: hooks["record_click"](email, campaigns[n], at=at)}
+            step[action]()
+
+        return by_campaign
+    return None
+
+
+def _seed_engagement(
+    audience: _Audience, emulators: Mapping[str, Emulator], now: dt.datetime, seed: int
+) -> dict[str, int]:
+    """Email people from their platforms, as the platforms' own campaigns did before
+    segsync: some from one platform only (each platform in turn), some from several, most
+    from none; readers open most emails, others few; the latest campaign went out 2 days or
+    3 weeks and more before `now` (never near the `within 7 days` boundary). Returns how
+    many people were emailed from one platform, from several, and per platform."""
+    rng = random.Random(seed + 15)
+    emailers = {p: e for p, emu in emulators.items() if (e := _emailer(emu)) is not None}
+    counts = {"emailed_from_one_platform": 0, "emailed_from_several_platforms": 0}
+    for person in audience.people:
+        emailed = [p for p in person.on if p in emailers and rng.random() < 0.5]
+        if not emailed:
+            continue
+        counts["emailed_from_one_platform" if len(emailed) == 1
+               else "emailed_from_several_platforms"] += 1
+        reads = rng.choice((0.15, 0.4, 0.85))
+        latest = now - dt.timedelta(days=rng.choice((2, 21, 45)))
+        for platform in emailed:
+            counts[f"emailed_from_{platform}"] = counts.get(f"emailed_from_{platform}", 0) + 1
+            emailer, email = emailers[platform], person.emails[platform]
+            sends = rng.randint(2, 6)
+            for n in range(sends):
+                at = latest - dt.timedelta(days=7 * (sends - 1 - n))
+                emailer(email, "send", n, at)
+                if rng.random() < reads:
+                    emailer(email, "open", n, at + dt.timedelta(hours=2))
+                    if rng.random() < 0.3:
+                        emailer(email, "click", n, at + dt.timedelta(hours=2, minutes=5))
+    return counts
+
+
 def _publication_outcomes(
     plan: Plan, engine: Engine, members: Mapping[tuple[str, str], int | None],
     expected: Mapping[tuple[str, str], int],
@@ -608,14 +687,15 @@ def _expected_members(engine: Engine, plan: Plan) -> dict[tuple[str, str], int]:
     }
     counts = {(s.name, p): 0 for s in engine.segments for p in engine.connectors}
     now = engine.clock.now()
-    for _cid, payload, _dirty in engine.store.canonical_contacts(engine.config):
+    # each platform's own engagement, aggregated as the engine does (segsync.engagement)
+    records: dict[str, dict[str, PlatformRecord]] = {}
+    for platform in engine.connectors:
+        for row in engine.store.base_rows(engine.config, platform):
+            if not row.deleted:
+                records.setdefault(row.cid, {})[platform] = PlatformRecord.loads(row.payload)
+    for cid, payload, _dirty in engine.store.canonical_contacts(engine.config):
         view = CanonicalView.decode(payload)
-        contact = Contact(
-            email=view.email,
-            fields=dict(view.fields),
-            tags=frozenset(view.tags),
-            consent=Consent(status=view.consent),
-        )
+        contact = contact_of(view, records.get(cid, {}), engine.schema)
         for target in engine.segments:
             if not evaluate(target.rule, contact, now=now, schema=engine.schema):
                 continue
@@ -689,6 +769,10 @@ async def run_demo(
             for connector in seeders.values():
                 await connector.aclose()
         say("seeded " + ", ".join(f"{n} {name}" for name, n in seeded.items()) + " contacts")
+        emailed = _seed_engagement(audience, emulators, clock.now(), options.seed)
+        audience.planted.update(emailed)
+        say(f"emailed {emailed['emailed_from_one_platform']} people from one platform, "
+            f"{emailed['emailed_from_several_platforms']} from several")
 
         engine = build_engine(config, transports=transports, clock=clock)
         connectors = engine.connectors

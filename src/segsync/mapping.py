@@ -38,9 +38,12 @@ from pydantic import (
 )
 
 from segsync.connector import UnknownConnector, registry
-from segsync.model import ConsentStatus, FieldSpec, FieldType, coerce_value
+from segsync.engagement import AGGREGATES
+from segsync.engagement import ENGAGEMENT_FIELDS as _ENGAGEMENT_FIELDS
+from segsync.model import ConsentStatus, FieldType, coerce_value
 
 __all__ = [
+    "ENGAGEMENT_AGGREGATES",
     "ENGAGEMENT_FIELDS",
     "ConsentMapping",
     "Direction",
@@ -58,39 +61,10 @@ __all__ = [
 
 log = logging.getLogger("segsync.mapping")
 
-ENGAGEMENT_FIELDS: dict[str, FieldSpec] = {
-    "open_rate": FieldSpec(
-        type=FieldType.NUMBER, read_only=True, description="average open rate, 0 to 1"
-    ),
-    "click_rate": FieldSpec(
-        type=FieldType.NUMBER, read_only=True, description="average click rate, 0 to 1"
-    ),
-    "rating": FieldSpec(
-        type=FieldType.INTEGER, read_only=True, description="engagement rating, 1 to 5"
-    ),
-    "emails_delivered": FieldSpec(
-        type=FieldType.INTEGER, read_only=True, description="marketing emails delivered"
-    ),
-    "emails_opened": FieldSpec(
-        type=FieldType.INTEGER, read_only=True, description="marketing emails opened"
-    ),
-    "emails_clicked": FieldSpec(
-        type=FieldType.INTEGER, read_only=True, description="marketing emails clicked"
-    ),
-    "last_open": FieldSpec(
-        type=FieldType.DATETIME, read_only=True, description="when an email was last opened"
-    ),
-    "last_click": FieldSpec(
-        type=FieldType.DATETIME, read_only=True, description="when a link was last clicked"
-    ),
-    "opted_in_at": FieldSpec(
-        type=FieldType.DATETIME, read_only=True, description="when the person opted in"
-    ),
-    "lifecycle_stage": FieldSpec(
-        type=FieldType.TEXT, read_only=True, description="CRM lifecycle stage"
-    ),
-}
-"""Canonical engagement fields: read from platforms, usable in rules, never written back."""
+# canonical engagement fields (aggregates of the platforms' values, usable in rules, never
+# written back) and how each is aggregated: declared as data in segsync.engagement
+ENGAGEMENT_FIELDS = _ENGAGEMENT_FIELDS
+ENGAGEMENT_AGGREGATES = AGGREGATES
 
 
 class Direction(enum.StrEnum):

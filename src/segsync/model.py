@@ -181,6 +181,17 @@ class FieldSpec(BaseModel):
     options: tuple[str, ...] = ()
     description: str | None = None
     read_only: bool = False
+    minimum: float | None = Field(
+        default=None, description="least meaningful value of a number (rules are checked)"
+    )
+    maximum: float | None = Field(
+        default=None, description="greatest meaningful value of a number (rules are checked)"
+    )
+    recurring: bool = Field(
+        default=False,
+        description="a date whose yearly anniversary matters (a birthday): 'within N days' "
+        "in a rule matches the anniversary in the next N days, year ignored",
+    )
 
     def coerce(self, value: Any) -> Any:
         """Return `value` as this field's Python type, or raise ValueError saying why."""
@@ -253,7 +264,11 @@ def coerce_value(ftype: FieldType, value: Any, options: tuple[str, ...] = ()) ->
         case FieldType.ENUM:
             if isinstance(value, str):
                 if options and value not in options:
-                    raise ValueError(f"{value!r} is not one of {list(options)}")
+                    # a platform's copy in another case or padded ('fr ') is that option
+                    same = [o for o in options if o.casefold() == value.strip().casefold()]
+                    if len(same) != 1:
+                        raise ValueError(f"{value!r} is not one of {list(options)}")
+                    return same[0]
                 return value
         case FieldType.MULTI_ENUM:
             items = value.split(";") if isinstance(value, str) else value

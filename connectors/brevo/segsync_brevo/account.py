@@ -31,7 +31,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from segsync.connector import AccountIdentity
+from segsync.connector import AccountIdentity, Estimate, PreflightItem
 from segsync.http import ApiError
 from segsync.mapping import FieldMapping, PlatformMapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
@@ -134,6 +134,62 @@ class BrevoAccount(BrevoCalls):
                     "double opt-in (usually DOUBLE_OPT-IN), or remove the key"
                 ),
             )
+
+    rate_limit_headers: ClassVar[tuple[str, ...]] = (
+        "x-sib-ratelimit-remaining",
+        "x-sib-ratelimit-limit",
+        "x-sib-ratelimit-reset",
+    )
+
+    async def audience_size(self) -> int:
+        """The account's contacts: `count` of a one-contact page of `GET /contacts`."""
+        response = await self._call("GET", "/contacts", "/contacts", params={"limit": 1})
+        return int((response.json() or {}).get("count") or 0)
+
+    def estimate(self, contacts: int) -> Estimate:
+        """A first sync: the full read (pages of `read_page_size`), then every contact
+        written, by import when the cost model (`cost`, tier rates) finds it cheaper."""
+        base = super().estimate(contacts)
+        cost = getattr(self, "cost", None)
+        if cost is None or contacts == 0:
+            return base
+        reads = -(-contacts // self.capabilities.read_page_size)
+        read_seconds = reads / cost.contacts_per_second
+        if contacts >= cost.threshold():
+            calls = reads + 1 + -(-contacts // 1000)
+            seconds = read_seconds + cost.import_seconds(contacts)
+            note = "written by one import (Brevo processes it asynchronously)"
+        else:
+            calls = reads + contacts
+            seconds = read_seconds + cost.single_seconds(contacts)
+            note = "written one call each (fewer than an import pays off for)"
+        return Estimate(contacts=contacts, calls=calls, seconds=seconds, notes=(note,))
+
+    async def preflight(self) -> list[PreflightItem]:
+        """The declared consent lists (name and size), read only; `check` refuses the
+        missing ones."""
+        items: list[PreflightItem] = []
+        for list_id in self.config.consent.lists:
+            response = await self._call(
+                "GET", f"/contacts/lists/{list_id}", "/contacts/lists/{listId}", ok=(404,)
+            )
+            if response.status_code == 404:
+                items.append(PreflightItem(
+                    label=f"consent list {list_id}", value="missing",
+                    problem=f"brevo.consent.lists: list {list_id} does not exist",
+                ))
+                continue
+            found = response.json() or {}
+            items.append(PreflightItem(
+                label=f"consent list {list_id}",
+                value=f"{found.get('name', '')} ({found.get('uniqueSubscribers', '?')} contacts)",
+            ))
+        if not self.config.consent.lists:
+            items.append(PreflightItem(
+                label="consent lists",
+                value="none declared (list membership is not read as consent)",
+            ))
+        return items
 
     async def _refuse_own_consent_list(self, list_id: int, found: Mapping[str, Any]) -> None:
         """Raise when a declared consent list is one segsync writes (a tag, segment, base

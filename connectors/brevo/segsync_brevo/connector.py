@@ -49,6 +49,7 @@ from segsync_brevo.client import (
     tier_budget,
 )
 from segsync_brevo.config import BrevoConfig, DoubleOptIn
+from segsync_brevo.engagement import BrevoEngagement
 from segsync_brevo.erase import erase as erase_contact
 from segsync_brevo.imports import BrevoImports, ReadBackPool
 from segsync_brevo.limits import TIERS
@@ -61,7 +62,7 @@ __all__ = ["BrevoConfig", "BrevoConnector", "DoubleOptIn", "ImportCostModel"]
 log = logging.getLogger("segsync.brevo")
 
 
-class BrevoConnector(BrevoImports, BrevoReads):
+class BrevoConnector(BrevoImports, BrevoReads, BrevoEngagement):
     """The Brevo connector; see the module docstring."""
 
     name = "brevo"

@@ -109,8 +109,9 @@ class BrevoImports(BrevoWrites):
                         failures[op.index] = self._failed(op, exc.message, exc.code)
                     continue
                 processes.append((int(response.json()["processId"]), chunk))
+        errors: dict[int, str] = {}
         outcome = await self._wait_for(
-            [pid for pid, _ in processes], sum(len(c) for _, c in processes)
+            [pid for pid, _ in processes], sum(len(c) for _, c in processes), errors
         )
         if temporary is not None and all(outcome.get(pid) != "timeout" for pid, _ in processes):
             # every import into it ended: deleting the list takes its members out of it
@@ -128,6 +129,8 @@ class BrevoImports(BrevoWrites):
                     if status != "timeout"
                     else f"Brevo import process {pid} did not complete in time"
                 )
+                if pid in errors:
+                    message += f": {errors[pid]}"
                 for op in chunk:
                     failures[op.index] = self._failed(op, message, "import_" + status)
         found = await self._read_backs.request(ticket, submitted, {op.email for op in imported})
@@ -216,8 +219,11 @@ class BrevoImports(BrevoWrites):
             except ApiError as exc:
                 op.code, op.note = "consent_floor", f"{op.note}; {exc.message}"
 
-    async def _wait_for(self, process_ids: Sequence[int], size: int) -> dict[int, str]:
+    async def _wait_for(
+        self, process_ids: Sequence[int], size: int, errors: dict[int, str] | None = None
+    ) -> dict[int, str]:
         """Poll processes until they end; the status of each ("timeout" when it never did).
+        Brevo's `error` of a process that ended otherwise than `completed` goes in `errors`.
 
         Polls come at 0.2, 0.6, 1.4, 3 ... times the cost model's estimate (each wait doubles,
         from 2 s up to 5 min), so a quicker import than expected is seen early and a slower
@@ -249,6 +255,8 @@ class BrevoImports(BrevoWrites):
                 pid = int(item["id"])
                 if pid in pending and item.get("status") in ("completed", "failed", "cancelled"):
                     outcome[pid] = str(item["status"])
+                    if errors is not None and item.get("error") and item["status"] != "completed":
+                        errors[pid] = str(item["error"])[:500]
                     pending.discard(pid)
                     took = _process_seconds(item)
                     if took is not None:

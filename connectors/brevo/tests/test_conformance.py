@@ -10,13 +10,17 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from segsync_brevo import BrevoConnector
 from segsync_brevo.emulator import BrevoEmulator, ContactRecord
+from segsync_brevo.responsecheck import MISSING, response_validator
 
 from segsync.connector import RemoteContact
 from segsync.emulator.base import Emulator
 from segsync.model import Consent, ConsentStatus, FieldType
-from segsync.testing import ConnectorSuite
+from segsync.testing import ConnectorSuite, ResponseValidator
+
+_VALIDATOR: ResponseValidator | None = response_validator()
 
 CONSENT_LABELS = {
     1: "subscribed",
@@ -42,6 +46,10 @@ class TestBrevoConformance(ConnectorSuite):
             "(tested against the reference evaluator in test_differential.py)"
         ),
     }
+
+    def response_validator(self) -> ResponseValidator | None:
+        """Every emulator answer is checked against Brevo's description, when present."""
+        return _VALIDATOR
 
     async def remote_state(self, emulator: Emulator) -> dict[str, RemoteContact]:
         """Every stored contact, decoded from the emulator's records by this test alone."""
@@ -93,3 +101,13 @@ class TestBrevoConformance(ConnectorSuite):
             consent=Consent(status=status),
             updated_at=record.modified_at,
         )
+
+
+def test_conformance_answers_are_validated() -> None:
+    """The description is present, so the kit's answers above were checked against it."""
+    if _VALIDATOR is None:
+        pytest.skip(MISSING)
+    suite = TestBrevoConformance()
+    suite.test_roundtrip_upsert()
+
+    assert sum(t.checked for t in suite.response_checks) > 3

@@ -17,9 +17,9 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
-from segsync.connector import AccountIdentity, Connector
+from segsync.connector import AccountIdentity, Connector, PreflightItem
 from segsync.http import ApiClient, ApiError, RequestStats
 from segsync.model import Consent, ConsentStatus, FieldSpec
 from segsync_hubspot.client import path_segment
@@ -215,6 +215,81 @@ class HubSpotAccount(Connector):
         details = ", ".join(part for part in (kind, domain) if part)
         label = f"portal {portal}" + (f" ({details})" if details else "")
         return AccountIdentity(id=str(portal), label=label)
+
+    #: what `preflight` reads to find a scope the token lacks: (what needs it, method,
+    #: path family, path suffix, body); each one read, never a write
+    SCOPE_PROBES: ClassVar[tuple[tuple[str, str, str, str, dict[str, Any] | None], ...]] = (
+        ("reading contacts", "GET", "contacts", "", None),
+        ("property definitions", "GET", "properties", "", None),
+        ("tag and segment lists", "POST", "lists", "/search", {"count": 1, "offset": 0}),
+        ("subscription types and statuses", "GET", "consent", "/definitions", None),
+    )
+    #: the write scopes a sync needs, which no read can verify
+    WRITE_SCOPES: ClassVar[tuple[str, ...]] = (
+        "crm.objects.contacts.write",
+        "crm.schemas.contacts.write",
+        "crm.lists.write",
+        "communication_preferences.write",
+    )
+    rate_limit_headers: ClassVar[tuple[str, ...]] = (
+        "x-hubspot-ratelimit-remaining",
+        "x-hubspot-ratelimit-max",
+        "x-hubspot-ratelimit-daily-remaining",
+        "x-hubspot-ratelimit-daily",
+    )
+
+    async def audience_size(self) -> int:
+        """The portal's contacts: `total` of a one-result contact search."""
+        body = await self._json(
+            "POST", f"{self.paths['contacts']}/search", "POST contacts/search",
+            json={"limit": 1, "properties": ["email"]}, scope="search", idempotent=True,
+        )
+        return int((body or {}).get("total") or 0)
+
+    async def preflight(self) -> list[PreflightItem]:
+        """Read-only: one read per scope family (a 403 `MISSING_SCOPES` names the scopes the
+        private app lacks, a blocking problem), the write scopes to grant (not verifiable by
+        reading), and the portal's subscription types."""
+        items: list[PreflightItem] = []
+        definitions: list[Mapping[str, Any]] = []
+        for what, method, family, suffix, body in self.SCOPE_PROBES:
+            try:
+                answer = await self._json(
+                    method, self.paths[family] + suffix, f"{method} {family}{suffix}",
+                    params={"limit": 1} if family == "contacts" else None,
+                    json=body, idempotent=True,
+                )
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                items.append(PreflightItem(
+                    label=f"scopes for {what}", value="missing",
+                    problem=f"the token lacks the scopes for {what}: "
+                    f"{_required_scopes(exc) or exc.message}; grant them to the private app",
+                    unavailable=True,
+                ))
+                continue
+            items.append(PreflightItem(label=f"scopes for {what}", value="granted"))
+            if family == "consent":
+                results = (answer or {}).get("results") or (answer or {}).get(
+                    "subscriptionDefinitions"
+                ) or []
+                definitions = [d for d in results if isinstance(d, Mapping)]
+        items.append(PreflightItem(
+            label="write scopes (not verifiable read-only)", value=", ".join(self.WRITE_SCOPES)
+        ))
+        if definitions:
+            items.append(PreflightItem(
+                label="subscription types",
+                value="; ".join(
+                    f"{d.get('name')} (id {d.get('id')}"
+                    + ("" if d.get("isActive", True) else ", inactive")
+                    + (", internal" if d.get("isInternal") else "")
+                    + f", {d.get('communicationMethod') or 'Email'})"
+                    for d in definitions
+                ),
+            ))
+        return items
 
     async def _load_properties(self) -> dict[str, dict[str, Any]]:
         if self._properties is None:
@@ -429,3 +504,16 @@ class HubSpotAccount(Connector):
             *(one(unique[i : i + BATCH_INPUTS]) for i in range(0, len(unique), BATCH_INPUTS))
         )
         return out
+
+
+def _required_scopes(exc: ApiError) -> str:
+    """The scopes a 403 `MISSING_SCOPES` answer names (`errors[].context.
+    requiredGranularScopes`), comma-separated ("" when it names none)."""
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    scopes: list[str] = []
+    for error in body.get("errors") or []:
+        context = error.get("context") if isinstance(error, Mapping) else None
+        for scope in (context or {}).get("requiredGranularScopes") or []:
+            if str(scope) not in scopes:
+                scopes.append(str(scope))
+    return ", ".join(scopes)

@@ -94,6 +94,13 @@ class HubSpotCompiler(RuleCompiler):
     """Compiles rules into `{"filterBranch": ...}` for a DYNAMIC contact list."""
 
     platform: ClassVar[str] = "hubspot"
+    #: list filters compare a date property with fixed or rolling time points (TIME_POINT,
+    #: TIME_RANGED, CALENDAR_DATE), all on the full date; the spec's `ANNIVERSARY` reference
+    #: type of a property-referenced time point has no documented semantics, so not emitted
+    RECURRING_DATES_REASON: ClassVar[str] = (
+        "HubSpot's documented date filters (TIME_POINT, TIME_RANGED, CALENDAR_DATE) compare "
+        "the full date; its ANNIVERSARY time point is undocumented, so segsync does not emit it"
+    )
     CAPS: ClassVar[CompilerCapabilities] = CompilerCapabilities(
         node_types=frozenset(
             {"compare", "in", "text", "is_set", "has", "within", "date", "between"}

@@ -10,7 +10,8 @@ Incremental reads start `read_overlap_seconds` before the cursor (search is even
 consistent), and the cursor remembers the records read near it, so each change is read once.
 Tags come from the tag checkbox property (option values mapped back to the labels first
 written) or from the tag lists; consent as `HubSpotAccount` reads it; engagement from
-HubSpot's read-only email properties.
+HubSpot's read-only email properties, once HubSpot has emailed the contact
+(`segsync_hubspot.engagement`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from segsync.connector import ReadPage, RemoteContact
+from segsync.connector import EngagementPage, ReadPage, RemoteContact
 from segsync.http import MalformedAnswer
 from segsync_hubspot.account import log, parse_time
+from segsync_hubspot.engagement import (
+    ENGAGEMENT_READ_PROPERTIES,
+    contact_engagement,
+    read_engagement_pages,
+)
 from segsync_hubspot.fields import ENGAGEMENT_TARGETS, decode_value, encode_value
 from segsync_hubspot.limits import SEARCH_CAP
 from segsync_hubspot.segments import HubSpotSegments
@@ -78,6 +84,7 @@ class HubSpotReads(HubSpotSegments):
         }
         names |= {t.name for t, _ in self._targets().values()}
         names |= {t.name for t in ENGAGEMENT_TARGETS.values()}
+        names |= set(ENGAGEMENT_READ_PROPERTIES)
         if self.cfg.tags_as == "property":
             names.add(self.cfg.tags_property)
         if self._subscription is not None:
@@ -112,6 +119,27 @@ class HubSpotReads(HubSpotSegments):
             idempotent=True,
         )
         return result
+
+    async def read_engagement(self, cursor: str | None) -> AsyncIterator[EngagementPage]:
+        """Contacts emailed, opening or clicking since `cursor` (every emailed contact when
+        None); see `segsync_hubspot.engagement`."""
+
+        async def search(body: dict[str, Any]) -> dict[str, Any]:
+            answer: dict[str, Any] = await self._json(
+                "POST",
+                f"{self.paths['contacts']}/search",
+                "POST contacts/search",
+                json=body,
+                scope="search",
+                idempotent=True,
+            )
+            return answer
+
+        overlap = int(self.cfg.read_overlap_seconds * 1000)
+        async for page in read_engagement_pages(
+            search, cursor, self.clock.now(), self.capabilities.read_page_size, overlap
+        ):
+            yield page
 
     async def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
         """Contacts modified since `cursor` (all when None), window by window; see the module."""
@@ -236,11 +264,7 @@ class HubSpotReads(HubSpotSegments):
                 if name == "email":
                     continue
                 fields[name] = decode_value(target, spec, props.get(target.name))
-            engagement = {
-                name: decode_value(t, None, props.get(t.name))
-                for name, t in ENGAGEMENT_TARGETS.items()
-                if props.get(t.name) not in (None, "")
-            }
+            engagement = contact_engagement(props)
             if self.cfg.tags_as == "property":
                 raw = props.get(self.cfg.tags_property) or ""
                 tags = frozenset(self._tag_labels.get(v, v) for v in raw.split(";") if v)

@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from segsync.connector import AccountIdentity, Connector
+from segsync.connector import AccountIdentity, Connector, PreflightItem
 from segsync.http import ApiClient, ApiError, RequestStats
 from segsync.mapping import PlatformMapping
 from segsync.model import FieldSpec
@@ -147,6 +147,28 @@ class MailchimpAudience(Connector):
         await self.client.get_json(
             self._list_path, endpoint="GET /lists/{id}", params={"fields": "id,name"}
         )
+
+    async def audience_size(self) -> int:
+        """The audience's members in every status but archived (`total_items` of a
+        one-member page of `GET /lists/{id}/members`; `stats.member_count` counts
+        subscribed members only)."""
+        page = await self._get(
+            "/members", "GET /lists/{id}/members", count=1, fields="total_items"
+        )
+        return int((page or {}).get("total_items") or 0)
+
+    async def preflight(self) -> list[PreflightItem]:
+        """The audience's name and its merge fields (read only)."""
+        audience = await self.client.get_json(
+            self._list_path, endpoint="GET /lists/{id}", params={"fields": "id,name"}
+        )
+        catalog = await self._load_catalog()
+        return [
+            PreflightItem(
+                label="audience", value=f"{audience.get('name', '')} ({self.config.list_id})"
+            ),
+            PreflightItem(label="merge fields", value=", ".join(sorted(catalog.merge_types))),
+        ]
 
     async def account_identity(self) -> AccountIdentity:
         """The account and audience the key reaches: the API root (`GET /`, its

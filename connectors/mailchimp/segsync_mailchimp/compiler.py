@@ -94,6 +94,13 @@ class MailchimpCompiler(RuleCompiler):
         negated_leaves=True,
     )
 
+    #: a birthday merge field is filtered by `BirthdayMerge` `is`/`not` one `MM/DD`: no
+    #: window relative to today, so an anniversary within N days is materialised
+    RECURRING_DATES_REASON: ClassVar[str] = (
+        "Mailchimp's birthday condition (BirthdayMerge) matches one fixed MM/DD, not a window "
+        "relative to today"
+    )
+
     #: canonical engagement fields Mailchimp can filter on, and the condition kind
     ENGAGEMENT_CONDITIONS: ClassVar[dict[str, str]] = {
         "rating": "MemberRating",

@@ -32,6 +32,7 @@ from segsync_mailchimp.api import MAX_BATCH_MEMBERS, MAX_PAGE, MAX_SEGMENT_BULK,
 from segsync_mailchimp.audience import AudienceCatalog
 from segsync_mailchimp.client import RATE_LIMIT_HINTS, mailchimp_client
 from segsync_mailchimp.config import MailchimpConfig
+from segsync_mailchimp.engagement import MailchimpEngagement
 from segsync_mailchimp.erase import erase as erase_contact
 from segsync_mailchimp.fields import default_mapping
 from segsync_mailchimp.read import MailchimpReads
@@ -41,7 +42,7 @@ from segsync_mailchimp.write import MailchimpWrites
 __all__ = ["MailchimpConfig", "MailchimpConnector"]
 
 
-class MailchimpConnector(MailchimpReads, MailchimpWrites, MailchimpSegments):
+class MailchimpConnector(MailchimpReads, MailchimpEngagement, MailchimpWrites, MailchimpSegments):
     """Mailchimp Marketing API v3, one audience; see the module docstring."""
 
     name: ClassVar[str] = "mailchimp"

@@ -97,10 +97,10 @@ CONSENT_TO_STATUS: dict[ConsentStatus, str] = {
 ENGAGEMENT_PATHS: dict[str, str] = {
     "open_rate": "stats.avg_open_rate",
     "click_rate": "stats.avg_click_rate",
-    "rating": "member_rating",
     "member_rating": "member_rating",
     "opted_in_at": "timestamp_opt",
-    "country_code": "location.country_code",
+    "signup_at": "timestamp_signup",
+    "signup_source": "source",
 }
 
 log = logging.getLogger("segsync.mailchimp")

@@ -8,7 +8,8 @@ pages stay below a fixed `before_last_changed` bound, the offset steps back when
 leave the set, and the cursor moves to the read's start, never its end (see `ReadCursor`).
 Tag edits may not move `last_changed` (unverified), so every `tag_refresh_seconds` a read
 takes every member again, whatever it saw before: ceil(members / 1000) calls. Engagement
-comes from the mapping's `engagement` entries (else `ENGAGEMENT_PATHS`), read-only.
+comes from the mapping's `engagement` entries (else `ENGAGEMENT_PATHS`), read-only, less what
+Mailchimp fabricates for a member never emailed (`segsync_mailchimp.engagement`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from segsync.mapping import PlatformMapping
 from segsync.model import Consent, ConsentStatus
 from segsync_mailchimp.api import iso_time, parse_time, path_segment
 from segsync_mailchimp.audience import MailchimpAudience
+from segsync_mailchimp.engagement import gate_member_engagement
 from segsync_mailchimp.fields import (
     ENGAGEMENT_PATHS,
     EVIDENCE_STATUSES,
@@ -157,7 +159,7 @@ class MailchimpReads(MailchimpAudience):
             found = mapping.engagement_from_platform(record)
         else:
             found = {name: _dig(record, path) for name, path in ENGAGEMENT_PATHS.items()}
-        return {k: v for k, v in found.items() if v not in (None, "")}
+        return gate_member_engagement(record, found)
 
     def _to_remote(self, record: Mapping[str, Any], tags: Iterable[str]) -> RemoteContact:
         cat = self._catalog
@@ -175,6 +177,13 @@ class MailchimpReads(MailchimpAudience):
                 mapped.add(name)
             elif place.merge_tag in merge:
                 fields[name] = from_merge_value(place.spec, merge[place.merge_tag])
+        if isinstance(self.mapping, PlatformMapping):
+            # read-only schema fields the mapping reads (location, birthday MM/DD, ip_opt)
+            mapped |= {
+                name
+                for name, spec in self.schema.fields.items()
+                if spec.read_only and name in self.mapping.fields
+            }
         if mapped and isinstance(self.mapping, PlatformMapping):
             read = self.mapping.from_platform(record)
             fields.update({k: v for k, v in read.items() if k in mapped})

@@ -208,10 +208,11 @@ class MailchimpSegments(MailchimpAudience):
         return {str(s.get("name", "")).casefold(): str(s["id"]) for s in segments}
 
     async def _taken(self, kind: str) -> dict[str, str]:
+        """The names taken now (read fresh: the catalog may predate a person's new tag,
+        which `_ensure_tags` would then adopt)."""
         if kind == "native":
             return await self._saved_segments()
-        cat = await self._load_catalog()
-        return {n: str(i) for n, i in cat.tags.items()}
+        return await self._fresh_tags()
 
     async def creation_name(self, kind: str, name: str) -> tuple[str, str | None]:
         """The name a new owned object gets: the tag `segsync:<name>` (static) or the saved

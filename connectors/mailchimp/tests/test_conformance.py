@@ -11,16 +11,19 @@ from typing import Any, ClassVar
 
 import pytest
 from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
+from segsync_mailchimp.responsecheck import MISSING, response_validator
 from segsync_mailchimp.speccheck import SpecChecker, SpecCheckingTransport, default_spec_dir
 
 from segsync.clock import VirtualClock
 from segsync.connector import Connector
 from segsync.emulator.base import Emulator
 from segsync.testing.harness import Harness, RecordingTransport
+from segsync.testing.responses import ResponseValidator
 from segsync.testing.suite import ConnectorSuite
 
 SPEC_DIR = default_spec_dir()
 CHECKER = SpecChecker(SPEC_DIR) if SPEC_DIR.is_dir() else None
+RESPONSES = response_validator()
 
 
 class TestMailchimpConformance(ConnectorSuite):
@@ -35,6 +38,10 @@ class TestMailchimpConformance(ConnectorSuite):
     page_size = 50
 
     checked: ClassVar[list[SpecCheckingTransport]] = []
+
+    def response_validator(self) -> ResponseValidator | None:
+        """Every emulator answer is checked against the description, when present."""
+        return RESPONSES
 
     def make_connector(
         self, emulator: Emulator, clock: VirtualClock, transport: RecordingTransport
@@ -64,3 +71,13 @@ def test_conformance_requests_are_spec_checked() -> None:
     suite.test_tags_added_and_removed()
 
     assert sum(t.checked for t in suite.checked) > 5
+
+
+def test_conformance_answers_are_validated() -> None:
+    """The description is present, so the emulator's answers above were checked against it."""
+    if RESPONSES is None:
+        pytest.skip(MISSING)
+    suite = TestMailchimpConformance()
+    suite.test_tags_added_and_removed()
+
+    assert sum(t.checked for t in suite.response_checks) > 5

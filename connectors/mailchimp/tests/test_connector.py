@@ -429,7 +429,7 @@ def test_read_maps_fields_groups_consent_engagement_and_deletions() -> None:
         assert many.fields["first_name"] is None
         assert many.tags == frozenset(tags), "tags beyond the 50 a member shows are fetched"
         assert many.consent.status is ConsentStatus.BOUNCED
-        assert many.engagement["rating"] == 4
+        assert many.engagement["member_rating"] == 4
         assert many.engagement["open_rate"] == 0.5
         assert contacts["gone@segsync.dev"].deleted
 

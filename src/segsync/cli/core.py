@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -48,15 +49,21 @@ from segsync.config import (
     render_config_reference,
 )
 from segsync.connector import AccountIdentity, Connector, registry
+from segsync.engagement import ENGAGEMENT_FIELDS, decided_by, split_qualified
 from segsync.http import ApiError, PlatformUnavailable
 from segsync.logs import LogFormat, configure_logging, register_secret
 from segsync.mapping import PlatformMapping
-from segsync.model import PublishMode
+from segsync.model import InvalidEmail, PublishMode, normalize_email
 from segsync.rules import ast, normalize
 from segsync.rules.compiler import RuleCompileError
+from segsync.rules.evaluate import evaluate, read_value
 from segsync.rules.printer import to_text
+from segsync.state import StateStore, StoreError, open_store
+from segsync.sync.build import config_name
+from segsync.sync.segments import contact_of
+from segsync.sync.snapshot import CanonicalView, PlatformRecord, jsonify
 
-__all__ = ["chosen_config", "explain_segment", "starter_config"]
+__all__ = ["chosen_config", "explain_person", "explain_segment", "starter_config"]
 
 ConfigOption = Annotated[
     Path | None,
@@ -440,6 +447,60 @@ def explain_segment(config: Config, name: str) -> dict[str, Any]:
     return out
 
 
+def explain_person(
+    config: Config, name: str, email: str, *, now: dt.datetime | None = None,
+    store: StateStore | None = None,
+) -> dict[str, Any]:
+    """One person against segment `name`, from the state: the verdict and, per condition,
+    the value, whether it holds, and whose facts decided it (`canonical` for a synced field;
+    the platform(s) for engagement, see `segsync.engagement.decided_by`)."""
+    rule = config.rule(name)
+    schema = config.canonical_schema()
+    key = normalize_email(email)
+    scope = config_name({p: c for p, c in config.platforms.items() if c.enabled})
+    owned = store is None
+    store = store if store is not None else open_store(config.state_url)
+    try:
+        cid = store.cids_by_email(scope, [key]).get(key)
+        if cid is None:
+            return {"segment": name, "email": key, "known": False}
+        canonical, bases, _ = store.load(scope, [cid])
+    finally:
+        if owned:
+            store.close()
+    view = CanonicalView.loads(canonical[cid][0])
+    live = {p: PlatformRecord.loads(row.payload)
+            for p, row in bases.get(cid, {}).items() if not row.deleted}
+    contact = contact_of(view, live, schema)
+    when = now or dt.datetime.now(dt.UTC)
+    engagement = {p: record.facts for p, record in live.items()}
+    conditions = []
+    for leaf in rule_leaves(rule):
+        field = getattr(leaf, "field", "")
+        _, value = read_value(contact, field, schema)
+        is_engagement = field in ENGAGEMENT_FIELDS or split_qualified(field) is not None
+        conditions.append({
+            "condition": to_text(leaf),
+            "value": jsonify(value),
+            "holds": evaluate(leaf, contact, now=when, schema=schema),
+            "decided_by": decided_by(field, engagement) if is_engagement else ["canonical"],
+        })
+    return {
+        "segment": name, "email": key, "known": True,
+        "member": evaluate(rule, contact, now=when, schema=schema),
+        "platforms": sorted(live), "conditions": conditions,
+    }
+
+
+def rule_leaves(rule: ast.Rule) -> list[ast.Rule]:
+    """The conditions of a rule, left to right."""
+    if isinstance(rule, ast.And | ast.Or):
+        return [leaf for item in rule.items for leaf in rule_leaves(item)]
+    if isinstance(rule, ast.Not):
+        return rule_leaves(rule.item)
+    return [] if isinstance(rule, ast.Const) else [rule]
+
+
 @contextlib.contextmanager
 def _quiet(logger_name: str) -> Iterator[None]:
     """Silence a logger whose messages the command prints itself (diagnostics)."""
@@ -501,13 +562,27 @@ def segments_explain_command(
     name: Annotated[str, typer.Argument(help="The segment's name.")],
     config: ConfigOption = None,
     as_json: JsonOption = False,
+    email: Annotated[str | None, typer.Option(
+        "--email", help="Also explain this person's membership from the state: each "
+        "condition's value and whose facts decided it.")] = None,
 ) -> None:
     """Show a segment's rule as parsed and normalised, and what each platform would do."""
-    loaded = _load(config, as_json, secrets=False)
+    loaded = _load(config, as_json, secrets=email is not None)
     if name not in loaded.segments:
         known = ", ".join(sorted(loaded.segments)) or "none"
         typer.echo(f"no segment called {name!r} (configured: {known})", err=True)
         raise typer.Exit(EXIT_INVALID)
+    if email is not None:
+        try:
+            person = explain_person(loaded, name, email)
+        except (InvalidEmail, StoreError) as exc:
+            typer.echo(f"cannot explain {email!r}: {exc}", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        if as_json:
+            _echo_json(person)
+            return
+        _print_person(person)
+        return
     report = explain_segment(loaded, name)
     if as_json:
         _echo_json(report)
@@ -531,3 +606,18 @@ def segments_explain_command(
                        f"{outcome['residual']}")
         if outcome.get("definition"):
             typer.echo("  " + json.dumps(outcome["definition"], sort_keys=True))
+
+
+def _print_person(person: dict[str, Any]) -> None:
+    console = _console()
+    if not person["known"]:
+        console.print(f"{escape(person['email'])}: not in the state (run a sync first)")
+        return
+    verdict = "member" if person["member"] else "not a member"
+    console.print(f"[bold]{escape(person['email'])}[/bold] is {verdict} of "
+                  f"{escape(person['segment'])} (on {', '.join(person['platforms'])})")
+    for cond in person["conditions"]:
+        mark = "yes" if cond["holds"] else "no"
+        shown = "unset" if cond["value"] is None else json.dumps(cond["value"])
+        who = ", ".join(cond["decided_by"]) or "no platform has data"
+        typer.echo(f"  {mark:3} {cond['condition']}  (value {shown}; from {who})")

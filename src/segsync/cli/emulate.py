@@ -6,12 +6,18 @@ reaches it (the emulator's `client_config()`, e.g. Mailchimp's list id) and its 
 The emulator class comes from the platform connector's `emulator_path` ("module:Class"),
 found through the connector registry; `--emulator module:Class` (hidden) names one directly,
 for tests and for emulators of connectors under development.
+
+`--seed` takes an integer (the random seed of fault draws and generated data) or an account
+fixture: `lived-in` (the one the connector ships) or a YAML/JSON file in the emulator's
+fixture schema (`segsync.emulator.fixture`); a fixture that cannot be read or validated
+exits 2 with every problem and its place.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import re
 from typing import Any
 
 import typer
@@ -20,8 +26,9 @@ from segsync.cli import EXIT_INVALID, app
 from segsync.clock import SystemClock
 from segsync.connector import UnknownConnector, registry
 from segsync.emulator import Emulator, FaultPlan
+from segsync.emulator.fixture import FixtureError, Seedable
 
-__all__ = ["config_snippet", "emulate", "load_emulator"]
+__all__ = ["config_snippet", "emulate", "load_emulator", "seed_emulator"]
 
 
 class EmulatorNotFound(LookupError):
@@ -71,6 +78,18 @@ def config_snippet(platform: str, base_url: str, block: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def seed_emulator(emulator: Emulator, fixture: str) -> None:
+    """Load `fixture` (a bundled name such as `lived-in`, or a file) into `emulator`.
+
+    Raises:
+        FixtureError: the emulator takes no fixture, or the fixture is unreadable or invalid.
+    """
+    if not isinstance(emulator, Seedable):
+        raise FixtureError(fixture, [f"{type(emulator).__name__} cannot start from a fixture"])
+    data, source = type(emulator).fixture_data(fixture)
+    emulator.load_fixture(data, source=source)
+
+
 @app.command("emulate")
 def emulate(
     platform: str = typer.Argument(
@@ -87,7 +106,12 @@ def emulate(
         help="Faults to inject, e.g. '429:0.05,timeout:0.01' or 'rate=0.1,kinds=500+drop' "
         "(format: docs/http.md).",
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fault draws and generated data."),
+    seed: str = typer.Option(
+        "0",
+        "--seed",
+        help="An integer: the seed of fault draws and generated data. Else an account "
+        "fixture to start from: 'lived-in' (shipped with the connector) or a YAML/JSON file.",
+    ),
     emulator_path: str | None = typer.Option(None, "--emulator", hidden=True),
 ) -> None:
     """Serve PLATFORM's emulator on 127.0.0.1 until interrupted (Ctrl-C)."""
@@ -96,14 +120,26 @@ def emulate(
     except EmulatorNotFound as exc:
         typer.echo(f"segsync emulate: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    fixture: str | None = None
+    random_seed = 0
+    if re.fullmatch(r"\d+", seed):
+        random_seed = int(seed)
+    else:
+        fixture = seed
     try:
-        plan = FaultPlan.parse(faults, seed=seed)
+        plan = FaultPlan.parse(faults, seed=random_seed)
     except ValueError as exc:
         typer.echo(f"segsync emulate: --faults: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     emulator = cls(
-        api_key=api_key, clock=SystemClock(), latency_ms=latency_ms, faults=plan, seed=seed
+        api_key=api_key, clock=SystemClock(), latency_ms=latency_ms, faults=plan, seed=random_seed
     )
+    if fixture is not None:
+        try:
+            seed_emulator(emulator, fixture)
+        except FixtureError as exc:
+            typer.echo(f"segsync emulate: --seed: {exc}", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
 
     def ready(base_url: str) -> None:
         # the key is the user's own emulator key: showing it here is the point
@@ -112,6 +148,8 @@ def emulate(
         typer.echo(f"api key:  {emulator.api_key}")
         if faults:
             typer.echo(f"faults:   {faults} (seed {plan.seed})")
+        if fixture is not None:
+            typer.echo(f"seeded:   {fixture}")
         typer.echo("")
         typer.echo(config_snippet(platform, base_url, emulator.client_config()))
         for note in cls.notes:

@@ -1,7 +1,8 @@
 """Toolkit for stateful platform emulators (ASGI apps served in-process or on loopback).
 
-See `segsync.emulator.base` for the contract a platform emulator implements, and
-docs/http.md for the fault spec format of `segsync emulate --faults`.
+See `segsync.emulator.base` for the contract a platform emulator implements,
+`segsync.emulator.fixture` for starting one from a lived-in account (a YAML/JSON fixture),
+and docs/http.md for the fault spec format of `segsync emulate --faults`.
 """
 
 from segsync.emulator.base import (
@@ -19,6 +20,7 @@ from segsync.emulator.base import (
     int_param,
     offset_page,
 )
+from segsync.emulator.fixture import FixtureError, FixtureModel, Seedable
 
 __all__ = [
     "FAULT_KINDS",
@@ -28,8 +30,11 @@ __all__ = [
     "EmulatorError",
     "EmulatorTransport",
     "FaultPlan",
+    "FixtureError",
+    "FixtureModel",
     "LoggedRequest",
     "RequestLog",
+    "Seedable",
     "WindowLimit",
     "cursor_page",
     "int_param",

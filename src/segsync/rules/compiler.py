@@ -37,6 +37,7 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict
 
+from segsync.engagement import AGGREGATES, AggregateFunction, is_aggregate, split_qualified
 from segsync.model import PublishMode, Schema
 from segsync.rules import ast, normalize
 
@@ -199,6 +200,10 @@ class RuleCompiler:
 
     platform: ClassVar[str]
     CAPS: ClassVar[CompilerCapabilities]
+    #: whether `emit` says `within` on a recurring date (an anniversary window) natively
+    RECURRING_DATES: ClassVar[bool] = False
+    #: why the platform cannot, for the diagnostic (platform data, set by the compiler)
+    RECURRING_DATES_REASON: ClassVar[str] = "the platform's filters compare whole dates"
 
     def __init__(
         self,
@@ -312,7 +317,56 @@ class RuleCompiler:
         digest = hashlib.sha1(ast.rule_to_json(residual).encode(), usedforsecurity=False)
         return f"segsync:{segment}:{digest.hexdigest()[:8]}"
 
+    def _platforms(self) -> list[str]:
+        """The configured platforms, as the schema's qualified engagement fields tell."""
+        return sorted({q[0] for n in self.schema.fields if (q := split_qualified(n))})
+
+    def _recurring_problem(self, rule: ast.Rule) -> str | None:
+        """Why a `within` on a recurring date (an anniversary window moving with today) has
+        no native form here (None: the compiler declares it can say it)."""
+        if self.RECURRING_DATES:
+            return None
+        for leaf in _leaves(rule):
+            spec = self.schema.get(getattr(leaf, "field", ""))
+            if isinstance(leaf, ast.Within) and spec is not None and spec.recurring:
+                return (f"'{leaf.field} within {leaf.amount} {leaf.unit.value}' is a yearly "
+                        f"anniversary window moving with today: {self.RECURRING_DATES_REASON}")
+        return None
+
+    def _engagement_problem(self, rule: ast.Rule) -> str | None:
+        """Why `rule` reads engagement this platform does not hold alone: another platform's
+        own figure, or an aggregate over several platforms (None: it holds it)."""
+        platforms = self._platforms()
+        for leaf in _leaves(rule):
+            name = getattr(leaf, "field", "")
+            qualified = split_qualified(name)
+            if qualified is not None and qualified[0] != self.platform:
+                return (f"'{name}' is {qualified[0]}'s own engagement, which {self.platform} "
+                        "does not hold")
+            if (qualified is None and is_aggregate(name) and len(platforms) > 1
+                    and AGGREGATES[name].function is not AggregateFunction.FIRST):
+                return (f"'{name}' aggregates the engagement of {', '.join(platforms)}; "
+                        f"{self.platform} holds only its own (that is "
+                        f"'{self.platform}.{name}')")
+        return None
+
+    def _own_engagement(self, rule: ast.Rule) -> ast.Rule:
+        """`rule` with this platform's qualified engagement (`<platform>.x`) named `x`,
+        the name the platform's compiler knows."""
+        if isinstance(rule, ast.And | ast.Or):
+            return rule.model_copy(update={"items": tuple(map(self._own_engagement, rule.items))})
+        if isinstance(rule, ast.Not):
+            return rule.model_copy(update={"item": self._own_engagement(rule.item)})
+        qualified = split_qualified(getattr(rule, "field", ""))
+        if qualified is not None and qualified[0] == self.platform:
+            return rule.model_copy(update={"field": qualified[1]})
+        return rule
+
     def _try_emit(self, rule: ast.Rule) -> tuple[dict[str, Any] | None, str]:
+        engagement = self._engagement_problem(rule) or self._recurring_problem(rule)
+        if engagement:
+            return None, engagement
+        rule = self._own_engagement(rule)
         if _observes_tag_set(rule):
             return None, (
                 "a condition on the whole tag set is never native: the platform's tag "

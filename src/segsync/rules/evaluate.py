@@ -36,6 +36,13 @@ Dates
     (a future value is not within); on a date field at day granularity:
     ``day(now - N) <= value <= day(now)``.
 
+Recurring dates
+    On a field declared `recurring` (a birthday), ``within N days`` holds when the yearly
+    anniversary of the date (year ignored) falls in ``day(now) .. day(now) + N days``, both
+    inclusive (``within 0 days``: today). A 29 February is celebrated on 28 February in
+    years without one. ``within N hours`` counts whole days (N // 24). Other operators
+    compare the date itself. Recurring needs the schema (without it, a date is a date).
+
 Ill-typed rules (which `load_rule` rejects) evaluate without raising: a literal that
 cannot be compared with the value makes ``=``/ordering/date conditions false.
 """
@@ -56,7 +63,7 @@ from segsync.rules.typecheck import (
     parse_iso,
 )
 
-__all__ = ["CASE_INSENSITIVE_MULTI", "evaluate", "read_value", "text_key"]
+__all__ = ["CASE_INSENSITIVE_MULTI", "anniversary", "evaluate", "read_value", "text_key"]
 
 CASE_INSENSITIVE_MULTI: frozenset[str] = frozenset({"tags"})
 """Multi-valued fields whose `has` compares case-insensitively."""
@@ -224,6 +231,26 @@ def _within(value: Any, amount: int, unit: ast.TimeUnit, now: dt.datetime) -> bo
     return _day(earliest) <= moment <= _day(now)
 
 
+def anniversary(day: dt.date, year: int) -> dt.date:
+    """The anniversary of `day` in `year` (29 February is 28 February in other years)."""
+    try:
+        return day.replace(year=year)
+    except ValueError:  # 29 February in a year without one
+        return dt.date(year, 2, 28)
+
+
+def _anniversary_within(value: Any, amount: int, unit: ast.TimeUnit, now: dt.datetime) -> bool:
+    moment = _date_value(value)
+    if moment is None:
+        return False
+    day, today = _day(moment), _day(now)
+    days = amount if unit is ast.TimeUnit.DAYS else amount // 24
+    if days >= 366:
+        return True  # every anniversary falls within a year
+    last = today + dt.timedelta(days=days)
+    return any(today <= anniversary(day, year) <= last for year in (today.year, today.year + 1))
+
+
 def _between(kind: FieldKind, value: Any, low: Any, high: Any) -> bool:
     above = _ordered(kind, value, low)
     below = _ordered(kind, value, high)
@@ -262,6 +289,9 @@ def _leaf(rule: ast.Rule, contact: Contact, now: dt.datetime, schema: Schema | N
         case ast.Has(value=item):
             return _has(name, kind, value, item)
         case ast.Within(amount=amount, unit=unit):
+            spec = field_spec(schema, name) if schema is not None else None
+            if spec is not None and spec.recurring:
+                return _anniversary_within(value, amount, unit, now)
             return _within(value, amount, unit, now)
         case ast.DateCmp(op=op, value=literal):
             pair = _aligned(value, literal)

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from segsync.engagement import split_qualified
 from segsync.model import ConsentStatus, FieldSpec, FieldType, Schema
 from segsync.rules import ast
 from segsync.rules.parser import (
@@ -233,8 +234,7 @@ class _Checker:
         name: str = getattr(node, "field", "")
         spec = field_spec(self.schema, name)
         if spec is None:
-            hint = did_you_mean(name, self.schema.names())
-            self.report(f"unknown field '{name}'{hint}", path, "field")
+            self.report(self._unknown(name), path, "field")
             return
         kind = field_kind(spec)
         op = _operator_key(node)
@@ -249,6 +249,9 @@ class _Checker:
                         f"({spec.type.value}); it needs {needs}{advice}", path)
             return
         match node:
+            case ast.Within(unit=unit) if spec.recurring and unit is not ast.TimeUnit.DAYS:
+                self.report(f"'{name}' is a recurring date: its anniversary is a day, so "
+                            f"'within' takes days, not {unit.value}", path)
             case ast.Compare(value=value):
                 self.literal(value, spec, kind, name, path, 0)
             case ast.In(values=values):
@@ -265,6 +268,18 @@ class _Checker:
                     self.report(f"'between' bounds are in the wrong order: "
                                 f"{low!r} is after {high!r} (the rule would match nobody)",
                                 path)
+
+    def _unknown(self, name: str) -> str:
+        """Why `name` is unknown: a platform that is not configured, or the closest name."""
+        qualified = split_qualified(name)
+        if qualified is not None:
+            configured = sorted({q[0] for n in self.schema.names()
+                                 if (q := split_qualified(n)) is not None})
+            if qualified[0] not in configured:
+                return (f"'{name}' is engagement of platform '{qualified[0]}', which is not "
+                        f"configured{did_you_mean(qualified[0], configured)} (configured: "
+                        f"{', '.join(configured) or 'none'})")
+        return f"unknown field '{name}'{did_you_mean(name, self.schema.names())}"
 
     def literal(self, value: Any, spec: FieldSpec, kind: FieldKind, name: str,
                 path: NodePath, index: int) -> bool:
@@ -302,6 +317,12 @@ def _literal_problem(value: Any, spec: FieldSpec, kind: FieldKind, name: str) ->
                 return f"number field '{name}' compared with {kind_of_value} {shown}"
             if not math.isfinite(value):
                 return f"number field '{name}' compared with {value!r}, not a finite number"
+            low, high = spec.minimum, spec.maximum
+            if (low is not None and value < low) or (high is not None and value > high):
+                hint = (f" (for {value:g} % write {value / 100:g})"
+                        if low == 0 and high == 1 and 1 < value <= 100 else "")
+                return (f"'{name}' is from {low if low is not None else -math.inf:g} to "
+                        f"{high if high is not None else math.inf:g}; {shown} is outside{hint}")
         case FieldKind.BOOLEAN:
             if not isinstance(value, bool):
                 return f"boolean field '{name}' compared with {kind_of_value} {shown}; " \

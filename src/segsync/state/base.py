@@ -394,6 +394,17 @@ class StateStore(abc.ABC):
     ) -> dict[str, str]:
         """The id map: platform id -> contact id, for the ids known."""
 
+    def staged_cids(self, config: str, platform: str) -> list[str]:
+        """The contacts of the records this run's read staged on `platform`."""
+        raise NotImplementedError
+
+    def staged_cids_by_platform_id(
+        self, config: str, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, str]:
+        """Platform id -> contact id of the records this run's read staged (pulled), for the
+        ids staged; records new this run are there before the id map knows them."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def cids_by_email(self, config: str, email_keys: Sequence[str]) -> dict[str, str]:
         """Contact ids of canonical contacts by normalised email."""

@@ -128,6 +128,14 @@ class ConfigState(
     def cids_by_platform_id(self, platform: str, platform_ids: Sequence[str]) -> dict[str, str]:
         return self.store.cids_by_platform_id(self.config, platform, platform_ids)
 
+    def staged_cids(self, platform: str) -> list[str]:
+        return self.store.staged_cids(self.config, platform)
+
+    def staged_cids_by_platform_id(
+        self, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, str]:
+        return self.store.staged_cids_by_platform_id(self.config, platform, platform_ids)
+
     def cids_by_email(self, email_keys: Sequence[str]) -> dict[str, str]:
         return self.store.cids_by_email(self.config, email_keys)
 

@@ -365,6 +365,26 @@ class SqlStateStore(StateStore):
                     found[pid] = cid
         return found
 
+    def staged_cids(self, config: str, platform: str) -> list[str]:
+        with self._tx() as tx:
+            return sorted({cid for (cid,) in tx.execute(
+                "SELECT cid FROM pulled WHERE config = ? AND platform = ?", (config, platform)
+            )})
+
+    def staged_cids_by_platform_id(
+        self, config: str, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._tx() as tx:
+            for part in _chunks(list(platform_ids)):
+                for pid, cid in tx.execute(
+                    f"SELECT platform_id, cid FROM pulled WHERE config = ? AND platform = ?"  # noqa: S608
+                    f" AND platform_id IN ({_marks(len(part))})",
+                    (config, platform, *part),
+                ):
+                    found[pid] = cid
+        return found
+
     def cids_by_email(self, config: str, email_keys: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         with self._tx() as tx:

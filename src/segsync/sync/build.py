@@ -113,5 +113,6 @@ def build_engine(
         strictness=config.sync.strictness,
         clock=clock,
         enforce_erasure=config.sync.erasure == "enforce",
+        engagement_refresh=config.engagement.refresh,
         **options,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from segsync.rules.compiler import Diagnostic, RuleCompiler, Strictness
 from segsync.state.base import OwnedObject, StateStore
 from segsync.sync.apply import Apply, Interrupt, RunStart
 from segsync.sync.binding import AccountGate
+from segsync.sync.engagement import EngagementRefresh
 from segsync.sync.lock import RunLock
 from segsync.sync.merge import Merge
 from segsync.sync.plan import (
@@ -121,8 +123,11 @@ class Engine:
         reevaluate: bool = False,
         progress: ProgressObserver | None = None,
         enforce_erasure: bool = False,
+        engagement_refresh: dt.timedelta = dt.timedelta(hours=24),
     ) -> None:
         self.connectors = dict(connectors)
+        #: how often each platform's engagement is re-read (`engagement.refresh`)
+        self.engagement_refresh = engagement_refresh
         self.enforce_erasure = enforce_erasure
         self._erase_on_pull = False  # only a sync erases (a plan writes nothing)
         self.progress: ProgressObserver = progress or NO_PROGRESS
@@ -179,6 +184,10 @@ class Engine:
         pulled = await Pull(reading, self.state, self.progress,
                             erase=self._erase_on_pull).run(errors)
         pulled.failed.update(gate.stopped)
+        refreshed = await EngagementRefresh(
+            {p: c for p, c in reading.items() if p not in pulled.failed},
+            self.state, self.clock, self.engagement_refresh,
+        ).run(errors)
         platforms = tuple(p for p in self.policy.platforms if p not in pulled.failed)
         segments = self._compile(platforms, diagnostics, errors)
         now, plan_id = self.clock.now(), _new_id(self.clock)
@@ -213,7 +222,8 @@ class Engine:
                 publications=pubs[p],
                 objects=objects[p],
                 memberships=memberships.of(p),
-                counts={"read": pulled.reads.get(p, 0), "unchanged": merge.unchanged[p]},
+                counts={"read": pulled.reads.get(p, 0), "unchanged": merge.unchanged[p],
+                        "engagement_calls": refreshed.calls.get(p, 0)},
             )
             for p in platforms
         }

@@ -32,6 +32,8 @@ class PlatformReport(BaseModel):
     """Of `api_calls`, GET/HEAD requests."""
     write_calls: int = 0
     """Of `api_calls`, the others (searches sent as POST included)."""
+    engagement_calls: int = 0
+    """Of `api_calls`, the requests of the engagement refresh (0 when it was not due)."""
 
 
 class RunReport(BaseModel):
@@ -71,7 +73,8 @@ class RunReport(BaseModel):
             errors=list(plan.errors), diagnostics=list(plan.diagnostics), conflicts=plan.conflicts,
             platforms={
                 name: PlatformReport(read=p.counts.get("read", 0),
-                                     unchanged=p.counts.get("unchanged", 0))
+                                     unchanged=p.counts.get("unchanged", 0),
+                                     engagement_calls=p.counts.get("engagement_calls", 0))
                 for name, p in plan.platforms.items()
             },
         )

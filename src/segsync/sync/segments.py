@@ -10,7 +10,6 @@ changes of the materialised statics; residual tags become tag deltas of contact 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple
 
 from segsync import rules
 from segsync.connector import Connector
+from segsync.engagement import engagement_view
 from segsync.model import Consent, ConsentStatus, Contact, FieldSpec, PublishMode, Schema
 from segsync.rules import ast
 from segsync.rules.compiler import (
@@ -184,7 +184,8 @@ def contact_of(
     view: CanonicalView, live: Mapping[str, PlatformRecord], schema: Schema
 ) -> Contact:
     """The contact a rule is evaluated on: the canonical view, with the engagement of every
-    platform (the highest value, i.e. the latest date, where several have one)."""
+    platform: each platform's own values (`<platform>.<name>`) and their aggregates (bare
+    names, by the functions of `segsync.engagement.AGGREGATES`)."""
     fields: dict[str, Any] = {}
     for name, value in view.fields.items():
         spec = schema.get(name)
@@ -192,15 +193,7 @@ def contact_of(
             fields[name] = spec.coerce(value) if spec is not None else value
         except ValueError:
             continue
-    engagement: dict[str, Any] = {}
-    for record in live.values():
-        for name, value in record.engagement.items():
-            if name not in engagement or _greater(value, engagement[name]):
-                engagement[name] = value
-    for name, value in list(engagement.items()):
-        spec = schema.get(name)
-        with contextlib.suppress(ValueError):
-            engagement[name] = spec.coerce(value) if spec is not None else value
+    engagement = engagement_view({p: record.facts for p, record in live.items()})
     return Contact.model_construct(
         email=view.email,
         fields=fields,
@@ -515,8 +508,3 @@ def _segment_of(name: str, segments: set[str]) -> str:
     return name.removeprefix("segsync:").rpartition(":")[0] or name
 
 
-def _greater(a: Any, b: Any) -> bool:
-    try:
-        return bool(a > b)
-    except TypeError:
-        return False

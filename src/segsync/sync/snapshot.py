@@ -24,11 +24,17 @@ ce     consent_evidence    consent_evidence
 u      updated_at          -
 d      deleted (if true)   -
 e      engagement          -
+er     refreshed           -
+ra     refreshed_at        -
 r      reachable (if set)  -
 n      unread (if any)     -
 =====  ==================  =====================================================
 
-Optional keys are absent when unset. `content_hash` ignores `u` and `ca`, so a record that
+`e` is the engagement the platform's read carried; `er` what its engagement refresh
+(`segsync.sync.engagement`) read later for the keys the read does not carry or carried
+older; `facts` is the two merged (the newest observation of each key wins).
+
+Optional keys are absent when unset. `content_hash` ignores `u`, `ca` and `ra`, so a record that
 segsync wrote and reads back unchanged hashes the same as what it wrote (echo suppression
 without decoding).
 """
@@ -61,7 +67,7 @@ __all__ = [
 _NO_VALUES: Mapping[str, Any] = types.MappingProxyType({})
 _STATUS = {status.value: status for status in ConsentStatus}  # a lookup, not a call
 _NON_SUBSCRIBED = ConsentStatus.NON_SUBSCRIBED
-_TIMES = ("u", "ca")  # left out of the content hash
+_TIMES = ("u", "ca", "ra")  # left out of the content hash
 
 
 def jsonify(value: Any) -> Any:
@@ -157,6 +163,14 @@ class PlatformRecord:
     engagement: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     reachable: bool | None = None
     unread: tuple[str, ...] = ()
+    refreshed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    refreshed_at: str | None = None
+
+    @property
+    def facts(self) -> Mapping[str, Any]:
+        """The record's engagement: what the read carried, overlaid with what a later
+        refresh read (`refreshed` only holds keys newer than the read)."""
+        return {**self.engagement, **self.refreshed} if self.refreshed else self.engagement
 
     @classmethod
     def of(cls, remote: RemoteContact, email_key: str) -> PlatformRecord:
@@ -175,6 +189,10 @@ class PlatformRecord:
         }
         if self.engagement:
             data["e"] = dict(self.engagement)
+        if self.refreshed:
+            data["er"] = dict(self.refreshed)
+        if self.refreshed_at is not None:
+            data["ra"] = self.refreshed_at
         if self.consent_at is not None:
             data["ca"] = self.consent_at
         if self.legal_basis:
@@ -210,6 +228,8 @@ class PlatformRecord:
             get("e") or _NO_VALUES,
             get("r"),
             tuple(get("n") or ()),
+            get("er") or _NO_VALUES,
+            get("ra"),
         )
 
     @classmethod
@@ -302,7 +322,8 @@ def _encoded(data: Mapping[str, Any]) -> tuple[str, str]:
     digest = _hash(text)
     if len(body) == len(data):
         return text, digest
-    if "ca" not in data and body and max(body) < "u":  # "u" is the last key: append it
+    # only "u" left out, and it is the last key: append it
+    if len(data) - len(body) == 1 and "u" in data and body and max(body) < "u":
         return f'{text[:-1]},"u":{_ENCODER.encode(data["u"])}}}', digest
     return dumps(data), digest
 
@@ -344,5 +365,5 @@ def apply_change(
     return PlatformRecord(
         platform_id, email, key, fields, tuple(sorted(tags)), consent, consent_at, basis,
         evidence, at if at is not None else before.updated_at, False, before.engagement,
-        reachable,
+        reachable, (), before.refreshed, before.refreshed_at,
     )

@@ -15,6 +15,7 @@ from segsync.testing.harness import (
     RecordingTransport,
     between_pages,
 )
+from segsync.testing.responses import ResponseCheckingTransport, ResponseValidator
 from segsync.testing.suite import ConnectorSuite, SuiteTest
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "FirstRequestsFault",
     "Harness",
     "RecordingTransport",
+    "ResponseCheckingTransport",
+    "ResponseValidator",
     "SuiteTest",
     "between_pages",
     "change_for",

@@ -1,7 +1,8 @@
 """The pytest plugin of the conformance kit (entry point `pytest11: segsync`).
 
-It registers the `segsync_optout` marker and the `--segsync-seed` option (to rerun the
-generated tests of every suite with other data) and, at collection, turns every test a
+It registers the `segsync_optout` marker, the `--segsync-seed` option (to rerun the
+generated tests of every suite with other data) and `--segsync-account-fixture` and,
+at collection, turns every test a
 `ConnectorSuite` subclass lists in `skip` into `xfail(strict=True)` with the stated reason, so
 the opt-out fails the run once the test starts passing.
 """
@@ -21,6 +22,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="seed for the contacts and rules the conformance kit generates "
         "(default: each suite's `seed`)",
+    )
+    group.addoption(
+        "--segsync-account-fixture",
+        default=None,
+        help="account fixture the kit's lived-in tests start from: a bundled name, a file, "
+        "or 'empty' (default: each suite's `account_fixture`)",
     )
 
 

@@ -11,9 +11,18 @@ in-process through `RecordingTransport` (the config's `base_url` is set to `base
 
 What only the platform knows is a hook the subclass may override (sync or async):
 `seed_remote`, `remote_state`, `modify_remote`, `unsubscribe_remote`, `invalid_change`,
-`make_emulator`, `make_connector`. The defaults go through a second connector on the same
-emulator, so a connector passes with no overrides, but a platform should seed and read back
-through its emulator's state (so a connector bug cannot hide itself).
+`make_emulator`, `make_connector`, and `response_validator` (a `ResponseValidator` built
+from the vendor's API description: every JSON answer of the emulator is then checked
+against it, and a test fails on any departure). The defaults go through a second connector
+on the same emulator, so a connector passes with no overrides, but a platform should seed and
+read back through its emulator's state (so a connector bug cannot hide itself).
+
+Lived-in accounts: the tests in `LIVED_IN_TESTS` (round-trip, idempotent re-run, consent
+never re-subscribed) start from the account fixture `account_fixture` (default `lived-in`,
+the one the connector ships; a file path; None: an empty account) when the emulator can load
+one (`segsync.emulator.fixture.Seedable`); they also check that what people made before
+segsync is still there, unchanged, afterwards. `--segsync-account-fixture` overrides it
+(`empty` for none).
 
 Opting out of a test: list it in `skip` with a non-empty reason; the plugin runs it as
 `xfail(strict=True)`, so the run fails once the test starts passing.
@@ -28,6 +37,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 
 from segsync.clock import VirtualClock
@@ -40,6 +50,7 @@ from segsync.connector import (
     load_object,
 )
 from segsync.emulator.base import Emulator
+from segsync.emulator.fixture import Seedable
 from segsync.http import ApiError
 from segsync.model import CONSENT_OPT_OUTS, Consent, ConsentStatus, Contact, Schema, normalize_email
 from segsync.rules import ast
@@ -48,6 +59,7 @@ from segsync.rules.evaluate import evaluate
 from segsync.rules.generate import CONNECTIVES, LEAF_TYPES, RuleGenerator
 from segsync.testing.data import DEFAULT_SCHEMA, DEFAULT_TAGS, change_for, sample_contacts
 from segsync.testing.harness import Harness, RecordingTransport, between_pages
+from segsync.testing.responses import ResponseCheckingTransport, ResponseValidator
 
 __all__ = ["ConnectorSuite", "SuiteTest"]
 
@@ -59,6 +71,10 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _set(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _key(email: str) -> str:
@@ -113,6 +129,16 @@ class ConnectorSuite:
     #: connector's read overlap, so a cursor taken at the read's end loses the edits)
     slow_page_seconds: ClassVar[float] = 1000.0
 
+    #: the account the emulator starts from in `LIVED_IN_TESTS`: a bundled fixture name, a
+    #: file, or None for an empty account
+    account_fixture: ClassVar[str | None] = "lived-in"
+    #: the tests that run against a lived-in account (their premise holds there)
+    LIVED_IN_TESTS: ClassVar[tuple[str, ...]] = (
+        "test_roundtrip_upsert",
+        "test_idempotent_rerun",
+        "test_consent_never_resubscribed",
+    )
+
     #: the tests of the kit, in the order they are defined
     TESTS: ClassVar[tuple[str, ...]] = ()
 
@@ -133,6 +159,10 @@ class ConnectorSuite:
         seed = request.config.getoption("--segsync-seed", default=None)
         if seed is not None:
             self.seed = seed  # type: ignore[misc]
+        fixture = request.config.getoption("--segsync-account-fixture", default=None)
+        if fixture is not None:
+            self.account_fixture = None if fixture == "empty" else fixture  # type: ignore[misc]
+        self._test_name = str(getattr(request.node, "originalname", request.node.name))
 
     # -- building the world ---------------------------------------------------------------
 
@@ -172,15 +202,69 @@ class ConnectorSuite:
             config, schema=self.schema, mapping=self.mapping, transport=transport, clock=clock
         )
 
+    def lived_in(self) -> bool:
+        """Whether the current test starts from `account_fixture`."""
+        return (
+            self.account_fixture is not None
+            and getattr(self, "_test_name", "") in self.LIVED_IN_TESTS
+            and issubclass(self.emulator_class(), Seedable)
+        )
+
+    def load_account_fixture(self, emulator: Emulator) -> None:
+        """Stage `account_fixture` in `emulator` (a `Seedable` one)."""
+        assert isinstance(emulator, Seedable)
+        assert self.account_fixture is not None
+        data, source = type(emulator).fixture_data(self.account_fixture)
+        emulator.load_fixture(data, source=source)
+
+    def response_validator(self) -> ResponseValidator | None:
+        """The checker of the emulator's JSON answers against the vendor's description
+        (default None: answers are not checked). When one is returned, every answer the
+        connectors of a test get is checked, and the test fails on any departure."""
+        return None
+
+    def _emulator_transport(self, emulator: Emulator) -> httpx.AsyncBaseTransport:
+        """The emulator's transport, checking its answers when `response_validator` says."""
+        inner: httpx.AsyncBaseTransport = emulator.transport()
+        if self._responses is None:
+            return inner
+        checking = ResponseCheckingTransport(inner, self._responses)
+        self.response_checks.append(checking)
+        return checking
+
     async def _build(self) -> Harness:
         clock = self.make_clock()
         emulator = self.make_emulator(clock)
-        recorder = RecordingTransport(emulator.transport(), clock)
+        if self.lived_in():
+            self.load_account_fixture(emulator)
+        recorder = RecordingTransport(self._emulator_transport(emulator), clock)
         connector = self.make_connector(emulator, clock, recorder)
         return Harness(clock, emulator, connector, recorder)
 
+    async def preexisting(self) -> dict[str, RemoteContact]:
+        """What the account held before the test wrote anything (empty unless lived-in)."""
+        if not self.lived_in():
+            return {}
+        return dict(await _maybe_await(self.remote_state(self.harness.emulator)))
+
+    def assert_untouched(
+        self, before: Mapping[str, RemoteContact], after: Mapping[str, RemoteContact]
+    ) -> None:
+        """Everyone the account held before is still there with the same id, fields, tags
+        and consent."""
+        for email, was in before.items():
+            assert email in after, f"{email}, in the account before, is gone"
+            now = after[email]
+            assert now.platform_id == was.platform_id, email
+            assert _set(now.fields) == _set(was.fields), email  # new fields read as unset
+            assert now.tags == was.tags, email
+            assert now.consent.status == was.consent.status, email
+
     def run(self, test: Callable[[Harness], Awaitable[None]]) -> None:
         """Run one async test body in a fresh world, closing connectors afterwards."""
+
+        self._responses = self.response_validator()
+        self.response_checks: list[ResponseCheckingTransport] = []
 
         async def main() -> None:
             self.harness = await self._build()
@@ -193,11 +277,15 @@ class ConnectorSuite:
                     await helper.aclose()
 
         asyncio.run(main())
+        problems = [p for t in self.response_checks for p in t.problems]
+        assert not problems, "emulator answers outside the vendor's description:\n" + "\n".join(
+            list(dict.fromkeys(problems))[:20]
+        )
 
     def helper_connector(self) -> Connector:
         """A second connector on the current emulator (the default hooks use it)."""
         h = self.harness
-        recorder = RecordingTransport(h.emulator.transport(), h.clock)
+        recorder = RecordingTransport(self._emulator_transport(h.emulator), h.clock)
         connector = self.make_connector(h.emulator, h.clock, recorder)
         self._helpers.append(connector)
         return connector
@@ -323,13 +411,15 @@ class ConnectorSuite:
 
         async def body(h: Harness) -> None:
             contacts = self.contacts(6)
+            before = await self.preexisting()
             await h.connector.prepare(self.schema.fields, list(self.tags))
             results = await self.write_ok(h.connector, [change_for(c) for c in contacts])
             assert [_key(r.email) for r in results] == [c.email for c in contacts]
             state = await _maybe_await(self.remote_state(h.emulator))
-            assert set(state) == {c.email for c in contacts}
+            assert set(state) == {c.email for c in contacts} | set(before)
             for contact in contacts:
                 self.assert_same_contact(contact, state[contact.email])
+            self.assert_untouched(before, state)
 
         self.run(body)
 
@@ -338,9 +428,11 @@ class ConnectorSuite:
 
         async def body(h: Harness) -> None:
             contacts = self.contacts(4)
+            lived = await self.preexisting()
             await h.connector.prepare(self.schema.fields, list(self.tags))
             first = await self.write_ok(h.connector, [change_for(c) for c in contacts])
             before = await _maybe_await(self.remote_state(h.emulator))
+            assert set(lived) <= set(before)
             ids = {_key(r.email): r.platform_id for r in first}
             again = [
                 change_for(c, create=False).model_copy(update={"platform_id": ids[c.email]})
@@ -355,6 +447,7 @@ class ConnectorSuite:
                 assert after[email].fields == contact.fields
                 assert after[email].tags == contact.tags
                 assert after[email].consent.status == contact.consent.status
+            self.assert_untouched(lived, after)
 
         self.run(body)
 
@@ -623,19 +716,23 @@ class ConnectorSuite:
             contact = self.contacts(1, prefix="optout")[0].model_copy(
                 update={"consent": Consent(status=ConsentStatus.SUBSCRIBED)}
             )
+            lived = await self.preexisting()
             await _maybe_await(self.seed_remote(h.emulator, [contact]))
             await _maybe_await(self.unsubscribe_remote(h.emulator, contact.email))
             state = await _maybe_await(self.remote_state(h.emulator))
             assert state[contact.email].consent.status in CONSENT_OPT_OUTS
-            platform_id = state[contact.email].platform_id
+            # the people who opted out before segsync came are asked for too
+            opted_out = sorted(e for e, c in lived.items() if c.consent.status in CONSENT_OPT_OUTS)
+            asks = [contact.email, *opted_out]
 
             await h.connector.write(
-                [ContactChange(email=contact.email, platform_id=platform_id,
-                               consent=ConsentStatus.SUBSCRIBED)]
+                [ContactChange(email=email, platform_id=state[email].platform_id,
+                               consent=ConsentStatus.SUBSCRIBED) for email in asks]
             )
             after = await _maybe_await(self.remote_state(h.emulator))
 
-            assert after[contact.email].consent.status in CONSENT_OPT_OUTS
+            for email in asks:
+                assert after[email].consent.status in CONSENT_OPT_OUTS, email
 
         self.run(body)
 

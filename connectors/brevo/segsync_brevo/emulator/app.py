@@ -24,6 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from segsync.clock import Clock
 from segsync.emulator.base import ConcurrencyLimit, FaultPlan, WindowLimit
+from segsync_brevo.emulator.activity import BrevoActivity
 from segsync_brevo.emulator.routes import BrevoRoutes
 from segsync_brevo.emulator.state import BrevoError
 from segsync_brevo.errors import RATE_LIMIT_HEADERS
@@ -44,7 +45,7 @@ _OUTSIDE_SUBSET = frozenset({"/account", "/v3/account"})
 validator reads leaves out; a GET of them without query or body has nothing to check."""
 
 
-class BrevoEmulator(BrevoRoutes):
+class BrevoEmulator(BrevoActivity, BrevoRoutes):
     """The Brevo emulator; see the package docstring. Test hooks are the public methods."""
 
     platform = "brevo"
@@ -70,6 +71,7 @@ class BrevoEmulator(BrevoRoutes):
         validator: SpecValidator | None = None,
         strict_spec: bool = False,
         refuse_unblocklist: bool = False,
+        double_opt_in_lifts_blocklist: bool = False,
         import_queue_seconds: float = 2.0,
         import_base_seconds: float = 5.0,
         import_seconds_per_contact: float = 0.002,
@@ -82,6 +84,7 @@ class BrevoEmulator(BrevoRoutes):
         self.validator = validator if validator is not None else self.default_validator
         self.strict_spec = strict_spec
         self.refuse_unblocklist = refuse_unblocklist
+        self.double_opt_in_lifts_blocklist = double_opt_in_lifts_blocklist
         self.import_queue_seconds = import_queue_seconds
         self.import_base_seconds = import_base_seconds
         self.import_seconds_per_contact = import_seconds_per_contact

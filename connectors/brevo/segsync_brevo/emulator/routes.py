@@ -27,6 +27,7 @@ from segsync_brevo.emulator.state import (
     BrevoError,
     BrevoState,
     ContactRecord,
+    ProcessFailed,
 )
 
 __all__ = ["BrevoRoutes"]
@@ -202,7 +203,7 @@ class BrevoRoutes(BrevoState, Emulator):
         contact = self._find(identifier, identifier_type, method=request.method)
         if request.method == "GET":
             data = self.contact_json(contact)
-            data["statistics"] = {}
+            data["statistics"] = self.contact_statistics(contact)
             return JSONResponse(data)
         if request.method == "DELETE":
             if contact.email == self.owner_email:
@@ -287,6 +288,19 @@ class BrevoRoutes(BrevoState, Emulator):
         )
 
         def apply(when: dt.datetime) -> dict[str, Any]:
+            malformed = [
+                i + 1
+                for i, row in enumerate(rows)
+                if not isinstance(row, dict)
+                or not isinstance(row.get("attributes", {}), dict)
+            ]
+            if malformed:
+                raise ProcessFailed(
+                    f"Invalid row(s) {', '.join(map(str, malformed[:10]))}: each row must be an "
+                    "object with an email and an attributes object"
+                )
+            if self.import_failure is not None:
+                raise ProcessFailed(self.import_failure)
             report = {
                 "invalid_emails": 0,
                 "duplicate_contact_id": 0,
@@ -467,7 +481,7 @@ class BrevoRoutes(BrevoState, Emulator):
             raise BrevoError(404, "document_not_found", "Folder ID not found")
         ids = sorted(i for i, data in self.lists.items() if data["folderId"] == folder_id)
         page, count = self._paged(request, ids, 50)
-        return {"lists": [self._list_json(i) for i in page], "count": count}
+        return {"lists": [self._list_json(i, folder=False) for i in page], "count": count}
 
     async def route_lists(self, request: Request) -> Response:
         if request.method == "POST":
@@ -618,7 +632,7 @@ class BrevoRoutes(BrevoState, Emulator):
         raise BrevoError(405, "method_not_allowed", "Segments cannot be changed through the API")
 
 
-def _csv_rows(text: Any) -> list[dict[str, Any]]:
+def _csv_rows(text: Any) -> list[Any]:
     """`fileBody` CSV (`;`-separated, header of attribute names) as jsonBody rows."""
     if not isinstance(text, str):
         raise BrevoError(400, "invalid_parameter", "fileBody must be a string")
@@ -626,9 +640,13 @@ def _csv_rows(text: Any) -> list[dict[str, Any]]:
     if not lines:
         return []
     header = [h.strip().upper() for h in lines[0].split(";")]
-    rows = []
+    rows: list[Any] = []
     for line in lines[1:]:
-        values = dict(zip(header, (v.strip() for v in line.split(";")), strict=False))
+        cells = line.split(";")
+        if len(cells) > len(header):
+            rows.append(None)  # more cells than the header names: the import fails on it
+            continue
+        values = dict(zip(header, (v.strip() for v in cells), strict=False))
         email = values.pop("EMAIL", None)
         rows.append({"email": email, "attributes": values})
     return rows

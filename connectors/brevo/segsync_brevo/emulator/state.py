@@ -23,7 +23,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from segsync.clock import Clock
+from segsync.emulator.fixture import Seedable
 from segsync.model import InvalidEmail, normalize_email
+from segsync_brevo.emulator.fixture import BrevoFixture, apply_brevo_fixture
 
 __all__ = [
     "ATTRIBUTE_CATEGORIES",
@@ -34,6 +36,7 @@ __all__ = [
     "BrevoError",
     "BrevoState",
     "ContactRecord",
+    "ProcessFailed",
     "ProcessRecord",
     "SegmentRecord",
 ]
@@ -125,9 +128,16 @@ class ProcessRecord:
     apply: Callable[[dt.datetime], dict[str, Any]]
     status: str = "queued"
     info: dict[str, Any] | None = None
+    #: why a `failed` process failed (the 2026 description's `error`)
+    error: str | None = None
 
     def due(self) -> float:
         return self.created + self.queued_seconds + self.run_seconds
+
+
+class ProcessFailed(Exception):
+    """Raised by a process's `apply`: the process ends `failed` with this message, and
+    nothing of it is applied."""
 
 
 @dataclasses.dataclass
@@ -141,12 +151,20 @@ class SegmentRecord:
     updated_at: dt.datetime
 
 
-class BrevoState:
+class BrevoState(Seedable):
     """An emulated Brevo account's state; see the module docstring."""
+
+    fixture_model = BrevoFixture
+
+    def apply_fixture(self, fixture: BrevoFixture) -> None:
+        """Stage a validated fixture (see `segsync_brevo.emulator.fixture`; bundled:
+        `lived-in`), through `load_fixture(data)` / `from_fixture(path_or_name)`."""
+        apply_brevo_fixture(self, fixture)
 
     clock: Clock
     tz: dt.timezone
     refuse_unblocklist: bool
+    double_opt_in_lifts_blocklist: bool
     import_queue_seconds: float
     import_base_seconds: float
     import_seconds_per_contact: float
@@ -180,6 +198,8 @@ class BrevoState:
         }
         self.segments: dict[int, SegmentRecord] = {}
         self.processes: dict[int, ProcessRecord] = {}
+        #: when set (`fail_imports`), every import process ends `failed` with this error
+        self.import_failure: str | None = None
         self.pending_double_opt_in: dict[str, dict[str, Any]] = {}
         self.dropped_values: list[tuple[str, str, Any, str]] = []
         self.unblocklist_writes: list[str] = []
@@ -251,8 +271,9 @@ class BrevoState:
     def confirm_double_opt_in(self, email: str) -> None:
         """The person clicks the confirmation link: lists joined, `DOUBLE_OPT-IN` = 1 (Yes).
 
-        The blocklist is not lifted (fact sheet §2.8, §6, §10.8): only the API's
-        `emailBlacklisted: false`, an email change or Brevo's UI clear it."""
+        The blocklist is not lifted (fact sheet §2.8, §6, §10.8; unverified, so the strict
+        reading): only the API's `emailBlacklisted: false`, an email change or Brevo's UI
+        clear it. `double_opt_in_lifts_blocklist=True` is the lenient reading."""
         request = self.pending_double_opt_in.pop(email.lower())
         contact = self.contact(email)
         if contact is None:
@@ -261,6 +282,9 @@ class BrevoState:
         contact.attributes["DOUBLE_OPT-IN"] = 1
         contact.list_ids |= set(request["includeListIds"])
         contact.list_ids -= set(request.get("excludeListIds") or ())
+        if self.double_opt_in_lifts_blocklist and contact.email_blacklisted:
+            contact.email_blacklisted = False
+            contact.blocklist_source = None
         self._touch(contact)
 
     # -- seeding a lived-in account (what people made before segsync came) -----------------
@@ -339,10 +363,19 @@ class BrevoState:
                 continue
             if now >= process.due():
                 finished = self._now() - dt.timedelta(seconds=now - process.due())
-                process.info = process.apply(finished)
+                try:
+                    process.info = process.apply(finished)
+                except ProcessFailed as exc:
+                    process.status, process.error = "failed", str(exc)
+                    continue
                 process.status = "completed"
             elif now >= process.created + process.queued_seconds:
                 process.status = "in_process"
+
+    def fail_imports(self, error: str | None = "Processing timeout exceeded") -> None:
+        """Make import processes end `failed` with `error` (None: succeed again), as Brevo's
+        do on a timeout or a file it cannot process (2026 description: `error`)."""
+        self.import_failure = error
 
     def seconds_until_processes_done(self) -> float:
         """How long until every process has completed (0 when none is running)."""
@@ -587,6 +620,10 @@ class BrevoState:
             out["completed_at"] = done.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
             if process.info:
                 out["info"] = process.info
+        if process.status == "failed":
+            done = self._now() - dt.timedelta(seconds=now - process.due())
+            out["completed_at"] = done.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+            out["error"] = process.error or "The process failed"
         return out
 
     def _folder_json(self, folder_id: int) -> dict[str, Any]:
@@ -603,13 +640,31 @@ class BrevoState:
             "uniqueSubscribers": len(members),
         }
 
-    def _list_json(self, list_id: int) -> dict[str, Any]:
+    def contact_statistics(self, contact: ContactRecord) -> dict[str, Any]:
+        """`statistics` of `GET /contacts/{identifier}` (getExtendedContactDetails): every
+        campaign event list, empty where no campaign reached the contact."""
+        del contact  # no campaign activity is emulated here
+        return {
+            "messagesSent": [],
+            "hardBounces": [],
+            "softBounces": [],
+            "complaints": [],
+            "unsubscriptions": {"userUnsubscription": [], "adminUnsubscription": []},
+            "opened": [],
+            "clicked": [],
+            "transacAttributes": [],
+            "delivered": [],
+        }
+
+    def _list_json(self, list_id: int, *, folder: bool = True) -> dict[str, Any]:
+        """A list as `/contacts/lists` shows it; `folder=False`: as a folder's list shows it
+        (getFolderLists items carry no `folderId`)."""
         data = self.lists[list_id]
         members = [c for c in self.contacts.values() if list_id in c.list_ids]
         return {
             "id": list_id,
             "name": data["name"],
-            "folderId": data["folderId"],
+            **({"folderId": data["folderId"]} if folder else {}),
             "totalBlacklisted": sum(1 for c in members if c.email_blacklisted),
             "totalSubscribers": sum(1 for c in members if not c.email_blacklisted),
             "uniqueSubscribers": len(members),

@@ -400,14 +400,26 @@ class ContactRoutes(HubSpotWire):
             self._undo_batch(journal)
             first = errors[0]
             raise HubSpotError(
-                400, str(first["category"]), str(first["message"]), context=first["context"]
+                400,
+                str(first["category"]),
+                str(first["message"]),
+                context=first["context"],
+                errors=[
+                    {"message": e["message"], "context": e["context"]} for e in errors
+                ],
             )
         return self._batch_response(results, errors, started)
 
     async def route_search(self, request: Request) -> Any:
         body = await self._object_body(request)
-        if len(json.dumps(body)) > 3000 + 2000:
-            raise HubSpotError(400, "VALIDATION_ERROR", "The request body is too long")
+        size = len((await request.body()).decode("utf-8", "replace"))
+        if size > self.search_body_chars:
+            raise HubSpotError(
+                400,
+                "VALIDATION_ERROR",
+                f"The request body is {size} characters long; "
+                f"at most {self.search_body_chars} are allowed",
+            )
         limit = int(body.get("limit") or 10)
         if limit > SEARCH_PAGE:
             raise HubSpotError(400, "VALIDATION_ERROR", f"limit {limit} exceeds the maximum of 200")
@@ -450,14 +462,14 @@ class ContactRoutes(HubSpotWire):
         sorts = body.get("sorts") or []
         if len(sorts) > 1:
             raise HubSpotError(400, "VALIDATION_ERROR", "Only one sort is allowed")
-        visible_before = self.clock.now() - dt.timedelta(seconds=self.search_delay)
+        now = self.clock.now()
         candidates = self._search_candidates(groups)
         self.last_search_examined = len(candidates)
         matches = [
             r
             for r in candidates
             if not r.archived
-            and r.updated_at <= visible_before
+            and self._indexed(r, now)
             and (
                 not groups
                 or any(
@@ -503,6 +515,18 @@ class ContactRoutes(HubSpotWire):
             result["paging"] = {"next": {"after": str(after + limit)}}
         await self.read_page_served()  # edits made "while the client pages"
         return result
+
+    def _indexed(self, record: ContactRecord, now: dt.datetime) -> bool:
+        """Whether search sees `record`'s last write yet. Each write waits its own time,
+        between half and all of `search_delay` (drawn from the record and the write's time),
+        so a later write may be searchable before an earlier one, as in an index fed by a
+        queue."""
+        if self.search_delay <= 0:
+            return True
+        stamp = int(record.updated_at.timestamp() * 1000)
+        spread = (int(record.id) * 2_654_435_761 + stamp * 40_503) % 1000 / 1000
+        lag = self.search_delay * (0.5 + 0.5 * spread)
+        return record.updated_at + dt.timedelta(seconds=lag) <= now
 
     def _group_candidates(self, group: Mapping[str, Any]) -> list[tuple[int, int]] | None:
         """The (epoch ms, id) index entries of the contacts `group` can accept: the narrowest

@@ -168,6 +168,35 @@ class ListRoutes(HubSpotWire):
             body["paging"] = {"next": {"after": str(start + limit)}}
         return body
 
+    async def route_record_memberships(self, request: Request) -> Any:
+        """`GET .../lists/records/{objectTypeId}/{recordId}/memberships`: the lists a record
+        is in (DYNAMIC lists evaluated now), with `listVersion` and when it was added."""
+        if request.path_params["otid"] != "0-1":
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", "Only contacts (objectTypeId 0-1) are emulated"
+            )
+        record_id = request.path_params["record_id"]
+        record = self.contacts.get(record_id)
+        if record is None or record.archived:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Record {record_id} was not found.")
+        results = []
+        for lst in sorted(self.lists.values(), key=lambda x: int(x.id)):
+            if lst.deleted:
+                continue
+            added = self._members(lst).get(record_id)
+            if added is None:
+                continue
+            results.append(
+                {
+                    "listId": lst.id,
+                    "listVersion": lst.version,
+                    "firstAddedTimestamp": iso_time(added),
+                    "lastAddedTimestamp": iso_time(added),
+                    "isPublicList": False,
+                }
+            )
+        return {"results": results, "total": len(results)}
+
     async def route_add_members(self, request: Request) -> Any:
         lst = self._manual(request.path_params["list_id"])
         body = await self._body(request)

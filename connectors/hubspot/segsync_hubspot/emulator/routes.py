@@ -28,6 +28,7 @@ from segsync_hubspot.emulator.contact_routes import ContactRoutes
 from segsync_hubspot.emulator.erase_routes import EraseRoutes
 from segsync_hubspot.emulator.list_routes import ListRoutes
 from segsync_hubspot.emulator.records import HubSpotError
+from segsync_hubspot.emulator.scopes import required_scopes
 from segsync_hubspot.limits import BURST_SECONDS
 
 __all__ = ["HubSpotEmulator"]
@@ -193,6 +194,11 @@ class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
                 Route(lists, self._h(self.route_get_lists), methods=["GET"]),
                 Route(f"{lists}/search", self._h(self.route_search_lists), methods=["POST"]),
                 Route(
+                    f"{lists}/records/{{otid}}/{{record_id}}/memberships",
+                    self._h(self.route_record_memberships),
+                    methods=["GET"],
+                ),
+                Route(
                     f"{lists}/object-type-id/{{otid}}/name/{{name}}",
                     self._h(self.route_get_list_by_name),
                     methods=["GET"],
@@ -321,9 +327,30 @@ class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
             "dataHostingLocation": "na1",
         }
 
+    def _check_scopes(self, request: Request) -> None:
+        """403 `MISSING_SCOPES` unless the token holds one alternative of the endpoint's scopes
+        (`token_scopes`; the default token holds `PRIVATE_APP_SCOPES`)."""
+        alternatives = required_scopes(request.method, request.url.path)
+        if not alternatives or any(a <= self.token_scopes for a in alternatives):
+            return
+        wanted = sorted({s for a in alternatives for s in a})
+        raise HubSpotError(
+            403,
+            "MISSING_SCOPES",
+            "This app hasn't been granted all required scopes to make this call. "
+            "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+            errors=[
+                {
+                    "message": "One or more of the following scopes are required.",
+                    "context": {"requiredGranularScopes": wanted},
+                }
+            ],
+        )
+
     def _h(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
+                self._check_scopes(request)
                 result = await handler(request)
             except HubSpotError as exc:
                 return self.error_response(exc.status, exc.category, exc.message, **exc.extra)

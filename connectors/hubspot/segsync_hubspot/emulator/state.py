@@ -16,9 +16,11 @@ would; `seed_lived_in` stages a portal used before segsync; `contact_by_email`,
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from segsync.emulator.fixture import Seedable
+from segsync_hubspot.emulator.fixture import HubSpotFixture, apply_hubspot_fixture
 from segsync_hubspot.emulator.records import (
     BatchJournal,
     ContactRecord,
@@ -28,6 +30,7 @@ from segsync_hubspot.emulator.records import (
     StatusRecord,
     iso_time,
 )
+from segsync_hubspot.emulator.scopes import PRIVATE_APP_SCOPES
 from segsync_hubspot.filters import RecordView, branch_accepts
 from segsync_hubspot.limits import (
     BATCH_INPUTS,
@@ -67,6 +70,8 @@ _BUILTIN_PROPERTIES: tuple[tuple[str, str, str, bool], ...] = (
     ("hs_email_delivered", "number", "number", True),
     ("hs_email_last_open_date", "datetime", "date", True),
     ("hs_email_last_click_date", "datetime", "date", True),
+    ("hs_email_last_send_date", "datetime", "date", True),
+    ("hs_email_first_send_date", "datetime", "date", True),
 )
 
 _BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -83,12 +88,28 @@ _BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+SEARCH_INDEX_LAG = 0.0
+"""Seconds before a write is visible to CRM search (docs: search is eventually consistent,
+"may take a few moments"; the lag is unstated, so a few seconds is the strict default)."""
+
+SEARCH_BODY_CHARS = 3000
+"""Characters a search request body may hold (search guide: 3,000; a 400 beyond)."""
+
 _INDEXED_PROPERTIES = ("createdate", "lastmodifieddate")
 """Datetime properties kept in a sorted (epoch ms, id) index that range searches start from."""
 
 
-class HubSpotState(ContactRecords):
-    """The account's state; see the module docstring. Keyword arguments are its knobs."""
+class HubSpotState(ContactRecords, Seedable):
+    """The account's state; see the module docstring. Keyword arguments are its knobs.
+
+    `load_fixture(data)` / `from_fixture(path_or_name)` stage a lived-in portal from a
+    `HubSpotFixture` (`segsync_hubspot.emulator.fixture`; bundled: `lived-in`)."""
+
+    fixture_model = HubSpotFixture
+
+    def apply_fixture(self, fixture: HubSpotFixture) -> None:
+        """Stage a validated fixture (see `segsync_hubspot.emulator.fixture`)."""
+        apply_hubspot_fixture(self, fixture)
 
     def __init__(
         self,
@@ -101,12 +122,14 @@ class HubSpotState(ContactRecords):
         search_max_filters_per_group: int = 6,
         search_max_filters: int = 18,
         search_result_cap: int = SEARCH_CAP,
-        search_delay_seconds: float = 0.0,
+        search_delay_seconds: float = SEARCH_INDEX_LAG,
+        search_body_chars: int = SEARCH_BODY_CHARS,
         batch_limit: int = BATCH_INPUTS,
         membership_write_limit: int = 100_000,
         enterprise_consent: bool = True,
         gdpr: bool = False,
-        email_upsert_all_or_nothing: bool = False,
+        email_upsert_all_or_nothing: bool = True,
+        token_scopes: Iterable[str] | None = None,
         portal_id: int = 12345678,
         **kwargs: Any,
     ) -> None:
@@ -122,11 +145,13 @@ class HubSpotState(ContactRecords):
         self.search_max_filters = search_max_filters
         self.search_result_cap = search_result_cap
         self.search_delay = search_delay_seconds
+        self.search_body_chars = search_body_chars
         self.batch_limit = batch_limit
         self.membership_write_limit = membership_write_limit
         self.enterprise_consent = enterprise_consent
         self.gdpr = gdpr
         self.email_upsert_all_or_nothing = email_upsert_all_or_nothing
+        self.token_scopes = frozenset(PRIVATE_APP_SCOPES if token_scopes is None else token_scopes)
         self.portal_id = portal_id
         super().__init__(**kwargs)
         self.contacts: dict[str, ContactRecord] = {}
@@ -209,6 +234,26 @@ class HubSpotState(ContactRecords):
         errors = self._apply(self.contacts[contact_id], dict(properties), allow_read_only=True)
         if errors:
             raise ValueError(errors)
+
+    def record_email(self, email: str, action: str, *, at: dt.datetime | None = None) -> None:
+        """A marketing email `send`, `open` or `click` for the contact with `email` at `at`
+        (now), as HubSpot's calculated properties show it: `send` adds to
+        `hs_email_delivered` and sets `hs_email_last_send_date` (and the first one), `open` /
+        `click` add to `hs_email_open` / `hs_email_click` and set their last dates. Moves
+        `lastmodifieddate`, as any property change does."""
+        record = self._find_email(email)
+        assert record is not None, email
+        when = iso_time(at or self.clock.now())
+        props = record.properties
+        count, last = {
+            "send": ("hs_email_delivered", "hs_email_last_send_date"),
+            "open": ("hs_email_open", "hs_email_last_open_date"),
+            "click": ("hs_email_click", "hs_email_last_click_date"),
+        }[action]
+        values = {count: str(int(float(props.get(count) or 0)) + 1), last: when}
+        if action == "send" and not props.get("hs_email_first_send_date"):
+            values["hs_email_first_send_date"] = when
+        self._apply(record, values, allow_read_only=True)
 
     def set_engagement(self, email: str, **values: str) -> None:
         """Set read-only engagement properties (hs_email_open=..., ...) of a contact."""

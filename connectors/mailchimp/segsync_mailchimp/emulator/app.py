@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from segsync.emulator import ConcurrencyLimit, Emulator, WindowLimit
+from segsync_mailchimp.emulator.activity import MailchimpActivityRoutes
 from segsync_mailchimp.emulator.audience_routes import MailchimpAudienceRoutes
 from segsync_mailchimp.emulator.state import ApiProblem, invalid
 from segsync_mailchimp.errors import ERROR_TITLES, problem_body
@@ -32,7 +33,7 @@ API_PREFIX = "/3.0"
 _HOST_DC = re.compile(r"^([a-z]+[0-9]+)\.api\.mailchimp\.com$")
 
 
-class MailchimpEmulator(MailchimpAudienceRoutes, Emulator):
+class MailchimpEmulator(MailchimpAudienceRoutes, MailchimpActivityRoutes, Emulator):
     """Stateful Mailchimp Marketing API v3 (see the package docstring for what is modelled).
 
     Seed state with `seed_list` / `seed_member`; inspect it with `get_member`,
@@ -228,6 +229,12 @@ class MailchimpEmulator(MailchimpAudienceRoutes, Emulator):
             (lp + "/segments/{segment_id}", self.route_delete_segment, ["DELETE"]),
             (lp + "/segments/{segment_id}", self.route_bulk_segment, ["POST"]),
             (lp + "/segments/{segment_id}/members", self.route_get_segment_members, ["GET"]),
+            (p + "/campaigns", self.route_get_campaigns, ["GET"]),
+            (
+                p + "/reports/{campaign_id}/email-activity",
+                self.route_get_email_activity,
+                ["GET"],
+            ),
         ]
         return [
             Route(path, self._handler(fn), methods=methods, name=f"{fn.__name__}_{methods[0]}")

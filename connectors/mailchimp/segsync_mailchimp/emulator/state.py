@@ -26,8 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from segsync.clock import Clock
+from segsync.emulator.fixture import FixtureError, Seedable
 from segsync_mailchimp.api import iso_time, subscriber_hash
 from segsync_mailchimp.emulator.conditions import CONDITION_EVALUATORS, date_of
+from segsync_mailchimp.emulator.fixture import MailchimpFixture, MemberFixture
 from segsync_mailchimp.errors import ERROR_TITLES
 
 __all__ = [
@@ -166,8 +168,12 @@ class AudienceList:
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-class MailchimpState:
+class MailchimpState(Seedable):
     """The emulated account's audiences and the operations on them; see the module docstring.
+
+    `load_fixture(data)` / `from_fixture(path_or_name)` stage a lived-in account from a
+    `MailchimpFixture` (`segsync_mailchimp.emulator.fixture`); the bundled `lived-in` one
+    holds the people `seed_lived_in` stages, and more.
 
     The emulator's `__init__` sets every attribute declared here.
     """
@@ -188,6 +194,7 @@ class MailchimpState:
 
     _ids: itertools.count[int]
     _segment_ids: itertools.count[int]
+    fixture_model = MailchimpFixture
 
     # -- seeding / inspection ---------------------------------------------------------------
 
@@ -301,6 +308,87 @@ class MailchimpState:
         for email, status, merge, tags, attrs in people:
             self.seed_member(email, status, list_id=lid, merge_fields=merge, tags=tags, **attrs)
         return {email: status for email, status, *_ in people}
+
+    def apply_fixture(self, fixture: MailchimpFixture) -> None:
+        """Stage `fixture`'s audiences (see `segsync_mailchimp.emulator.fixture`); raises
+        FixtureError naming the place of a value Mailchimp would refuse or a time after now."""
+        problems: list[str] = []
+        for a, audience in enumerate(fixture.audiences):
+            where = f"audiences[{a}]"
+            lid = audience.id or self.default_list_id
+            lst = self.lists.get(lid) or self.seed_list(audience.name or lid, list_id=lid)
+            if audience.name:
+                lst.name = audience.name
+            if audience.created is not None:
+                lst.created = self.fixture_time(audience.created, f"{where}.created")
+            for spec in audience.merge_fields:
+                field = self.seed_merge_field(spec.tag, spec.name, spec.type, list_id=lid)
+                field.required = spec.required
+                if spec.choices:
+                    field.options["choices"] = list(spec.choices)
+                if spec.date_format:
+                    field.options["date_format"] = spec.date_format
+            for tag in audience.tags:
+                self._tag_segment(lst, tag, create=True)
+            for m, spec_m in enumerate(audience.members):
+                try:
+                    self._fixture_member(lst, spec_m, f"{where}.members[{m}]")
+                except ApiProblem as exc:
+                    fields = "; ".join(
+                        f"{e.get('field')}: {e.get('message')}" for e in exc.errors or []
+                    )
+                    problems.append(f"{where}.members[{m}]: {exc.detail} {fields}".strip())
+            for spec_s in audience.segments:
+                now = self.clock.now()
+                segment = Segment(next(self._segment_ids), spec_s.name, "saved", now, now)
+                segment.options = {"match": spec_s.match, "conditions": list(spec_s.conditions)}
+                lst.segments[segment.id] = segment
+        if problems:
+            raise FixtureError("<data>", problems)
+
+    def _fixture_member(self, lst: AudienceList, spec: MemberFixture, place: str) -> Member:
+        created = self.fixture_time(spec.created, f"{place}.created")
+        changed = self.fixture_time(spec.last_changed, f"{place}.last_changed")
+        if spec.last_changed is None:
+            changed = created
+        if changed < created:
+            raise FixtureError("<data>", [f"{place}.last_changed: before created"])
+        merge = self._validate_merge_fields(lst, spec.merge_fields, creating=False)
+        unknown = {k.upper() for k in spec.merge_fields} - set(lst.merge_fields)
+        if unknown:
+            raise FixtureError(
+                "<data>", [f"{place}.merge_fields: no merge field {', '.join(sorted(unknown))}"]
+            )
+        status = spec.status
+        member = self.seed_member(
+            spec.email,
+            "unsubscribed" if status == "archived" else status,
+            list_id=lst.id,
+            merge_fields=merge,
+            tags=spec.tags,
+            ip_opt=spec.ip_opt,
+            ip_signup=spec.ip_signup,
+            source=spec.source,
+            unsubscribe_reason=spec.unsubscribe_reason,
+            language=spec.language,
+            vip=spec.vip,
+        )
+        if status == "archived":
+            member.status = "archived"
+            member.compliance_blocked = False
+        member.created = created
+        member.last_changed = changed
+        if spec.timestamp_opt is not None:
+            opted = self.fixture_time(spec.timestamp_opt, f"{place}.timestamp_opt")
+            member.timestamp_opt = iso_time(opted)
+        elif status == "subscribed":
+            member.timestamp_opt = iso_time(created)
+        else:
+            member.timestamp_opt = ""
+        for segment in lst.segments.values():
+            if member.id in segment.members:
+                segment.members[member.id] = changed
+        return member
 
     # -- people acting on the platform (between or during runs) -----------------------------
 

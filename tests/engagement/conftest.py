@@ -1,0 +1,17 @@
+"""Fixtures: the state stores of tests/state (both backends) and the in-memory platform."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "state"))
+
+from store_backends import (
+    postgres_schemas,
+    pytest_generate_tests,
+    store,
+    store_factory,
+    store_url,
+)
+
+__all__ = ["postgres_schemas", "pytest_generate_tests", "store", "store_factory", "store_url"]
