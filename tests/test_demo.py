@@ -226,7 +226,7 @@ def test_demo_config_is_a_valid_segsync_yaml(tmp_path: Path) -> None:
     )
     assert config.state_url == f"sqlite:///{tmp_path / 'state.db'}"
     assert set(config.segments) == {"vip_france", "newsletter_europe", "high_value",
-                                    "recent_buyers"}
+                                    "recent_buyers", "actif"}
 
 
 @pytest.mark.slow

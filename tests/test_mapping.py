@@ -121,7 +121,7 @@ def test_mailchimp_real_field_names() -> None:
     assert mc.engagement_from_platform(member) == {
         "open_rate": 0.42,
         "click_rate": 0.1,
-        "rating": 4,
+        "member_rating": 4,
     }
     assert mc.consent_from_platform(member) is ConsentStatus.BOUNCED
     assert mc.consent_to_platform(ConsentStatus.NON_SUBSCRIBED) == {"status": "transactional"}
@@ -159,7 +159,7 @@ def test_hubspot_values_are_strings() -> None:
     }
     assert hs.from_platform(props)["birthday"] == dt.date(1990, 2, 28)
     assert hs.engagement_from_platform(props) == {
-        "emails_opened": 7,
+        "opens": 7,
         "last_open": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
         "lifecycle_stage": "customer",
     }
@@ -191,8 +191,8 @@ def test_brevo_statistics_reduced() -> None:
     }
     assert br.from_platform(contact) == {"first_name": "Ann", "phone": "+33612345678"}
     assert br.engagement_from_platform(contact) == {
-        "emails_opened": 3,
-        "emails_clicked": 2,
+        "opens": 3,
+        "clicks": 2,
         "last_open": dt.datetime(2017, 1, 30, 13, 56, 40, tzinfo=dt.UTC),
         "last_click": dt.datetime(2016, 5, 3, 21, 25, 1, tzinfo=dt.UTC),
     }
@@ -341,7 +341,7 @@ def test_wrong_platform_and_extends(tmp_path: Path) -> None:
 
     assert merged.platform_path("first_name") == "attributes.PRENOM"
     assert merged.platform_path("last_name") == "attributes.LASTNAME"
-    assert merged.platform_path("emails_opened") == "statistics.opened"
+    assert merged.platform_path("opens") == "statistics.opened"
 
 
 def test_reduce_rules_are_checked() -> None:

@@ -71,8 +71,8 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "ConflictPolicy",
-    "FieldDirection",
     "EngagementConfig",
+    "FieldDirection",
     "SegmentConfig",
     "SyncConfig",
     "YamlDocument",
@@ -450,19 +450,57 @@ class EngagementConfig(_Frozen):
         ),
     )
 
+    platforms: dict[str, dt.timedelta | None] = Field(
+        default_factory=dict,
+        description=(
+            "per platform, a period replacing `refresh` there, or `off`; a connector whose "
+            "refresh is dear (one call per contact) refreshes only when set here"
+        ),
+    )
+
     @field_validator("refresh", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str) and (match := _DURATION.match(value)):
-            return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        return value
+        return _period(value)
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        return {k: None if v in ("off", False, None) else _period(v) for k, v in value.items()}
 
     @field_validator("refresh")
     @classmethod
     def _at_least_a_minute(cls, value: dt.timedelta) -> dt.timedelta:
-        if value < dt.timedelta(minutes=1):
-            raise ValueError("must be at least 1m (a refresh every run costs every run)")
-        return value
+        return _at_least_1m(value)
+
+    @field_validator("platforms")
+    @classmethod
+    def _each_at_least_a_minute(
+        cls, value: dict[str, dt.timedelta | None]
+    ) -> dict[str, dt.timedelta | None]:
+        return {k: None if v is None else _at_least_1m(v) for k, v in value.items()}
+
+    def period(self, platform: str, by_default: bool) -> dt.timedelta | None:
+        """How often `platform`'s engagement is refreshed (None: never); `by_default` is the
+        connector's `engagement_refresh_by_default`."""
+        if platform in self.platforms:
+            return self.platforms[platform]
+        return self.refresh if by_default else None
+
+
+def _period(value: Any) -> Any:
+    """'24h', '30m', '7d' as seconds (other values as given, for pydantic to judge)."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+def _at_least_1m(value: dt.timedelta) -> dt.timedelta:
+    if value < dt.timedelta(minutes=1):
+        raise ValueError("must be at least 1m (a refresh every run costs every run)")
+    return value
 
 
 class SegmentConfig(_Frozen):
@@ -988,6 +1026,8 @@ class _Loader:
                 self._known_platform(("sync", "reconfirm", i), name, configured)
         for name in _as_dict(sync.get("on_delete")):
             self._known_platform(("sync", "on_delete", name), name, configured)
+        for name in _as_dict(_as_dict(data.get("engagement")).get("platforms")):
+            self._known_platform(("engagement", "platforms", name), name, configured)
         for seg_name, seg in _as_dict(data.get("segments")).items():
             for name in _as_dict(_as_dict(seg).get("publish")):
                 self._known_platform(("segments", seg_name, "publish", name), name, configured)

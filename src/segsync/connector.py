@@ -71,6 +71,7 @@ __all__ = [
     "SegmentRepresentation",
     "TagRepresentation",
     "UnknownConnector",
+    "Unwritable",
     "load_object",
     "registry",
     "unset_if_empty",
@@ -129,6 +130,11 @@ class Capabilities(BaseModel):
     native_segments: SegmentRepresentation = SegmentRepresentation.NONE
     static_segments: str = Field(description="what a materialised segment becomes: tag or list")
     incremental_reads: bool = True
+    consent_not_held: frozenset[str] = Field(
+        default=frozenset(),
+        description="canonical consent statuses the platform cannot hold (a write of one "
+        "sends nothing, so none is planned there)",
+    )
     notes: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
@@ -252,6 +258,9 @@ class RemoteContact(BaseModel):
     #: the property or attribute behind them is missing from the account): unknown, never
     #: cleared; the engine keeps what it knew and writes the values back
     unread: frozenset[str] = frozenset()
+    #: ids this record was known by before (e.g. an id scheme the connector no longer uses):
+    #: the engine links a record it does not know by `platform_id` through them, once
+    aliases: frozenset[str] = frozenset()
 
 
 #: the canonical engagement names a connector may put in `RemoteContact.engagement` (and in
@@ -315,6 +324,10 @@ class ContactChange(BaseModel):
     #: archive the record (the least destructive removal the platform has: an archive where
     #: it has one, else a delete) instead of writing it; answered `deleted` when done
     archive: bool = False
+    #: with `consent` non_subscribed: the record holds an opt-in that is another person's (a
+    #: record relinked to this person); a platform that cannot take a record back to "never
+    #: opted in" opts it out instead, never leaves it subscribed
+    foreign_opt_in: bool = False
 
     @property
     def is_empty(self) -> bool:
@@ -408,6 +421,17 @@ class PreflightItem(BaseModel):
     unavailable: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Unwritable:
+    """A schema field or a tag the platform cannot hold (found by `prepare` or
+    `Connector.tag_problem`): left out of that platform's writes, never the platform's
+    failure. `kind` is "field" or "tag"; `message` says why and how to fix it."""
+
+    kind: str
+    name: str
+    message: str
+
+
 class Connector(abc.ABC):
     """Base class of every connector; see the module docstring for the contract."""
 
@@ -430,6 +454,10 @@ class Connector(abc.ABC):
     #: the mapping file shipped inside the connector's own package (a resource name next to
     #: the connector's top-level module, e.g. "mapping.yaml"); None when it ships none
     default_mapping: ClassVar[str | None] = None
+    #: whether `read_engagement` runs on the `engagement.refresh` period without being asked
+    #: for this platform (False where a refresh is dear, e.g. one call per contact: it runs
+    #: only when `engagement.platforms.<name>` sets a period)
+    engagement_refresh_by_default: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -602,8 +630,25 @@ class Connector(abc.ABC):
         return []
 
     @abc.abstractmethod
-    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
-        """Create what the platform needs before writes (fields, properties, tag options)."""
+    async def prepare(
+        self, fields: Mapping[str, FieldSpec], tags: Sequence[str]
+    ) -> list[Unwritable] | None:
+        """Create what the platform needs before writes (fields, properties, tag options).
+
+        A field or tag it cannot hold (e.g. an existing property of another type) is
+        returned as an `Unwritable` (the engine leaves it out of this platform's writes),
+        not raised; raise only when nothing can be written."""
+
+    async def unwritable_fields(self, fields: Mapping[str, FieldSpec]) -> list[Unwritable]:
+        """Reads only: the schema `fields` the account cannot hold as it is (e.g. an existing
+        property of another type), which `prepare` would report; for `check --online` and
+        `doctor`. Default: none."""
+        return []
+
+    def tag_problem(self, tag: str) -> str | None:
+        """Why the platform cannot hold tag `tag` (None: it can); such a tag is left out of
+        its writes and not given to `prepare`. Default: every tag is valid."""
+        return None
 
     @abc.abstractmethod
     def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
@@ -670,6 +715,23 @@ class Connector(abc.ABC):
         under a name people use), `(kind, name)` -> why. The plan treats them as not owned:
         it never writes or deletes them and publishes the segment anew. Default: none."""
         return {}
+
+    async def recall(  # noqa: B027 - optional hook
+        self, objects: Sequence[tuple[str, str, str]], *, first_run: bool,
+        record: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        """Told at the start of a plan and of an apply: the objects the connector made for
+        itself (`made`: containers such as a folder or tag lists, not segments) that the
+        state records, `(kind, name, ref)`; `first_run`: the state never read this platform;
+        `record(kind, name, ref)` (apply): records an object (or the intent to create one)
+        at once, so a killed run leaves a trace. A connector knows its containers by these
+        refs, never by name. Default: ignored."""
+
+    def made(self) -> list[tuple[str, str, str]]:
+        """The objects the connector made (or adopted) for itself since last asked,
+        `(kind, name, ref)` (kinds other than tag, static and native), for the engine to
+        record and give back (`recall`); drained. Default: none."""
+        return []
 
     @abc.abstractmethod
     async def change_static_members(

@@ -48,6 +48,7 @@ from segsync.connector import (
 from segsync.emulator import Emulator
 from segsync.model import CONSENT_OPT_OUTS, ConsentStatus, normalize_email
 from segsync.rules import evaluate
+from segsync.state.base import OwnedObject
 from segsync.sync import Engine, Plan
 from segsync.sync.build import build_connectors, build_engine
 from segsync.sync.segments import contact_of
@@ -113,6 +114,11 @@ schema:
 
 platforms:
 {platforms}
+# Every platform's opens and clicks are re-read daily, also where that costs one call a
+# contact (a connector that refreshes only when asked): the demo's `actif` needs them all.
+engagement:
+  platforms: {{{refreshed}}}
+
 sync:
   conflicts:
     # The newest change wins, except the country, settled by platform priority: the
@@ -460,6 +466,7 @@ def write_demo_config(
             platforms="\n".join(blocks) + "\n",
             priority=", ".join(country_priority(list(emulators))),
             publish=", ".join(f"{name}: {mode}" for name, mode in publish.items()),
+            refreshed=", ".join(f"{name}: 24h" for name in emulators),
         ),
         encoding="utf-8",
     )
@@ -638,7 +645,10 @@ def _publication_outcomes(
     for target in engine.segments:
         for platform in engine.connectors:
             diags = steps.get((target.name, platform), [])
-            last = diags[-1]["step"] if diags else "native"
+            # the ladder's last step (other notes, e.g. on the objects a connector owns,
+            # say nothing of how the segment is published)
+            ladder = [d for d in diags if d["step"] in labels]
+            last = ladder[-1]["step"] if ladder else "native"
             reasons = [d["message"] for d in diags if d.get("level") != "info"] or [
                 d["message"] for d in diags if d["step"] == last
             ]
@@ -765,6 +775,9 @@ async def run_demo(
         seeders = build_connectors(config, transports=transports, clock=clock)
         try:
             seeded = await _seed(audience, seeders, config, clock)
+            # the containers the seeding made (a folder, tag lists) are segsync's, as an
+            # earlier run's would be (the state records them: `Connector.made`)
+            made = {name: c.made() for name, c in seeders.items()}
         finally:
             for connector in seeders.values():
                 await connector.aclose()
@@ -776,6 +789,10 @@ async def run_demo(
 
         engine = build_engine(config, transports=transports, clock=clock)
         connectors = engine.connectors
+        for name, objects in made.items():
+            for kind, object_name, ref in objects:
+                engine.store.set_owned(engine.config, OwnedObject(name, kind, object_name, ref),
+                                       at=clock.now().isoformat())
         try:
             return await _sync_and_check(
                 engine, config, audience, seeded, options, workdir, clock, wall_started, say

@@ -176,17 +176,14 @@ def test_brevo_blocklist_made_after_the_read_survives_a_rename(world: World) -> 
     new = "hal.new@lived.dev"
     hal_id = next(i for i, r in w.hs.contacts.items() if r.properties.get("email") == HAL)
     w.hs.modify_contact(hal_id, {"email": new})
-    pages: list[int] = []
-
-    def blocklist_after_read(served: int) -> None:
-        if not pages:
-            pages.append(served)
-            w.bv.blocklist(HAL)
-
-    w.bv.after_read_page = blocklist_after_read
+    # after the read and its re-check (segsync.sync.recheck, which would defer Hal's writes),
+    # before the rename's own guard read
+    pages = before_request(
+        w.bv, lambda m, p: m == "GET" and p.startswith("/v3/contacts/") and "hal" in p,
+        lambda: w.bv.blocklist(HAL),
+    )
 
     sync(w)
-    w.bv.after_read_page = None
 
     assert pages
     contact = w.bv.contact(new)

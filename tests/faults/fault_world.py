@@ -26,7 +26,7 @@ from segsync.connector import Connector, ContactChange, RemoteContact, load_obje
 from segsync.emulator import Emulator, FaultPlan
 from segsync.emulator.base import FAULT_KINDS
 from segsync.model import ConsentStatus, normalize_email
-from segsync.state import SQLiteStateStore
+from segsync.state import OwnedObject, SQLiteStateStore
 from segsync.sync import Engine, RunReport
 from segsync.testing.data import DEFAULT_SCHEMA, DEFAULT_TAGS, change_for, sample_contacts
 
@@ -344,6 +344,9 @@ async def run_scenario(scenario: Scenario) -> Outcome:
             plan.enabled = on
 
     seeded_consent = await seed_platforms(platform_side, scenario.seed, scenario.size)
+    for p, connector in platform_side.items():  # containers the seeding made: segsync's
+        for kind, name, ref in connector.made():
+            store.set_owned(engine.config, OwnedObject(p, kind, name, ref), at="seeded")
 
     reports: list[RunReport] = []
     faults(True)

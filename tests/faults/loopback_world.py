@@ -39,8 +39,9 @@ from segsync.clock import SystemClock
 from segsync.config import load_config
 from segsync.connector import Connector
 from segsync.emulator import Emulator
+from segsync.state import OwnedObject, open_store
 from segsync.sync import RunReport
-from segsync.sync.build import build_engine
+from segsync.sync.build import build_engine, config_name
 
 __all__ = ["CONFIG", "AnswerRewriter", "LoopbackWorld", "loopback_world", "sync_command"]
 
@@ -221,6 +222,14 @@ def loopback_world(
                 for p, e in emulators.items()
             }
             await seed_platforms(connectors, seed, size)
+            # the containers the seeding made (a folder, tag lists) are segsync's, as an
+            # earlier run's would be: the state records them (`Connector.made`)
+            store = open_store(f"sqlite:///{tmp / 'state.db'}")
+            for p, connector in connectors.items():
+                for kind, name, ref in connector.made():
+                    store.set_owned(config_name(emulators), OwnedObject(p, kind, name, ref),
+                                    at="seeded")
+            store.close()
             for connector in connectors.values():
                 await connector.aclose()
 

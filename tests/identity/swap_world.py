@@ -19,7 +19,7 @@ from segsync_brevo import BrevoConnector
 from segsync_brevo.emulator import BrevoEmulator
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
 from segsync_mailchimp import MailchimpConnector, MailchimpEmulator
-from segsync_mailchimp.emulator.state import subscriber_hash
+from segsync_mailchimp.api import subscriber_hash
 
 from segsync.clock import VirtualClock
 from segsync.connector import Connector

@@ -103,10 +103,6 @@ def test_a_hubspot_swap_relinks_both_records_and_converges_in_one_run(
     assert_converged_after_swap(world, report, "hubspot")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the Mailchimp connector links members by subscriber hash (MD5 of the address), which "
-    "follows the address: after a swap each hash comes back on the other person's member, "
-    "so no relink is possible without a stable id (contact_id) from the connector"))
 def test_a_mailchimp_swap_relinks_both_records_and_converges_in_one_run(
     world: SwapWorld,
 ) -> None:

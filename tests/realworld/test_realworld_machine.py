@@ -18,7 +18,7 @@ import os
 import time
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
@@ -26,12 +26,14 @@ pytest.importorskip("segsync_mailchimp")
 pytest.importorskip("segsync_hubspot")
 pytest.importorskip("segsync_brevo.emulator")
 
-from lived_in import MC_TAGS, PEOPLE, TOTALS, USER_LISTS
-from realworld import COUNTRIES, NAMED_LIKE_SEGSYNC, NEW_TAGS, PLATFORMS, RealWorld, stem
+from lived_in import MC_TAGS, PEOPLE, PLATFORMS, TOTALS, USER_LISTS
+from realworld import COUNTRIES, NAMED_LIKE_SEGSYNC, NEW_TAGS, RealWorld, stem
 
 LONG = os.environ.get("SEGSYNC_LONG") == "1"
 EXAMPLES = int(os.environ.get("SEGSYNC_REALWORLD_EXAMPLES", "150" if LONG else "12"))
 STEPS = int(os.environ.get("SEGSYNC_REALWORLD_STEPS", "60" if LONG else "40"))
+#: `SEGSYNC_REALWORLD_SHRINK=0` reports a violation as found (shrinking replays many runs)
+SHRINK = os.environ.get("SEGSYNC_REALWORLD_SHRINK", "1") != "0"
 
 people = st.sampled_from(PEOPLE)
 platforms = st.sampled_from(PLATFORMS)
@@ -81,6 +83,8 @@ class RealAccounts(RuleBasedStateMachine):
 
     @rule(minutes=st.integers(1, 600))
     def later_sync(self, minutes: int) -> None:
+        # known: a day's quiet runs may count an update HubSpot cannot hold
+        # (test_regressions.test_a_quiet_day_writes_nothing, xfail)
         TOTALS.steps += 1
         self.world.clock.advance(60 * minutes)
         self._sync()
@@ -126,6 +130,7 @@ class RealAccounts(RuleBasedStateMachine):
             return
         lst = self.world.mc.lists[self.world.mc.default_list_id]
         self.world.mc._set_tags(lst, member, [tag], replace=False)  # hook: tag_member
+        self.world.mc_tagged_at = self.world.clock.monotonic()
 
     # -- users' objects under segsync's names --------------------------------------------
 
@@ -224,13 +229,17 @@ def test_real_accounts_with_users_acting() -> None:
         stateful_step_count=STEPS,
         deadline=None,
         derandomize=not LONG,
+        phases=tuple(Phase) if SHRINK else (Phase.explicit, Phase.reuse, Phase.generate),
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
     started = time.monotonic()
-    before = (TOTALS.steps, TOTALS.syncs, TOTALS.checks)
-    RealAccounts.TestCase().runTest()
-    steps, syncs, checks = (a - b for a, b in zip(
-        (TOTALS.steps, TOTALS.syncs, TOTALS.checks), before, strict=True))
-    print(f"real accounts: {steps} steps, {syncs} runs, {checks} invariant checks, "
-          f"0 violations, {time.monotonic() - started:.1f}s")
+    before = (TOTALS.steps, TOTALS.syncs, TOTALS.checks, TOTALS.violations)
+    try:
+        RealAccounts.TestCase().runTest()
+    finally:
+        steps, syncs, checks, violations = (a - b for a, b in zip(
+            (TOTALS.steps, TOTALS.syncs, TOTALS.checks, TOTALS.violations), before,
+            strict=True))
+        print(f"real accounts: {steps} steps, {syncs} runs, {checks} invariant checks, "
+              f"{violations} violations, {time.monotonic() - started:.1f}s")
     assert steps >= min(300, EXAMPLES * STEPS // 2), steps

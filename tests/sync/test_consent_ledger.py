@@ -104,7 +104,15 @@ def test_the_ledger_records_what_was_sent_not_what_was_asked(world: World) -> No
     plan = asyncio.run(engine.plan())
     there = bv.find("late@x.com")
     assert there is not None
-    bv.set_consent(there.id, "unsubscribed")  # during the run
+    connector = engine.connectors["bv"]
+    write = connector.write
+
+    async def unsubscribe_then_write(changes: Any) -> Any:
+        # during the run, right before the write (after its re-check, which would defer it)
+        bv.set_consent(there.id, "unsubscribed")
+        return await write(changes)
+
+    connector.write = unsubscribe_then_write  # type: ignore[method-assign]
 
     asyncio.run(engine.apply(plan))
 

@@ -5,8 +5,10 @@ identity is the account `GET /account` names (its `organization_id`, else the lo
 `check` reads the account's attributes (the key works); `prepare` creates the attributes the
 schema needs (UPPER_CASE names, the category and type of `ATTRIBUTE_TYPES`), the options of
 category and multiple-choice attributes, the owned consent attribute, and the tag containers
-(lists `tag: <name>` in the owned folder, or the options of the tags attribute). A canonical
-field's attribute is, in order: the config's `attribute_names`, the mapping's
+(lists `tag: <name>` in the owned folder, or the options of the tags attribute); the folder
+and its tag and base lists are segsync's by the ids the state recorded when segsync made them
+(`recall`, `made`), never by name (a person's are left alone; see "folder and owned lists").
+A canonical field's attribute is, in order: the config's `attribute_names`, the mapping's
 `attributes.<NAME>` path, `ATTRIBUTE_NAMES`, then the field name in upper case. What the
 last read showed of each contact is kept in a bounded cache (`KnownContact`) so writes send
 only what differs.
@@ -28,10 +30,10 @@ import dataclasses
 import logging
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from segsync.connector import AccountIdentity, Estimate, PreflightItem
+from segsync.connector import AccountIdentity, Estimate, PreflightItem, Unwritable
 from segsync.http import ApiError
 from segsync.mapping import FieldMapping, PlatformMapping
 from segsync.model import Consent, ConsentStatus, FieldSpec, FieldType
@@ -57,6 +59,8 @@ BASE_LIST_NAME = "segsync contacts"
 IMPORT_LIST_PREFIX = "import (temporary): "
 """Lists an import of contacts without opt-in lands in, deleted once the import is read back
 (`/contacts/import` requires a list); `prepare` deletes any a killed run left behind."""
+CREATING = "creating:"
+"""The ref prefix of a folder or list whose creation started (an intent; then its name)."""
 DOI_CONFIRMED = (1, "1", "Yes", "yes", True)
 """Values of a double-opt-in category attribute that mean "confirmed" (id 1, label Yes)."""
 
@@ -92,6 +96,14 @@ class BrevoAccount(BrevoCalls):
     _attributes: dict[str, dict[str, Any]] | None
     _folder_id: int | None
     _owned_lists: dict[str, int] | None  # list name -> id, in the owned folder
+    _folder_lists: list[tuple[str, int]] | None = None  # every list of the folder
+    #: told (`recall`): the folder segsync made (0: none yet), None: not told
+    _made_folder: int | None = None
+    _made_names: dict[int, str]  # list id -> the name it stands for, of the lists made
+    _adoptable: bool = False  # a state from before the records: `_adopt` may run once
+    _made: list[tuple[str, str, str]]  # made since last asked (`made`)
+    _record: Callable[[str, str, str], None] | None = None  # records at once (`recall`)
+    _creating: dict[tuple[str, str], str]  # (kind, name) -> the name a killed run made
     _known: collections.OrderedDict[str, KnownContact]
     _reachable: collections.OrderedDict[str, bool]  # email -> may be in segsync's lists
     #: email -> the list ids it unsubscribed from, as last read (bounded like `_reachable`)
@@ -375,8 +387,11 @@ class BrevoAccount(BrevoCalls):
             return ("normal", "text")
         return self.ATTRIBUTE_TYPES[spec.type]
 
-    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
-        """Create the attributes, options, folder and tag lists that writes need."""
+    async def prepare(
+        self, fields: Mapping[str, FieldSpec], tags: Sequence[str]
+    ) -> list[Unwritable]:
+        """Create the attributes, options, folder and tag lists that writes need; nothing is
+        reported unwritable (an empty list)."""
         attributes = await self._load_attributes()
         for name, spec in fields.items():
             if spec.read_only:
@@ -412,6 +427,7 @@ class BrevoAccount(BrevoCalls):
                 "reach every member who is not blocklisted",
                 ", ".join(self.config.consent.allow_unconsented_in_lists),
             )
+        return []
 
     async def _drop_stale_import_lists(self) -> None:
         """Delete the temporary import lists a killed run left behind (their members
@@ -497,73 +513,241 @@ class BrevoAccount(BrevoCalls):
             existing["multiCategoryOptions"] = have + missing
 
     # -- folder and owned lists ----------------------------------------------------------
+    #
+    # segsync's folder and the tag and base lists in it are segsync's by the ids the state
+    # recorded when segsync made them (`recall`, `made`), never by name: a folder of the
+    # configured name, or a `tag: X` list, that a person made is left alone (segsync makes
+    # its own under a distinct name `<name> [2]`, with a warning). Not told (`recall` never
+    # called: the connector used without the engine), everything goes by name.
+
+    async def recall(
+        self, objects: Sequence[tuple[str, str, str]], *, first_run: bool,
+        record: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        """Learn the folder (`folder`) and lists (`list`) segsync made, as the state records
+        them; `first_run`: the state never read this account, so nothing here is segsync's;
+        `record`: records at once what is made (else `made` collects it). Before a creation
+        the intent (ref `creating:<name>`) is recorded: a run killed before the answer was
+        recorded leaves it, and the next run adopts the object of that exact name.
+
+        Upgrade: a state from before these records (read before, nothing recorded) adopts
+        the one folder of the configured name and its tag and base lists (`_adopt`, with a
+        warning), or refuses to guess when a name is there twice."""
+        self._folder_id = None
+        self._owned_lists = None
+        self._folder_lists = None
+        self._made_names = {}
+        self._made_folder = None
+        self._record = record
+        self._creating = {}
+        for kind, name, ref in objects:
+            if ref.startswith(CREATING):
+                self._creating[(kind, name)] = ref[len(CREATING):]
+            if kind == "folder":
+                self._made_folder = int(ref) if ref.isdigit() else 0
+            elif kind == "list" and ref.isdigit():
+                self._made_names[int(ref)] = name
+        self._adoptable = not first_run and self._made_folder is None and not self._made_names
+        if self._made_folder is None and not self._adoptable:
+            self._made_folder = 0  # no folder yet: adopt none, ever
+            self._note("folder", "folder", "")
+
+    def _note(self, kind: str, name: str, ref: str) -> None:
+        """Record (or collect for `made`) an object made, or the intent to make it."""
+        if self._record is not None:
+            self._record(kind, name, ref)
+        else:
+            self._made.append((kind, name, ref))
+
+    def _intended(self, kind: str, name: str, found: Sequence[tuple[str, int]]) -> int | None:
+        """The object a killed run created under its recorded intent, found by exact name."""
+        named = getattr(self, "_creating", {}).pop((kind, name), None)
+        ids = [i for n, i in found if named is not None and n == named]
+        if ids:
+            self._note(kind, name, str(ids[-1]))
+        return ids[-1] if ids else None
+
+    def made(self) -> list[tuple[str, str, str]]:
+        """The folder and lists made (or adopted) since last asked, for the state; drained."""
+        out, self._made = list(dict.fromkeys(self._made)), []
+        return out
+
+    def _told(self) -> bool:
+        return getattr(self, "_made_folder", None) is not None or getattr(
+            self, "_adoptable", False
+        )
+
+    async def _folders(self) -> list[tuple[str, int]]:
+        """Every folder of the account: (name, id)."""
+        out: list[tuple[str, int]] = []
+        offset = 0
+        while True:
+            data = (
+                await self._call(
+                    "GET",
+                    "/contacts/folders",
+                    "/contacts/folders",
+                    params={"limit": LIST_PAGE, "offset": offset, "sort": "asc"},
+                )
+            ).json()
+            folders = data.get("folders") or []
+            out += [(str(f.get("name") or ""), int(f["id"])) for f in folders]
+            offset += len(folders)
+            if not folders or offset >= int(data.get("count") or 0):
+                return out
 
     async def _folder(self, *, create: bool) -> int | None:
+        """segsync's folder (made when `create`): the one the state records; not told, the
+        one of the configured name."""
         if self._folder_id is None:
-            offset = 0
-            while self._folder_id is None:
-                data = (
-                    await self._call(
-                        "GET",
-                        "/contacts/folders",
-                        "/contacts/folders",
-                        params={"limit": LIST_PAGE, "offset": offset, "sort": "asc"},
-                    )
-                ).json()
-                folders = data.get("folders") or []
-                for folder in folders:
-                    if folder.get("name") == self.config.folder:
-                        self._folder_id = int(folder["id"])
-                offset += len(folders)
-                if not folders or offset >= int(data.get("count") or 0):
-                    break
+            folders = await self._folders()
+            if not self._told():
+                named = [i for n, i in folders if n == self.config.folder]
+                self._folder_id = named[-1] if named else None
+            elif not self._made_folder and (
+                adopted := self._intended("folder", "folder", folders)
+            ) is not None:
+                self._folder_id = self._made_folder = adopted
+            elif self._made_folder:
+                if any(i == self._made_folder for _n, i in folders):
+                    self._folder_id = self._made_folder
+                else:  # deleted by a person: its lists are gone with it
+                    self._made_folder, self._made_names = 0, {}
+            elif getattr(self, "_adoptable", False):
+                await self._adopt([i for n, i in folders if n == self.config.folder])
             if self._folder_id is None and create:
+                taken = {n.casefold() for n, _i in folders}
+                name = _free(self.config.folder, taken)
+                if name != self.config.folder:
+                    log.warning(
+                        "brevo: the folder %r was not created by segsync: segsync leaves it "
+                        "alone and creates %r instead", self.config.folder, name,
+                    )
+                if self._told():
+                    self._note("folder", "folder", CREATING + name)
                 response = await self._call(
-                    "POST",
-                    "/contacts/folders",
-                    "/contacts/folders",
-                    json_body={"name": self.config.folder},
+                    "POST", "/contacts/folders", "/contacts/folders", json_body={"name": name}
                 )
-                self._folder_id = int(response.json()["id"])
+                self._folder_id = self._made_folder = int(response.json()["id"])
+                self._note("folder", "folder", str(self._folder_id))
+                self._folder_lists = []
         return self._folder_id
 
-    async def _lists(self, *, create_folder: bool = False) -> dict[str, int]:
-        """Lists of the owned folder by name (empty when the folder does not exist)."""
-        if self._owned_lists is None:
+    async def _adopt(self, named: list[int]) -> None:
+        """Upgrade from a state without records (segsync's lists were known by name): adopt
+        the one folder of the configured name and its tag and base lists, each name once;
+        other lists there are a person's and stay theirs. Raises ApiError (the platform sits
+        this run out) when two folders have that name or a segsync list name is there twice:
+        which one is segsync's cannot be told, and not reading them would untag people."""
+        if not named:
+            self._adoptable, self._made_folder = False, 0
+            self._note("folder", "folder", "")
+            return
+        lists = await self._lists_in(named[0]) if len(named) == 1 else []
+        names = [n.casefold() for n, _i in lists
+                 if n.startswith(TAG_LIST_PREFIX) or n == BASE_LIST_NAME]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if len(named) > 1 or twice:
+            what = (f"{len(named)} folders are named {self.config.folder!r}" if len(named) > 1
+                    else f"the folder {self.config.folder!r} (id {named[0]}) holds "
+                    f"{', '.join(repr(n) for n in twice)} more than once")
+            raise ApiError(
+                platform=self.name, endpoint="GET /contacts/folders", status=409,
+                code="owned_folder_ambiguous",
+                message=(
+                    f"{what}, and this state (from an earlier segsync) does not record which "
+                    "is segsync's; fix: rename or move the folder or list a person made, then "
+                    "run again"
+                ),
+            )
+        log.warning(
+            "brevo: adopting the folder %r (id %d) and its tag and base lists as segsync's "
+            "(made by an earlier segsync that did not record them); other lists there stay "
+            "a person's", self.config.folder, named[0],
+        )
+        self._adoptable = False
+        self._folder_id = self._made_folder = named[0]
+        self._note("folder", "folder", str(named[0]))
+        self._folder_lists = lists
+        for name, list_id in lists:
+            if name.startswith(TAG_LIST_PREFIX) or name == BASE_LIST_NAME:
+                self._made_names[list_id] = name
+                self._note("list", name, str(list_id))
+
+    async def _lists_in(self, folder: int) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        offset = 0
+        while True:
+            data = (
+                await self._call(
+                    "GET",
+                    f"/contacts/folders/{folder}/lists",
+                    "/contacts/folders/{folderId}/lists",
+                    params={"limit": LIST_PAGE, "offset": offset, "sort": "asc"},
+                )
+            ).json()
+            lists = data.get("lists") or []
+            out += [(str(item["name"]), int(item["id"])) for item in lists]
+            offset += len(lists)
+            if not lists or offset >= int(data.get("count") or 0):
+                return out
+
+    async def _all_lists(self, *, create_folder: bool = False) -> list[tuple[str, int]]:
+        """Every list of segsync's folder, whoever made it: (name, id)."""
+        if getattr(self, "_folder_lists", None) is None:
             folder = await self._folder(create=create_folder)
             if folder is None:
-                return {}
-            owned: dict[str, int] = {}
-            offset = 0
-            while True:
-                data = (
-                    await self._call(
-                        "GET",
-                        f"/contacts/folders/{folder}/lists",
-                        "/contacts/folders/{folderId}/lists",
-                        params={"limit": LIST_PAGE, "offset": offset, "sort": "asc"},
-                    )
-                ).json()
-                lists = data.get("lists") or []
-                for item in lists:
-                    owned[str(item["name"])] = int(item["id"])
-                offset += len(lists)
-                if not lists or offset >= int(data.get("count") or 0):
-                    break
-            self._owned_lists = owned
+                return []
+            self._folder_lists = await self._lists_in(folder)
+        return self._folder_lists or []
+
+    async def _lists(self, *, create_folder: bool = False) -> dict[str, int]:
+        """The lists of segsync's folder that segsync made, by name (a tag list made under a
+        distinct name by the name it stands for): told, those the state records or this run
+        made, its temporary import lists and every `segment: ` list (segments.py tells
+        those apart); not told, every list of the folder."""
+        if self._owned_lists is None:
+            lists = await self._all_lists(create_folder=create_folder)
+            if not self._told():
+                self._owned_lists = dict(lists)
+            else:
+                made = getattr(self, "_made_names", {})
+                for kind, name in [k for k in getattr(self, "_creating", {}) if k[0] == "list"]:
+                    adopted = self._intended(kind, name, lists)
+                    if adopted is not None:
+                        made[adopted] = name
+                self._owned_lists = {
+                    n: i for n, i in lists
+                    if n.startswith((SEGMENT_LIST_PREFIX, IMPORT_LIST_PREFIX)) and i not in made
+                } | {made[i]: i for _n, i in lists if i in made}
         return self._owned_lists
 
     async def _owned_list(self, name: str) -> int:
         lists = await self._lists(create_folder=True)
         if name not in lists:
             folder = await self._folder(create=True)
+            named = name
+            if self._told() and not name.startswith(SEGMENT_LIST_PREFIX):
+                named = _free(name, {n.casefold() for n, _i in await self._all_lists()})
+                if named != name:
+                    log.warning(
+                        "brevo: the list %r in folder %r was not created by segsync: segsync "
+                        "leaves it alone and creates %r instead", name, self.config.folder, named,
+                    )
+            if self._told() and not name.startswith(SEGMENT_LIST_PREFIX):
+                self._note("list", name, CREATING + named)
             response = await self._call(
                 "POST",
                 "/contacts/lists",
                 "/contacts/lists",
-                json_body={"name": name, "folderId": folder},
+                json_body={"name": named, "folderId": folder},
             )
-            lists[name] = int(response.json()["id"])
+            lists[name] = list_id = int(response.json()["id"])
+            if self._folder_lists is not None:
+                self._folder_lists.append((named, list_id))
+            if not name.startswith(SEGMENT_LIST_PREFIX):  # told or not: `made` has it
+                self._made_names[list_id] = name
+                self._note("list", name, str(list_id))
         return lists[name]
 
     async def _tag_lists(self, tags: Iterable[str], *, create: bool) -> dict[str, int]:
@@ -615,3 +799,13 @@ class BrevoAccount(BrevoCalls):
 
         for start in range(0, len(missing), 100):
             await asyncio.gather(*(look_up(e) for e in missing[start : start + 100]))
+
+
+def _free(name: str, taken: set[str]) -> str:
+    """`name`, or the first of `name [2]`, `name [3]`, ... that `taken` (casefolded) lacks."""
+    n = 1
+    found = name
+    while found.casefold() in taken:
+        n += 1
+        found = f"{name} [{n}]"
+    return found

@@ -16,6 +16,9 @@ Ownership: people can make lists in segsync's folder too. A new segment list who
 `segment: <name>` a list of the folder already holds (not segsync's: segsync would know its
 id) is created as `segment: <name> [2]` (then `[3]`, ...; `creation_name` says which and
 names the other list): a list segsync did not create is never adopted, written or deleted.
+The folder and the tag lists are segsync's by the ids the state recorded (account.py,
+`recall`/`made`); a folder of the configured name that is not segsync's gets segsync's own
+folder beside it, and `creation_name` says so.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from segsync_brevo.account import (
     SEGMENT_LIST_PREFIX,
     TAG_LIST_PREFIX,
     BrevoAccount,
+    _free,
 )
 from segsync_brevo.errors import parse_error
 from segsync_brevo.fields import CONSENT_VALUES
@@ -73,8 +77,8 @@ class BrevoSegments(BrevoAccount):
     ) -> dict[tuple[str, str], str]:
         """Learn the segment lists the state records (`_segsync_lists`); none disowned."""
         refs = set()
-        for _kind, _name, ref in objects:
-            if ref.isdigit():
+        for kind, _name, ref in objects:
+            if kind == "static" and ref.isdigit():
                 refs.add(int(ref))
         self._segment_refs = frozenset(refs)
         return {}
@@ -110,11 +114,26 @@ class BrevoSegments(BrevoAccount):
                   [s.value for s in CONSENT_VALUES])
         attribute(self.config.tags_attribute.upper(), "multiple-choice", sorted(set(tags)))
         if self.config.tags == "lists" and tags:
+            folder = self.config.folder
             if await self._folder(create=False) is None:
-                out.append(f"folder {self.config.folder!r}")
+                taken = {n.casefold() for n, _i in await self._folders()}
+                folder = _free(self.config.folder, taken) if self._told() else folder
+                held = "" if folder == self.config.folder else (
+                    f" (the folder {self.config.folder!r} was not created by segsync: left alone)")
+                out.append(f"folder {folder!r}{held}")
+            else:
+                folder = {i: n for n, i in await self._folders()}.get(
+                    self._folder_id or 0, folder)
             lists = await self._lists()
-            out.extend(f"list {TAG_LIST_PREFIX + t!r} in folder {self.config.folder!r}"
-                       for t in sorted(set(tags)) if TAG_LIST_PREFIX + t not in lists)
+            taken = {n.casefold() for n, _i in await self._all_lists()}
+            for t in sorted(set(tags)):
+                if TAG_LIST_PREFIX + t in lists:
+                    continue
+                named = _free(TAG_LIST_PREFIX + t, taken) if self._told() else TAG_LIST_PREFIX + t
+                held = "" if named == TAG_LIST_PREFIX + t else (
+                    f" (the list {TAG_LIST_PREFIX + t!r} there was not created by segsync: "
+                    "left alone)")
+                out.append(f"list {named!r} in folder {folder!r}{held}")
         return list(dict.fromkeys(out))
 
     async def _segsync_lists(self) -> dict[int, str]:
@@ -154,9 +173,17 @@ class BrevoSegments(BrevoAccount):
         """The name a new segment list gets: `segment: <name>`, or the first free `... [n]`
         when a list of the folder segsync did not create holds it (the note names it)."""
         base = SEGMENT_LIST_PREFIX + name
-        lists = {n.casefold(): i for n, i in (await self._lists()).items()}
+        lists = {n.casefold(): i for n, i in reversed(await self._all_lists())}
         if base.casefold() not in lists:
-            return base, None
+            if not self._told() or await self._folder(create=False) is not None:
+                return base, None
+            folders = await self._folders()
+            held = [i for n, i in folders if n == self.config.folder]
+            if not held:
+                return base, None
+            own = _free(self.config.folder, {n.casefold() for n, _i in folders})
+            return base, (f"the folder {self.config.folder!r} (id {held[0]}) was not created "
+                          f"by segsync: the list goes in segsync's own folder {own!r}")
         note = (f"the list {base!r} (id {lists[base.casefold()]}) in folder "
                 f"{self.config.folder!r} was not created by segsync")
         for n in range(2, MAX_DISTINCT + 1):
@@ -168,7 +195,7 @@ class BrevoSegments(BrevoAccount):
         """The id of the list segsync creates for `name` in the owned folder: the last of
         its distinct names that exists (segsync takes the first free one), or None."""
         base = SEGMENT_LIST_PREFIX + name
-        ranked = [(r, i) for found, i in (await self._lists()).items()
+        ranked = [(r, i) for found, i in await self._all_lists()
                   if (r := _rank(base, found)) is not None]
         return str(max(ranked)[1]) if ranked else None
 
@@ -179,7 +206,7 @@ class BrevoSegments(BrevoAccount):
         list_id = int(ref)
         adds = [e.strip().lower() for e in add]
         refused: list[ChangeResult] = []
-        name = {i: n for n, i in (await self._lists()).items()}.get(list_id)
+        name = {i: n for n, i in await self._all_lists()}.get(list_id)
         if adds:  # never back into a list the person unsubscribed from (its unsubscribe link)
             await self._look_up(e for e in adds if e not in self._left_lists)
             left = [e for e in adds if list_id in self._left_lists.get(e, frozenset())]
@@ -274,6 +301,7 @@ class BrevoSegments(BrevoAccount):
             raise ValueError(f"brevo: cannot delete owned objects of kind {kind!r}")
         await self._call("DELETE", path, label, ok=(404,))
         self._owned_lists = None
+        self._folder_lists = None
         if kind == "folder":
             self._folder_id = None
 

@@ -73,6 +73,7 @@ class HubSpotConnector(HubSpotReads, HubSpotWrites):
         groups=GroupRepresentation.ENUM_PROPERTY,
         native_segments=SegmentRepresentation.DYNAMIC_LIST,
         static_segments="list",
+        consent_not_held=frozenset({"pending"}),  # no double opt-in state in v4 statuses
         notes=(
             "search: 200 a page, 10,000 results a query (reads are windowed on lastmodifieddate)",
             "batch upsert by email: 100 inputs a call",

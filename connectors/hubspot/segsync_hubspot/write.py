@@ -24,7 +24,7 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from segsync.connector import ChangeResult, ContactChange
+from segsync.connector import ChangeResult, ContactChange, Unwritable
 from segsync.http import ApiError
 from segsync.model import CONSENT_OPT_OUTS, ConsentStatus, FieldSpec, FieldType
 from segsync_hubspot.account import log
@@ -66,10 +66,24 @@ class HubSpotWrites(HubSpotSegments):
     _batch_consent_writes: bool
     _batch_consent_writes_seen: bool
 
-    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
-        """Create missing properties (with matching types) and the tag options or lists."""
-        known = await self._load_properties()
+    def tag_problem(self, tag: str) -> str | None:
+        """A tag written as an option of the tags property cannot contain `;` (HubSpot's
+        separator of multi-checkbox values)."""
+        if self.cfg.tags_as == "property" and ";" in tag:
+            return (
+                f"tag {tag!r} contains ';', which HubSpot property options cannot hold; "
+                "fix: rename the tag on the other platforms, or set hubspot.tags_as: lists"
+            )
+        return None
 
+    async def prepare(
+        self, fields: Mapping[str, FieldSpec], tags: Sequence[str]
+    ) -> list[Unwritable]:
+        """Create missing properties (with matching types) and the tag options or lists; an
+        existing property of another type, or a tag HubSpot cannot hold, is returned as
+        `Unwritable` (left out of writes), not raised."""
+        known = await self._load_properties()
+        problems: list[Unwritable] = []
         for name, spec in fields.items():
             if spec.read_only:
                 continue
@@ -94,24 +108,52 @@ class HubSpotWrites(HubSpotSegments):
                     ]
                 known[target.name] = await self._create_property(body)
                 continue
-            if existing.get("type") != target.type and not target.builtin:
-                raise ApiError(
-                    platform=self.name,
-                    endpoint="prepare",
-                    status=409,
-                    code="TYPE_MISMATCH",
-                    message=(
-                        f"property {target.name} exists with type {existing.get('type')}, "
-                        f"but field {name} needs {target.type}"
-                    ),
-                )
+            mismatch = self.type_mismatch(name, spec, existing)
+            if mismatch is not None:
+                problems.append(Unwritable("field", name, mismatch))
+                continue
             if target.type == "enumeration" and spec.options and not target.builtin:
                 await self._ensure_options(target.name, {o: o for o in spec.options})
+        holdable = []
+        for tag in tags:
+            why = self.tag_problem(tag)
+            if why is None:
+                holdable.append(tag)
+            else:
+                problems.append(Unwritable("tag", tag, why))
         if self.cfg.tags_as == "property":
-            await self._ensure_tag_property({tag.casefold(): tag for tag in tags})
+            await self._ensure_tag_property({tag.casefold(): tag for tag in holdable})
         else:
-            for tag in tags:
+            for tag in holdable:
                 await self._tag_list(tag)
+        return problems
+
+    async def unwritable_fields(self, fields: Mapping[str, FieldSpec]) -> list[Unwritable]:
+        """Reads only: the fields whose existing property has another type."""
+        known = await self._load_properties()
+        out = []
+        for name, spec in fields.items():
+            existing = known.get(self._target(name, spec).name)
+            if spec.read_only or existing is None:
+                continue
+            mismatch = self.type_mismatch(name, spec, existing)
+            if mismatch is not None:
+                out.append(Unwritable("field", name, mismatch))
+        return out
+
+    def type_mismatch(
+        self, name: str, spec: FieldSpec, existing: Mapping[str, Any]
+    ) -> str | None:
+        """Why the existing property `existing` cannot hold schema field `name` (None: it
+        can): a property segsync would create with another type."""
+        target = self._target(name, spec)
+        if target.builtin or existing.get("type") == target.type:
+            return None
+        return (
+            f"HubSpot property {target.name} exists with type {existing.get('type')}, but "
+            f"field {name} needs {target.type}; fix: change the schema type of {name}, map "
+            f"it to another property (mappings.hubspot), or change the property in HubSpot"
+        )
 
     def _properties_for(self, change: ContactChange) -> tuple[dict[str, str], str | None]:
         """The property values of a change (fields only), or why a value cannot be written."""

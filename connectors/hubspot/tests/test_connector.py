@@ -467,7 +467,7 @@ def test_prepare_creates_typed_properties_and_refuses_a_mismatch(
     emulator: HubSpotEmulator, make_connector: MakeConnector
 ) -> None:
     """Missing properties are created with matching types; an existing one of another type
-    is an error."""
+    is reported unwritable (never reused, never changed)."""
     fields = {
         "plan": FieldSpec(type=FieldType.ENUM, options=("free", "pro")),
         "interests": FieldSpec(type=FieldType.MULTI_ENUM, options=("news",)),
@@ -485,8 +485,12 @@ def test_prepare_creates_typed_properties_and_refuses_a_mismatch(
             await connector.prepare(fields, ["vip"])  # a second run creates nothing
             bad = make_connector()
             async with bad:
-                with pytest.raises(ApiError, match="lifetime_value"):
-                    await bad.prepare({"lifetime_value": FieldSpec(type=FieldType.TEXT)}, [])
+                problems = await bad.prepare(
+                    {"lifetime_value": FieldSpec(type=FieldType.TEXT)}, []
+                )
+                assert [(p.kind, p.name) for p in problems] == [("field", "lifetime_value")]
+                assert "number" in problems[0].message
+                assert "fix" in problems[0].message
 
     asyncio.run(main())
     props = emulator.properties

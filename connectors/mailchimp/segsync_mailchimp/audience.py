@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from segsync.connector import AccountIdentity, Connector, PreflightItem
+from segsync.connector import AccountIdentity, Connector, PreflightItem, Unwritable
 from segsync.http import ApiClient, ApiError, RequestStats
 from segsync.mapping import PlatformMapping
 from segsync.model import FieldSpec
@@ -32,7 +32,7 @@ from segsync_mailchimp.fields import FieldPlace, member_places, merge_field_body
 __all__ = ["AudienceCatalog", "MailchimpAudience", "MemberSnapshot", "chunks"]
 
 #: member properties segsync writes, kept in a snapshot to skip writes that change nothing
-SNAPSHOT_KEYS = ("merge_fields", "language", "vip", "email_type", "location")
+SNAPSHOT_KEYS = ("merge_fields", "language", "vip", "email_type", "location", "contact_id")
 
 
 @dataclasses.dataclass
@@ -187,15 +187,19 @@ class MailchimpAudience(Connector):
             label=f"{name}, audience {self.config.list_id}",
         )
 
-    async def prepare(self, fields: Mapping[str, FieldSpec], tags: Sequence[str]) -> None:
+    async def prepare(
+        self, fields: Mapping[str, FieldSpec], tags: Sequence[str]
+    ) -> list[Unwritable]:
         """Create missing merge fields (matching types), interest categories/interests, tags.
 
-        Raises ValueError when an existing merge field has an incompatible type.
+        An existing merge field of an incompatible type is returned as `Unwritable` (the
+        field is left out of writes); two fields mapped to one merge tag raise ValueError.
         """
         if fields:
             merged = {**self.schema.fields, **fields}
             self.schema = self.schema.model_copy(update={"fields": merged})
         cat = await self._load_catalog()
+        problems: list[Unwritable] = []
         taken: dict[str, str] = {}
         places = self._places()
         for name in fields:
@@ -227,11 +231,13 @@ class MailchimpAudience(Connector):
             elif existing != body["type"] and not (
                 existing == "radio" and body["type"] == "dropdown"
             ):
-                raise ValueError(
+                problems.append(Unwritable("field", name, (
                     f"merge field {tag} is {existing!r} on Mailchimp but field {name!r} needs "
-                    f"{body['type']!r}"
-                )
+                    f"{body['type']!r}; fix: change the schema type of {name!r}, map it to "
+                    "another merge field, or change the merge field in Mailchimp"
+                )))
         await self._ensure_tags(tags)
+        return problems
 
     async def _ensure_group(self, name: str, options: Iterable[str]) -> None:
         cat = self._catalog

@@ -212,7 +212,7 @@ class MailchimpEngagement(MailchimpAudience):
             self._list_path + "/members",
             "members",
             "GET /lists/{id}/members",
-            fields="members.id,members.stats,members.member_rating,total_items",
+            fields="members.id,members.contact_id,members.stats,members.member_rating,total_items",
         ):
             values: dict[str, dict[str, Any]] = {}
             for record in members:
@@ -226,7 +226,7 @@ class MailchimpEngagement(MailchimpAudience):
                     "click_rate": stats.get("avg_click_rate"),
                     "member_rating": record.get("member_rating"),
                 }
-                values[member] = {
+                values[str(record.get("contact_id") or member)] = {  # the platform id
                     **{k: v for k, v in found.items() if isinstance(v, int | float)},
                     **sent,
                 }

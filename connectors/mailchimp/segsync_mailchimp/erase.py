@@ -23,12 +23,23 @@ __all__ = ["erase"]
 async def erase(
     self: MailchimpConnector, email: str, platform_id: str | None
 ) -> ErasureResult:
-    """Delete the member `email` permanently (by its subscriber hash); 404: already absent."""
-    hashes = [subscriber_hash(email)]
-    if platform_id and platform_id not in hashes:  # the record segsync linked, renamed since
-        hashes.append(platform_id)
+    """Delete the member `email` permanently (by its subscriber hash), and the member
+    segsync linked (`platform_id`: its `contact_id`, which `GET` of a member takes; it may
+    hold another address since, so its hash is asked); 404: already absent."""
+    members = [subscriber_hash(email)]
+    if platform_id and platform_id not in members:  # the record segsync linked
+        linked = await self.client.request(
+            "GET",
+            f"{self._list_path}/members/{path_segment(platform_id)}",
+            endpoint="GET /lists/{id}/members/{hash}",
+            params={"fields": "id"},
+            ok=(404,),
+        )
+        found = str(linked.json().get("id") or "") if linked.status_code != 404 else ""
+        if found and found not in members:
+            members.append(found)
     absent = True
-    for member in hashes:
+    for member in members:
         answer = await self.client.request(
             "POST",
             f"{self._list_path}/members/{path_segment(member)}/actions/delete-permanent",

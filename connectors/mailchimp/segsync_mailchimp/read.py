@@ -42,7 +42,10 @@ from segsync_mailchimp.fields import (
     to_merge_value,
 )
 
-__all__ = ["BOUND_WAIT_SECONDS", "MailchimpReads", "ReadCursor", "member_consent"]
+__all__ = ["BOUND_WAIT_SECONDS", "MailchimpReads", "ReadCursor", "member_consent", "member_pid"]
+
+ID_SCHEME = "contact_id"
+"""What a record's platform id is (`member_pid`); read cursors carry it (`ReadCursor.ids`)."""
 
 BOUND_WAIT_SECONDS = 2.0
 """How long a read of more than one page waits before paging below its bound: Mailchimp
@@ -65,16 +68,20 @@ class ReadCursor:
     longer than the overlap loses nothing). The next read starts at the mark minus the
     overlap. `full` is the start of the last read
     of every member (see `MailchimpConfig.tag_refresh_seconds`). Old cursors (without
-    `full`, or a plain timestamp) decode to the same fields.
+    `full`, or a plain timestamp) decode to the same fields. `ids` names the id scheme of
+    the records read (`ID_SCHEME`); a cursor of an older one reads every member once, so
+    that each record is linked by its alias and moves to its new id.
     """
 
     members: str | None = None
     archived: str | None = None
     seen: set[str] = dataclasses.field(default_factory=set)  # "hash@last_changed"
     full: str | None = None  # the start of the last full read of the members
+    ids: str | None = None  # the id scheme of the records read (None: the subscriber hash)
 
     def encode(self) -> str:
-        data = {"m": self.members, "a": self.archived, "seen": sorted(self.seen), "f": self.full}
+        data = {"m": self.members, "a": self.archived, "seen": sorted(self.seen), "f": self.full,
+                "i": self.ids}
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
     @classmethod
@@ -83,7 +90,8 @@ class ReadCursor:
             return cls()
         try:
             data = json.loads(base64.urlsafe_b64decode(text.encode()))
-            return cls(data.get("m"), data.get("a"), set(data.get("seen") or ()), data.get("f"))
+            return cls(data.get("m"), data.get("a"), set(data.get("seen") or ()), data.get("f"),
+                       data.get("i"))
         except (ValueError, TypeError):
             # a plain timestamp is accepted as a cursor too
             return cls(text, text)
@@ -99,6 +107,19 @@ def _platform_time(response: httpx.Response) -> dt.datetime | None:
     except (TypeError, ValueError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def member_pid(record: Mapping[str, Any]) -> str:
+    """A member's platform id: Mailchimp's `contact_id`, which stays when the address
+    changes (its `id`, the subscriber hash, follows the address; paths take the hash of
+    the address). An answer without it is malformed."""
+    contact_id = record.get("contact_id")
+    if not contact_id:
+        raise MalformedAnswer(
+            platform="mailchimp", endpoint="GET /lists/{id}/members", status=200,
+            code="contact_id", message="a member without its contact_id",
+        )
+    return str(contact_id)
 
 
 def _dig(record: Mapping[str, Any], path: str) -> Any:
@@ -196,7 +217,8 @@ class MailchimpReads(MailchimpAudience):
         changed = parse_time(record["last_changed"]) if record.get("last_changed") else None
         consent = member_consent(record, source=self.name, changed=changed)
         return RemoteContact(
-            platform_id=str(record["id"]),
+            platform_id=member_pid(record),
+            aliases=frozenset({str(record["id"])}),  # its id before contact ids: the hash
             email=str(record["email_address"]),
             fields=fields,
             tags=frozenset(tags),
@@ -233,8 +255,11 @@ class MailchimpReads(MailchimpAudience):
                 # tag edits may leave last_changed alone: read everything now and then
                 last_full = parse_time(state.full or mark)
                 full = self.clock.now() - last_full >= refresh
+            if stream == "members" and state.ids != ID_SCHEME:
+                full = True  # records known by an older id: each is read (and relinked) once
             async for page in self._read_stream(stream, state, mark, overlap, full=full):
                 yield page
+            state.ids = ID_SCHEME  # every member read: the archived stream's pages say so
 
     async def _read_stream(
         self,

@@ -301,11 +301,15 @@ class MailchimpSegments(MailchimpAudience):
             )
         )
         return [
-            ChangeResult(
-                email=e, ok=i not in failed, error=failed.get(i), platform_id=subscriber_hash(e)
-            )
+            ChangeResult(email=e, ok=i not in failed, error=failed.get(i), platform_id=self._pid(e))
             for i, e in enumerate(emails)
         ]
+
+    def _pid(self, email: str) -> str | None:
+        """The member's platform id (`contact_id`) where a read or write saw it, else None."""
+        known = self._known.get(subscriber_hash(email))
+        contact_id = known.record.get("contact_id") if known is not None else None
+        return str(contact_id) if contact_id else None
 
     async def delete_owned(self, kind: str, ref: str) -> None:
         """Delete an owned segment or tag (already gone is fine); a tag not of segsync's

@@ -153,7 +153,7 @@ class MailchimpWrites(MailchimpAudience):
         self, change: ContactChange, merge: Mapping[str, Any], interests: Mapping[str, bool]
     ) -> bool:
         """True when the last-seen record already holds everything `change` asks for."""
-        known = self._known.get(change.platform_id or subscriber_hash(change.email))
+        known = self._known.get(subscriber_hash(change.email))
         if known is None or change.new_email or self._permissions(change):
             return False
         if change.consent is not None and CONSENT_TO_STATUS[change.consent] != known.status:
@@ -165,6 +165,14 @@ class MailchimpWrites(MailchimpAudience):
         adds = {t.casefold() for t in change.tags_add}
         removes = {t.casefold() for t in change.tags_remove}
         return adds <= known.tags and not (removes & known.tags)
+
+    def _known_pid(self, *emails: str | None) -> str | None:
+        """The `contact_id` (platform id) of the first of `emails` a read or write saw."""
+        for email in emails:
+            known = self._known.get(subscriber_hash(email)) if email else None
+            if known is not None and known.record.get("contact_id"):
+                return str(known.record["contact_id"])
+        return None
 
     async def _platform_status(self, email: str, *, fresh: bool) -> str | None:
         """The member's status on Mailchimp (None when not on the list).
@@ -195,6 +203,9 @@ class MailchimpWrites(MailchimpAudience):
         wanted = CONSENT_TO_STATUS[change.consent]
         if current is None or current not in OPT_OUT_STATUSES:
             if wanted == "transactional" and current not in (None, "transactional", "archived"):
+                if change.foreign_opt_in and current in ("subscribed", "pending"):
+                    # another person's opt-in: Mailchimp cannot demote it, so opt it out
+                    return "unsubscribed", None
                 return None, None  # Mailchimp cannot demote a member to transactional
             return wanted, None
         if wanted in ("subscribed", "pending"):
@@ -242,7 +253,7 @@ class MailchimpWrites(MailchimpAudience):
                 results[index] = ChangeResult(
                     email=change.email,
                     ok=True,
-                    platform_id=change.platform_id or subscriber_hash(change.email),
+                    platform_id=self._known_pid(change.email) or change.platform_id,
                 )
         pending = to_send
         failures: dict[int, tuple[str, str | None]] = {}
@@ -337,10 +348,9 @@ class MailchimpWrites(MailchimpAudience):
         for index in pending:
             change = changes[index]
             email = change.new_email or change.email
-            # a renamed member's id is its new address's hash (Mailchimp ids are hashes)
-            renamed = bool(change.new_email) and index not in failures
-            pid = (subscriber_hash(email) if renamed
-                   else ids.get(index) or change.platform_id or subscriber_hash(email))
+            # the member's contact_id, which a rename keeps (its hash follows the address)
+            pid = (ids.get(index) or self._known_pid(email, change.email)
+                   or change.platform_id or subscriber_hash(email))
             sent_consent = STATUS_TO_CONSENT[sent[index]] if index in sent else None
             if index in failures:
                 message, code = failures[index]
@@ -434,14 +444,16 @@ class MailchimpWrites(MailchimpAudience):
                 idx = by_email.get(str(member["email_address"]).lower())
                 if idx is not None:
                     created.add(idx)
-                    ids[idx] = str(member["id"])
+                    if member.get("contact_id"):
+                        ids[idx] = str(member["contact_id"])
                     if idx in status_of:
                         sent[idx] = status_of[idx]
                     self._remember(member, [t["name"] for t in member.get("tags") or []])
             for member in data.get("updated_members") or []:
                 idx = by_email.get(str(member["email_address"]).lower())
                 if idx is not None:
-                    ids[idx] = str(member["id"])
+                    if member.get("contact_id"):
+                        ids[idx] = str(member["contact_id"])
                     if idx in status_of:
                         sent[idx] = status_of[idx]
                     self._remember(member, [t["name"] for t in member.get("tags") or []])
@@ -496,7 +508,8 @@ class MailchimpWrites(MailchimpAudience):
     async def _archive(self, change: ContactChange) -> ChangeResult:
         """Archive a member (`DELETE /lists/{id}/members/{hash}`: Mailchimp's archive, not
         permanent; the person can be added back). 404 or an archived member's 405: gone."""
-        member = change.platform_id or subscriber_hash(change.email)
+        member = subscriber_hash(change.email)  # the path takes the address's hash
+        pid = self._known_pid(change.email) or change.platform_id
         try:
             await self.client.request(
                 "DELETE",
@@ -509,7 +522,7 @@ class MailchimpWrites(MailchimpAudience):
             return ChangeResult(email=change.email, ok=False, platform_id=change.platform_id,
                                 error=exc.message, code=exc.code)
         self._known.pop(member, None)
-        return ChangeResult(email=change.email, ok=True, platform_id=member, deleted=True)
+        return ChangeResult(email=change.email, ok=True, platform_id=pid, deleted=True)
 
     async def _patch_member(
         self, index: int, change: ContactChange, failures: dict[int, tuple[str, str | None]]

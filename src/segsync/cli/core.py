@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,7 +53,7 @@ from segsync.engagement import ENGAGEMENT_FIELDS, decided_by, split_qualified
 from segsync.http import ApiError, PlatformUnavailable
 from segsync.logs import LogFormat, configure_logging, register_secret
 from segsync.mapping import PlatformMapping
-from segsync.model import InvalidEmail, PublishMode, normalize_email
+from segsync.model import FieldSpec, InvalidEmail, PublishMode, normalize_email
 from segsync.rules import ast, normalize
 from segsync.rules.compiler import RuleCompileError
 from segsync.rules.evaluate import evaluate, read_value
@@ -287,8 +287,11 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.HTTPError | OSError)
 
 
-async def _check_platform(name: str, connector: Connector) -> dict[str, Any]:
-    """One platform's online check: `check()`, then its account identity and facts."""
+async def _check_platform(
+    name: str, connector: Connector, fields: Mapping[str, FieldSpec] | None = None
+) -> dict[str, Any]:
+    """One platform's online check: `check()`, then its account identity and facts; a
+    schema field the account cannot hold (`Connector.unwritable_fields`) fails it."""
     entry: dict[str, Any] = {
         "platform": name, "place": f"platforms.{name}", "ok": True, "identity": None,
         "facts": {}, "error": None, "unavailable": False,
@@ -296,10 +299,13 @@ async def _check_platform(name: str, connector: Connector) -> dict[str, Any]:
     try:
         await connector.check()
         identity = await connector.account_identity()
+        unwritable = await connector.unwritable_fields(fields or {})
     except Exception as exc:  # every failure is reported, with its place
         entry.update(ok=False, error=str(exc), unavailable=_unavailable(exc))
     else:
         entry["identity"] = identity.model_dump() if identity is not None else None
+        if unwritable:  # the schema asks what the account cannot hold: left out of writes
+            entry.update(ok=False, error="; ".join(u.message for u in unwritable))
     entry["facts"] = connector.account_facts()
     return entry
 
@@ -315,7 +321,8 @@ def online_checks(config: Config) -> list[dict[str, Any]]:
         try:
             return list(
                 await asyncio.gather(
-                    *(_check_platform(name, c) for name, c in sorted(connectors.items()))
+                    *(_check_platform(name, c, config.canonical_schema().fields)
+                      for name, c in sorted(connectors.items()))
                 )
             )
         finally:

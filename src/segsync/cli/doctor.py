@@ -159,6 +159,11 @@ async def _platform(
                 report.problems.append((kind, item.problem))
     if not checked:
         return report
+    try:  # a schema field the account cannot hold is left out of writes there
+        for unwritable in await connector.unwritable_fields(config.canonical_schema().fields):
+            report.problems.append(("invalid", unwritable.message))
+    except Exception as exc:
+        report.warnings.append(f"could not compare the schema with the account: {exc}")
     try:
         segments = _compiled(config, connector)
         report.creates = await connector.planned_objects(

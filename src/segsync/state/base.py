@@ -319,6 +319,10 @@ class StateStore(abc.ABC):
     def set_pending_cursor(self, config: str, platform: str, cursor: str | None) -> None:
         """Remember the cursor reached by this run's read; committed by `finish`."""
 
+    def pending_cursor(self, config: str, platform: str) -> str | None:
+        """The cursor reached by the staged read (None when nothing is staged for it)."""
+        raise NotImplementedError
+
     # -- pull staging ---------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -396,6 +400,14 @@ class StateStore(abc.ABC):
 
     def staged_cids(self, config: str, platform: str) -> list[str]:
         """The contacts of the records this run's read staged on `platform`."""
+        raise NotImplementedError
+
+    def readdress_records(
+        self, config: str, platform: str, moves: Sequence[tuple[str, str]]
+    ) -> None:
+        """Give linked records of `platform` their new platform ids: `(old id, new id)` pairs
+        (a record read under an id scheme's new id, known by its old one: an alias). The
+        id map, owed writes and deletions follow; the contacts stay."""
         raise NotImplementedError
 
     def staged_cids_by_platform_id(

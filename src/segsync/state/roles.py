@@ -127,6 +127,8 @@ class ReadStaging(Transactional, Tombstones, Protocol):
 
     def known_cids(self, cids: Sequence[str]) -> set[str]: ...
 
+    def readdress_records(self, platform: str, moves: Sequence[tuple[str, str]]) -> None: ...
+
 
 class Snapshots(Transactional, Protocol):
     """Base and canonical snapshots, planned views, static segment membership, and the

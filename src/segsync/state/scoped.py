@@ -89,6 +89,9 @@ class ConfigState(
     def cursor(self, platform: str) -> str | None:
         return self.store.cursor(self.config, platform)
 
+    def pending_cursor(self, platform: str) -> str | None:
+        return self.store.pending_cursor(self.config, platform)
+
     def set_pending_cursor(self, platform: str, cursor: str | None) -> None:
         self.store.set_pending_cursor(self.config, platform, cursor)
 
@@ -127,6 +130,9 @@ class ConfigState(
 
     def cids_by_platform_id(self, platform: str, platform_ids: Sequence[str]) -> dict[str, str]:
         return self.store.cids_by_platform_id(self.config, platform, platform_ids)
+
+    def readdress_records(self, platform: str, moves: Sequence[tuple[str, str]]) -> None:
+        self.store.readdress_records(self.config, platform, moves)
 
     def staged_cids(self, platform: str) -> list[str]:
         return self.store.staged_cids(self.config, platform)

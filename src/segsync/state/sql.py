@@ -125,6 +125,14 @@ class SqlStateStore(StateStore):
             )
         return rows[0][0] if rows else None
 
+    def pending_cursor(self, config: str, platform: str) -> str | None:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT pending FROM cursors WHERE config = ? AND platform = ?",
+                (config, platform),
+            )
+        return rows[0][0] if rows else None
+
     def set_pending_cursor(self, config: str, platform: str, cursor: str | None) -> None:
         with self._tx() as tx:
             tx.execute(
@@ -259,21 +267,26 @@ class SqlStateStore(StateStore):
             [(config, platform, cid) for cid in held],
         )
         targets = sorted({moves[pid] for pid in old})
-        kept: set[str] = set()  # contacts keeping a base row of another record here
+        kept: set[str] = set()  # contacts keeping a base row of another (live) record here
+        gone: set[str] = set()  # contacts whose base row here is of a deleted record
         for part in _chunks(targets):
-            kept.update(
-                row[0]
-                for row in tx.execute(
-                    "SELECT cid FROM base WHERE config = ? AND platform = ?"  # noqa: S608
-                    f" AND cid IN ({_marks(len(part))})",
-                    (config, platform, *part),
-                )
-            )
+            for held_cid, held_deleted in tx.execute(
+                "SELECT cid, deleted FROM base WHERE config = ? AND platform = ?"  # noqa: S608
+                f" AND cid IN ({_marks(len(part))})",
+                (config, platform, *part),
+            ):
+                (gone if held_deleted else kept).add(held_cid)
         for pid in pids:
             cid = moves[pid]
             if pid not in old or cid in kept:
                 continue
             kept.add(cid)
+            if cid in gone:  # the moved record replaces the deleted one (base, memberships)
+                for table in ("base", "members"):
+                    tx.execute(
+                        f"DELETE FROM {table} WHERE config = ? AND platform = ? AND cid = ?",  # noqa: S608
+                        (config, platform, cid),
+                    )
             before, payload, digest, deleted = old[pid]
             tx.execute(
                 "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted)"
@@ -287,6 +300,11 @@ class SqlStateStore(StateStore):
         tx.executemany(
             "UPDATE pulled SET cid = ? WHERE config = ? AND platform = ? AND platform_id = ?",
             [(cid, config, platform, pid) for pid, cid in moves.items()],
+        )
+        # a contact a record moved away from is reconciled again (it may lack a record now)
+        tx.executemany(
+            "UPDATE canonical SET dirty = 1 WHERE config = ? AND cid = ?",
+            [(config, before) for before in sorted({v[0] for v in old.values()})],
         )
 
     def discard_pulled(self, config: str, platform: str) -> None:
@@ -364,6 +382,19 @@ class SqlStateStore(StateStore):
                 ):
                     found[pid] = cid
         return found
+
+    def readdress_records(
+        self, config: str, platform: str, moves: Sequence[tuple[str, str]]
+    ) -> None:
+        if not moves:
+            return
+        with self._tx() as tx:
+            for table in ("base", "owed", "deletions"):
+                tx.executemany(
+                    f"UPDATE {table} SET platform_id = ? WHERE config = ?"  # noqa: S608
+                    " AND platform = ? AND platform_id = ?",
+                    [(new, config, platform, old) for old, new in moves],
+                )
 
     def staged_cids(self, config: str, platform: str) -> list[str]:
         with self._tx() as tx:
@@ -1051,6 +1082,9 @@ class SqlStateStore(StateStore):
                     )
             if dry_run:
                 return counts
+            # the platform's engagement refresh (segsync.sync.engagement) starts over too
+            tx.execute("DELETE FROM cursors WHERE config = ? AND platform = ?",
+                       (config, f"{platform}#engagement"))
             # a staged plan was made on the forgotten ids: discard it
             self._clear(tx, config)
             tx.execute("UPDATE canonical SET dirty = 1 WHERE config = ?", (config,))

@@ -23,10 +23,18 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 from segsync.clock import Clock
-from segsync.connector import ChangeResult, Connector, ContactChange
+from segsync.connector import (
+    Capabilities,
+    ChangeResult,
+    Connector,
+    ContactChange,
+    Unwritable,
+)
 from segsync.http import (
     INTERRUPTED,
     PLATFORM_FAILURE_CODES,
@@ -34,7 +42,7 @@ from segsync.http import (
     Interrupted,
     PlatformUnavailable,
 )
-from segsync.model import InvalidEmail, Schema, normalize_email
+from segsync.model import CONSENT_OPT_OUTS, InvalidEmail, Schema, normalize_email
 from segsync.state.base import BaseRow, Deletion, LedgerEntry, OwedWrite, OwnedObject
 from segsync.state.scoped import ConfigState
 from segsync.sync.plan import (
@@ -46,6 +54,7 @@ from segsync.sync.plan import (
     PublicationKind,
     RecordError,
     to_change,
+    writes_something,
 )
 from segsync.sync.policy import OWNED_TAG_PREFIX
 from segsync.sync.progress import (
@@ -57,12 +66,16 @@ from segsync.sync.progress import (
     WriteBatch,
 )
 from segsync.sync.report import PlatformReport, RunReport
-from segsync.sync.segments import CREATING
+from segsync.sync.segments import CREATING, recall_made, record_made
 from segsync.sync.snapshot import PlatformRecord, apply_change, encode_record
 
 __all__ = ["NOT_SENT", "Apply", "Interrupt", "RunStart", "iso_now"]
 
+log = logging.getLogger("segsync.sync")
 _PUBLICATION_ORDER = tuple(PublicationKind)  # residual tags exist before natives
+#: what an opt-out of a deferred contact sends (its record and consent, nothing else)
+_OPT_OUT_KEYS = frozenset({"cid", "email", "platform_id", "consent", "consent_basis",
+                           "consent_source", "consent_evidence"})
 
 NOT_SENT = "not_sent"
 """The code of a change left unsent (platform stopped, run interrupted): owed, not an error."""
@@ -163,6 +176,7 @@ class Apply:
         plan: Plan,
         start: RunStart | None = None,
         interrupt: Interrupt | None = None,
+        deferred: frozenset[str] = frozenset(),
     ) -> None:
         self.connectors = connectors
         self.state = state
@@ -173,6 +187,9 @@ class Apply:
         self.plan = plan
         self.start = start or RunStart.now(clock, connectors)
         self.interrupt = interrupt or Interrupt()
+        #: contacts changed during the run (segsync.sync.recheck): nothing of them is
+        #: written but their opt-outs, and they are reconciled again by the next run
+        self.deferred = deferred
         #: the platforms stopped by a platform-level failure, and why
         self.stopped: dict[str, ApiError] = {}
         self.report = RunReport.of_plan(plan, run_id, started_at=self.start.at)
@@ -243,25 +260,50 @@ class Apply:
 
     async def platform(self, name: str, pplan: PlatformPlan) -> None:
         """Publish, write and change memberships on one platform; errors go to the report."""
+        pplan = self._defer(name, pplan)
         connector = self.connectors[name]
         caps = connector.capabilities
+        try:
+            await self._platform(name, pplan, connector, caps)
+        finally:  # the containers it made are the platform's by their recorded refs
+            record_made(name, connector, self.state.set_owned, iso_now(self.clock))
+
+    async def _platform(
+        self, name: str, pplan: PlatformPlan, connector: Connector, caps: Capabilities
+    ) -> None:
+        # what the plan made (or adopted) is recorded, then the connector is told it all
+        record_made(name, connector, self.state.set_owned, iso_now(self.clock))
+        await recall_made({name: connector}, self.state.owned(name),
+                          [name] if self.state.cursor(name) is None else [],
+                          self.state.set_owned, lambda: iso_now(self.clock))
         gate = asyncio.Semaphore(caps.max_concurrency)
         unprepared: str | None = None
         self.progress(ApplyStarted(
             name, len(pplan.changes), sum(len(m.add) + len(m.remove) for m in pplan.memberships),
         ))
-        if pplan.changes and not self._halted(name):
-            # fields, properties and tag options must exist before writes
-            tags = sorted({t for row in pplan.changes for t in row.get("tags_add", ())})
+        changes: Sequence[ChangeRow] = pplan.changes
+        if changes and not self._halted(name):
+            # fields, properties and tag options must exist before writes; a field or tag
+            # the platform cannot hold is left out of its writes, never blocks the others
+            named = {t for row in changes
+                     for t in (*row.get("tags_add", ()), *row.get("tags_remove", ()))}
+            problems = [
+                Unwritable("tag", tag, why) for tag in sorted(named)
+                if (why := connector.tag_problem(tag)) is not None
+            ]
+            bad = {p.name for p in problems}
+            tags = sorted({t for row in changes for t in row.get("tags_add", ())} - bad)
             try:
-                await connector.prepare(self.schema.fields, tags)
+                problems += await connector.prepare(self.schema.fields, tags) or []
             except Exception as exc:  # every write of the platform fails, reported per record
                 self._platform_failed(name, exc)
                 unprepared = f"preparing {name} failed: {exc}"
+            record_made(name, connector, self.state.set_owned, iso_now(self.clock))
+            changes = self._without(name, changes, problems)
         refs = await self._publish(name, pplan.publications)
         await asyncio.gather(*(
             self._write(name, batch, gate, unprepared)
-            for batch in _chunks(pplan.changes, caps.write_batch_size)
+            for batch in _chunks(changes, caps.write_batch_size)
         ))
         for membership in pplan.memberships:
             if self._halted(name):
@@ -279,7 +321,65 @@ class Apply:
             await self._members(name, ref, membership, gate)
         self.progress(ApplyDone(name))
 
+    def _defer(self, name: str, pplan: PlatformPlan) -> PlatformPlan:
+        """`pplan` without the writes of deferred contacts (but their opt-outs), which are
+        kept dirty: what was read of them becomes the base, the next run merges them again."""
+        if not self.deferred:
+            return pplan
+        changes: list[ChangeRow] = []
+        held: set[str] = set()
+        for row in pplan.changes:
+            if row["cid"] not in self.deferred:
+                changes.append(row)
+                continue
+            held.add(row["cid"])
+            if (row.get("consent") in CONSENT_OPT_OUTS and row.get("platform_id")
+                    and not row.get("create")):  # an opt-out wins whatever changed
+                changes.append(cast(ChangeRow, {
+                    k: v for k, v in row.items() if k in _OPT_OUT_KEYS
+                }))
+        memberships = []
+        for m in pplan.memberships:
+            add = [x for x in m.add if x.cid not in self.deferred]
+            remove = [x for x in m.remove if x.cid not in self.deferred]
+            held.update(x.cid for x in (*m.add, *m.remove) if x.cid in self.deferred)
+            memberships.append(m.model_copy(update={"add": add, "remove": remove}))
+        if not held:
+            return pplan
+        self.state.commit_writes(name, [], sorted(held), [])
+        return pplan.model_copy(update={"changes": changes, "memberships": memberships})
+
     # -- contact changes ------------------------------------------------------------------
+
+    def _without(
+        self, name: str, changes: Sequence[ChangeRow], problems: Sequence[Unwritable]
+    ) -> Sequence[ChangeRow]:
+        """`changes` without the fields and tags platform `name` cannot hold (one warning
+        each in the report); a row left writing nothing is dropped (it stays planned: the
+        base does not advance). Consent, email and everything else are still written."""
+        if not problems:
+            return changes
+        fields = {p.name for p in problems if p.kind == "field"}
+        tags = {p.name for p in problems if p.kind == "tag"}
+        for p in problems:
+            message = f"{p.kind} {p.name!r} is not written to {name}: {p.message}"
+            log.warning("%s: %s", name, message)
+            self.report.diagnostics.append({
+                "platform": name, "segment": "", "level": "warning", "step": "prepare",
+                "message": message,
+            })
+        kept: list[ChangeRow] = []
+        for original in changes:
+            row = cast(ChangeRow, {**original})
+            if fields and row.get("fields"):
+                row["fields"] = {k: v for k, v in row["fields"].items() if k not in fields}
+            if tags and row.get("tags_add"):
+                row["tags_add"] = [t for t in row["tags_add"] if t not in tags]
+            if tags and row.get("tags_remove"):
+                row["tags_remove"] = [t for t in row["tags_remove"] if t not in tags]
+            if writes_something(row):
+                kept.append(row)
+        return kept
 
     async def _write(
         self, name: str, batch: Sequence[ChangeRow], gate: asyncio.Semaphore,

@@ -113,6 +113,9 @@ def build_engine(
         strictness=config.sync.strictness,
         clock=clock,
         enforce_erasure=config.sync.erasure == "enforce",
-        engagement_refresh=config.engagement.refresh,
+        engagement_refresh={
+            name: config.engagement.period(name, c.engagement_refresh_by_default)
+            for name, c in connectors.items()
+        },
         **options,
     )

@@ -17,7 +17,9 @@ does not know are ignored.
 When it ran last and the connector's own refresh cursor are kept as the read cursor named
 `<platform>#engagement` (JSON `{"at": ISO time, "cursor": ...}`), committed with the run
 like every cursor: a plan that is not applied refreshes again next time. A failing refresh is
-a record error of the platform (code `engagement_failed`); the read itself stands.
+a record error of the platform (code `engagement_failed`) and the read itself stands; a
+platform found unavailable (`PlatformUnavailable`: down, credentials refused) sits the run
+out like a failed read, with its platform-level code.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from segsync.clock import Clock
 from segsync.connector import Connector
+from segsync.http import PlatformUnavailable
 from segsync.state.scoped import ConfigState
 from segsync.sync.plan import RecordError
 from segsync.sync.snapshot import PlatformRecord, encode_record, jsonify
@@ -48,10 +51,13 @@ def refresh_key(platform: str) -> str:
 @dataclasses.dataclass
 class RefreshResult:
     """Per platform: HTTP requests the refresh sent (`calls`, only platforms refreshed this
-    run) and records whose engagement changed (`changed`)."""
+    run), records whose engagement changed (`changed`), and the platforms found unavailable."""
 
     calls: dict[str, int] = dataclasses.field(default_factory=dict)
     changed: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: platforms the refresh found unavailable (down, credentials refused): they sit the
+    #: run out like a platform whose read failed (its read is discarded)
+    unavailable: set[str] = dataclasses.field(default_factory=set)
 
 
 def _stored(text: str | None) -> tuple[dt.datetime | None, str | None]:
@@ -74,17 +80,24 @@ class EngagementRefresh:
         connectors: Mapping[str, Connector],
         state: ConfigState,
         clock: Clock,
-        every: dt.timedelta,
+        every: dt.timedelta | Mapping[str, dt.timedelta | None],
     ) -> None:
         self.connectors = connectors
         self.state = state
         self.clock = clock
-        self.every = every
+        #: per platform, the refresh period (None: never refreshed); one period for all, or
+        #: a mapping (a platform absent from it is never refreshed)
+        self.every: Mapping[str, dt.timedelta | None] = (
+            every if isinstance(every, Mapping) else dict.fromkeys(connectors, every)
+        )
 
     def due(self, platform: str) -> bool:
         """Whether `platform`'s refresh is due now."""
+        every = self.every.get(platform)
+        if every is None:
+            return False
         at, _ = _stored(self.state.cursor(refresh_key(platform)))
-        return at is None or self.clock.now() >= at + self.every
+        return at is None or self.clock.now() >= at + every
 
     def carry_over(self, platform: str, chunk: int = 500) -> int:
         """Keep, in the records this run's read staged, the refreshed values the read does
@@ -131,9 +144,15 @@ class EngagementRefresh:
                         cursor = page.cursor
             except Exception as exc:
                 log.warning("refreshing %s engagement failed: %s", platform, exc)
-                errors.append(RecordError(platform=platform, code="engagement_failed",
-                                          message=f"engagement refresh failed: {exc}"))
                 result.calls[platform] = connector.stats.calls - before
+                if isinstance(exc, PlatformUnavailable):  # down, credentials, TLS: as a read
+                    errors.append(RecordError(platform=platform, code=exc.reason,
+                                              message=f"engagement refresh failed: {exc}"))
+                    self.state.discard_pulled(platform)
+                    result.unavailable.add(platform)
+                else:
+                    errors.append(RecordError(platform=platform, code="engagement_failed",
+                                              message=f"engagement refresh failed: {exc}"))
                 continue
             result.calls[platform] = connector.stats.calls - before
             result.changed[platform] = changed

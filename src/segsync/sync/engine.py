@@ -4,8 +4,10 @@
 every platform incrementally into the state store's staging
 (`segsync.sync.pull`), merges the staged and dirty contacts chunk by chunk
 (`segsync.sync.merge`, each contact by `segsync.sync.reconcile`), evaluates materialised
-segments (`segsync.sync.segments`), and returns a `Plan`. `Engine.apply(plan)` writes it per
-platform concurrently (`segsync.sync.apply`). `Engine.sync()` does both under one run lock.
+segments (`segsync.sync.segments`), and returns a `Plan`. `Engine.apply(plan)` re-reads each
+platform incrementally first (`segsync.sync.recheck`: contacts changed since the read wait for
+the next run), then writes it per platform concurrently (`segsync.sync.apply`).
+`Engine.sync()` does both under one run lock.
 See docs/sync.md.
 """
 
@@ -40,6 +42,7 @@ from segsync.sync.plan import (
 from segsync.sync.policy import Direction, SyncPolicy
 from segsync.sync.progress import NO_PROGRESS, ProgressObserver
 from segsync.sync.pull import Pull
+from segsync.sync.recheck import Recheck
 from segsync.sync.report import PlatformReport, RunReport
 from segsync.sync.segments import (
     Memberships,
@@ -53,6 +56,7 @@ from segsync.sync.segments import (
     name_publications,
     planned_objects,
     publications,
+    recall_made,
 )
 
 __all__ = ["Engine", "PlatformReport", "RunReport", "SegmentTarget", "depends_on_clock"]
@@ -74,6 +78,17 @@ def read_only_sources(
     if directions == policy.directions:
         return policy
     return policy.model_copy(update={"directions": directions})
+
+
+def consent_held(policy: SyncPolicy, connectors: Mapping[str, Connector]) -> SyncPolicy:
+    """`policy` knowing the consent statuses each platform cannot hold
+    (`Capabilities.consent_not_held`), so that none is planned there."""
+    not_held = {name: c.capabilities.consent_not_held for name, c in connectors.items()
+                if c.capabilities.consent_not_held}
+    if not not_held or not_held == policy.consent_not_held:
+        return policy
+    return policy.model_copy(update={"consent_not_held": {**not_held,
+                                                          **policy.consent_not_held}})
 
 
 def _new_id(clock: Clock) -> str:
@@ -123,7 +138,9 @@ class Engine:
         reevaluate: bool = False,
         progress: ProgressObserver | None = None,
         enforce_erasure: bool = False,
-        engagement_refresh: dt.timedelta = dt.timedelta(hours=24),
+        engagement_refresh: dt.timedelta | Mapping[str, dt.timedelta | None] = (
+            dt.timedelta(hours=24)
+        ),
     ) -> None:
         self.connectors = dict(connectors)
         #: how often each platform's engagement is re-read (`engagement.refresh`)
@@ -147,9 +164,9 @@ class Engine:
         self._compilers = dict(compilers) if compilers is not None else None
         # a person's tag named like a segment is an ordinary tag: connectors name the objects
         # holding segments (a static segment that is a tag) `segsync:...`, never synced
-        self.policy = read_only_sources(
+        self.policy = consent_held(read_only_sources(
             policy or SyncPolicy(platforms=tuple(self.connectors)), self.schema, self.connectors
-        )
+        ), self.connectors)
 
     def __repr__(self) -> str:
         return f"Engine(config={self.config!r}, platforms={list(self.connectors)})"
@@ -181,6 +198,8 @@ class Engine:
         # told before the read, a connector knows which of its objects are segsync's
         owning: list[dict[str, str]] = []
         disowned = await disowned_objects(reading, self.state.owned(), owning)
+        await recall_made(reading, self.state.owned(),
+                          [p for p in reading if self.state.cursor(p) is None])
         pulled = await Pull(reading, self.state, self.progress,
                             erase=self._erase_on_pull).run(errors)
         pulled.failed.update(gate.stopped)
@@ -188,6 +207,7 @@ class Engine:
             {p: c for p, c in reading.items() if p not in pulled.failed},
             self.state, self.clock, self.engagement_refresh,
         ).run(errors)
+        pulled.failed.update(refreshed.unavailable)
         platforms = tuple(p for p in self.policy.platforms if p not in pulled.failed)
         segments = self._compile(platforms, diagnostics, errors)
         now, plan_id = self.clock.now(), _new_id(self.clock)
@@ -288,9 +308,16 @@ class Engine:
                     f"was made: {shown}{more}; make a new plan"
                 )
             self.state.begin_stage()
+        start = start or RunStart.now(self.clock, self.connectors)  # the re-check's calls
+        # records changed on a platform since this run read them: their contacts wait
+        recheck = await Recheck(self.connectors, self.state, plan, staged=staged).run()
         step = Apply(self.connectors, self.state, schema=self.schema, clock=self.clock,
                      progress=self.progress, run_id=_new_id(self.clock), plan=plan,
-                     start=start, interrupt=self.interrupt)
+                     start=start, interrupt=self.interrupt, deferred=recheck.deferred)
+        step.report.diagnostics.extend(recheck.diagnostics)
+        for name, calls in recheck.calls.items():
+            if name in step.report.platforms:
+                step.report.platforms[name].recheck_calls = calls
         return await step.run()
 
     # -- sync and status ------------------------------------------------------------------

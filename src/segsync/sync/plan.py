@@ -90,6 +90,7 @@ class ChangeRow(TypedDict, total=False):
     consent_evidence: str  # what it rests on there (for the ledger, not sent)
     new_email: str
     archive: bool  # archive the record (the `on_delete: archive_elsewhere` policy)
+    foreign_opt_in: bool  # the record's opt-in is its former person's (`ContactChange`)
 
 
 def writes_something(row: ChangeRow) -> bool:

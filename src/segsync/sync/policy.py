@@ -55,6 +55,9 @@ class SyncPolicy(BaseModel):
     reconfirm: frozenset[str] = frozenset()
     excluded_tags: frozenset[str] = frozenset()
     on_delete: dict[str, Literal["keep", "archive_elsewhere"]] = Field(default_factory=dict)
+    #: per platform, the consent statuses it cannot hold (`Capabilities.consent_not_held`):
+    #: never planned there (the connector would send nothing, run after run)
+    consent_not_held: dict[str, frozenset[str]] = Field(default_factory=dict)
 
     @classmethod
     def from_config(cls, sync: Any, platforms: Sequence[str], **extra: Any) -> SyncPolicy:

@@ -15,6 +15,9 @@ nobody holds it), with its base and memberships, and its old contact keeps nothi
 a new address: no opt-in for its new person (`segsync.sync.reconcile`). Each relink is a
 diagnostic naming the platform and the record ids.
 
+A record not known by its platform id but by one of its `aliases` (an id the connector gave
+it before, e.g. under an older id scheme) is its contact's: the id map moves to its new id.
+
 A record of a person erased by `segsync erase` (their email's keyed hash is a tombstone) is
 never staged: nothing is linked, merged or written for them. Each is reported (by its
 tombstone, never its email) and, with `erase` (`sync.erasure: enforce`, during a sync only),
@@ -228,6 +231,7 @@ class Pull:
     ) -> None:
         keyed = self._skip_erased(name, self._keyed(name, contacts, errors))
         by_id = self.state.cids_by_platform_id(name, [remote.platform_id for remote, _ in keyed])
+        by_id.update(self._linked_by_alias(name, keyed, by_id))
         unlinked = [key for remote, key in keyed if remote.platform_id not in by_id and key]
         by_email = self.state.cids_by_email(unlinked)
         taken = self.state.known_cids([key for key in unlinked if key not in by_email])
@@ -241,6 +245,31 @@ class Pull:
             payload, digest = encode_read(remote, key or "")
             rows.append((remote.platform_id, cid, key or "", payload, digest, remote.deleted))
         self.state.stage_pulled(name, rows)
+
+    def _linked_by_alias(
+        self, name: str, keyed: Sequence[tuple[RemoteContact, str | None]],
+        by_id: Mapping[str, str],
+    ) -> dict[str, str]:
+        """Records not known by their platform id but by one of their `aliases` (an id the
+        connector gave them before): platform id -> contact id, the id map moved to the
+        new id (so the record is that contact's, never a new person or a duplicate)."""
+        wanted = {
+            alias: remote.platform_id
+            for remote, _ in keyed if remote.platform_id not in by_id
+            for alias in sorted(remote.aliases) if alias != remote.platform_id
+        }
+        if not wanted:
+            return {}
+        found = self.state.cids_by_platform_id(name, sorted(wanted))
+        linked: dict[str, str] = {}
+        moves: list[tuple[str, str]] = []
+        for alias, cid in sorted(found.items()):
+            pid = wanted[alias]
+            if pid not in linked:
+                linked[pid] = cid
+                moves.append((alias, pid))
+        self.state.readdress_records(name, moves)
+        return linked
 
     @staticmethod
     def _keyed(

@@ -437,18 +437,35 @@ def _minimal_write(
             change["tags_remove"] = sorted(cur_t - tags)
     held = _held(s, p)
     target = consent_target(consent.status, held, p in policy.reconfirm, current.reachable)
+    if target is not None and target in policy.consent_not_held.get(p, ()):
+        target = None  # the platform cannot hold it: nothing would be sent
     if consent.withdrawn and held == ConsentStatus.SUBSCRIBED and p != consent.source:
         # the opt-in copied from there is withdrawn: as if a run had seen the unsubscribe
         target = ConsentStatus.UNSUBSCRIBED
     if target is not None and (policy.writes(p, "consent") or target in CONSENT_OPT_OUTS):
         change["consent"] = ConsentStatus(target)
         _provenance(change, consent)
+        if target == _NON_SUBSCRIBED and _holds_former_opt_in(s, p, held):
+            change["foreign_opt_in"] = True
         if consent.withdrawn and target in CONSENT_OPT_OUTS:
             change["consent_evidence"] = (
                 f"{consent.evidence or ''} (was subscribed there: opt-in withdrawn)".strip())
     if current.email_key != view.email and policy.writes(p, "email"):
         change["new_email"] = view.email
     return change if writes_something(change) else None
+
+
+def _holds_former_opt_in(s: _Sides, p: str, held: ConsentStatus) -> bool:
+    """True when platform `p`'s record holds an opt-in and was another person's, relinked
+    to this one (its base was at another address, this person's is the address it holds
+    now: not a rename of them): the opt-in is its former person's."""
+    base, current = s.bases.get(p), s.live[p]
+    return (
+        held in (ConsentStatus.SUBSCRIBED, ConsentStatus.PENDING)
+        and base is not None and s.canonical is not None
+        and base.email_key != current.email_key
+        and s.canonical.email == current.email_key
+    )
 
 
 def resend(

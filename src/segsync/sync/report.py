@@ -34,6 +34,8 @@ class PlatformReport(BaseModel):
     """Of `api_calls`, the others (searches sent as POST included)."""
     engagement_calls: int = 0
     """Of `api_calls`, the requests of the engagement refresh (0 when it was not due)."""
+    recheck_calls: int = 0
+    """Of `api_calls`, the requests of the re-check before writing (segsync.sync.recheck)."""
 
 
 class RunReport(BaseModel):

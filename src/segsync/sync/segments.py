@@ -45,6 +45,7 @@ from segsync.sync.snapshot import CanonicalView, PlatformRecord, dumps
 
 __all__ = [
     "CREATING",
+    "SEGMENT_KINDS",
     "Memberships",
     "PlatformSegments",
     "SegmentTarget",
@@ -57,6 +58,8 @@ __all__ = [
     "name_publications",
     "planned_objects",
     "publications",
+    "recall_made",
+    "record_made",
 ]
 
 CREATING = ""
@@ -66,6 +69,10 @@ _RESIDUAL_KIND = {"tag": "static"}
 """Capabilities.static_segments -> the owned kind of a residual tag (default: "tag")."""
 
 log = logging.getLogger("segsync.sync")
+
+SEGMENT_KINDS = frozenset({"tag", "static", "native"})
+"""The owned kinds that hold segments; the others are containers a connector made for itself
+(`Connector.made`), never published or deleted as segments."""
 
 _CONSENT_OF = {status: Consent(status=status) for status in ConsentStatus}  # frozen: shared
 
@@ -376,7 +383,7 @@ def publications(
     `configured`: the segments configured for the platform (not `off`). Only segsync's own
     objects are deleted, and never one whose segment failed to compile in this run.
     """
-    owned = {(o.kind, o.name): o for o in owned_objects}
+    owned = {(o.kind, o.name): o for o in owned_objects if o.kind in SEGMENT_KINDS}
     pubs: list[Publication] = []
     wanted: set[tuple[str, str]] = set()
     for static in segments.statics:
@@ -423,7 +430,7 @@ async def disowned_objects(
     out: set[tuple[str, str, str]] = set()
     for platform, connector in connectors.items():
         mine = [(o.kind, o.name, o.ref) for o in owned
-                if o.platform == platform and o.ref != CREATING]
+                if o.platform == platform and o.ref != CREATING and o.kind in SEGMENT_KINDS]
         try:
             found = await connector.disowned(mine)
         except Exception as exc:  # a platform down fails its read, and is reported there
@@ -433,6 +440,33 @@ async def disowned_objects(
             out.add((platform, kind, name))
             diagnostics.append(_ownership(name, platform, why))
     return out
+
+
+async def recall_made(
+    connectors: Mapping[str, Connector], owned: Sequence[OwnedObject], fresh: Iterable[str],
+    set_owned: Callable[..., None] | None = None, at: Callable[[], str] | None = None,
+) -> None:
+    """Tell each connector the objects it made for itself that the state records
+    (`Connector.recall`; `fresh`: the platforms the state never read), before it reads or
+    writes: it knows them by ref, never by name. With `set_owned` (apply), what a connector
+    makes is recorded at once (`at()`: the time recorded)."""
+    first = set(fresh)
+    for platform, connector in connectors.items():
+        mine = [(o.kind, o.name, o.ref) for o in owned
+                if o.platform == platform and o.kind not in SEGMENT_KINDS]
+        record = None
+        if set_owned is not None and at is not None:
+            def record(kind: str, name: str, ref: str, platform: str = platform) -> None:
+                set_owned(OwnedObject(platform, kind, name, ref), at=at())
+        await connector.recall(mine, first_run=platform in first, record=record)
+
+
+def record_made(
+    platform: str, connector: Connector, set_owned: Callable[..., None], at: str
+) -> None:
+    """Record what a connector made for itself since last asked (`Connector.made`)."""
+    for kind, name, ref in connector.made():
+        set_owned(OwnedObject(platform, kind, name, ref), at=at)
 
 
 async def name_publications(

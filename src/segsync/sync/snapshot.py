@@ -34,9 +34,9 @@ n      unread (if any)     -
 (`segsync.sync.engagement`) read later for the keys the read does not carry or carried
 older; `facts` is the two merged (the newest observation of each key wins).
 
-Optional keys are absent when unset. `content_hash` ignores `u`, `ca` and `ra`, so a record that
-segsync wrote and reads back unchanged hashes the same as what it wrote (echo suppression
-without decoding).
+Optional keys are absent when unset. `content_hash` ignores `u`, `ca`, `ra` and `er`, so a
+record that segsync wrote and reads back unchanged hashes the same as what it wrote (echo
+suppression without decoding).
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ __all__ = [
 _NO_VALUES: Mapping[str, Any] = types.MappingProxyType({})
 _STATUS = {status.value: status for status in ConsentStatus}  # a lookup, not a call
 _NON_SUBSCRIBED = ConsentStatus.NON_SUBSCRIBED
-_TIMES = ("u", "ca", "ra")  # left out of the content hash
+# left out of the content hash: times, and the refreshed engagement (no read carries it, so
+# a record read again unchanged hashes as the one staged; segsync.sync.recheck compares them)
+_TIMES = ("u", "ca", "ra", "er")
 
 
 def jsonify(value: Any) -> Any:

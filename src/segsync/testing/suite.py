@@ -226,9 +226,10 @@ class ConnectorSuite:
     def _emulator_transport(self, emulator: Emulator) -> httpx.AsyncBaseTransport:
         """The emulator's transport, checking its answers when `response_validator` says."""
         inner: httpx.AsyncBaseTransport = emulator.transport()
-        if self._responses is None:
+        validator = getattr(self, "_responses", None)
+        if validator is None:
             return inner
-        checking = ResponseCheckingTransport(inner, self._responses)
+        checking = ResponseCheckingTransport(inner, validator)
         self.response_checks.append(checking)
         return checking
 

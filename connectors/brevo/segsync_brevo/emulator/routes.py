@@ -5,7 +5,9 @@ and returns the body Brevo returns (a dict is sent as JSON with status 200), or 
 `BrevoError` for Brevo's error answers. Fact-sheet quirks reproduced: import ignores boolean
 attributes; list add/remove matches emails case-sensitively and answers 400 when no item
 succeeds; changing a blocklisted contact's email clears the blocklist; `/contacts/batch` is
-all-or-nothing and marked deprecated; segments are read-only.
+all-or-nothing and marked deprecated; segments are read-only; an import with a row it cannot
+read (or after `fail_imports`) ends `failed` with an `error`; a contact's `statistics` has
+the described shape; a folder's lists carry no `folderId`.
 """
 
 from __future__ import annotations

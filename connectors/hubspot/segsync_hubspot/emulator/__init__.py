@@ -7,10 +7,13 @@ validated against options (`INVALID_OPTION`), DYNAMIC lists evaluated from their
 (with `includeObjectsWithNoValueSet`), membership writes on MANUAL/SNAPSHOT lists only,
 memberships read 250 a page, subscription statuses per email address, read-only
 `hs_email_optout*` properties, the rolling 10-second, daily and search limits with HubSpot's
-429 bodies and rate-limit headers.
+429 bodies and rate-limit headers; email upserts all-or-nothing, search bodies of at most
+3,000 characters, an index lag before a write is searchable (`search_delay_seconds`), the
+scopes of each endpoint (`scopes`, 403 `MISSING_SCOPES`), and the lists a record is in.
 
 The parts: `state` (the account's state and the `seed_*` / inspection helpers tests use),
-`records` (contacts, their indexes, the value rules and the batch journal), `wire` (request
+`records` (contacts, their indexes, the value rules and the batch journal), `scopes` (the
+scopes each endpoint needs), `wire` (request
 parsing and answer shapes), the `route_*` handlers in `contact_routes`, `list_routes` and
 `consent_routes`, and `routes` (`HubSpotEmulator`: the routing table, auth and rate-limit
 answers). The connector never imports this package; the conformance kit, `segsync emulate`,

@@ -3,7 +3,7 @@
 Lists of contacts (MANUAL, DYNAMIC from a validated filter branch, SNAPSHOT), unique by name
 (case-insensitive; `ILS.DUPLICATE_LIST_NAMES`), found by id, by name or by search (500 at
 most a page); filters and names updated; memberships read 250 a page and changed on MANUAL
-and SNAPSHOT lists only.
+and SNAPSHOT lists only; the lists one record is in.
 """
 
 from __future__ import annotations

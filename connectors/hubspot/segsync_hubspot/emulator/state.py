@@ -4,7 +4,9 @@
 contacts (`ContactRecords`), lists (DYNAMIC ones evaluated from their filter branch, now),
 subscription types and per-address subscription statuses (with opt-outs of all email). Its
 constructor's keyword arguments are the emulator's knobs (API versions, tier, limits,
-Marketing Hub Enterprise, a GDPR-enabled portal).
+Marketing Hub Enterprise, a GDPR-enabled portal, the search index lag, the token's scopes,
+all-or-nothing email upserts). Where HubSpot's behaviour is uncertain the default is the
+strict reading and the knob gives the lenient one (docs/fidelity.md).
 
 Test hooks (no HTTP): `seed_contact`, `modify_contact`, `set_engagement`, `hard_bounce`,
 `add_subscription`, `set_subscription`, `unsubscribe_all` change state as HubSpot or a person

@@ -342,15 +342,23 @@ class MailchimpRoutes(MailchimpState):
         await self.read_page_served()  # edits made "while the client pages"
         return answer
 
-    def _member_or_404(self, lst: AudienceList, request: Request) -> Member:
-        member = lst.members.get(self._hash_param(request.path_params["member"]))
+    def _member_or_404(
+        self, lst: AudienceList, request: Request, *, by_contact_id: bool = False
+    ) -> Member:
+        """The member a path names: by subscriber hash or address; with `by_contact_id` (the
+        GET/PATCH/DELETE member paths, which the spec says also take it) by `contact_id`."""
+        value = request.path_params["member"]
+        member = lst.members.get(self._hash_param(value))
+        if member is None and by_contact_id and "@" not in value:
+            member = next((m for m in lst.members.values() if m.contact_id == value), None)
         if member is None:
             raise not_found()
         return member
 
     async def route_get_member(self, request: Request) -> Response:
         lst = self._list(request)
-        return self._reply(request, self._member_json(lst, self._member_or_404(lst, request)))
+        member = self._member_or_404(lst, request, by_contact_id=True)
+        return self._reply(request, self._member_json(lst, member))
 
     async def route_post_member(self, request: Request) -> Response:
         lst = self._list(request)
@@ -396,7 +404,7 @@ class MailchimpRoutes(MailchimpState):
         hence its URL, becomes the new address's; tags and notes follow it). A rename to an
         address the audience holds, or one permanently deleted, is refused (400)."""
         lst = self._list(request)
-        member = self._member_or_404(lst, request)
+        member = self._member_or_404(lst, request, by_contact_id=True)
         body = await self._body(request)
         status = body.get("status")
         if status is not None and status not in STATUSES_PATCH:
@@ -441,7 +449,7 @@ class MailchimpRoutes(MailchimpState):
 
     async def route_archive_member(self, request: Request) -> Response:
         lst = self._list(request)
-        member = self._member_or_404(lst, request)
+        member = self._member_or_404(lst, request, by_contact_id=True)
         if member.status == "archived":
             raise ApiProblem(
                 "MethodNotAllowed",

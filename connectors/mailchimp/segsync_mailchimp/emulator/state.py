@@ -226,9 +226,14 @@ class MailchimpState(Seedable):
         compliance_blocked: bool | None = None,
         **attrs: Any,
     ) -> Member:
-        """Seed a member directly (as if the person signed up); unsubscribed/cleaned are blocked."""
+        """Seed a member directly (as if the person signed up); unsubscribed/cleaned are blocked.
+        An address the audience holds stays the same member (its `contact_id` kept)."""
         lst = self.lists[list_id or self.default_list_id]
         member = self._new_member(lst, email, status)
+        held = lst.members.get(member.id)
+        if held is not None:
+            member.contact_id, member.unique_email_id = held.contact_id, held.unique_email_id
+            member.web_id = held.web_id
         member.merge_fields.update({k.upper(): v for k, v in (merge_fields or {}).items()})
         for key, value in attrs.items():
             setattr(member, key, value)
@@ -459,6 +464,9 @@ class MailchimpState(Seedable):
     def _new_member(self, lst: AudienceList, email: str, status: str) -> Member:
         now = self.clock.now()
         h = subscriber_hash(email)
+        web_id = next(self._ids)
+        # contact_id: the member's own, whatever its address becomes (never a later member's)
+        contact_id = hashlib.sha1(f"{lst.id}:{h}:{web_id}".encode(), usedforsecurity=False)
         return Member(
             email_address=email.strip(),
             status=status,
@@ -467,10 +475,8 @@ class MailchimpState(Seedable):
             created=now,
             last_changed=now,
             unique_email_id=h[:10],
-            contact_id=hashlib.sha1(f"{lst.id}:{h}".encode(), usedforsecurity=False).hexdigest()[
-                :32
-            ],
-            web_id=next(self._ids),
+            contact_id=contact_id.hexdigest()[:32],
+            web_id=web_id,
             timestamp_signup="",
             timestamp_opt=iso_time(now) if status == "subscribed" else "",
         )

@@ -1,0 +1,6 @@
+"""tests/prepare: lived-in emulated accounts (`prepare_world`)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
