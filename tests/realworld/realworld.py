@@ -677,10 +677,8 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
                        if is_write(e.method, e.path)) for p in PLATFORMS}
         counted = {p: r.created + r.updated + r.members_added + r.members_removed
                    + r.publications for p, r in report.platforms.items()}
-        # known: HubSpot counts an update it cannot hold and does not send
-        # (test_regressions.test_a_quiet_day_writes_nothing, xfail)
         loud = {p: (sent[p], counted.get(p, 0)) for p in PLATFORMS
-                if sent[p] or (counted.get(p, 0) and p != "hubspot")}
+                if sent[p] or counted.get(p, 0)}
         tags_unread = self.mc_tagged_at is not None  # writes may follow them in any run
         if tags_unread and self.clock.monotonic() - self.mc_tagged_at >= MC_TAG_REFRESH:
             self.mc_tagged_at = None  # this run read the whole audience: they are seen

@@ -83,8 +83,6 @@ class RealAccounts(RuleBasedStateMachine):
 
     @rule(minutes=st.integers(1, 600))
     def later_sync(self, minutes: int) -> None:
-        # known: a day's quiet runs may count an update HubSpot cannot hold
-        # (test_regressions.test_a_quiet_day_writes_nothing, xfail)
         TOTALS.steps += 1
         self.world.clock.advance(60 * minutes)
         self._sync()
