@@ -654,6 +654,12 @@ class Connector(abc.ABC):
     def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
         """Stream contacts changed since `cursor` (everything when None), de-duplicated."""
 
+    async def missing(self, platform_ids: Sequence[str]) -> set[str]:
+        """Which of `platform_ids` the platform no longer holds (deleted or archived), asked
+        when a record appears next to one its contact is linked to that no read returned.
+        Reads only. Default: none known (the new record is then reported as a duplicate)."""
+        return set()
+
     async def read_engagement(self, cursor: str | None) -> AsyncIterator[EngagementPage]:
         """Stream engagement values that change without moving the `read` cursor (opens,
         clicks, rates), page by page, resuming after `cursor` (everything when None). Read

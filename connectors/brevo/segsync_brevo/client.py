@@ -126,6 +126,22 @@ class BrevoCalls(Connector):
             idempotent=idempotent,
         )
 
+    async def missing(self, platform_ids: Sequence[str]) -> set[str]:
+        """The contacts of `platform_ids` Brevo no longer holds (`GET /contacts/{id}` answers
+        404; Brevo lists no deletions). One call per id: asked only for records a read found
+        made again next to them, so rarely."""
+        gone: set[str] = set()
+        for pid in platform_ids:
+            if not pid.isdigit():
+                continue
+            response = await self._call(
+                "GET", f"/contacts/{pid}", "/contacts/{identifier}",
+                params={"identifierType": "contact_id"}, ok=(404,),
+            )
+            if response.status_code == 404:
+                gone.add(pid)
+        return gone
+
     async def _get_contact(self, email: str) -> dict[str, Any] | None:
         """The contact with this email as Brevo returns it, or None when there is none."""
         response = await self._call(

@@ -340,7 +340,19 @@ class HubSpotWrites(HubSpotSegments):
             i: pid for i in pending
             if not changes[i].create and (pid := changes[i].platform_id) and pid.isdigit()
         }
-        ids = sorted(set(linked.values()))
+        gone = await self.missing(sorted(set(linked.values())))
+        for i, pid in linked.items():
+            if pid in gone:
+                results[i] = ChangeResult(
+                    email=changes[i].email, ok=False, platform_id=pid, deleted=True,
+                    error="HubSpot no longer holds this contact (archived or deleted there)",
+                    code="OBJECT_NOT_FOUND",
+                )
+
+    async def missing(self, platform_ids: Sequence[str]) -> set[str]:
+        """The contacts of `platform_ids` HubSpot no longer holds (archived or deleted: a
+        batch read by id names them `OBJECT_NOT_FOUND`). One read per 100."""
+        ids = sorted({pid for pid in platform_ids if pid.isdigit()})
         gone: set[str] = set()
 
         async def one(chunk: Sequence[str]) -> None:
@@ -360,13 +372,7 @@ class HubSpotWrites(HubSpotSegments):
 
         await asyncio.gather(*(one(ids[k : k + BATCH_INPUTS])
                                for k in range(0, len(ids), BATCH_INPUTS)))
-        for i, pid in linked.items():
-            if pid in gone:
-                results[i] = ChangeResult(
-                    email=changes[i].email, ok=False, platform_id=pid, deleted=True,
-                    error="HubSpot no longer holds this contact (archived or deleted there)",
-                    code="OBJECT_NOT_FOUND",
-                )
+        return gone
 
     async def _archive(self, change: ContactChange) -> ChangeResult:
         """Archive a contact (`DELETE {contacts}/{id}`: HubSpot's archive, restorable for 90

@@ -402,6 +402,13 @@ class StateStore(abc.ABC):
         """The contacts of the records this run's read staged on `platform`."""
         raise NotImplementedError
 
+    def forget_records(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
+        """Forget records `platform` no longer holds (gone without a read telling it): their
+        snapshots, owed writes, deletions and their contacts' static memberships there. The
+        contacts stay; a record of theirs read next is new (no base: nothing it lacks is a
+        clearing)."""
+        raise NotImplementedError
+
     def readdress_records(
         self, config: str, platform: str, moves: Sequence[tuple[str, str]]
     ) -> None:

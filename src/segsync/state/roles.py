@@ -129,6 +129,8 @@ class ReadStaging(Transactional, Tombstones, Protocol):
 
     def readdress_records(self, platform: str, moves: Sequence[tuple[str, str]]) -> None: ...
 
+    def forget_records(self, platform: str, platform_ids: Sequence[str]) -> None: ...
+
 
 class Snapshots(Transactional, Protocol):
     """Base and canonical snapshots, planned views, static segment membership, and the

@@ -134,6 +134,9 @@ class ConfigState(
     def readdress_records(self, platform: str, moves: Sequence[tuple[str, str]]) -> None:
         self.store.readdress_records(self.config, platform, moves)
 
+    def forget_records(self, platform: str, platform_ids: Sequence[str]) -> None:
+        self.store.forget_records(self.config, platform, platform_ids)
+
     def staged_cids(self, platform: str) -> list[str]:
         return self.store.staged_cids(self.config, platform)
 

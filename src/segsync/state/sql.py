@@ -383,6 +383,24 @@ class SqlStateStore(StateStore):
                     found[pid] = cid
         return found
 
+    def forget_records(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
+        if not platform_ids:
+            return
+        with self._tx() as tx:
+            for pid in platform_ids:
+                for (cid,) in list(tx.execute(
+                    "SELECT cid FROM base WHERE config = ? AND platform = ? AND platform_id = ?",
+                    (config, platform, pid),
+                )):
+                    tx.execute("DELETE FROM members WHERE config = ? AND platform = ?"
+                               " AND cid = ?", (config, platform, cid))
+                for table in ("base", "owed", "deletions"):
+                    tx.execute(
+                        f"DELETE FROM {table} WHERE config = ? AND platform = ?"  # noqa: S608
+                        " AND platform_id = ?",
+                        (config, platform, pid),
+                    )
+
     def readdress_records(
         self, config: str, platform: str, moves: Sequence[tuple[str, str]]
     ) -> None:

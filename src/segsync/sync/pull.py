@@ -92,6 +92,7 @@ class Pull:
         self.state.relink_pulled()
         for name in self.connectors:
             if name not in result.failed:
+                await self._made_again(name)
                 self._settle(name, errors)
         return result
 
@@ -205,6 +206,28 @@ class Pull:
         for note in notes:
             log.warning("%s: %s", note["platform"], note["message"])
         return notes
+
+    async def _made_again(self, name: str) -> None:
+        """A record read next to the record its contact is linked to, which this read did
+        not see: when the platform says that one is gone (deleted or archived without a read
+        telling it, then made again: a re-import, a new sign-up), the new record takes its
+        place: the gone record is forgotten (`forget_records`), so the new one is that
+        contact's new record there (no base: what it lacks clears nothing), never a
+        duplicate."""
+        dups = self.state.duplicate_records(name)
+        olds = sorted({kept for _, _, kept in dups})
+        if not olds:
+            return
+        gone = await self.connectors[name].missing(olds)
+        news: dict[str, list[str]] = {}
+        for _, pid, kept in dups:
+            if kept in gone:
+                news.setdefault(kept, []).append(pid)
+        olds = [old for old, new in sorted(news.items()) if len(new) == 1]
+        if olds:
+            log.info("%s: %d record(s) made again after a deletion segsync had not read",
+                     name, len(olds))
+            self.state.forget_records(name, olds)
 
     def _settle(self, name: str, errors: list[RecordError]) -> None:
         """Report and set aside a platform's duplicate records; one staged record per contact."""
