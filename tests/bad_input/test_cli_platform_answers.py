@@ -1,7 +1,7 @@
 """`segsync sync` (a real process, over loopback) against platforms that answer garbage.
 
-Every platform's contact read answers a body cut in half. The run must exit 1 with an error
-per platform naming it and its endpoint, and leave the state store's contents as they were;
+Every platform's contact read answers a body cut in half. The run must exit 4 (each platform
+sat the run out: its read failed) with an error per platform naming it and its endpoint, and leave the state store's contents as they were;
 once the platforms answer properly, the next run is clean.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from answers import READS, Read, store_contents
 from loopback_world import AnswerRewriter, loopback_world
 
-from segsync.cli import EXIT_OK, EXIT_RECORD_ERRORS
+from segsync.cli import EXIT_OK, EXIT_UNAVAILABLE
 
 
 def garble(read: Read) -> AnswerRewriter:
@@ -30,7 +30,7 @@ def garble(read: Read) -> AnswerRewriter:
 
 @pytest.mark.slow
 def test_sync_process_names_garbled_answers_and_keeps_the_state(tmp_path: Path) -> None:
-    """Exit 1, each platform and endpoint named, the store unchanged; then a clean run."""
+    """Exit 4, each platform and endpoint named, the store unchanged; then a clean run."""
     rewrites = {platform: garble(read) for platform, read in READS.items()}
     with loopback_world(tmp_path, 9, 12, rewrites=rewrites) as world:
         for _ in range(2):  # the second run settles the echoes of the first one's writes
@@ -42,7 +42,7 @@ def test_sync_process_names_garbled_answers_and_keeps_the_state(tmp_path: Path) 
         world.corrupt(False)
         healed, healed_output = world.run()
 
-    assert code == EXIT_RECORD_ERRORS, output
+    assert code == EXIT_UNAVAILABLE, output
     lines = output.splitlines()
     for platform, read in READS.items():
         named = [line for line in lines if f"[{platform}]" in line and read.endpoint in line]

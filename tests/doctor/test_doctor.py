@@ -51,7 +51,8 @@ class World:
             "brevo": {"api_key": self.bv.api_key, "consent": {"lists": [2]}},
         }
         lines = [f"state: sqlite:///{self.state}", "schema:", "  first_name: text",
-                 "  company: text", "  plan: text", "  loyalty: number", "platforms:"]
+                 "  company: text", "  plan: {type: enum, options: [free, pro, enterprise]}",
+                 "  loyalty: number", "platforms:"]
         for name, block in blocks.items():
             block = {**block, "base_url": self.urls[name], **overrides.get(name, {})}
             lines.append(f"  {name}: {json.dumps(block)}")
