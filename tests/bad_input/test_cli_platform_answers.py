@@ -1,8 +1,9 @@
 """`segsync sync` (a real process, over loopback) against platforms that answer garbage.
 
 Every platform's contact read answers a body cut in half. The run must exit 4 (each platform
-sat the run out: its read failed) with an error per platform naming it and its endpoint, and leave the state store's contents as they were;
-once the platforms answer properly, the next run is clean.
+sat the run out: its read failed) with an error per platform naming it and its endpoint, and
+leave the state store's contents as they were; once the platforms answer properly, the next
+run is clean.
 """
 
 from __future__ import annotations
