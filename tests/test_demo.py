@@ -230,9 +230,14 @@ def test_demo_config_is_a_valid_segsync_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_keep_leaves_the_config_and_state(tmp_path: Path) -> None:
-    """With --keep, the directory holds segsync.yaml and the state store afterwards."""
+def test_keep_leaves_the_config_and_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With --keep, the directory holds segsync.yaml and the state store afterwards; the
+    demo makes its state directory private itself (no warning about its own directory)."""
     report = asyncio.run(run_demo(DemoOptions(contacts=20, seed=5, keep=tmp_path / "demo")))
+
+    assert "open to other users" not in caplog.text
 
     assert report.workdir == str((tmp_path / "demo").resolve())
     assert (tmp_path / "demo" / "segsync.yaml").is_file()

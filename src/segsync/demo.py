@@ -764,7 +764,7 @@ async def run_demo(
         config_path = write_demo_config(
             workdir / "segsync.yaml", emulators, workdir / ".segsync" / "state.db"
         )
-        (workdir / ".segsync").mkdir(exist_ok=True)
+        (workdir / ".segsync").mkdir(mode=0o700, exist_ok=True)  # private, as the store wants
         for stale in (workdir / ".segsync").glob("state.db*"):  # an earlier demo's state
             stale.unlink()
         config = load_config(config_path, env={})
