@@ -369,19 +369,25 @@ class SqlStateStore(StateStore):
             out.extend((cid, pid, other) for cid, pid, other in rows)
         return out
 
-    def cids_by_platform_id(
-        self, config: str, platform: str, platform_ids: Sequence[str]
+    def _cids_of_ids(
+        self, table: str, config: str, platform: str, platform_ids: Sequence[str]
     ) -> dict[str, str]:
+        """platform id -> contact id of the rows of `table` (base or pulled) with those ids."""
         found: dict[str, str] = {}
         with self._tx() as tx:
             for part in _chunks(list(platform_ids)):
                 for pid, cid in tx.execute(
-                    f"SELECT platform_id, cid FROM base WHERE config = ? AND platform = ?"  # noqa: S608
+                    f"SELECT platform_id, cid FROM {table} WHERE config = ? AND platform = ?"  # noqa: S608
                     f" AND platform_id IN ({_marks(len(part))})",
                     (config, platform, *part),
                 ):
                     found[pid] = cid
         return found
+
+    def cids_by_platform_id(
+        self, config: str, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, str]:
+        return self._cids_of_ids("base", config, platform, platform_ids)
 
     def forget_records(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
         if not platform_ids:
@@ -423,16 +429,7 @@ class SqlStateStore(StateStore):
     def staged_cids_by_platform_id(
         self, config: str, platform: str, platform_ids: Sequence[str]
     ) -> dict[str, str]:
-        found: dict[str, str] = {}
-        with self._tx() as tx:
-            for part in _chunks(list(platform_ids)):
-                for pid, cid in tx.execute(
-                    f"SELECT platform_id, cid FROM pulled WHERE config = ? AND platform = ?"  # noqa: S608
-                    f" AND platform_id IN ({_marks(len(part))})",
-                    (config, platform, *part),
-                ):
-                    found[pid] = cid
-        return found
+        return self._cids_of_ids("pulled", config, platform, platform_ids)
 
     def cids_by_email(self, config: str, email_keys: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
