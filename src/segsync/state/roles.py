@@ -131,6 +131,10 @@ class ReadStaging(Transactional, Tombstones, Protocol):
 
     def forget_records(self, platform: str, platform_ids: Sequence[str]) -> None: ...
 
+    def staged_cids_by_platform_id(
+        self, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, str]: ...
+
 
 class Snapshots(Transactional, Protocol):
     """Base and canonical snapshots, planned views, static segment membership, and the

@@ -92,8 +92,7 @@ class Pull:
         self.state.relink_pulled()
         for name in self.connectors:
             if name not in result.failed:
-                await self._made_again(name)
-                self._settle(name, errors)
+                self._settle(name, errors, await self._made_again(name))
         return result
 
     async def _platform(self, name: str, result: PullResult, errors: list[RecordError]) -> None:
@@ -207,18 +206,19 @@ class Pull:
             log.warning("%s: %s", note["platform"], note["message"])
         return notes
 
-    async def _made_again(self, name: str) -> None:
+    async def _made_again(self, name: str) -> list[tuple[str, str, str]] | None:
         """A record read next to the record its contact is linked to, which this read did
         not see: when the platform says that one is gone (deleted or archived without a read
         telling it, then made again: a re-import, a new sign-up), the new record takes its
         place: the gone record is forgotten (`forget_records`), so the new one is that
         contact's new record there (no base: what it lacks clears nothing), never a
-        duplicate."""
+        duplicate. Returns the platform's duplicates when it forgot none (None: ask again)."""
         dups = self.state.duplicate_records(name)
-        olds = sorted({kept for _, _, kept in dups})
-        if not olds:
-            return
-        gone = await self.connectors[name].missing(olds)
+        linked = {k for _, _, k in dups}
+        unseen = sorted(linked - set(self.state.staged_cids_by_platform_id(name, sorted(linked))))
+        if not unseen:  # a record read this run exists: nothing to ask the platform
+            return dups
+        gone = await self.connectors[name].missing(unseen)
         news: dict[str, list[str]] = {}
         for _, pid, kept in dups:
             if kept in gone:
@@ -228,10 +228,17 @@ class Pull:
             log.info("%s: %d record(s) made again after a deletion segsync had not read",
                      name, len(olds))
             self.state.forget_records(name, olds)
+            return None
+        return dups
 
-    def _settle(self, name: str, errors: list[RecordError]) -> None:
-        """Report and set aside a platform's duplicate records; one staged record per contact."""
-        duplicates = self.state.duplicate_records(name)
+    def _settle(
+        self, name: str, errors: list[RecordError],
+        duplicates: list[tuple[str, str, str]] | None = None,
+    ) -> None:
+        """Report and set aside a platform's duplicate records (`duplicates`, when known);
+        one staged record per contact."""
+        if duplicates is None:
+            duplicates = self.state.duplicate_records(name)
         for cid, pid, kept in duplicates:
             errors.append(
                 RecordError(
