@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from world import ZOE, ZOE_KEY, World
 
-import segsync.cli.erase as cli_erase
+import segsync.cli.core as cli_core
+import segsync.sync.build as sync_build
 from segsync.cli import EXIT_INVALID, EXIT_OK, app
 from segsync.cli.erase import EXIT_UNAVAILABLE
 
@@ -42,9 +43,10 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(cli_erase, "build_connectors", lambda _cfg: world._connectors())
-    monkeypatch.setattr(cli_erase, "open_store", lambda _url: KeepOpen(world.store))
-    monkeypatch.setattr(cli_erase, "config_name", lambda _c: "erasure")
+    # the connectors and the state `erase` runs on (`segsync.cli.core.run_on_state`)
+    monkeypatch.setattr(sync_build, "build_connectors", lambda _cfg: world._connectors())
+    monkeypatch.setattr(cli_core, "open_store", lambda _url: KeepOpen(world.store))
+    monkeypatch.setattr(cli_core, "config_name", lambda _c: "erasure")
     yield {"config": str(config), "world": world, "runner": CliRunner()}
     world.loop.close()
     world.store.close()

@@ -18,9 +18,9 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -31,6 +31,7 @@ from rich.table import Table
 import segsync
 from segsync.cli import (
     EXIT_INVALID,
+    EXIT_LOCKED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     app,
@@ -58,10 +59,13 @@ from segsync.rules import ast, normalize
 from segsync.rules.compiler import RuleCompileError
 from segsync.rules.evaluate import evaluate, read_value
 from segsync.rules.printer import to_text
-from segsync.state import StateStore, StoreError, open_store
+from segsync.state import RunLocked, StateStore, StoreError, open_store
+from segsync.state.scoped import ConfigState
 from segsync.sync.build import config_name
 from segsync.sync.segments import contact_of
 from segsync.sync.snapshot import CanonicalView, PlatformRecord, jsonify
+
+T = TypeVar("T")
 
 __all__ = ["chosen_config", "explain_person", "explain_segment", "starter_config"]
 
@@ -153,6 +157,32 @@ def failure(as_json: bool, kind: str, message: str, code: int) -> typer.Exit:
     else:
         typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def run_on_state(
+    config: Config, as_json: bool,
+    work: Callable[[dict[str, Connector], ConfigState], Awaitable[T]],
+) -> T:
+    """Run `work` with the configured connectors and the configuration's state, closing
+    both after; a held run lock exits 3 and an unusable state 2 (said as `failure` says)."""
+    from segsync.sync.build import build_connectors  # the engine, only when going online
+
+    async def go() -> T:
+        connectors = build_connectors(config)
+        store = open_store(config.state_url)
+        try:
+            return await work(connectors, store.scoped(config_name(connectors)))
+        finally:
+            for connector in connectors.values():
+                await connector.aclose()
+            store.close()
+
+    try:
+        return asyncio.run(go())
+    except RunLocked as exc:
+        raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
+    except StoreError as exc:
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
 
 
 def chosen_config(path: Path | None) -> Path | None:

@@ -8,18 +8,22 @@ confirmed: run the same command again).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_UNAVAILABLE, app
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failure
-from segsync.erasure import ErasureReport, InvalidAddress, erase_people, read_addresses
-from segsync.state import RunLocked, StoreError, open_store
-from segsync.sync.build import build_connectors, config_name
+from segsync.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, app
+from segsync.cli.core import (
+    ConfigOption,
+    JsonOption,
+    _echo_json,
+    _load,
+    failure,
+    run_on_state,
+)
+from segsync.erasure import InvalidAddress, erase_people, read_addresses
 
 __all__ = ["EXIT_UNAVAILABLE"]
 
@@ -65,23 +69,9 @@ def erase_command(
         if not typer.confirm("Erase them?", default=False):
             raise failure(as_json, "cancelled", "nothing was erased", EXIT_INVALID)
 
-    async def go() -> ErasureReport:
-        connectors = build_connectors(cfg)
-        store = open_store(cfg.state_url)
-        try:
-            state = store.scoped(config_name(connectors))
-            return await erase_people(addresses, connectors, state)
-        finally:
-            for connector in connectors.values():
-                await connector.aclose()
-            store.close()
-
-    try:
-        report = asyncio.run(go())
-    except RunLocked as exc:
-        raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
-    except StoreError as exc:
-        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
+    report = run_on_state(
+        cfg, as_json, lambda connectors, state: erase_people(addresses, connectors, state)
+    )
     if as_json:
         _echo_json(report.as_dict())
     else:

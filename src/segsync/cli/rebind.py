@@ -16,7 +16,6 @@ the credentials (nothing forgotten).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 from typing import Annotated, Any
@@ -24,14 +23,21 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from segsync.cli import EXIT_INVALID, EXIT_LOCKED, EXIT_OK, EXIT_UNAVAILABLE, app
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failure
+from segsync.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, app
+from segsync.cli.core import (
+    ConfigOption,
+    JsonOption,
+    _echo_json,
+    _load,
+    failure,
+    run_on_state,
+)
 from segsync.config import default_config_path
-from segsync.connector import AccountIdentity
+from segsync.connector import AccountIdentity, Connector
 from segsync.http import ApiError
-from segsync.state import Binding, RunLocked, StoreError, open_store
+from segsync.state import Binding
+from segsync.state.scoped import ConfigState
 from segsync.sync.apply import iso_now
-from segsync.sync.build import build_connectors, config_name
 
 __all__ = ["rebind"]
 
@@ -153,26 +159,12 @@ def rebind_command(
             typer.echo(line)
         return typer.confirm(f"Rebind {platform} to this account?", default=False)
 
-    async def go() -> RebindOutcome:
-        connectors = build_connectors(cfg)
-        store = open_store(cfg.state_url)
-        try:
-            state = store.scoped(config_name(connectors))
-            return await rebind(
-                platform, connectors[platform], state, clock=connectors[platform].clock,
-                confirm=ask,
-            )
-        finally:
-            for connector in connectors.values():
-                await connector.aclose()
-            store.close()
+    async def work(connectors: dict[str, Connector], state: ConfigState) -> RebindOutcome:
+        return await rebind(platform, connectors[platform], state,
+                            clock=connectors[platform].clock, confirm=ask)
 
     try:
-        outcome = asyncio.run(go())
-    except RunLocked as exc:
-        raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
-    except StoreError as exc:
-        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
+        outcome = run_on_state(cfg, as_json, work)
     except (ApiError, httpx.HTTPError, ValueError) as exc:  # the identity read failed
         raise failure(
             as_json, "unavailable",
