@@ -11,7 +11,11 @@ formula at 100,000 contacts, and the time it takes at the platform's documented 
   ceil(N/1000) member pages, 10 campaigns at a time (10 connections); no per-second cap
   (time shown at `latency-ms` per call);
 - HubSpot: ceil(emailed/200) searches (5 a second per account, CRM search);
-- Brevo: ceil(N/1000) list pages + N contact reads (contacts family: 10 a second on General).
+- Brevo: the lists and each list's campaign counters (1 + L), ceil(N/1000) contact pages and
+  the statistics of the contacts whose lists moved (N on the first refresh and on the weekly
+  full read; none when no campaign activity moved since the last refresh), contacts family:
+  10 a second on General. It also runs the next day's refresh (nothing moved) and one after
+  an open.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import math
 from typing import Any
 
 from segsync.clock import VirtualClock
+from segsync.emulator.base import record_engagement
 
 
 def _by_endpoint(log: Any) -> dict[str, int]:
@@ -46,14 +51,7 @@ async def mailchimp(n: int, c: int, latency_ms: float) -> dict[str, Any]:
     emails = [f"p{i:06d}@example.com" for i in range(n)]
     for email in emails:
         emu.seed_member(email, "subscribed", source="Hosted Signup Form")
-    for _ in range(c):
-        campaign = emu.record_campaign()
-        for i, email in enumerate(emails):
-            emu.record_send(email, campaign)
-            if i % 3 == 0:
-                emu.record_open(email, campaign)
-            if i % 10 == 0:
-                emu.record_click(email, campaign)
+    _email_everyone(emu, emails, c)
     connector = MailchimpConnector(
         {"api_key": emu.api_key, "list_id": emu.default_list_id},
         transport=emu.transport(),
@@ -85,13 +83,7 @@ async def hubspot(n: int, c: int, latency_ms: float) -> dict[str, Any]:
     emails = [f"p{i:06d}@example.com" for i in range(n)]
     for email in emails:
         emu.seed_contact({"email": email})
-    for _ in range(c):
-        for i, email in enumerate(emails):
-            emu.record_email(email, "send")
-            if i % 3 == 0:
-                emu.record_email(email, "open")
-            if i % 10 == 0:
-                emu.record_email(email, "click")
+    _email_everyone(emu, emails, c)
     clock.advance(600)  # past the search index lag
     connector = HubSpotConnector(
         {"token": emu.default_api_key, "base_url": "http://127.0.0.1:9"},
@@ -118,30 +110,58 @@ async def brevo(n: int, c: int, latency_ms: float) -> dict[str, Any]:
 
     clock = VirtualClock()
     emu = BrevoEmulator(clock=clock, latency_ms=latency_ms)
+    newsletter = emu.seed_list("Newsletter")
+    emu.seed_list("Partners")  # a list no campaign went to
     emails = [f"p{i:06d}@example.com" for i in range(n)]
     for email in emails:
-        emu.seed_contact(email)
-    for campaign in range(1, c + 1):
-        for i, email in enumerate(emails):
-            emu.record_campaign_event(email, "sent", campaign)
-            emu.record_campaign_event(email, "delivered", campaign)
-            if i % 3 == 0:
-                emu.record_campaign_event(email, "opened", campaign)
-            if i % 10 == 0:
-                emu.record_campaign_event(email, "clicked", campaign)
+        emu.seed_contact(email, lists=(newsletter,))
+    _email_everyone(emu, emails, c)
+    clock.advance(3600)
     connector = BrevoConnector({"api_key": emu.api_key}, transport=emu.transport(), clock=clock)
+    lists = len(emu.lists)
     start = clock.now()
     async with connector:
-        emu.log.entries.clear()
-        values = {k for p in [p async for p in connector.read_engagement(None)] for k in p.values}
+
+        async def refresh(cursor: str | None) -> tuple[int, set[str], str | None]:
+            emu.log.entries.clear()
+            seen: set[str] = set()
+            async for page in connector.read_engagement(cursor):
+                seen |= {k for k, v in page.values.items() if v}
+                cursor = page.cursor or cursor
+            return len(emu.log.entries), seen, cursor
+
+        calls, values, cursor = await refresh(None)
+        by_endpoint = _by_endpoint(emu.log)
+        virtual = (clock.now() - start).total_seconds()
+        clock.advance(86_400)  # a day without activity: nothing to read again
+        quiet, _, cursor = await refresh(cursor)
+        clock.advance(86_400)  # one open moves the newsletter: its members are read again
+        record_engagement(emu, emails[0], "open", "campaign 0")
+        moved, _, cursor = await refresh(cursor)
+    listing = 1 + lists + math.ceil(n / 1000)
     return {
-        "calls": len(emu.log.entries),
-        "formula": math.ceil(n / 1000) + n,
-        "by_endpoint": _by_endpoint(emu.log),
+        "calls": calls,
+        "formula": listing + n,
+        "by_endpoint": by_endpoint,
         "contacts_with_values": len(values),
-        "virtual_seconds": (clock.now() - start).total_seconds(),
-        "at_100k": 100 + 100_000,
+        "virtual_seconds": virtual,
+        "at_100k": 1 + lists + 100 + 100_000,
+        "later": f"next day, nothing moved: {quiet} calls (formula {listing}); "
+                 f"after one open in the list: {moved} calls; at 100,000 in lists no "
+                 f"campaign moved: {1 + lists + 100} calls",
     }
+
+
+def _email_everyone(emulator: Any, emails: list[str], campaigns: int) -> None:
+    """`campaigns` campaigns sent to everyone, a third opening, a tenth clicking (the
+    emulators' shared engagement hook)."""
+    for n in range(campaigns):
+        for i, email in enumerate(emails):
+            record_engagement(emulator, email, "send", f"campaign {n}")
+            if i % 3 == 0:
+                record_engagement(emulator, email, "open", f"campaign {n}")
+            if i % 10 == 0:
+                record_engagement(emulator, email, "click", f"campaign {n}")
 
 
 def main() -> None:
@@ -167,6 +187,8 @@ def main() -> None:
             f"~{seconds / 60:.1f} min at the documented limit"
         )
         print(f"  {got['by_endpoint']}")
+        if got.get("later"):
+            print(f"  {got['later']}")
 
 
 if __name__ == "__main__":

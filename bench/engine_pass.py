@@ -2,18 +2,25 @@
 
 Run as its own process so that its peak memory (`ru_maxrss`) is the engine's alone:
 
-    .venv/bin/python bench/engine_pass.py --contacts 1000000 [--state DIR]
+    .venv/bin/python bench/engine_pass.py --contacts 1000000 [--state DIR] [--resync]
+        [--profile] [--measure-source]
 
 Prints one JSON object: contacts, seconds (wall, the whole `Engine.plan()`), cpu_seconds (this
-process's CPU time in it, which a loaded machine does not inflate), peak_rss_bytes, and the
-plan's counts; with `--measure-source`, also source_cpu_seconds: the CPU time of reading the
-three in-memory copies alone (done once before, not part of `seconds`), the stand-in
-connectors' share of the figure rather than the engine's.
+process's CPU time in it, which a loaded machine does not inflate), peak_rss_bytes (the
+whole process; peak_rss_bytes_after: its peak once each pass was done; start_rss_bytes: the
+interpreter with its imports, before any work), and the plan's counts;
+with `--measure-source`, also source_cpu_seconds: the CPU time of reading the three in-memory
+copies alone (done once before, not part of `seconds`), the stand-in
+connectors' share of the figure rather than the engine's. With `--resync`, the plan is then
+applied (`apply`: the re-check reads every platform again) and a second plan is made with
+nothing changed (`resync`: an unchanged re-sync, whose plan writes nothing). With
+`--profile`, `profile` holds each pass's time per engine phase (`segsync.sync.timing`).
 
 No network: each platform is an in-memory connector that streams its copy of the audience
 page by page (generated on the fly, never held whole), with the real platforms' page sizes
 and rule compilers. Every contact is on all three platforms; 1 in 100 has a different company
-on one platform (a change to reconcile), the rest agree. The state store is a SQLite file in
+on one platform (a change to reconcile), the rest agree; each platform's opt-ins rest on its
+own evidence, as the real connectors read them. The state store is a SQLite file in
 a temporary directory, as a deployment would use.
 """
 
@@ -21,15 +28,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import resource
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -53,11 +61,22 @@ from segsync.rules import load_rule
 from segsync.rules.compiler import RuleCompiler, Strictness
 from segsync.state import SQLiteStateStore
 from segsync.sync import Engine, SegmentTarget, SyncPolicy
+from segsync.sync.plan import Plan
+from segsync.sync.timing import PhaseTimer, profiling
 
 __all__ = ["MemoryCopy", "engine_pass", "main", "source_cpu_seconds"]
 
 UPDATED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-CONSENTS = {status: Consent(status=status) for status in ConsentStatus}  # frozen: shared
+# frozen: shared. A platform's opt-in rests on its own evidence (as the real connectors read
+# it); an opt-in without evidence would be no proof, and every copy would be written down
+CONSENTS = {
+    status: Consent(
+        status=status,
+        evidence=None if status is ConsentStatus.NON_SUBSCRIBED else f"status={status.value}",
+    )
+    for status in ConsentStatus
+}
+T = TypeVar("T")
 PLATFORMS: dict[str, int] = {
     # name: read page size — the real connectors' figures (their compilers are the real ones)
     "mailchimp": 1000,
@@ -88,6 +107,8 @@ class MemoryCopy(Connector):
         self.variant = variant
         self.page_size = PLATFORMS[platform]
         self._stats = RequestStats()
+        #: what segsync wrote, per record: read back from then on (as a platform would)
+        self.written: dict[str, tuple[dict[str, Any], frozenset[str], frozenset[str]]] = {}
 
     def compiler(self, strictness: Strictness | str) -> RuleCompiler | None:
         """The real platform connector's compiler (built by that connector)."""
@@ -109,12 +130,17 @@ class MemoryCopy(Connector):
             fields = dict(contact.fields)
             if i % 100 == 0 and i % 3 == self.variant:
                 fields["company"] = "Changed"
+            platform_id, tags = f"{self.platform}-{i}", contact.tags
+            if platform_id in self.written:
+                written, added, removed = self.written[platform_id]
+                fields.update(written)
+                tags = (tags | added) - removed
             page.append(
                 RemoteContact.model_construct(
-                    platform_id=f"{self.platform}-{i}",
+                    platform_id=platform_id,
                     email=contact.email,
                     fields=fields,
-                    tags=contact.tags,
+                    tags=tags,
                     consent=CONSENTS[contact.consent],
                     engagement={},
                     updated_at=UPDATED,
@@ -129,9 +155,23 @@ class MemoryCopy(Connector):
             yield ReadPage(page, str(self.contacts))
 
     async def write(self, changes: Sequence[ContactChange]) -> list[ChangeResult]:
+        for c in changes:
+            if c.platform_id is not None:
+                fields, added, removed = self.written.get(
+                    c.platform_id, ({}, frozenset(), frozenset()))
+                self.written[c.platform_id] = (
+                    {**fields, **{k: v for k, v in c.fields.items() if v is not None}},
+                    (added - c.tags_remove) | c.tags_add,
+                    (removed - c.tags_add) | c.tags_remove,
+                )
         return [ChangeResult(email=c.email, ok=True, platform_id=c.platform_id) for c in changes]
 
     async def ensure_static(self, name: str, ref: str | None) -> str:
+        return ref or name
+
+    async def publish_native(
+        self, name: str, definition: Mapping[str, Any], ref: str | None
+    ) -> str:
         return ref or name
 
     async def change_static_members(
@@ -152,8 +192,24 @@ async def source_cpu_seconds(contacts: int) -> float:
     return time.process_time() - started
 
 
-async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
-    """Plan a first sync of `contacts` contacts present on all three platforms."""
+def _counts(plan: Plan) -> dict[str, dict[str, int]]:
+    return {
+        name: {
+            "read": p.counts.get("read", 0),
+            "unchanged": p.counts.get("unchanged", 0),
+            "changes": len(p.changes),
+            "membership_adds": sum(len(m.add) for m in p.memberships),
+        }
+        for name, p in plan.platforms.items()
+    }
+
+
+async def engine_pass(
+    contacts: int, state_dir: Path, *, resync: bool = False, profile: bool = False
+) -> dict[str, Any]:
+    """Plan a first sync of `contacts` contacts present on all three platforms; with
+    `resync`, apply it, then plan again with nothing changed (an unchanged re-sync); with
+    `profile`, where each pass spends its time (`segsync.sync.timing` phases)."""
     store = SQLiteStateStore(state_dir / "state.db")
     connectors = {name: MemoryCopy(name, contacts, variant=n) for n, name in enumerate(PLATFORMS)}
     segments = [SegmentTarget(name, load_rule(rule, SCHEMA)) for name, rule in SEGMENTS.items()]
@@ -173,27 +229,50 @@ async def engine_pass(contacts: int, state_dir: Path) -> dict[str, Any]:
         compilers=compilers,
         clock=SystemClock(),
     )
-    started, cpu = time.perf_counter(), time.process_time()
-    plan = await engine.plan()
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    store.close()
-    platforms = {
-        name: {
-            "read": p.counts.get("read", 0),
-            "unchanged": p.counts.get("unchanged", 0),
-            "changes": len(p.changes),
-            "membership_adds": sum(len(m.add) for m in p.memberships),
-        }
-        for name, p in plan.platforms.items()
-    }
-    return {
+    timers: dict[str, PhaseTimer] = {}
+    peaks: dict[str, int] = {}
+
+    async def measured(name: str, step: Awaitable[T]) -> tuple[T, float, float]:
+        timer = timers.setdefault(name, PhaseTimer())
+        with profiling(timer) if profile else contextlib.nullcontext(timer):
+            started, cpu = time.perf_counter(), time.process_time()
+            done = await step
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            peaks[name] = peak_rss_bytes()  # the process's peak so far: after this pass
+            return done, seconds, cpu
+
+    plan, seconds, cpu = await measured("plan", engine.plan())
+    result: dict[str, Any] = {
         "contacts": contacts,
         "tags": list(TAGS),
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu, 3),
-        "platforms": platforms,
+        "platforms": _counts(plan),
         "errors": len(plan.errors),
     }
+    if resync:
+        report, seconds, cpu = await measured("apply", engine.apply(plan))
+        result["apply"] = {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+                           "status": report.status, "records_written": report.writes,
+                           "errors": len(report.errors)}
+        again, seconds, cpu = await measured("resync", engine.plan())
+        result["resync"] = {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+                            "platforms": _counts(again), "errors": len(again.errors),
+                            "writes": again.write_count}
+    result["peak_rss_bytes_after"] = peaks
+    if profile:
+        result["profile"] = {name: timer.as_dict() for name, timer in timers.items()}
+    store.close()
+    return result
+
+
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux; 0 where it cannot be read)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * resource.getpagesize()
 
 
 def peak_rss_bytes() -> int:
@@ -207,13 +286,21 @@ def main() -> None:
     parser.add_argument("--state", type=Path, default=None, help="directory of the state file")
     parser.add_argument("--measure-source", action="store_true",
                         help="also time reading the in-memory copies alone")
+    parser.add_argument("--resync", action="store_true",
+                        help="also apply the plan, then time an unchanged re-sync's plan")
+    parser.add_argument("--profile", action="store_true",
+                        help="where each pass spends its time, per engine phase")
     args = parser.parse_args()
+    start_rss = rss_bytes()  # the interpreter and imports: what does not grow with N
     source = asyncio.run(source_cpu_seconds(args.contacts)) if args.measure_source else None
     with tempfile.TemporaryDirectory(prefix="segsync-bench-", dir=args.state) as tmp:
-        result = asyncio.run(engine_pass(args.contacts, Path(tmp)))
+        result = asyncio.run(
+            engine_pass(args.contacts, Path(tmp), resync=args.resync, profile=args.profile)
+        )
     if source is not None:
         result["source_cpu_seconds"] = round(source, 3)
     result["peak_rss_bytes"] = peak_rss_bytes()
+    result["start_rss_bytes"] = start_rss
     print(json.dumps(result))
 
 

@@ -22,6 +22,7 @@ real sockets (their time is wall time).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -38,7 +39,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dataset import DOMAIN, SCHEMA, SEGMENTS, TAGS, audience, changed
-from minimum import FACTS, Workload, floor_seconds, minimum_calls
+from minimum import FACTS, Workload, floor_seconds, largest_async_write, minimum_calls
 from platforms import (
     PLATFORMS,
     Role,
@@ -57,6 +58,7 @@ from segsync.model import Contact
 from segsync.rules import evaluate, load_rule
 from segsync.state import SQLiteStateStore
 from segsync.sync import Engine, RunReport, SegmentTarget, SyncPolicy
+from segsync.sync.timing import PhaseTimer, profiling
 
 __all__ = ["READ_ENDPOINT", "Scenario", "roles", "workloads"]
 
@@ -98,7 +100,8 @@ def workloads(contacts: int, overlap: int, fraction: float) -> dict[str, dict[st
     subscribed_new = 0
     for i, c in enumerate(audience(contacts)):
         tag_all.update(c.tags)
-        sets_all[c.tags] += 1
+        # Brevo lists only contacts with opt-in: the others are one bulk write of their own
+        sets_all[c.tags if c.consent.value == "subscribed" else frozenset({"(no opt-in)"})] += 1
         if i >= overlap:
             tag_new.update(c.tags)
             subscribed_new += c.consent.value == "subscribed"
@@ -107,9 +110,14 @@ def workloads(contacts: int, overlap: int, fraction: float) -> dict[str, dict[st
     adds: collections.Counter[str] = collections.Counter()
     removes: collections.Counter[str] = collections.Counter()
     sets_edit: collections.Counter[frozenset[str]] = collections.Counter()
-    seg_add = seg_remove = 0
+    seg_add = seg_remove = losing_tags = unconsented = 0
     for i, after in edits:
         before = next(audience(1, start=i))
+        losing_tags += bool(before.tags - after.tags)
+        if after.consent.value != "subscribed":
+            # Brevo: no list for someone without opt-in; tags ride in the record's attribute
+            unconsented += 1
+            continue
         adds.update(after.tags - before.tags)
         removes.update(before.tags - after.tags)
         sets_edit[frozenset(after.tags - before.tags)] += 1
@@ -119,14 +127,21 @@ def workloads(contacts: int, overlap: int, fraction: float) -> dict[str, dict[st
     natives = {"mailchimp": 1, "hubspot": 1, "brevo": 0}
     statics = {"mailchimp": 0, "hubspot": 0, "brevo": 1}
     created = {"mailchimp": contacts - overlap, "hubspot": 0, "brevo": contacts}
+    first = {"first_run": True, "recheck": True, "engagement": True}
     initial = {
         "mailchimp": Workload(
             read=overlap,
             created=created["mailchimp"],
             tag_adds=dict(tag_new),
             native_segments=natives["mailchimp"],
+            **first,
         ),
-        "hubspot": Workload(read=contacts, native_segments=natives["hubspot"]),
+        "hubspot": Workload(
+            read=contacts,
+            native_segments=natives["hubspot"],
+            consent_reads=contacts,  # no opt-out among them: each one's status is read
+            **first,
+        ),
         "brevo": Workload(
             read=0,
             created=contacts,
@@ -134,13 +149,20 @@ def workloads(contacts: int, overlap: int, fraction: float) -> dict[str, dict[st
             tag_sets=dict(sets_all),
             static_segments=statics["brevo"],
             static_adds=members,
+            # the owned folder, a list per tag, the base list, the temporary import list
+            containers_created=3 + len(tag_all),
+            containers_deleted=1,
+            # the engagement refresh reads every list: the account's first and the tag
+            # lists the setup made
+            engagement_lists=1 + len(TAGS),
+            **first,
         ),
     }
     unchanged = {name: Workload(read=created[name]) for name in PLATFORMS}
     edited = len(edits)
     after_edit = {
-        "mailchimp": Workload(read=edited),
-        "hubspot": Workload(updated=edited),
+        "mailchimp": Workload(read=edited, recheck=True),
+        "hubspot": Workload(updated=edited, updated_tag_removes=losing_tags, recheck=True),
         "brevo": Workload(
             updated=edited,
             tag_adds=dict(adds),
@@ -148,6 +170,10 @@ def workloads(contacts: int, overlap: int, fraction: float) -> dict[str, dict[st
             tag_sets=dict(sets_edit),
             static_adds=seg_add,
             static_removes=seg_remove,
+            # an import of contacts without opt-in lands in a temporary list, then deleted
+            containers_created=1 if unconsented else 0,
+            containers_deleted=1 if unconsented else 0,
+            recheck=True,
         ),
     }
     return {"initial": initial, "unchanged": unchanged, "changed": after_edit}
@@ -173,6 +199,8 @@ class Scenario:
     fraction: float = 0.01
     #: seconds between two syncs (a sync scheduled hourly)
     interval: float = 3600.0
+    #: measure each sync's engine phases (`segsync.sync.timing`)
+    profile: bool = False
 
     def __post_init__(self) -> None:
         self.virtual = VirtualClock()
@@ -246,7 +274,9 @@ class Scenario:
         cpu = {n: s.cpu_seconds() for n, s in self.served.items()}
         own_cpu = time.process_time()
         wall = time.perf_counter()
-        report: RunReport = await self.engine.sync()
+        timer = PhaseTimer()
+        with profiling(timer) if self.profile else contextlib.nullcontext(timer):
+            report: RunReport = await self.engine.sync()
         wall = time.perf_counter() - wall
         own_cpu = time.process_time() - own_cpu
         cpu = {n: round(s.cpu_seconds() - cpu[n], 1) for n, s in self.served.items()}
@@ -257,7 +287,7 @@ class Scenario:
             calls = sum(by_endpoint.values())
             caps, facts = connector.capabilities, FACTS[name]
             items = minimum_calls(caps, facts, work[name])
-            largest = min(caps.write_batch_size, work[name].written)
+            largest = largest_async_write(caps, work[name])
             floor = floor_seconds(
                 caps, facts, items, self.latency_ms / 1000, largest_async_write=largest
             )
@@ -275,6 +305,11 @@ class Scenario:
                 "seconds": round(elapsed, 3),
                 **floor,
                 "time_ratio": round(elapsed / floor["floor_s"], 3) if floor["floor_s"] else None,
+                # beside the floor: the CPU of this process (engine and connectors, shared by
+                # every platform of the sync) and of the platform's emulator (None: in-process,
+                # so counted in the engine's)
+                "engine_cpu_s": round(own_cpu, 1),
+                "emulator_cpu_s": cpu.get(name),
                 "records_written": (counts.created + counts.updated) if counts else 0,
                 "members_changed": (counts.members_added + counts.members_removed) if counts else 0,
                 "records_read": counts.read if counts else 0,
@@ -294,6 +329,7 @@ class Scenario:
             },
             "record_writes": report.writes,
             "platforms": platforms,
+            **({"profile": timer.as_dict()} if self.profile else {}),
         }
 
     async def edit(self) -> int:

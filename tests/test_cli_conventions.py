@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import segsync.state.sqlite as sqlite_backend
 from segsync.cli import EXIT_INVALID, app
-from segsync.cli.emulate import config_snippet
+from segsync.cli.emulate import config_snippet, load_emulator
 from segsync.config import ConfigError, load_config
 from segsync.state import RunLocked
 from segsync.state.sqlite import SQLiteStateStore
@@ -142,8 +142,8 @@ def test_dotenv_is_not_read_from_the_working_directory(project: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
-    [["check"], ["segments", "list"], ["segments", "explain", "france"]],
-    ids=["check", "segments-list", "segments-explain"],
+    [["check"], ["segments", "list"], ["segments", "explain", "france"], ["status"]],
+    ids=["check", "segments-list", "segments-explain", "status"],
 )
 def test_commands_that_call_no_platform_run_without_secrets(
     project: Path, command: list[str]
@@ -226,6 +226,27 @@ def test_emulate_prints_the_config_block_with_the_list_id() -> None:
     assert f'list_id: "{emulator.default_list_id}"' in text
     assert 'base_url: "http://127.0.0.1:8001/3.0"' in text
     assert f'api_key: "{emulator.api_key}"' in text
+
+
+@pytest.mark.parametrize("platform", ["mailchimp", "hubspot", "brevo"])
+def test_what_emulate_prints_is_a_configuration_that_loads(
+    platform: str, tmp_path: Path
+) -> None:
+    """The block `segsync emulate PLATFORM` prints, pasted under a state line, is a valid
+    segsync.yaml reaching the emulator: base URL, key and account objects (list id)."""
+    emulator = load_emulator(platform)()
+    base_url = "http://127.0.0.1:8001" + getattr(emulator, "base_path", "")
+    text = config_snippet(platform, base_url, emulator.client_config())
+    path = tmp_path / "segsync.yaml"
+    path.write_text(f"state: sqlite:///{tmp_path}/s.db\n{text}\n", encoding="utf-8")
+    config = load_config(path, env={})
+    block = config.platforms[platform]
+    assert block.base_url == base_url  # type: ignore[attr-defined]
+    assert emulator.api_key in block.secrets()
+    for key, value in emulator.client_config().items():
+        shown = getattr(block, key)
+        shown = shown.get_secret_value() if hasattr(shown, "get_secret_value") else shown
+        assert str(shown) == str(value), key
 
 
 def test_mailchimp_emulator_declares_that_it_refuses_example_com() -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from segsync.connector import registry
-from segsync.logs import LogFormat, configure_logging, register_secret
+from segsync.logs import (
+    LOG_FIELDS,
+    LogFormat,
+    bind_log,
+    configure_logging,
+    log_context,
+    register_secret,
+)
 
 from .test_cli_subprocess import segsync_run
 
@@ -181,3 +188,38 @@ def test_subprocess_text_report_keeps_stderr_json(tmp_path: Path) -> None:
     assert "every platform aligned" in proc.stdout
     entries = [json.loads(line) for line in proc.stderr.splitlines()]
     assert any(e["message"].startswith("demo: seeded") for e in entries)
+    # each of the demo's two syncs: a start and an end event, its run id on the lines between
+    assert all(set(LOG_FIELDS) <= set(e) for e in entries)
+    events = [(e["event"], e["run_id"]) for e in entries if e.get("logger") == "segsync.run"]
+    assert [name for name, _ in events] == ["run_started", "run_finished"] * 2
+    first = entries.index(next(e for e in entries if e.get("event") == "run_started"))
+    last = entries.index(next(e for e in entries if e.get("event") == "run_finished"))
+    assert {e["run_id"] for e in entries[first:last + 1]} == {events[0][1]}
+    fallbacks = [e for e in entries if e["logger"] == "segsync.compiler"]
+    assert fallbacks
+    assert all(e["segment"] and e["platform"] and e["phase"] == "segments" for e in fallbacks)
+
+
+def test_context_fields_on_every_line_and_scoped_by_log_context(captured: io.StringIO) -> None:
+    """`run_id`, `platform`, `segment`, `phase` are on every JSON line (null when unset);
+    `log_context` restores them after its block, `extra` overrides them."""
+    configure_logging(LogFormat.JSON, level="info", stream=captured)
+    log = logging.getLogger("segsync.test")
+
+    log.info("outside")
+    with log_context(run_id="r1", phase="pull"):
+        bind_log(platform="brevo")
+        log.info("inside")
+        log.info("about a segment", extra={"segment": "vip", "platform": "hubspot"})
+    log.info("after")
+
+    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    fields = [tuple(e[k] for k in LOG_FIELDS) for e in lines]
+    assert fields == [
+        (None, None, None, None),
+        ("r1", "brevo", None, "pull"),
+        ("r1", "hubspot", "vip", "pull"),
+        (None, None, None, None),
+    ]
+    with pytest.raises(ValueError, match="unknown log fields"):
+        bind_log(plaform="typo")

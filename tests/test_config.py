@@ -429,7 +429,7 @@ def test_json_schema_describes_the_file() -> None:
     schema = config_json_schema()
 
     assert set(schema["properties"]) == {
-        "state", "schema", "platforms", "sync", "segments", "mappings", "engagement"
+        "state", "schema", "platforms", "sync", "segments", "mappings", "engagement", "history"
     }
     assert schema["additionalProperties"] is False
     shorthand = schema["properties"]["schema"]["additionalProperties"]["anyOf"][0]

@@ -354,3 +354,26 @@ def test_the_plugin_registers_its_marker(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_inprocess("--markers")
 
     result.stdout.fnmatch_lines(["*segsync_optout*"])
+
+
+@pytest.mark.parametrize(("lag", "waited"), [(5.0, 5.0), (0.0, 0.0), (None, 0.0)])
+def test_the_kit_waits_for_an_eventually_consistent_emulator(
+    lag: float | None, waited: float
+) -> None:
+    """`settle` advances the shared clock by the emulator's `read_lag_seconds` (nothing when
+    it declares none)."""
+    import types
+
+    from segsync.clock import VirtualClock
+
+    clock = VirtualClock()
+    emulator = types.SimpleNamespace() if lag is None else types.SimpleNamespace(
+        read_lag_seconds=lag
+    )
+    suite = ConnectorSuite()
+    suite.harness = types.SimpleNamespace(clock=clock)  # type: ignore[assignment]
+    start = clock.now()
+
+    suite.settle(emulator)  # type: ignore[arg-type]
+
+    assert (clock.now() - start).total_seconds() == waited

@@ -113,7 +113,10 @@ def minimum(n: int, run: dict[str, Any], emulator: BrevoEmulator) -> dict[str, f
 
     An import's `listIds` apply to all its contacts, so memberships cost either one import per
     distinct list set, or one import plus list-add calls of 150; whichever is fewer. One
-    `GET /processes` sees every import completed. Time: the requests at 10 a second, plus
+    `GET /processes` sees every import completed; what the imports took is read back (1000
+    contacts a page: an import answers no ids); contacts with opt-in land in segsync's base
+    list (made once), those without in a temporary list of their own import, made and
+    deleted (Brevo requires a list on every import). Time: the requests at 10 a second, plus
     the emulator's processing time of the largest import (its model, not a Brevo figure).
     """
     tier = TIERS["general"]
@@ -126,8 +129,10 @@ def minimum(n: int, run: dict[str, Any], emulator: BrevoEmulator) -> dict[str, f
         + emulator.import_base_seconds
         + emulator.import_seconds_per_contact * largest
     )
+    read_back = math.ceil(n / 1000)
+    lists = 1 + (3 if run["unconsented"] else 0)  # base list; temporary list and its import
     return {
-        "import_calls": writes + 1,
+        "import_calls": writes + 1 + read_back + lists,
         "import_request_seconds": writes / tier.contacts_per_second,
         "import_seconds": writes / tier.contacts_per_second + processing,
         "single_calls": n,  # POST /contacts carries listIds: one call per contact

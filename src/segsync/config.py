@@ -57,7 +57,13 @@ from pydantic import (
 )
 
 from segsync.connector import Connector, ConnectorConfig, SegmentRepresentation, registry
-from segsync.engagement import qualified_fields
+from segsync.engagement import (
+    AGGREGATES,
+    ALIASES,
+    AggregateFunction,
+    qualified_fields,
+    split_qualified,
+)
 from segsync.mapping import ENGAGEMENT_FIELDS, MappingError, PlatformMapping, load_mapping
 from segsync.model import FieldSpec, FieldType, PublishMode, Schema, Segment
 from segsync.rules import RuleError, RuleSyntaxError, RuleTypeError, ast, load_rule
@@ -73,6 +79,7 @@ __all__ = [
     "ConflictPolicy",
     "EngagementConfig",
     "FieldDirection",
+    "HistoryConfig",
     "SegmentConfig",
     "SyncConfig",
     "YamlDocument",
@@ -490,6 +497,43 @@ class EngagementConfig(_Frozen):
         return self.refresh if by_default else None
 
 
+def _unread_warnings(config: Config) -> list[str]:
+    """Per segment reading engagement of a platform whose engagement no run reads: which
+    platform, the key that turns its refresh on, and what it costs (the connector's words)."""
+    unread = config.unread_engagement()
+    out: list[str] = []
+    for platform in unread:
+        cost = getattr(registry.get(platform), "engagement_refresh_cost", "")
+        for segment in config.segments:
+            names = {getattr(leaf, "field", "") for leaf in _rule_leaves(config.rule(segment))}
+            used = sorted(n for n in names if _reads(n, platform))
+            if used:
+                out.append(
+                    f"segments.{segment}: {', '.join(repr(n) for n in used)} read no {platform} "
+                    f"engagement: its engagement refresh is off{f' ({cost})' if cost else ''}; "
+                    f"turn it on with engagement.platforms.{platform}: 24h"
+                )
+    return out
+
+
+def _reads(name: str, platform: str) -> bool:
+    """Whether a rule field reads `platform`'s engagement (its own, or an aggregate over the
+    platforms other than the first one reporting it)."""
+    qualified = split_qualified(name)
+    if qualified is not None:
+        return qualified[0] == platform
+    agg = AGGREGATES.get(ALIASES.get(name, name))
+    return agg is not None and agg.function is not AggregateFunction.FIRST
+
+
+def _rule_leaves(rule: ast.Rule) -> list[ast.Rule]:
+    if isinstance(rule, ast.And | ast.Or):
+        return [leaf for item in rule.items for leaf in _rule_leaves(item)]
+    if isinstance(rule, ast.Not):
+        return _rule_leaves(rule.item)
+    return [rule]
+
+
 def _period(value: Any) -> Any:
     """'24h', '30m', '7d' as seconds (other values as given, for pydantic to judge)."""
     if isinstance(value, str) and (match := _DURATION.match(value)):
@@ -501,6 +545,18 @@ def _at_least_1m(value: dt.timedelta) -> dt.timedelta:
     if value < dt.timedelta(minutes=1):
         raise ValueError("must be at least 1m (a refresh every run costs every run)")
     return value
+
+
+class HistoryConfig(_Frozen):
+    """How long the state keeps past runs (`segsync runs`): their reports, errors and
+    diagnostics are forgotten at the end of each sync or apply past either limit."""
+
+    keep_runs: int | None = Field(
+        default=200, ge=1, description="keep this many latest runs (null: no count limit)"
+    )
+    keep_days: int | None = Field(
+        default=None, ge=1, description="forget runs started more than this many days ago"
+    )
 
 
 class SegmentConfig(_Frozen):
@@ -556,6 +612,10 @@ class Config(_Frozen):
         default_factory=dict,
         description="platform -> mapping file replacing the shipped one (relative to this file)",
     )
+    history: HistoryConfig = Field(
+        default_factory=HistoryConfig,
+        description="how many past runs (or days of runs) the state keeps",
+    )
 
     _rules: dict[str, ast.Rule] = PrivateAttr(default_factory=dict)
     _warnings: tuple[str, ...] = PrivateAttr(default=())
@@ -602,8 +662,27 @@ class Config(_Frozen):
 
     def canonical_schema(self) -> Schema:
         """The declared fields plus the read-only engagement fields rules may use."""
-        return Schema(fields={**ENGAGEMENT_FIELDS, **qualified_fields(self.platforms),
+        return Schema(fields={**ENGAGEMENT_FIELDS,
+                              **qualified_fields(self.platforms, self.unread_engagement()),
                               **self.schema_fields})
+
+    def unread_engagement(self) -> list[str]:
+        """The platforms whose engagement no run reads: a connector that reads it only in a
+        dear refresh (`engagement_refresh_by_default` False) with no period set for it."""
+        out = []
+        for name, block in self.platforms.items():
+            if not getattr(block, "enabled", True):
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    cls = registry.get(name)
+            except Exception:  # unavailable: its settings were not checked either  # noqa: S112
+                continue
+            by_default = cls.engagement_refresh_by_default
+            if not by_default and self.engagement.period(name, by_default) is None:
+                out.append(name)
+        return out
 
     def rule(self, segment: str) -> ast.Rule:
         """The parsed and type-checked rule of a segment (KeyError for an unknown name)."""
@@ -783,6 +862,7 @@ class _Loader:
         mappings = {name: self._resolve(path) for name, path in base.mappings.items()}
         config = base.model_copy(update={"platforms": platforms, "mappings": mappings})
         config._rules = rules
+        self.warnings.extend(_unread_warnings(config))
         config._warnings = tuple(self.warnings)
         config._source = Path(self.doc.source)
         return config
@@ -969,6 +1049,13 @@ class _Loader:
                     self.problems.append(
                         self.doc.problem(("schema", str(name)), f"{name!r} is built in")
                     )
+                elif name in ENGAGEMENT_FIELDS:
+                    self.problems.append(self.doc.problem(
+                        ("schema", str(name)),
+                        f"{name!r} is an engagement fact segsync reads from the platforms "
+                        "(read only, never written; rules use it as it is): name your field "
+                        f"otherwise, e.g. 'crm_{name}'",
+                    ))
         segments = data.get("segments")
         if isinstance(segments, dict):
             for name in segments:

@@ -46,6 +46,7 @@ from segsync.connector import (
     registry,
 )
 from segsync.emulator import Emulator
+from segsync.emulator.base import EngagementHook, record_engagement
 from segsync.model import CONSENT_OPT_OUTS, ConsentStatus, normalize_email
 from segsync.rules import evaluate
 from segsync.state.base import OwnedObject
@@ -559,46 +560,6 @@ async def _seed(
     return seeded
 
 
-Emailer = Callable[[str, str, int, dt.datetime], None]
-"""`(email, action, campaign number, at)`: campaign n was sent to (`send`), opened (`open`)
-or clicked (`click`) by the person with `email` on one emulated platform."""
-
-
-def _emailer(emulator: Emulator) -> Emailer | None:
-    """How to tell `emulator` that a marketing email was sent, opened or clicked, through the
-    activity test hooks it has (platform APIs cannot write engagement); None when it has
-    none, and the demo then emails nobody from that platform."""
-    hooks: dict[str, Any] = {name: getattr(emulator, name, None) for name in (
-        "record_email", "record_campaign_event", "record_campaign", "record_send",
-        "record_open", "record_click")}
-    if callable(hooks["record_email"]):  # one call per action
-        by_action = hooks["record_email"]
-        return lambda email, action, _n, at: by_action(email, action, at=at)
-    if callable(hooks["record_campaign_event"]):  # campaign events by campaign id
-        event = hooks["record_campaign_event"]
-        names = {"send": ("sent", "delivered"), "open": ("opened",), "click": ("clicked",)}
-
-        def by_event(email: str, action: str, n: int, at: dt.datetime) -> None:
-            for name in names[action]:
-                event(email, name, n, at=at)
-
-        return by_event
-    if all(callable(hooks[n]) for n in ("record_campaign", "record_send", "record_open",
-                                        "record_click")):  # campaigns, then recipients
-        campaigns: dict[int, str] = {}
-
-        def by_campaign(email: str, action: str, n: int, at: dt.datetime) -> None:
-            if n not in campaigns:
-                campaigns[n] = hooks["record_campaign"](sent_at=at)
-            step = {"send": lambda: hooks["record_send"](email, campaigns[n]),
-                    "open": lambda: hooks["record_open"](email, campaigns[n], at=at),
-                    "click": lambda: hooks["record_click"](email, campaigns[n], at=at)}
-            step[action]()
-
-        return by_campaign
-    return None
-
-
 def _seed_engagement(
     audience: _Audience, emulators: Mapping[str, Emulator], now: dt.datetime, seed: int
 ) -> dict[str, int]:
@@ -608,7 +569,7 @@ def _seed_engagement(
     3 weeks and more before `now` (never near the `within 7 days` boundary). Returns how
     many people were emailed from one platform, from several, and per platform."""
     rng = random.Random(seed + 15)
-    emailers = {p: e for p, emu in emulators.items() if (e := _emailer(emu)) is not None}
+    emailers = {p: emu for p, emu in emulators.items() if isinstance(emu, EngagementHook)}
     counts = {"emailed_from_one_platform": 0, "emailed_from_several_platforms": 0}
     for person in audience.people:
         emailed = [p for p in person.on if p in emailers and rng.random() < 0.5]
@@ -620,15 +581,18 @@ def _seed_engagement(
         latest = now - dt.timedelta(days=rng.choice((2, 21, 45)))
         for platform in emailed:
             counts[f"emailed_from_{platform}"] = counts.get(f"emailed_from_{platform}", 0) + 1
-            emailer, email = emailers[platform], person.emails[platform]
+            emulator, email = emailers[platform], person.emails[platform]
             sends = rng.randint(2, 6)
             for n in range(sends):
                 at = latest - dt.timedelta(days=7 * (sends - 1 - n))
-                emailer(email, "send", n, at)
+                campaign = f"campaign {n}"
+                record_engagement(emulator, email, "send", campaign, at=at)
                 if rng.random() < reads:
-                    emailer(email, "open", n, at + dt.timedelta(hours=2))
+                    record_engagement(emulator, email, "open", campaign,
+                                      at=at + dt.timedelta(hours=2))
                     if rng.random() < 0.3:
-                        emailer(email, "click", n, at + dt.timedelta(hours=2, minutes=5))
+                        record_engagement(emulator, email, "click", campaign,
+                                          at=at + dt.timedelta(hours=2, minutes=5))
     return counts
 
 

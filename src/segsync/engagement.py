@@ -37,6 +37,7 @@ __all__ = [
     "platform_values",
     "qualified_fields",
     "split_qualified",
+    "unread_platforms",
 ]
 
 
@@ -124,16 +125,38 @@ def is_aggregate(name: str) -> bool:
 
 
 def split_qualified(name: str) -> tuple[str, str] | None:
-    """`(platform, engagement name)` for `<platform>.<name>`; None for any other name."""
+    """`(platform, engagement name)` for `<platform>.<name>` (an older name read as the name
+    it maps to); None for any other name."""
     platform, dot, rest = name.partition(".")
+    rest = ALIASES.get(rest, rest)
     if dot and platform and rest in PLATFORM_ENGAGEMENT:
         return platform, rest
     return None
 
 
-def qualified_fields(platforms: Iterable[str]) -> dict[str, FieldSpec]:
-    """The `<platform>.<name>` fields rules may use for the configured `platforms`."""
-    return {f"{p}.{name}": spec for p in platforms for name, spec in PLATFORM_ENGAGEMENT.items()}
+#: the description of a platform's qualified fields when segsync does not read its engagement
+UNREAD = "not read: the platform's engagement refresh is off"
+
+
+def qualified_fields(
+    platforms: Iterable[str], unread: Iterable[str] = ()
+) -> dict[str, FieldSpec]:
+    """The `<platform>.<name>` fields rules may use for the configured `platforms` (older
+    names too, as the bare ones); those of
+    the `unread` platforms (engagement refresh off, and nothing read without it) say so."""
+    off = set(unread)
+    named = {**PLATFORM_ENGAGEMENT,
+             **{old: PLATFORM_ENGAGEMENT[new] for old, new in ALIASES.items()}}
+    return {
+        f"{p}.{name}": spec.model_copy(update={"description": UNREAD}) if p in off else spec
+        for p in platforms for name, spec in named.items()
+    }
+
+
+def unread_platforms(fields: Mapping[str, FieldSpec]) -> list[str]:
+    """The platforms whose qualified fields in `fields` say their engagement is not read."""
+    return sorted({q[0] for n, spec in fields.items()
+                   if (q := split_qualified(n)) and spec.description == UNREAD})
 
 
 def _datetime(value: Any) -> dt.datetime | None:
@@ -241,6 +264,9 @@ def engagement_view(
     for platform, values in cleaned.items():
         for name, value in values.items():
             view[f"{platform}.{name}"] = value
+        for old, new in ALIASES.items():
+            if new in values:
+                view[f"{platform}.{old}"] = values[new]
     return view
 
 

@@ -1,29 +1,38 @@
 """Erasure (GDPR art. 17): delete a person permanently everywhere, and never re-create them.
 
-`erase_people(emails, connectors, state)` holds the run lock of the configuration and, per
-person: stores the tombstone first (a keyed hash of the normalised email, `erasure_hash`,
-plus the time; never the address), so that a sync skips the person from then on even where
-a deletion fails; asks every platform to delete them permanently (`Connector.erase`,
-concurrently, by the platform id the state knows, else by email); then forgets them in the
-state (`purge_person`: snapshots, ids, canonical view and membership deleted; the ledger
-keeps its rows under the tombstone instead of the email).
+`erase_people(emails, connectors, state)` holds the run lock of the configuration and first
+checks, once, each platform's account identity against the account its state is bound to,
+as a sync does (`segsync.sync.binding`): a platform reaching another account is refused
+(`ErasureReport.account_mismatch`, with the message and the fix of a sync's
+`account_mismatch`) and nothing is asked of it; a platform whose identity cannot be read is
+not asked either (unconfirmed). A platform id from the state is used only where the account
+is verified (bound, and the same account reached now); elsewhere the deletion is by email.
+
+Then, per person: stores the tombstone first (a keyed hash of the normalised email,
+`erasure_hash`, plus the time; never the address), so that a sync skips the person from then
+on even where a deletion fails; asks every platform left to delete them permanently
+(`Connector.erase`, concurrently); then forgets them in the state (`purge_person`:
+snapshots, ids, canonical view and membership deleted; the ledger keeps its rows under the
+tombstone instead of the email).
 
 It is idempotent: a person a platform does not hold counts as confirmed there, and erasing
 again only repeats the deletions. `ErasureReport.confirmed` is True only when every
 platform confirmed for every person; a platform that failed is named with its message, and
-running the erasure again completes it.
+running the erasure again completes it (once a mismatched platform's configuration points
+back at its account, or the platform is rebound).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from segsync.clock import Clock, SystemClock
-from segsync.connector import Connector, ErasureResult
+from segsync.connector import AccountIdentity, Connector, ErasureResult
 from segsync.model import InvalidEmail, normalize_email
 from segsync.state.base import erasure_hash
 from segsync.state.scoped import ConfigState
@@ -117,6 +126,11 @@ class ErasureReport(BaseModel):
 
     config: str
     people: list[PersonErasure] = Field(default_factory=list)
+    account_mismatch: dict[str, str] = Field(
+        default_factory=dict,
+        description="platforms bound to another account than the one reached: platform -> "
+        "the message and the fix; nothing was asked of them",
+    )
 
     @property
     def confirmed(self) -> bool:
@@ -148,10 +162,13 @@ class ErasureReport(BaseModel):
                 )
                 lines.append(f"  {name}: {state}")
             lines.append(f"  state: {p.forgotten} contact(s) forgotten, tombstone kept")
+        for message in self.account_mismatch.values():
+            lines.append(f"refused: {message}")
         if not self.confirmed:
             lines.append(
                 "some platforms did not confirm: run the same `segsync erase` again once "
-                f"they are reachable ({', '.join(self.unconfirmed_platforms())})"
+                "they are reachable (and reach the account they are bound to) "
+                f"({', '.join(self.unconfirmed_platforms())})"
             )
         return "\n".join(lines)
 
@@ -172,6 +189,65 @@ async def erase_on(
     return result
 
 
+@dataclasses.dataclass
+class _Accounts:
+    """What the account check found: the platforms not to ask (-> an unconfirmed result's
+    message), the mismatch messages, and the platforms whose stored ids may be used."""
+
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    mismatch: dict[str, str] = dataclasses.field(default_factory=dict)
+    verified: set[str] = dataclasses.field(default_factory=set)
+
+
+async def _check_accounts(
+    connectors: Mapping[str, Connector], state: ConfigState
+) -> _Accounts:
+    """Each platform's account identity against its binding, as a sync's gate compares them
+    (nothing is bound nor checked here)."""
+    # imported here: the engine imports this module (`segsync.sync.pull`)
+    from segsync.sync.binding import mismatch_message
+
+    async def identify(connector: Connector) -> AccountIdentity | Exception | None:
+        try:
+            return await connector.account_identity()
+        except Exception as exc:  # down, or refusing the key: said per platform
+            return exc
+
+    names = list(connectors)
+    found = await asyncio.gather(*(identify(connectors[n]) for n in names))
+    out = _Accounts()
+    for name, identity in zip(names, found, strict=True):
+        binding = state.binding(name)
+        if isinstance(identity, Exception):
+            out.skipped[name] = (
+                f"reading the {name} account's identity failed: {identity}; nothing was "
+                "deleted there"
+            )
+        elif identity is None or binding is None or binding.account_id is None:
+            continue  # an unverified account: deleted by email only
+        elif binding.account_id != identity.id:
+            bound = AccountIdentity(id=binding.account_id, label=binding.label or "")
+            out.mismatch[name] = mismatch_message(name, bound.describe(), identity.describe())
+            out.skipped[name] = (
+                f"bound to another account than the configuration reaches: nothing was "
+                f"deleted there (`segsync rebind {name}` or point the configuration back)"
+            )
+        else:
+            out.verified.add(name)
+    return out
+
+
+async def _erase_checked(
+    name: str, connector: Connector, email: str, platform_id: str | None,
+    accounts: _Accounts,
+) -> ErasureResult:
+    skipped = accounts.skipped.get(name)
+    if skipped is not None:
+        return ErasureResult(email=email, platform=name, confirmed=False, error=skipped)
+    trusted = platform_id if name in accounts.verified else None
+    return await erase_on(name, connector, email, trusted)
+
+
 async def erase_people(
     emails: Sequence[str],
     connectors: Mapping[str, Connector],
@@ -189,6 +265,8 @@ async def erase_people(
     addresses = read_addresses(emails)  # every address valid, or nothing is erased
     report = ErasureReport(config=state.config)
     with state.lock():
+        accounts = await _check_accounts(connectors, state)
+        report.account_mismatch = dict(accounts.mismatch)
         key = state.erasure_key()
         for email in addresses:
             digest = erasure_hash(key, email)
@@ -197,7 +275,8 @@ async def erase_people(
             targets = state.erasure_targets(email)
             names = list(connectors)
             results = await asyncio.gather(
-                *(erase_on(n, connectors[n], email, targets.get(n)) for n in names)
+                *(_erase_checked(n, connectors[n], email, targets.get(n), accounts)
+                  for n in names)
             )
             forgotten = state.purge_person(email, label)
             masked = mask_email(email)

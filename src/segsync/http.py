@@ -799,6 +799,9 @@ class ApiClient:
 
     `retry_after` is how the platform says how long to wait after a 429: its connector's
     `rate_limit_hints` (or a parser of its own); None means `GENERIC_RATE_LIMIT_HINTS`.
+    `credential` is the setting of the platform's config block that holds the key or token
+    (`api_key`): refused credentials name `platforms.<platform>.<credential>` as the fix
+    (the block alone when it is not given), never its value.
     """
 
     def __init__(
@@ -817,8 +820,10 @@ class ApiClient:
         retry_after: RetryAfterParser | RateLimitHints | None = None,
         timeout: float = 30.0,
         seed: int | None = None,
+        credential: str | None = None,
     ) -> None:
         self.platform = platform
+        self.credential = credential
         self.clock = clock or SystemClock()
         self.budget = budget or RateBudget(clock=self.clock)
         self.retry = retry or RetryPolicy()
@@ -950,9 +955,17 @@ class ApiClient:
         return self.breaker.trip(PlatformUnavailable(
             platform=self.platform, endpoint=label, status=error.status, reason="auth_failed",
             host=host, code=error.code, message=error.message, body=error.body,
-            explanation=f"{host} refused the credentials ({said}: {error.message}); check "
-                        f"the key or token; no more calls to {self.platform} this run",
+            explanation=f"{host} refused the credentials ({said}: {error.message}); "
+                        f"{self._credential_fix()}; no more calls to {self.platform} this run",
         ))
+
+    def _credential_fix(self) -> str:
+        """Where the refused key or token is set (the setting's name, never its value)."""
+        block = f"platforms.{self.platform}"
+        if self.credential:
+            return (f"check `{block}.{self.credential}` (the key or token there, or in the "
+                    "environment variable it reads)")
+        return f"check the key or token under `{block}` (or the environment variable it reads)"
 
     def _down(self, label: str, error: ApiError) -> PlatformUnavailable:
         host, policy = self.host, self.retry
@@ -1160,6 +1173,7 @@ def build_client(
     retry_after: RetryAfterParser | RateLimitHints | None = None,
     timeout: float = 30.0,
     seed: int | None = None,
+    credential: str | None = None,
 ) -> ApiClient:
     """The client factory: the one place connectors get HTTP from (`transport` is the test seam)."""
     return ApiClient(
@@ -1176,4 +1190,5 @@ def build_client(
         retry_after=retry_after,
         timeout=timeout,
         seed=seed,
+        credential=credential,
     )

@@ -5,6 +5,12 @@
 log collectors; `LogFormat.TEXT` gives `LEVEL logger: message` lines for people. Library code
 only logs through `logging.getLogger`; only the CLI calls `configure_logging`.
 
+Context: every record carries `run_id`, `platform`, `segment` and `phase` (`LOG_FIELDS`; null
+when unknown), taken from context variables the engine sets (`bind_log`, `log_context`) unless
+the record's own `extra` names them. Context variables follow asyncio tasks: a field bound
+inside a platform's task is that task's alone. `run_started` and `run_finished` log a run's
+start and end events (`event` `run_started` / `run_finished`) on the `segsync.run` logger.
+
 Redaction: `redactor` is the one process-wide `Redactor`. The HTTP layer registers every
 client's keys, tokens and auth headers with it, the CLI the configuration's secrets
 (`register_secret`), and each connector class its platform's credential shapes
@@ -20,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import contextvars
 import datetime as dt
 import enum
 import json
@@ -27,19 +34,24 @@ import logging
 import re
 import sys
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 __all__ = [
     "GENERIC_CREDENTIAL_PATTERNS",
+    "LOG_FIELDS",
     "LogFormat",
     "RedactingFilter",
     "Redactor",
     "active_format",
+    "bind_log",
     "configure_logging",
+    "log_context",
     "redactor",
     "register_credential_patterns",
     "register_secret",
+    "run_finished",
+    "run_started",
 ]
 
 REDACTED = "***"
@@ -226,6 +238,81 @@ def register_secret(secret: str | None) -> None:
     redactor.add(secret)
 
 
+# -- context fields ------------------------------------------------------------------------
+
+LOG_FIELDS = ("run_id", "platform", "segment", "phase")
+"""The fields every log record carries (null when unknown)."""
+
+_context: dict[str, contextvars.ContextVar[str | None]] = {
+    name: contextvars.ContextVar(f"segsync_log_{name}", default=None) for name in LOG_FIELDS
+}
+
+
+def _check_fields(fields: Mapping[str, str | None]) -> None:
+    unknown = set(fields) - set(LOG_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown log fields {sorted(unknown)}; known: {', '.join(LOG_FIELDS)}")
+
+
+def bind_log(**fields: str | None) -> None:
+    """Set context fields (`LOG_FIELDS`) for the rest of the current context (an asyncio
+    task's own copy inside a task)."""
+    _check_fields(fields)
+    for name, value in fields.items():
+        _context[name].set(value)
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Set context fields for the block; every field is as before afterwards (those bound
+    inside the block by `bind_log` included)."""
+    _check_fields(fields)
+    saved = {name: var.get() for name, var in _context.items()}
+    bind_log(**fields)
+    try:
+        yield
+    finally:
+        for name, var in _context.items():
+            var.set(saved[name])
+
+
+def context_fields() -> dict[str, str | None]:
+    """The context fields of the moment."""
+    return {name: var.get() for name, var in _context.items()}
+
+
+class _ContextFilter(logging.Filter):
+    """Puts the context fields on a record, unless its `extra` set them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in _context.items():
+            if getattr(record, name, None) is None:
+                setattr(record, name, var.get())
+        return True
+
+
+_run_log = logging.getLogger("segsync.run")
+
+
+def run_started(run_id: str, config: str, command: str) -> None:
+    """Bind `run_id` for the rest of the current context and log the run's start."""
+    bind_log(run_id=run_id)
+    _run_log.info("run %s started (%s of %s)", run_id, command, config,
+                  extra={"event": "run_started", "config": config, "command": command})
+
+
+def run_finished(
+    run_id: str, status: str, duration_s: float, platforms: Mapping[str, Mapping[str, Any]],
+    errors: int,
+) -> None:
+    """Log a run's end: its status, duration, record errors and per-platform counts."""
+    level = logging.INFO if status in ("ok", "errors") else logging.WARNING
+    _run_log.log(level, "run %s %s in %.1fs (%d record errors)", run_id, status, duration_s,
+                 errors, extra={"event": "run_finished", "run_id": run_id, "status": status,
+                                "duration_s": duration_s, "errors": errors,
+                                "platforms": {k: dict(v) for k, v in platforms.items()}})
+
+
 class _RedactingFormatter(logging.Formatter):
     def __init__(self, secrets: Redactor) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
@@ -310,6 +397,7 @@ def configure_logging(
             root.removeHandler(handler)
     handler = _SegsyncHandler(stream)
     handler.setLevel(numeric)
+    handler.addFilter(_ContextFilter())
     handler.setFormatter(
         JsonFormatter(redactor) if fmt is LogFormat.JSON else _RedactingFormatter(redactor)
     )

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accounts_world import ALICE, BOB, STRANGER, customer_brevo, other_brevo
 
-from segsync.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, app
+from segsync.cli import EXIT_ACCOUNT, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, app
 from segsync.clock import SystemClock
 
 
@@ -144,6 +144,7 @@ def test_rebind_refuses_an_unknown_platform_and_a_missing_yes(served: Served) ->
     assert "--yes" in no_yes.output
 
 
+@pytest.mark.slow
 def test_moving_brevo_to_another_account_then_rebinding(served: Served) -> None:
     served.write()
     assert served.invoke("sync").exit_code == EXIT_OK
@@ -175,3 +176,68 @@ def test_moving_brevo_to_another_account_then_rebinding(served: Served) -> None:
     again = served.invoke("rebind", "brevo", "--yes")
     assert again.exit_code == EXIT_OK
     assert "already bound" in again.output
+
+
+@pytest.mark.slow
+def test_erase_refuses_brevo_pointed_at_another_account_as_sync_does(served: Served) -> None:
+    served.write()
+    assert served.invoke("sync").exit_code == EXIT_OK
+    assert served.other.contact(STRANGER).id == served.bv.contact(ALICE).id
+    served.write(brevo_at="other")
+    refused_sync = served.invoke("sync")
+    assert refused_sync.exit_code == EXIT_ACCOUNT
+
+    erased = served.invoke("erase", ALICE, "--yes")
+
+    assert erased.exit_code == EXIT_ACCOUNT, erased.output
+    assert "brevo: deleted" not in erased.output
+    assert "org:org-customer-0001" in erased.output
+    assert "org:org-other-0002" in erased.output
+    assert "segsync rebind brevo" in erased.output
+    assert [e.path for e in served.other.log.entries if e.method != "GET"] == []
+    assert served.other.contact(STRANGER) is not None
+    assert served.hs.contact_by_email(ALICE) is None
+    assert served.mc.get_member(ALICE) is None
+    data = json.loads(served.invoke("erase", ALICE, "--yes", "--json").stdout)
+    assert list(data["account_mismatch"]) == ["brevo"]
+    assert data["confirmed"] is False
+    # pointed back at the bound account, the same command completes the erasure
+    served.write()
+
+    completed = served.invoke("erase", ALICE, "--yes")
+
+    assert completed.exit_code == EXIT_OK, completed.output
+    assert served.bv.contact(ALICE) is None
+    assert served.bv.contact(BOB) is not None
+    assert served.invoke("sync").exit_code == EXIT_OK
+    assert served.hs.contact_by_email(ALICE) is None  # the tombstone holds
+
+
+@pytest.mark.slow
+def test_rebind_of_an_unbound_platform_says_nothing_is_bound_yet(served: Served) -> None:
+    served.write()
+
+    result = served.invoke("rebind", "brevo", "--yes")
+
+    assert result.exit_code == EXIT_OK, result.output
+    assert "brevo: the state is not bound to an account yet" in result.output
+    assert "binds it to the account the configuration reaches" in result.output
+    assert "bound to account not bound" not in result.output
+    assert "org:org-customer-0001" in result.output
+    assert served.invoke("sync").exit_code == EXIT_OK  # bound to the account it reaches
+
+
+@pytest.mark.slow
+def test_a_refused_key_names_the_setting_to_fix_never_its_value(served: Served) -> None:
+    served.write()
+    assert served.invoke("sync").exit_code == EXIT_OK
+    revoked = "xkeysib-" + "9" * 64 + "-revoked000001"
+    served.write(brevo={"api_key": revoked})
+
+    result = served.invoke("sync")
+
+    assert result.exit_code == EXIT_UNAVAILABLE, result.output
+    assert "refused the credentials" in result.output
+    assert "check `platforms.brevo.api_key`" in result.output
+    assert revoked not in result.output
+    assert "9" * 64 not in result.output

@@ -60,6 +60,8 @@ def test_an_identity_that_cannot_be_read_stops_that_platform_only() -> None:
         assert error.code in ("read_failed", "auth_failed")
         assert "identity" in error.message
         assert "9" * 64 not in error.message
+        if error.code == "auth_failed":  # the setting to fix is named, never its value
+            assert "check `platforms.brevo.api_key`" in error.message
         assert world.bv.log.count("GET", "/v3/contacts") == first_run  # the first run's only
         assert world.mc.get_member(BOB).merge_fields["FNAME"] == "Bobby"
     finally:

@@ -33,9 +33,9 @@ PEOPLE = (ANA, BEN, CEM)
 
 
 class Refuse(httpx.AsyncBaseTransport):
-    """Passes requests to `inner`, answering 400 to writes whose body names one of
-    `needles` or whose path ends with one of `paths` (a per-record refusal, as a platform
-    gives for a value it rejects)."""
+    """Passes requests to `inner`, answering 400 to writes (deletes included) whose body
+    names one of `needles` or whose path ends with one of `paths` (a per-record refusal, as
+    a platform gives for a value it rejects)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
@@ -44,7 +44,7 @@ class Refuse(httpx.AsyncBaseTransport):
         self.refused = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method in ("PUT", "PATCH", "POST") and (self.needles or self.paths):
+        if request.method in ("PUT", "PATCH", "POST", "DELETE") and (self.needles or self.paths):
             body = request.content.decode(errors="replace").lower()
             path = request.url.path.lower()
             if any(n in body for n in self.needles) or any(
@@ -162,6 +162,13 @@ class World:
             contact = self.bv.contact(email)
             assert contact is not None
             transport.paths.add(f"/contacts/{contact.id}")
+
+    def refuse_archive_in_hubspot(self, email: str) -> None:
+        """HubSpot refuses (400) the archive of the person's contact (`DELETE
+        /crm/v3/objects/contacts/{id}`), and only that, from now on."""
+        record = self.hs._find_email(email)
+        assert record is not None
+        self.transports["hubspot"].paths.add(f"/contacts/{record.id}")
 
     def accept_writes(self) -> None:
         """The platforms accept every write again."""

@@ -13,7 +13,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deletes_world import ANA, BEN, CEM, World
 
+from segsync.sync import Engine
+from segsync.sync.pull import RunScope
 from segsync.sync.report import RunReport
+from segsync.testing.data import DEFAULT_SCHEMA
 
 
 @pytest.fixture
@@ -132,6 +135,92 @@ def test_archive_elsewhere_after_a_delete_found_by_a_write() -> None:
         assert after.writes == 0
         assert deletes(after) == []
         assert world.holds(CEM) == dict.fromkeys(world.holds(CEM), True)
+    finally:
+        world.close()
+
+
+def _scoped(world: World, *platforms: str) -> RunReport:
+    """A sync of the selected platforms alone (`--select`), on the world's state."""
+    engine = Engine(world.connectors, world.store, config="deletes", policy=world.engine.policy,
+                    schema=DEFAULT_SCHEMA, clock=world.clock,
+                    scope=RunScope(platforms=frozenset(platforms)))
+    world.clock.advance(600)
+    return world.loop.run_until_complete(engine.sync())
+
+
+@pytest.mark.slow
+def test_a_deletion_read_by_a_selected_run_is_acted_on_where_that_run_did_not_reach() -> None:
+    """`on_delete: {mailchimp: archive_elsewhere}`: a run selecting Mailchimp reads a member
+    archived there; the archive waits (pending) for the platforms it left out: a run
+    selecting Mailchimp and HubSpot archives the person in HubSpot, the full run then in
+    Brevo; nothing is pending after it, and the run after writes nothing."""
+    world = World(on_delete={"mailchimp": "archive_elsewhere"})
+    try:
+        world.sync()
+        world.user_archives_in_mailchimp(BEN)
+        alone = _scoped(world, "mailchimp")
+        assert alone.errors == []
+        assert world.holds(BEN) == {"mailchimp": False, "hubspot": True, "brevo": True}
+        [waiting] = world.engine.state.deletions(pending=True)
+        assert (waiting.platform, waiting.email, waiting.found_by) == ("mailchimp", BEN, "read")
+        again = _scoped(world, "mailchimp")  # a selected run again: still waiting
+        assert again.writes == 0
+        assert len(world.engine.state.deletions(pending=True)) == 1
+        two = _scoped(world, "mailchimp", "hubspot")
+        assert two.errors == []
+        assert world.holds(BEN) == {"mailchimp": False, "hubspot": False, "brevo": True}
+        assert len(world.engine.state.deletions(pending=True)) == 1  # Brevo still waits
+        full = world.sync()
+        after = world.sync()
+        assert [full.errors, after.errors] == [[], []]
+        assert world.holds(BEN) == {"mailchimp": False, "hubspot": False, "brevo": False}
+        assert "archived on brevo" in deletes(full)[0]["message"]
+        assert world.engine.state.deletions(pending=True) == []
+        assert after.writes == 0
+        assert world.holds(ANA) == world.holds(CEM) == dict.fromkeys(world.holds(ANA), True)
+    finally:
+        world.close()
+
+
+@pytest.mark.slow
+def test_an_archive_refused_is_retried_as_an_archive() -> None:
+    """`on_delete: {mailchimp: archive_elsewhere}`: HubSpot refuses the archive of a member
+    read archived in Mailchimp; the deletion stays pending while the archive is owed, and
+    the next run sends the archive again (not an update), after which nothing is pending."""
+    world = World(on_delete={"mailchimp": "archive_elsewhere"})
+    try:
+        world.sync()
+        world.user_archives_in_mailchimp(BEN)
+        world.refuse_archive_in_hubspot(BEN)
+        refused = world.sync()
+        assert [(e.platform, e.email) for e in refused.errors] == [("hubspot", BEN)]
+        assert world.holds(BEN) == {"mailchimp": False, "hubspot": True, "brevo": False}
+        assert len(world.engine.state.deletions(pending=True)) == 1
+        world.accept_writes()
+        retried = world.plan()
+        [row] = retried.platforms["hubspot"].changes
+        assert row.get("archive") is True
+        assert world.sync().errors == []
+        assert world.holds(BEN) == {"mailchimp": False, "hubspot": False, "brevo": False}
+        assert world.engine.state.deletions(pending=True) == []
+        assert world.engine.state.owed() == []
+        assert world.sync().writes == 0
+    finally:
+        world.close()
+
+
+@pytest.mark.slow
+def test_a_deletion_under_keep_is_not_held_by_a_selected_run() -> None:
+    """Under `keep` (the default) a deletion acts on nothing elsewhere: a selected run reads
+    it and is done with it (nothing waits; the other platforms keep the person)."""
+    world = World()
+    try:
+        world.sync()
+        world.user_archives_in_mailchimp(BEN)
+        _scoped(world, "mailchimp")
+        assert world.engine.state.deletions(pending=True) == []
+        assert world.sync().writes == 0
+        assert world.holds(BEN) == {"mailchimp": False, "hubspot": True, "brevo": True}
     finally:
         world.close()
 

@@ -119,6 +119,10 @@ def test_diagnose_in_process_reads_only_and_finds_a_wrong_audience(tmp_path: Pat
     assert exit_code(reports) == EXIT_INVALID
     by_name = {r.platform: r for r in reports}
     assert [k for k, _ in by_name["mailchimp"].problems] == ["invalid"]
+    [(_, message)] = by_name["mailchimp"].problems
+    assert "list_id: audience zzzzzzzzzz does not exist" in message
+    assert f"fix: set list_id to one of its audiences: {emulators['mailchimp'].default_list_id}" \
+        in message
     assert by_name["hubspot"].ready
     assert by_name["brevo"].ready
     for emulator in emulators.values():
@@ -172,6 +176,7 @@ def test_doctor_human_output_names_each_platform(world: World) -> None:
     for name in ("mailchimp", "hubspot", "brevo"):
         assert f"ready {name}: account" in result.output
     assert "first sync about" in result.output
+    assert result.output.rstrip().splitlines()[-1].startswith("ready: 3 platform(s)")
     assert world.writes() == []
 
 
@@ -266,3 +271,7 @@ def test_human_output_names_each_blocking_problem_with_its_place(world: World) -
     assert "problem platforms.hubspot:" in result.output
     assert "problem platforms.brevo:" in result.output
     assert "ready mailchimp" in result.output
+    assert re.match(
+        r"not ready: \d+ blocking problem\(s\) on brevo, hubspot; fix each one named above",
+        result.output.rstrip().splitlines()[-1],
+    )

@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "state"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the world of test_emulators
 
 from store_backends import (
     postgres_schemas,

@@ -192,13 +192,7 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
         #: when a user last tagged on Mailchimp: tag edits leave `last_changed` alone, so
         #: they are read by the connector's periodic full read (`tag_refresh_seconds`)
         self.mc_tagged_at: float | None = None
-        #: the next run is the first after a rebind (known: it takes the rebound platform's
-        #: old opt-outs for new ones: test_regressions.test_a_rebind_..., xfail)
-        self.rebound = False
         self.last_report: RunReport | None = None
-        #: an edit was made while a platform was pointed elsewhere (rebinding then loses it:
-        #: test_regressions.test_an_edit_made_while_a_platform_was_refused_survives_its_rebind)
-        self.edited_while_swapped = False
         #: people deleted and imported again on Brevo that a run has not synced yet: the run
         #: takes them for duplicates and syncs them one run late (test_regressions.
         #: test_a_brevo_contact_deleted_and_imported_again_is_synced_at_once)
@@ -313,8 +307,6 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
             else:
                 contact.attributes[name] = stored
             self.bv._touch(contact)  # hook: edit_contact(email, attributes)
-        if self.swapped:
-            self.edited_while_swapped = True
         if during_read:  # the person's changes during a read wait for the next run, together
             for (who, _), expect in self.expect.items():
                 if who == email and expect.due is not None:
@@ -511,8 +503,6 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
         people hold ids the customer's people hold."""
         if platform in self.swapped or self.runs == 0:
             return False
-        # an edit not on every platform yet leaves this one stale (what rebind then loses)
-        self.edited_while_swapped |= any(e.due is not None for e in self.expect.values())
         if platform == "hubspot":
             self.hs.portal_id += 1000
             self.swapped[platform] = "sandbox"
@@ -549,8 +539,6 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
             self.loop.run_until_complete(self.connectors["brevo"].aclose())
             self.connectors["brevo"] = self.home_brevo
             self.home_brevo = self.other_brevo = None
-        if not self.swapped:
-            self.edited_while_swapped = False
         self.quiet = False
         return True
 
@@ -563,8 +551,6 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
             rebind("hubspot", self.connectors["hubspot"], state, clock=self.clock))
         assert outcome.done, outcome
         del self.swapped["hubspot"]
-        self.edited_while_swapped = False
-        self.rebound = True
         self.quiet = False
         return True
 
@@ -665,7 +651,7 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
             *self.check_ledger(before, after, ledger),
             *self.check_evidence(judged),
             *self.check_opt_outs(judged),
-            *([] if self.rebound else self.check_pending(emails)),
+            *self.check_pending(emails),
             *self.check_refusals(report.errors),
             *self.check_swaps(report, swapped_dumps, other_log, down),
             *self.check_cross_links(state),
@@ -704,7 +690,6 @@ class RealWorld(World):  # type: ignore[misc]  # lived_in is found through sys.p
         if "brevo" not in impaired:
             self.reimported_unseen.clear()
         self.dying = None
-        self.rebound = False
         self.quiet = not impaired and not report.errors and not edited_during
         TOTALS.violations += len(problems)
         if problems and report.errors:

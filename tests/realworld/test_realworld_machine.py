@@ -161,8 +161,7 @@ class RealAccounts(RuleBasedStateMachine):
     @rule()
     def rebind_hubspot(self) -> None:
         self._act()
-        if not self.world.edited_while_swapped:  # known: test_regressions (xfail)
-            self.world.rebind_sandbox()
+        self.world.rebind_sandbox()
 
     # -- people's consent (on platforms segsync reaches) ----------------------------------
 

@@ -72,11 +72,6 @@ def test_a_country_typed_in_lower_case_reaches_every_platform(world: RealWorld) 
 HAL = "hal.subscribed@lived.dev"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rebind: after `forget_platform`, the rebound platform's records are newly linked and "
-    "their differing values count as changes (segsync.sync.reconcile, newly linked records), "
-    "so the stale values of a platform that was refused while people edited elsewhere win "
-    "over newer edits and are written everywhere"))
 def test_an_edit_made_while_a_platform_was_refused_survives_its_rebind(
     world: RealWorld,
 ) -> None:
@@ -154,10 +149,6 @@ def test_a_hubspot_contact_archived_and_made_again_is_synced(
 IVY = "ivy.unsubscribed@lived.dev"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rebind: the rebound platform's records are newly linked, so its old opt-out (older "
-    "than the person's new sign-up elsewhere) is taken for a new one and cancels the "
-    "pending re-confirmation (consent merge of newly linked records after forget_platform)"))
 def test_a_rebind_does_not_replay_an_old_opt_out(world: RealWorld) -> None:
     """Ivy opted out on HubSpot long ago; she signs up again on Mailchimp's form (pending,
     to confirm). HubSpot is pointed at a sandbox copy and rebound: the next run sets her
@@ -168,7 +159,6 @@ def test_a_rebind_does_not_replay_an_old_opt_out(world: RealWorld) -> None:
     assert world.mc_status(IVY) == "pending"
     assert world.swap_account("hubspot")
     assert world.rebind_sandbox()
-    world.rebound = False  # judge the run as any other
 
     problems = world.sync()
 

@@ -124,9 +124,9 @@ def test_a_quiet_run_costs_one_incremental_read_per_platform_and_defers_nothing(
     world: World,
 ) -> None:
     """Nothing changed during the run: the re-check reads each platform once, incrementally
-    (HubSpot: one search; Mailchimp: its members and archived streams; Brevo: its attribute
-    catalogue and contacts), defers nothing, and the planned write goes out. A run with
-    nothing to write re-checks nothing."""
+    (HubSpot: one search; Mailchimp: its members and archived streams; Brevo: its contacts,
+    decoded with the attribute catalogue the pull read seconds before), defers nothing, and
+    the planned write goes out. A run with nothing to write re-checks nothing."""
     w = world
     sync(w)  # converged
     mc_edit(w, ADA, FNAME="Adeline")
@@ -134,7 +134,7 @@ def test_a_quiet_run_costs_one_incremental_read_per_platform_and_defers_nothing(
     report = sync(w)
     assert recheck_notes(report) == []
     assert {p: r.recheck_calls for p, r in report.platforms.items()} == {
-        "mailchimp": 2, "hubspot": 1, "brevo": 2}
+        "mailchimp": 2, "hubspot": 1, "brevo": 1}
     assert first_names(w, ADA) == dict.fromkeys(PLATFORMS, "Adeline")
     quiet = sync(w)  # nothing planned: no re-check at all
     assert {p: r.recheck_calls for p, r in quiet.platforms.items()} == dict.fromkeys(

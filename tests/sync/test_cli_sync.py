@@ -41,6 +41,8 @@ def cli(
         )
 
     monkeypatch.setattr(cli_sync, "build_engine", build_engine)
+    # `status` reads the state alone (no connector): here, the engine's state
+    monkeypatch.setattr(cli_sync, "state_status", lambda _config: build_engine(_config).status())
     return {"config": str(config), "platforms": platforms, "runner": CliRunner(),
             "store": store_factory}
 

@@ -97,6 +97,7 @@ class BrevoAccount(BrevoCalls):
     _folder_id: int | None
     _owned_lists: dict[str, int] | None  # list name -> id, in the owned folder
     _folder_lists: list[tuple[str, int]] | None = None  # every list of the folder
+    _folder_listing: list[tuple[str, int]] | None = None  # every folder, read once a run
     #: told (`recall`): the folder segsync made (0: none yet), None: not told
     _made_folder: int | None = None
     _made_names: dict[int, str]  # list id -> the name it stands for, of the lists made
@@ -168,7 +169,7 @@ class BrevoAccount(BrevoCalls):
         reads = -(-contacts // self.capabilities.read_page_size)
         read_seconds = reads / cost.contacts_per_second
         if contacts >= cost.threshold():
-            calls = reads + 1 + -(-contacts // 1000)
+            calls = reads + cost.import_calls(contacts)
             seconds = read_seconds + cost.import_seconds(contacts)
             note = "written by one import (Brevo processes it asynchronously)"
         else:
@@ -362,10 +363,24 @@ class BrevoAccount(BrevoCalls):
             i: n[len(TAG_LIST_PREFIX) :] for n, i in lists.items() if n.startswith(TAG_LIST_PREFIX)
         }
 
-    async def _load_attributes(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
-        if self._attributes is None or refresh:
+    #: a catalog read this recently (seconds) counts as fresh for `refresh_after`
+    ATTRIBUTES_FRESH_SECONDS: ClassVar[float] = 30.0
+
+    async def _load_attributes(
+        self, *, refresh: bool = False, refresh_after: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The attribute catalog: read once, again when `refresh`, or when `refresh_after`
+        seconds have passed since it was read (a read right after `check` or right after
+        the pull, such as the re-check before apply, uses the catalog just read)."""
+        at: float | None = getattr(self, "_attributes_at", None)
+        stale = (
+            refresh_after is not None
+            and (at is None or self.clock.monotonic() - at > refresh_after)
+        )
+        if self._attributes is None or refresh or stale:
             data = (await self._call("GET", "/contacts/attributes", "/contacts/attributes")).json()
             self._attributes = {a["name"].upper(): a for a in data.get("attributes", [])}
+            self._attributes_at = self.clock.monotonic()
         return self._attributes
 
     def _mapped(self, field_name: str) -> FieldMapping | None:
@@ -536,6 +551,7 @@ class BrevoAccount(BrevoCalls):
         self._folder_id = None
         self._owned_lists = None
         self._folder_lists = None
+        self._folder_listing = None
         self._made_names = {}
         self._made_folder = None
         self._record = record
@@ -578,7 +594,14 @@ class BrevoAccount(BrevoCalls):
         )
 
     async def _folders(self) -> list[tuple[str, int]]:
-        """Every folder of the account: (name, id)."""
+        """Every folder of the account: (name, id); read once a run (`recall` and a folder
+        segsync creates or deletes refresh it)."""
+        cached: list[tuple[str, int]] | None = getattr(self, "_folder_listing", None)
+        if cached is None:
+            cached = self._folder_listing = await self._read_folders()
+        return list(cached)
+
+    async def _read_folders(self) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
         offset = 0
         while True:
@@ -631,6 +654,7 @@ class BrevoAccount(BrevoCalls):
                 self._folder_id = self._made_folder = int(response.json()["id"])
                 self._note("folder", "folder", str(self._folder_id))
                 self._folder_lists = []
+                self._folder_listing = [*folders, (name, self._folder_id)]
         return self._folder_id
 
     async def _adopt(self, named: list[int]) -> None:

@@ -86,6 +86,7 @@ def brevo_client(
         clock=clock,
         error_parser=parse_error,
         retry_after=rate_limit_hints,
+        credential="api_key",
     )
 
 

@@ -74,8 +74,9 @@ class BrevoConnector(BrevoImports, BrevoReads, BrevoEngagement):
     rate_limit_hints: ClassVar[RateLimitHints] = RATE_LIMIT_HINTS
     credential_patterns: ClassVar[tuple[str, ...]] = CREDENTIAL_PATTERNS
     default_mapping: ClassVar[str | None] = "mapping.yaml"
-    #: the engagement refresh reads each contact's statistics, one call per contact (about
-    #: 2 h 48 min per 100,000 at 10 calls/s): only when `engagement.platforms.brevo` asks
+    #: the engagement refresh reads the statistics of each contact in a list with new
+    #: campaign activity, one call per contact (about 2 h 48 min per 100,000 at 10 calls/s
+    #: when a campaign reached them all): only when `engagement.platforms.brevo` asks
     engagement_refresh_by_default: ClassVar[bool] = False
     erase = erase_contact  # GDPR erasure: see erase.py
     capabilities = Capabilities(

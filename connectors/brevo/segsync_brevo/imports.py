@@ -1,13 +1,14 @@
 """Writing large change sets through Brevo's asynchronous `/contacts/import`.
 
 Contract: `_write_by_import(ops)` returns one `ChangeResult` per op index. Ops are grouped by
-list set, blocklist and clearing; list sets shared by fewer than `MEMBERSHIP_BATCH` contacts
-become membership calls after the import. Bodies stay under `IMPORT_MAX_BYTES`. Processes are
-polled (`/processes`, in the hourly budget) until they end or `import_timeout_seconds` pass;
-what an import took is confirmed by reading the contacts back (one shared pass for the
-imports of concurrent write batches, `ReadBackPool`), and a contact that is not found is a
-failed result. A blocklisted contact an import marked subscribed is restored, then asked
-again by double opt-in or reported (`consent_floor`).
+list set, blocklist and clearing; a single list shared by fewer than `MEMBERSHIP_BATCH` contacts
+becomes one membership call after the import (as many requests as an import of its own, and
+no processing); every other list set is an import of its own. Bodies stay under
+`IMPORT_MAX_BYTES`. Processes are polled (`/processes`, in the hourly budget) until they end
+or `import_timeout_seconds` pass; what an import took is confirmed by reading the contacts
+back (one shared pass for the imports of concurrent write batches, `ReadBackPool`), and a
+contact that is not found is a failed result. A blocklisted contact an import marked
+subscribed is restored, then asked again by double opt-in or reported (`consent_floor`).
 
 Brevo requires a list on every import, and a list makes its non-blocklisted members
 reachable by campaigns: `subscribed` contacts are imported into segsync's base list (and
@@ -68,11 +69,12 @@ class BrevoImports(BrevoWrites):
         groups: dict[Key, list[WriteOp]] = collections.defaultdict(list)
         for op in ops:
             groups[(frozenset(op.add_lists), op.blocklist, op.clears, op.listable)].append(op)
-        # a list set shared by few contacts is cheaper as membership calls than as an import
+        # one list shared by few contacts costs one membership call, as an import would, and
+        # no processing; a set of several lists is one import instead of a call per list
         merged: dict[Key, list[WriteOp]] = collections.defaultdict(list)
         late_adds: dict[int, list[WriteOp]] = collections.defaultdict(list)
         for (lists, blocklist, clears, listable), members in groups.items():
-            if lists and len(members) < MEMBERSHIP_BATCH:
+            if len(lists) == 1 and len(members) < MEMBERSHIP_BATCH:
                 merged[(frozenset(), blocklist, clears, listable)].extend(members)
                 for list_id in lists:
                     late_adds[list_id].extend(members)
@@ -158,7 +160,7 @@ class BrevoImports(BrevoWrites):
         await self._after_import_consent(confirmed, found)
         for op in confirmed:
             contact_id, created_at, _ = found[op.email]
-            self._forget(op)
+            self._forget(op, created=created_at >= submitted)
             if op.email in membership_errors:
                 results[op.index] = ChangeResult(
                     email=op.change.email,
@@ -225,9 +227,11 @@ class BrevoImports(BrevoWrites):
         """Poll processes until they end; the status of each ("timeout" when it never did).
         Brevo's `error` of a process that ended otherwise than `completed` goes in `errors`.
 
-        Polls come at 0.2, 0.6, 1.4, 3 ... times the cost model's estimate (each wait doubles,
-        from 2 s up to 5 min), so a quicker import than expected is seen early and a slower
-        one costs a few polls. `/processes` counts against the hourly budget, which the rate
+        Until an import was measured, polls come at 0.2, 0.6, 1.4, 3 ... times the cost
+        model's estimate (each wait doubles, from 2 s up to 5 min), so a quicker import than
+        assumed is seen early and a slower one costs a few polls; once the estimate is
+        measured, the first poll comes when it says the imports are done (one poll), then at
+        1.25, 1.75, 2.75 ... times it. `/processes` counts against the hourly budget, which the rate
         windows enforce; one `GET /processes` page covers up to 50 processes at once.
         """
         pending = set(process_ids)
@@ -237,8 +241,12 @@ class BrevoImports(BrevoWrites):
             return outcome
         started = self.clock.monotonic()
         deadline = started + self.config.import_timeout_seconds
-        delay = min(300.0, max(2.0, 0.2 * self.cost.import_seconds(size)))
-        await self.clock.sleep(delay)
+        estimate = self.cost.import_seconds(size)
+        delay = min(300.0, max(2.0, 0.2 * estimate))
+        # a measured estimate: the first poll when the imports should be done, one call
+        await self.clock.sleep(min(300.0, max(2.0, estimate)) if self.cost.learned else delay)
+        if self.cost.learned:
+            delay = min(300.0, max(2.0, 0.25 * estimate))
         while pending:
             if len(pending) == 1:
                 [pid] = pending

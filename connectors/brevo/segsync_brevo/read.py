@@ -62,8 +62,9 @@ class BrevoReads(BrevoSegments):
     async def _read(self, cursor: str | None) -> AsyncIterator[ReadPage]:
         since, seen = decode_cursor(cursor)
         overlap = dt.timedelta(seconds=self.config.read_overlap_seconds)
-        # afresh each read: an admin may have deleted one (its values are then not read)
-        attributes = await self._load_attributes(refresh=True)
+        # afresh each read: an admin may have deleted one (its values are then not read);
+        # one read in the last seconds (`check`, or the pull before a re-check) is afresh
+        attributes = await self._load_attributes(refresh_after=self.ATTRIBUTES_FRESH_SECONDS)
         tag_ids = await self._tag_ids()
         owned = await self._segsync_lists()  # never a list a person made (segments.py)
         unreachable: list[tuple[str, KnownContact]] = []

@@ -304,6 +304,7 @@ class BrevoSegments(BrevoAccount):
         self._folder_lists = None
         if kind == "folder":
             self._folder_id = None
+            self._folder_listing = None
 
     async def segment_members(self, ref: str) -> AsyncIterator[str]:
         """Emails in an owned list, or in a Brevo segment when `ref` is `segment:<id>`."""

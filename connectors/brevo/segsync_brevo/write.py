@@ -49,7 +49,11 @@ class ImportCostModel:
 
     A single-contact call costs one request in the contacts bucket; an import costs one
     request plus Brevo's processing time (a fixed part and a part per contact), plus polls of
-    the hourly bucket and one read-back request per 1000 contacts.
+    the hourly bucket, one read-back request per 1000 contacts and, for contacts without
+    opt-in, a temporary list made and deleted. Imports are chosen from the change-set size
+    where single calls would take `calls_factor` times the requests of an import (every
+    request counts against the account's shared budgets), if the import is at most
+    `patience_seconds` slower; and from the size where an import is quicker.
     """
 
     contacts_per_second: float
@@ -57,6 +61,18 @@ class ImportCostModel:
     call_seconds: float = 0.2
     import_base_seconds: float = 30.0
     import_seconds_per_contact: float = 0.005
+    #: how many times an import's requests single calls must take before it saves enough
+    calls_factor: int = 4
+    #: how much longer than single calls an import may take to save requests
+    patience_seconds: float = 60.0
+    #: an import was measured (the estimates are the account's, not assumed)
+    learned: bool = False
+
+    @staticmethod
+    def import_calls(n: int) -> int:
+        """Requests an import of `n` contacts takes: the import, one status read, the
+        read-back (1000 a page) and a temporary list made and deleted."""
+        return 4 + math.ceil(n / 1000)
 
     def single_seconds(self, n: int) -> float:
         """Seconds to write `n` contacts one call each."""
@@ -69,7 +85,18 @@ class ImportCostModel:
         return self.import_base_seconds + self.import_seconds_per_contact * n + readback
 
     def threshold(self) -> int:
-        """The smallest change set for which an import is cheaper than single calls."""
+        """The smallest change set an import writes quicker than single calls, or in
+        `calls_factor` times fewer requests and at most `patience_seconds` slower."""
+        quicker = self.quicker_threshold()
+        n = self.calls_factor * self.import_calls(1)
+        while self.calls_factor * self.import_calls(n) > n:
+            n += 1
+        if n < quicker and self.import_seconds(n) <= self.single_seconds(n) + self.patience_seconds:
+            return n
+        return quicker
+
+    def quicker_threshold(self) -> int:
+        """The smallest change set for which an import is quicker than single calls."""
         n = 1
         while n < 10**6 and self.import_seconds(n) >= self.single_seconds(n):
             n = max(n + 1, int(n * 1.1))
@@ -79,7 +106,16 @@ class ImportCostModel:
         return lo
 
     def observe_import(self, n: int, seconds: float) -> None:
-        """Blend in the measured duration of an import of `n` contacts."""
+        """Learn from the measured duration of an import of `n` contacts: the first one
+        scales the assumed figures (both parts) to it; later ones are blended in."""
+        if not self.learned:
+            assumed = self.import_base_seconds + self.import_seconds_per_contact * n
+            if assumed > 0 and seconds > 0:
+                ratio = seconds / assumed
+                self.import_base_seconds *= ratio
+                self.import_seconds_per_contact *= ratio
+            self.learned = True
+            return
         fixed = max(0.0, seconds - self.import_seconds_per_contact * n)
         self.import_base_seconds = 0.5 * self.import_base_seconds + 0.5 * fixed
 
@@ -476,7 +512,7 @@ class BrevoWrites(BrevoSegments):
                 deleted=exc.status == 404 and not change.create,
             )
         self.cost.observe_call(self.clock.monotonic() - started)
-        self._forget(op)
+        self._forget(op, created=created)
         return ChangeResult(
             email=change.email,
             ok=True,
@@ -591,11 +627,17 @@ class BrevoWrites(BrevoSegments):
             idempotent=True,
         )
 
-    def _forget(self, op: WriteOp) -> None:
+    def _forget(self, op: WriteOp, *, created: bool = False) -> None:
         """Drop what was known of a contact just written (the next read refreshes it); keep
-        whether it may be in segsync's lists."""
-        self._known.pop(op.email, None)
+        whether it may be in segsync's lists, and the lists it unsubscribed from where they
+        are known: none for a contact this write created, else those the last read showed
+        (a contact known from no read is looked up before a list add, as before)."""
+        known = self._known.pop(op.email, None)
         self._set_reachable(op.email, op.listable)
+        if created:
+            self._left_lists[op.email] = frozenset()
+        elif known is not None:
+            self._left_lists[op.email] = known.unsubscribed_lists
 
     def _failed(self, op: WriteOp, message: str, code: str | None) -> ChangeResult:
         return ChangeResult(

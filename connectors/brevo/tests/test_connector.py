@@ -275,18 +275,18 @@ def test_partial_import_failure_is_reported_per_contact() -> None:
 
 
 def test_threshold_follows_measured_import_cost() -> None:
-    """A faster import than assumed lowers the threshold for the next write."""
+    """A faster import than assumed lowers the size from which imports are quicker."""
 
     async def body(connector: BrevoConnector, emu: BrevoEmulator, clock: VirtualClock) -> None:
         await connector.prepare(SCHEMA.fields, TAGS)
-        before = connector.import_threshold()
+        before = connector.cost.quicker_threshold()
         await connector.write(
             [
                 ContactChange(email=f"t{i}@example.com", create=True, fields={"first_name": "T"})
                 for i in range(before)
             ]
         )
-        after = connector.import_threshold()
+        after = connector.cost.quicker_threshold()
 
         assert emu.log.count("POST", re.compile("/contacts/import$")) == 1
         assert after < before

@@ -477,8 +477,22 @@ class HubSpotAccount(Connector):
     async def _batch_read_by_email(
         self, emails: Sequence[str], properties: Sequence[str]
     ) -> dict[str, dict[str, Any]]:
-        """Records by lowercased email (100 a call), for those that exist."""
-        out: dict[str, dict[str, Any]] = {}
+        """Records by lowercased primary email (100 a call), for those that exist. HubSpot
+        also finds a record by one of its `hs_additional_emails`: such a record is keyed by
+        its own primary address, never by the address asked for (it is not that address's
+        record)."""
+        return {
+            str(email).lower(): record
+            for record in await self._records_by_email(emails, properties)
+            if (email := (record.get("properties") or {}).get("email"))
+        }
+
+    async def _records_by_email(
+        self, emails: Sequence[str], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The records a batch read by `idProperty=email` finds for `emails` (100 a call):
+        those with one of them as primary or as an additional email."""
+        out: list[dict[str, Any]] = []
         unique = sorted({e.strip().lower() for e in emails})
 
         async def one(chunk: Sequence[str]) -> None:
@@ -495,10 +509,7 @@ class HubSpotAccount(Connector):
                 idempotent=True,
                 ok=(207,),
             )
-            for record in response.json().get("results") or []:
-                email = (record.get("properties") or {}).get("email")
-                if email:
-                    out[email.lower()] = record
+            out.extend(response.json().get("results") or [])
 
         await asyncio.gather(
             *(one(unique[i : i + BATCH_INPUTS]) for i in range(0, len(unique), BATCH_INPUTS))

@@ -126,4 +126,5 @@ def hubspot_client(
         clock=clock,
         error_parser=error_code_and_message,
         retry_after=rate_limit_hints,
+        credential="token",
     )

@@ -10,9 +10,11 @@ No data is not zero: the email figures are reported only once HubSpot has emaile
 contact, i.e. `hs_email_delivered` > 0 or `hs_email_last_send_date` is set; a contact segsync
 created (never emailed) contributes none of them, whatever HubSpot shows as 0.
 
-`read_engagement` catches values that changed without `lastmodifieddate` moving (HubSpot is
-not documented to move it for calculated properties): one search for contacts whose last
-send, open or click date is at or after the previous refresh, 200 a page, paged by
+`read_engagement` catches values that changed without `lastmodifieddate` moving (HubSpot's
+knowledge base says any property change moves it, HubSpot's own activity included; no API
+document says so of these calculated properties, so segsync does not rely on it, and the
+emulator's default is the stricter reading): one search for contacts whose last send, open
+or click date is at or after the previous refresh, 200 a page, paged by
 `hs_object_id` (so past the 10,000-result search cap). Cost: ceil(active / 200) calls, where
 active = contacts emailed or engaging since the previous refresh (the first: every emailed
 contact, ceil(emailed / 200)).

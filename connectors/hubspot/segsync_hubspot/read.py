@@ -9,8 +9,9 @@ cursor moves at most to the read's start, so what changed while it paged is read
 Incremental reads start `read_overlap_seconds` before the cursor (search is eventually
 consistent), and the cursor remembers the records read near it, so each change is read once.
 Tags come from the tag checkbox property (option values mapped back to the labels first
-written) or from the tag lists; consent as `HubSpotAccount` reads it; engagement from
-HubSpot's read-only email properties, once HubSpot has emailed the contact
+written) or from the tag lists; consent as `HubSpotAccount` reads it, the subscription
+statuses in whole calls of 100 across pages (a finished window sends the rest); engagement
+from HubSpot's read-only email properties, once HubSpot has emailed the contact
 (`segsync_hubspot.engagement`).
 """
 
@@ -29,7 +30,7 @@ from segsync_hubspot.engagement import (
     read_engagement_pages,
 )
 from segsync_hubspot.fields import ENGAGEMENT_TARGETS, decode_value, encode_value
-from segsync_hubspot.limits import SEARCH_CAP
+from segsync_hubspot.limits import BATCH_INPUTS, SEARCH_CAP
 from segsync_hubspot.segments import HubSpotSegments
 
 __all__ = ["HubSpotReads"]
@@ -155,6 +156,7 @@ class HubSpotReads(HubSpotSegments):
         windows: list[tuple[int, int | None]] = [(low, None)]
         seen: set[str] = set()
         stamps: dict[str, int] = {}
+        held: list[Mapping[str, Any]] = []  # records read, waiting to fill a status read
         tag_members = await self._tag_memberships() if self.cfg.tags_as == "lists" else {}
         while windows:
             lo, hi = windows.pop(0)
@@ -185,6 +187,7 @@ class HubSpotReads(HubSpotSegments):
                     lo,
                 )
             in_window: set[str] = set()  # every id this window was served
+            least = total  # the window's smallest total: the index may add records as it pages
             after, back = 0, 1
             while True:
                 results = page.get("results") or []
@@ -197,6 +200,7 @@ class HubSpotReads(HubSpotSegments):
                     continue
                 back = 1
                 total = int(page.get("total") or 0)
+                least = min(least, total)
                 fresh = []
                 for record in results:
                     stamp = parse_time((record.get("properties") or {}).get("lastmodifieddate"))
@@ -208,7 +212,7 @@ class HubSpotReads(HubSpotSegments):
                     stamps[str(record["id"])] = ms
                     mark = max(mark, ms)
                     fresh.append(record)
-                contacts = await self._to_remote(fresh, tag_members)
+                held += fresh
                 nxt = (page.get("paging") or {}).get("next", {}).get("after")
                 if nxt is not None and int(nxt) <= after:  # a cursor that repeats: pages never end
                     raise MalformedAnswer(
@@ -220,13 +224,13 @@ class HubSpotReads(HubSpotSegments):
                     )
                 end = after + len(results)
                 last = nxt is None or end >= self.search_cap
-                if nxt is None and hi is None and len(in_window) < total <= self.search_cap:
+                if nxt is None and hi is None and len(in_window) < least <= self.search_cap:
                     raise MalformedAnswer(  # pages that end before their own total
                         platform=self.name,
                         endpoint="POST contacts/search",
                         status=200,
                         code="paging",
-                        message=f"the pages ended after {len(in_window)} of total {total}",
+                        message=f"the pages ended after {len(in_window)} of total {least}",
                     )
                 # a finished window is a safe resume point: later windows start after it; the
                 # mark never passes the read's start, so changes made during it are re-read
@@ -237,7 +241,10 @@ class HubSpotReads(HubSpotSegments):
                         k: v for k, v in {**already, **stamps}.items() if v >= point - overlap
                     }
                     resume = _encode_cursor(point, recent)
-                yield ReadPage(contacts, resume)
+                # statuses are read 100 a call: what does not fill a call waits for the next
+                # page, and a finished window (the only resume point) sends everything
+                ready, held = (held, []) if last else self._status_batches(held)
+                yield ReadPage(await self._to_remote(ready, tag_members), resume)
                 if last:
                     break
                 after = end - 1  # the next page starts at this one's last record: its anchor
@@ -247,11 +254,29 @@ class HubSpotReads(HubSpotSegments):
         """A page's size: `read_page_size`, less near the search cap."""
         return max(1, min(self.capabilities.read_page_size, self.search_cap - after))
 
+    def _needs_status(self, record: Mapping[str, Any]) -> bool:
+        """Whether a record's subscription status is read: every record with an address
+        while the batch reads are available. An opt-out in its properties already decides
+        its status, but the status read still gives that opt-out its time (and is the only
+        opt-in evidence for the others), which the ledger shows."""
+        return bool((record.get("properties") or {}).get("email")) and self._batch_consent
+
+    def _status_batches(
+        self, records: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+        """(records ready now, records held): those needing a status read go in whole
+        calls of 100; the rest wait for the next page."""
+        needing = [r for r in records if self._needs_status(r)]
+        keep = len(needing) % BATCH_INPUTS
+        held_ids = {id(r) for r in needing[len(needing) - keep:]} if keep else set()
+        ready = [r for r in records if id(r) not in held_ids]
+        return ready, [r for r in records if id(r) in held_ids]
+
     async def _to_remote(
         self, results: Sequence[Mapping[str, Any]], tag_members: Mapping[str, set[str]]
     ) -> list[RemoteContact]:
         statuses = await self._statuses(
-            [r["properties"]["email"] for r in results if (r.get("properties") or {}).get("email")]
+            [r["properties"]["email"] for r in results if self._needs_status(r)]
         )
         out = []
         for record in results:

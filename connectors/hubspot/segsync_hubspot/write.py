@@ -34,7 +34,10 @@ from segsync_hubspot.fields import encode_value
 from segsync_hubspot.limits import BATCH_INPUTS, CONSENT_BATCH_INPUTS
 from segsync_hubspot.segments import HubSpotSegments
 
-__all__ = ["LEGAL_BASES", "HubSpotWrites"]
+__all__ = ["ADDITIONAL_EMAIL", "LEGAL_BASES", "HubSpotWrites"]
+
+ADDITIONAL_EMAIL = "ADDITIONAL_EMAIL_CONFLICT"
+"""The code of a write refused because its address is another contact's additional email."""
 
 _STATUS_STATE: dict[ConsentStatus, str] = {
     ConsentStatus.SUBSCRIBED: "SUBSCRIBED",
@@ -253,9 +256,13 @@ class HubSpotWrites(HubSpotSegments):
                         },
                     )
                 )
-        verdicts = await self._upsert(inputs)
+        claimed = await self._claimed_by_others(changes, [i for i, _ in inputs])
+        verdicts = await self._upsert([item for item in inputs if item[0] not in claimed])
         for i, problem in invalid.items():
             verdicts[i] = (False, None, False, problem, "INVALID_VALUE")
+        for i, problem in claimed.items():
+            verdicts[i] = (False, None, False, problem, ADDITIONAL_EMAIL)
+        pending = sorted({*pending, *claimed})
         pending = sorted([*pending, *(i for i in invalid if i not in pending)])
         for i in pending:
             change = changes[i]
@@ -307,6 +314,43 @@ class HubSpotWrites(HubSpotSegments):
                 }
             )
         return [r for r in results if r is not None]
+
+    async def _claimed_by_others(
+        self, changes: Sequence[ContactChange], indexes: Sequence[int]
+    ) -> dict[int, str]:
+        """The upserts among `indexes` whose address HubSpot holds as an additional email
+        of another contact -> why nothing is written. An upsert by email finds a contact by
+        its `hs_additional_emails` too, and would write this person's data onto someone
+        else's record. Checked for the changes not linked to a record (creations): one read
+        per 100. A linked change goes to its own record (its address is that record's)."""
+        unlinked = {
+            i: changes[i].email.strip().lower() for i in indexes
+            if changes[i].create or not changes[i].platform_id
+        }
+        if not unlinked:
+            return {}
+        records = await self._records_by_email(
+            sorted(set(unlinked.values())), ["email", "hs_additional_emails"]
+        )
+        primary = {str(r["properties"].get("email") or "").lower() for r in records}
+        holders: dict[str, Mapping[str, Any]] = {}
+        for record in records:
+            extra = str((record.get("properties") or {}).get("hs_additional_emails") or "")
+            for address in filter(None, (a.strip().lower() for a in extra.split(";"))):
+                holders.setdefault(address, record)
+        out: dict[int, str] = {}
+        for i, email in unlinked.items():
+            holder = holders.get(email)
+            if holder is None or email in primary:
+                continue
+            other = holder["properties"].get("email") or "(no primary email)"
+            out[i] = (
+                f"HubSpot contact {holder['id']} ({other}) lists {email} as an additional "
+                f"email: it is that contact's record, not this person's, so nothing was "
+                f"written to it; fix: remove {email} from the additional emails of contact "
+                f"{holder['id']} in HubSpot, or merge the two people's contacts there"
+            )
+        return out
 
     async def _held_now(
         self, changes: Sequence[ContactChange], indexes: Sequence[int]
@@ -478,7 +522,18 @@ class HubSpotWrites(HubSpotSegments):
             for i, item in chunk:
                 record = by_trace.get(str(i)) or by_email.get(item["id"].lower())
                 error = errors.get(str(i)) or errors.get(f"email:{item['id'].lower()}")
-                if record is not None:
+                asked = str(item["properties"].get("email") or item["id"]).strip().lower()
+                found = str((record or {}).get("properties", {}).get("email") or "").lower()
+                if record is not None and found and found not in (asked, item["id"].lower()):
+                    # found by an additional email (claimed since the check): not its record
+                    verdicts[i] = (
+                        False, None, False,
+                        f"HubSpot wrote {item['id']} onto contact {record['id']} ({found}), "
+                        f"which lists it as an additional email; fix: remove it there, or "
+                        f"merge the two people's contacts in HubSpot",
+                        ADDITIONAL_EMAIL,
+                    )
+                elif record is not None:
                     verdicts[i] = (True, str(record["id"]), bool(record.get("new")), None, None)
                 elif error is not None:
                     verdicts[i] = (

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
+from segsync_hubspot.emulator import state as hubspot_state
+from segsync_hubspot.emulator.state import STRICT_SEARCH_INDEX_LAG
 from segsync_hubspot.spec import SpecValidator, ValidatingTransport
 
 from segsync.clock import VirtualClock
@@ -60,6 +62,27 @@ def checked() -> Iterator[Wrap]:
 
     yield wrap
     assert problems == [], "requests that do not validate against HubSpot's API descriptions"
+
+
+@pytest.fixture(autouse=True)
+def strict_search_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HubSpot's tests run with search's index lag (the strict reading) unless a test names
+    another `search_delay_seconds`: a write is found by search only seconds later."""
+    monkeypatch.setattr(hubspot_state, "SEARCH_INDEX_LAG", STRICT_SEARCH_INDEX_LAG)
+
+
+Settle = Callable[[HubSpotEmulator], None]
+
+
+@pytest.fixture
+def settle() -> Settle:
+    """Wait, on the emulator's virtual clock, until search finds every write made so far."""
+
+    def wait(emulator: HubSpotEmulator) -> None:
+        assert isinstance(emulator.clock, VirtualClock)
+        emulator.clock.advance(emulator.read_lag_seconds)
+
+    return wait
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The conformance kit against the HubSpot emulator, once plain and once with every request
-checked against HubSpot's API descriptions."""
+"""The conformance kit against the HubSpot emulator, once plain with search's index lag (the
+strict reading: the kit waits for the index before it reads back) and once with an instant
+index and every request checked against HubSpot's API descriptions."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
+from segsync_hubspot.emulator.state import STRICT_SEARCH_INDEX_LAG
 from segsync_hubspot.spec import SpecValidator, ValidatingTransport
 
 from segsync.emulator.base import EmulatorTransport
@@ -22,6 +24,7 @@ class TestHubSpotConformance(ConnectorSuite):
     connector_cls = HubSpotConnector
     emulator_cls = HubSpotEmulator
     config: ClassVar[dict[str, Any]] = {"token": HubSpotEmulator.default_api_key}
+    emulator_kwargs: ClassVar[dict[str, Any]] = {"search_delay_seconds": STRICT_SEARCH_INDEX_LAG}
 
 
 _VALIDATOR: list[SpecValidator] = []
@@ -51,6 +54,7 @@ class TestHubSpotConformanceAgainstSpec(ConnectorSuite):
     connector_cls = HubSpotConnector
     emulator_cls = _ValidatedEmulator
     config: ClassVar[dict[str, Any]] = {"token": HubSpotEmulator.default_api_key}
+    emulator_kwargs: ClassVar[dict[str, Any]] = {"search_delay_seconds": 0.0}
 
     def run(self, test: Callable[[Harness], Awaitable[None]]) -> None:
         super().run(test)

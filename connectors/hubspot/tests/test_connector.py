@@ -25,6 +25,7 @@ from segsync.testing import FirstRequestsFault
 TOKEN = HubSpotEmulator.default_api_key
 MakeConnector = Callable[..., HubSpotConnector]
 Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
+Settle = Callable[[HubSpotEmulator], None]
 
 
 def new(email: str, **fields: Any) -> ContactChange:
@@ -40,13 +41,16 @@ class _SmallCapConnector(HubSpotConnector):
 
 
 @pytest.mark.slow
-def test_reads_window_past_the_search_cap(clock: VirtualClock, checked: Wrap) -> None:
+def test_reads_window_past_the_search_cap(
+    clock: VirtualClock, checked: Wrap, settle: Settle
+) -> None:
     """More changes than search pages through are all read, each once, without a 400."""
     emulator = HubSpotEmulator(clock=clock, enforce_rate_limits=False, search_result_cap=1_000)
     for i in range(2_600):
         if i % 100 == 0:
             clock.advance(60)
         emulator.seed_contact({"email": f"w{i}@example.com"})
+    settle(emulator)
     connector = _SmallCapConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
         transport=checked(emulator.transport()),
@@ -293,7 +297,9 @@ def test_a_tag_holding_a_semicolon_fails_only_its_record(
     assert emulator.contact_by_email("s1@example.com") is None
 
 
-def test_tags_as_manual_lists(emulator: HubSpotEmulator, make_connector: MakeConnector) -> None:
+def test_tags_as_manual_lists(
+    emulator: HubSpotEmulator, make_connector: MakeConnector, settle: Settle
+) -> None:
     """With `tags_as: lists`, tags are owned MANUAL lists, added to and removed from."""
     connector = make_connector(tags_as="lists")
     reader = make_connector(tags_as="lists")
@@ -312,6 +318,7 @@ def test_tags_as_manual_lists(emulator: HubSpotEmulator, make_connector: MakeCon
                 [ContactChange(email="l@example.com", tags_remove=frozenset({"vip"}))]
             )
             assert first.platform_id is not None
+            settle(emulator)
             return {c.email: c.tags async for p in reader.read() for c in p.contacts}
 
     tags = asyncio.run(main())
@@ -521,7 +528,7 @@ def test_prepare_creates_typed_properties_and_refuses_a_mismatch(
 
 
 def test_values_round_trip_through_typed_properties(
-    emulator: HubSpotEmulator, make_connector: MakeConnector
+    emulator: HubSpotEmulator, make_connector: MakeConnector, settle: Settle
 ) -> None:
     """Every canonical type is written as HubSpot stores it and read back equal."""
     values = {
@@ -544,6 +551,7 @@ def test_values_round_trip_through_typed_properties(
                 [ContactChange(email="rt@example.com", create=True, fields=values)]
             )
             assert result.ok, result
+            settle(emulator)
             [contact] = [c async for p in connector.read() for c in p.contacts]
             return contact.fields
 
@@ -613,13 +621,16 @@ def test_static_lists_and_native_segments(
     assert {x.name for x in emulator.lists.values()} == {"segsync: vips", "segsync: as"}
 
 
-def test_api_version_v3_paths(emulator: HubSpotEmulator, make_connector: MakeConnector) -> None:
+def test_api_version_v3_paths(
+    emulator: HubSpotEmulator, make_connector: MakeConnector, settle: Settle
+) -> None:
     """With `api_version: v3` the connector speaks /crm/v3/... and the same state results."""
     connector = make_connector(api_version="v3")
 
     async def main() -> list[str]:
         async with connector:
             await connector.write([new("v3@example.com", first_name="V")])
+            settle(emulator)
             return [c.email async for p in connector.read() for c in p.contacts]
 
     emails = asyncio.run(main())
@@ -654,7 +665,7 @@ def test_the_token_never_shows(
 
 
 def test_without_batch_status_reads_consent_comes_from_opt_out_properties(
-    clock: VirtualClock, checked: Wrap
+    clock: VirtualClock, checked: Wrap, settle: Settle
 ) -> None:
     """On a portal without the Enterprise batch status API, opt-outs are still read and kept."""
     emulator = HubSpotEmulator(clock=clock, enterprise_consent=False)
@@ -662,6 +673,7 @@ def test_without_batch_status_reads_consent_comes_from_opt_out_properties(
     emulator.seed_contact({"email": "out@example.com"})
     emulator.set_subscription("in@example.com", subscribed=True)
     emulator.unsubscribe_all("out@example.com")
+    settle(emulator)
     connector = HubSpotConnector(
         {"token": TOKEN, "base_url": "http://127.0.0.1:9"},
         transport=checked(emulator.transport()),
@@ -687,7 +699,7 @@ def test_without_batch_status_reads_consent_comes_from_opt_out_properties(
 
 
 def test_writes_and_reads_survive_server_errors_and_lost_answers(
-    clock: VirtualClock, checked: Wrap
+    clock: VirtualClock, checked: Wrap, settle: Settle
 ) -> None:
     """With 5xx answers and answers lost after HubSpot acted, every change lands exactly once."""
     emulator = HubSpotEmulator(
@@ -712,6 +724,7 @@ def test_writes_and_reads_survive_server_errors_and_lost_answers(
         async with connector:
             await connector.prepare({}, ["vip", "b2b"])
             results = await connector.write(changes)
+            settle(emulator)
             emails = [c.email async for p in connector.read() for c in p.contacts]
             return results, emails
 

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
 from segsync_hubspot.config import HubSpotConfig
+from segsync_hubspot.emulator.state import STRICT_SEARCH_INDEX_LAG
 
 from segsync.clock import VirtualClock
 from segsync.connector import ChangeResult, ContactChange
@@ -39,6 +40,9 @@ def connect(emulator: HubSpotEmulator, clock: VirtualClock, wrap: Wrap, **cfg: A
 def read_all(
     connector: HubSpotConnector, cursor: str | None = None
 ) -> tuple[dict[str, Consent], str | None]:
+    assert isinstance(connector.clock, VirtualClock)
+    connector.clock.advance(STRICT_SEARCH_INDEX_LAG)  # until search finds every write
+
     async def main() -> tuple[dict[str, Consent], str | None]:
         out: dict[str, Consent] = {}
         last = cursor

@@ -242,6 +242,8 @@ def test_search_filters_case_rules_and_total() -> None:
     emulator = emu(enforce_rate_limits=False)
     emulator.seed_contact({"email": "Mixed@Example.com", "firstname": "Zoë"})
     emulator.seed_contact({"email": "other@example.com", "firstname": "Ada"})
+    assert isinstance(emulator.clock, VirtualClock)
+    emulator.clock.advance(emulator.read_lag_seconds)  # until search finds them
 
     async def body(call: Call) -> None:
         async def emails(*filters: dict[str, Any]) -> list[str]:

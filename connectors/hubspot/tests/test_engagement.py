@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import pytest
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
 
 from segsync.clock import VirtualClock
@@ -109,5 +110,66 @@ def test_read_engagement_is_incremental_over_preexisting_contacts(
         again, _ = await refresh(connector, cursor)
         assert {emu.contacts[k].properties["email"] for k in again} == {"old3@example.com"}
         assert again[next(iter(again))]["opens"] == 1
+
+    run(clock, checked, body)
+
+
+async def read_with_cursor(
+    connector: HubSpotConnector, cursor: str | None = None
+) -> tuple[dict[str, RemoteContact], str | None]:
+    out: dict[str, RemoteContact] = {}
+    async for page in connector.read(cursor):
+        out.update({c.email: c for c in page.contacts})
+        cursor = page.cursor or cursor
+    return out, cursor
+
+
+@pytest.mark.parametrize("moves", [False, True], ids=["cursor-stays", "cursor-moves"])
+def test_engagement_is_read_whether_or_not_it_moves_lastmodifieddate(
+    clock: VirtualClock, checked: Wrap, moves: bool
+) -> None:
+    """Whether HubSpot moves `lastmodifieddate` for its calculated email properties is read
+    two ways (the emulator's `engagement_moves_lastmodified`); the incremental read sees an
+    open only when it does, the engagement refresh sees it either way, and the search the
+    refresh makes finds it once the index lag has passed."""
+
+    async def body(world: World) -> None:
+        emu, connector, clock = world
+        emu.engagement_moves_lastmodified = moves
+        emu.seed_contact({"email": "reader@example.com"})
+        emu.seed_contact({"email": "bystander@example.com"})
+        emu.record_engagement("reader@example.com", "send", "june")
+        clock.advance(3600)
+        _, cursor = await read_with_cursor(connector)
+        first, engaged = await refresh(connector)
+        contact_id = emu.contact_by_email("reader@example.com")["hs_object_id"]
+        assert set(first) == {contact_id}
+        stamp = emu.contact_by_email("reader@example.com")["lastmodifieddate"]
+
+        clock.advance(3600)
+        emu.record_engagement("reader@example.com", "open", "june")
+        assert (emu.contact_by_email("reader@example.com")["lastmodifieddate"] != stamp) is moves
+        clock.advance(600)  # past the search index lag
+        seen, _ = await read_with_cursor(connector, cursor)
+        assert ("reader@example.com" in seen) is moves
+        if moves:
+            assert seen["reader@example.com"].engagement["opens"] == 1
+        values, _ = await refresh(connector, engaged)
+        assert values[contact_id]["opens"] == 1
+        assert values[contact_id]["last_open"] is not None
+
+    run(clock, checked, body)
+
+
+def test_the_hook_refuses_an_open_of_an_email_never_sent(
+    clock: VirtualClock, checked: Wrap
+) -> None:
+    async def body(world: World) -> None:
+        emu, _, _ = world
+        emu.seed_contact({"email": "a@example.com"})
+        with pytest.raises(KeyError):
+            emu.record_engagement("a@example.com", "open", "never-sent")
+        with pytest.raises(ValueError, match="bounce"):
+            emu.record_engagement("a@example.com", "bounce", "x")
 
     run(clock, checked, body)

@@ -12,11 +12,13 @@ import httpx
 import pytest
 from segsync_hubspot import HubSpotConnector, HubSpotEmulator
 from segsync_hubspot.emulator.scopes import PRIVATE_APP_SCOPES
+from segsync_hubspot.emulator.state import STRICT_SEARCH_INDEX_LAG
 
 from segsync.clock import VirtualClock
 from segsync.connector import ContactChange, RemoteContact
-from segsync.http import ApiError
+from segsync.http import ApiError, MalformedAnswer
 from segsync.model import FieldSpec, FieldType, Schema
+from segsync.testing import between_pages
 
 TOKEN = HubSpotEmulator.default_api_key
 C = "/crm/objects/2026-03/contacts"
@@ -349,3 +351,122 @@ def test_the_lists_a_record_is_in(checked: Wrap) -> None:
             await body(plain.request, client.request)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("lag", [STRICT_SEARCH_INDEX_LAG, 0.0], ids=["strict", "lenient"])
+def test_a_read_while_the_index_catches_up_loses_nothing_and_fails_nothing(
+    lag: float, checked: Wrap
+) -> None:
+    """Edits made just before an incremental read (as a sync's apply, then the next run)
+    enter the index while the read pages, at the positions of their old records: the total
+    grows past what the pages served. That is not a broken paging: the read ends normally,
+    and what it did not see, the next one reads."""
+    clock = VirtualClock()
+    emulator = HubSpotEmulator(clock=clock, search_delay_seconds=lag)
+    ids = [emulator.seed_contact({"email": f"p{i:03d}@example.com"}) for i in range(500)]
+    clock.advance(3600)
+    connector = connector_on(emulator, checked)
+
+    def page_takes_a_second(served: int) -> None:
+        clock.advance(1.0)
+
+    async def main() -> tuple[list[RemoteContact], list[RemoteContact]]:
+        async with connector:
+            _, cursor = await read_all(connector)
+            clock.advance(3600)
+            for contact_id in ids[:450]:  # the oldest records, edited just now: first by id
+                emulator.modify_contact(contact_id, {"firstname": "Edited"})
+                clock.advance(0.01)
+            with between_pages(emulator, page_takes_a_second):
+                first, cursor = await read_all(connector, cursor)
+            clock.advance(30)
+            second, _ = await read_all(connector, cursor)
+            return first, second
+
+    first, second = asyncio.run(main())
+
+    edited = {c.email for c in first + second if c.fields.get("first_name") == "Edited"}
+    assert edited == {f"p{i:03d}@example.com" for i in range(450)}
+
+
+def test_an_edited_record_is_found_with_its_previous_values_until_indexed() -> None:
+    """Search holds the version it indexed: an edit made now is not found by its new value,
+    the record is still found by its old one, until the lag has passed."""
+    clock = VirtualClock()
+    emulator = HubSpotEmulator(clock=clock, search_delay_seconds=STRICT_SEARCH_INDEX_LAG)
+    ann = emulator.seed_contact({"email": "ann@example.com", "firstname": "Ann"})
+    clock.advance(60)
+    emulator.modify_contact(ann, {"firstname": "Anna"})
+    found: list[tuple[int, int, str | None]] = []
+
+    def named(value: str) -> dict[str, Any]:
+        return {"filterGroups": [{"filters": [
+            {"propertyName": "firstname", "operator": "EQ", "value": value}]}],
+            "properties": ["firstname"], "limit": 10}
+
+    async def body(call: Call) -> None:
+        for _ in range(2):
+            old = (await call("POST", f"{C}/search", json=named("Ann"))).json()
+            new = (await call("POST", f"{C}/search", json=named("Anna"))).json()
+            shown = old["results"][0]["properties"]["firstname"] if old["results"] else None
+            found.append((old["total"], new["total"], shown))
+            clock.advance(STRICT_SEARCH_INDEX_LAG)
+
+    call_on(emulator, body)
+
+    assert found == [(1, 0, "Ann"), (0, 1, None)]
+    assert emulator.unsearchable() == []
+
+
+class _GrowingIndex(HubSpotEmulator):
+    """The index catches up while a read pages: from the second page of a window on, one
+    record the pages already passed has entered it (the total grows by one)."""
+
+    async def route_search(self, request: Any) -> Any:
+        answer = await super().route_search(request)
+        if isinstance(answer, dict) and int(json.loads(await request.body()).get("after") or 0):
+            answer["total"] += 1
+        return answer
+
+
+def test_a_total_that_grows_while_paging_is_not_a_broken_paging(checked: Wrap) -> None:
+    """A window whose last page counts more records than its pages served, because the index
+    added some behind them, ends normally (the next read takes them); only pages ending
+    before the window's smallest total are a broken paging."""
+    clock = VirtualClock()
+    emulator = _GrowingIndex(clock=clock)
+    for i in range(450):
+        emulator.seed_contact({"email": f"g{i:03d}@example.com"})
+    clock.advance(60)
+
+    async def main() -> list[RemoteContact]:
+        async with connector_on(emulator, checked) as connector:
+            contacts, _ = await read_all(connector)
+            return contacts
+
+    assert len({c.email for c in asyncio.run(main())}) == 450
+
+
+class _ShortPages(HubSpotEmulator):
+    """Pages that end before their own total, on every page: a broken paging."""
+
+    async def route_search(self, request: Any) -> Any:
+        answer = await super().route_search(request)
+        if isinstance(answer, dict):
+            answer["total"] += 5
+        return answer
+
+
+def test_pages_ending_before_every_total_are_a_broken_paging(checked: Wrap) -> None:
+    clock = VirtualClock()
+    emulator = _ShortPages(clock=clock)
+    for i in range(250):
+        emulator.seed_contact({"email": f"s{i:03d}@example.com"})
+    clock.advance(60)
+
+    async def main() -> None:
+        async with connector_on(emulator, checked) as connector:
+            await read_all(connector)
+
+    with pytest.raises(MalformedAnswer, match="the pages ended after 250 of total 255"):
+        asyncio.run(main())

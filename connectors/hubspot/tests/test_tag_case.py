@@ -32,6 +32,7 @@ def test_a_fresh_connector_reads_tags_in_the_case_written() -> None:
         ])
         assert all(r.ok for r in results), results
         await writer.aclose()
+        clock.advance(emulator.read_lag_seconds)  # until search finds the write
         reader = connector(emulator, clock)
         seen = {c.email: c.tags async for page in reader.read(None) for c in page.contacts}
         await reader.aclose()

@@ -5,7 +5,7 @@ holds the HTTP client, the audience's catalog (merge fields, interest categories
 interests, tags; loaded once, kept current by what segsync creates), the last-seen snapshot
 of each member, and implements `check`, `account_identity` and `prepare`:
 
-- `check` pings the account and reads the audience (401/403/404 raise `ApiError`);
+- `check` reads the audience (401/403/404 raise `ApiError`): one call;
 - `account_identity` is the API root's `account_id` (`GET /`) with the audience id: the
   state is bound to both;
 - `prepare` creates the missing merge fields (matching types; an incompatible existing one
@@ -142,11 +142,28 @@ class MailchimpAudience(Connector):
     # -- check / prepare ----------------------------------------------------------------------
 
     async def check(self) -> None:
-        """Ping the account and read the audience (401/403/404 raise ApiError)."""
-        await self.client.get_json("/ping", endpoint="GET /ping")
-        await self.client.get_json(
-            self._list_path, endpoint="GET /lists/{id}", params={"fields": "id,name"}
-        )
+        """Read the audience: one authenticated call that also proves the configured audience
+        exists (401/403 raise ApiError; a 404 raises one naming `list_id` and the account's
+        audiences, read with one more call)."""
+        try:
+            await self.client.get_json(
+                self._list_path, endpoint="GET /lists/{id}", params={"fields": "id,name"}
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            found = await self.client.get_json(
+                "/lists", endpoint="GET /lists",
+                params={"fields": "lists.id,lists.name", "count": 10},
+            )
+            known = ", ".join(
+                f"{x.get('id')} ({x.get('name')})" for x in (found or {}).get("lists") or []
+            )
+            raise ApiError(
+                platform=exc.platform, endpoint=exc.endpoint, status=404, code="no_audience",
+                message=f"mailchimp.list_id: audience {self.config.list_id} does not exist in "
+                f"this account; fix: set list_id to one of its audiences: {known or 'none'}",
+            ) from None
 
     async def audience_size(self) -> int:
         """The audience's members in every status but archived (`total_items` of a

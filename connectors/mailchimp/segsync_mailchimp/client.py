@@ -47,5 +47,6 @@ def mailchimp_client(
         clock=clock,
         error_parser=errors.parse_error,
         retry_after=rate_limit_hints,
+        credential="api_key",
         timeout=CALL_TIMEOUT,
     )

@@ -101,6 +101,10 @@ class MailchimpCompiler(RuleCompiler):
         "relative to today"
     )
 
+    #: the rating Mailchimp gives every member it never emailed (segsync's copies among
+    #: them), for whom segsync's `member_rating` is unset
+    UNEMAILED_RATING: ClassVar[int] = 2
+
     #: canonical engagement fields Mailchimp can filter on, and the condition kind
     ENGAGEMENT_CONDITIONS: ClassVar[dict[str, str]] = {
         "rating": "MemberRating",
@@ -542,6 +546,30 @@ class MailchimpCompiler(RuleCompiler):
                 return ("any" if len(conds) > 1 else "one"), conds
         raise PlatformCannotExpress(f"{leaf.type} on the language has no condition", leaf)
 
+    def _unemailed_rating(self, leaf: ast.Compare, value: float) -> None:
+        """Refuse a rating comparison the default rating of never-emailed members satisfies.
+
+        Mailchimp's `MemberRating` sees that rating (2) on every member it never emailed,
+        where segsync sees no rating: a comparison true of 2 (``< 3``, ``= 2``, ``!= 5``)
+        selects them natively but never in segsync, and its negation the reverse. Only
+        a comparison false of 2 (``> 2``, ``= 4``, ``< 2``, ``!= 2``) selects alike, negated
+        or not (unset makes the comparison false and its negation true, as 2 does)."""
+        default = self.UNEMAILED_RATING
+        holds = {
+            ast.CompareOp.EQ: default == value,
+            ast.CompareOp.NE: default != value,
+            ast.CompareOp.GT: default > value,
+            ast.CompareOp.LT: default < value,
+        }[leaf.op]
+        if holds:
+            raise PlatformCannotExpress(
+                f"Mailchimp rates every member it never emailed (segsync's copies among them) "
+                f"{default}, where segsync sees no rating; '{to_text(leaf)}' is true of "
+                f"{default}, so Mailchimp's filter would select them (native only: a comparison "
+                f"false of {default}, e.g. '> {default}')",
+                leaf,
+            )
+
     def _engagement(self, leaf: ast.Rule, negated: bool, ctype: str) -> Expansion:
         if ctype == "MemberRating" and isinstance(leaf, ast.Compare):
             v = _number(leaf.value, leaf)
@@ -552,6 +580,7 @@ class MailchimpCompiler(RuleCompiler):
                 ast.CompareOp.LT: ("less", "greater"),
             }
             if leaf.op in ops and (not negated or leaf.op in (ast.CompareOp.EQ, ast.CompareOp.NE)):
+                self._unemailed_rating(leaf, v)
                 op = ops[leaf.op][1 if negated else 0]
                 return "one", [_cond("MemberRating", "rating", op, v)]
         if (

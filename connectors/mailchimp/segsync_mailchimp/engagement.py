@@ -16,11 +16,16 @@ and `timestamp_opt` with the write time of an API opt-in, so these are gated:
 `read_engagement` (values that change without moving `last_changed`): the audience's sent
 campaigns (`GET /campaigns?list_id&status=sent`, 1000 a page), each campaign's email activity
 (`GET /reports/{id}/email-activity`, 1000 recipients a page) tallied per member into
-`emails_delivered` (sends less bounces), `opens`, `clicks`, `last_open`, `last_click`, then
+`emails_delivered` (sends less bounces), `opens` and `clicks` (campaigns opened / clicked: an
+email opened three times counts once, as in Mailchimp's `avg_open_rate`), `last_open`,
+`last_click`, then
 the members' `stats` and `member_rating` (`GET /lists/{id}/members?fields=...`, 1000 a page).
-Campaigns are read `max_concurrency` (10 connections) at a time. Cost: ceil(C/1000) + sum
-over campaigns of ceil(recipients/1000) + ceil(M/1000) calls. Each refresh reads the totals
-whole (the `since` filter of the report gives only new actions, not totals).
+Campaigns are read `max_concurrency` (10 connections) at a time. Each listing is paged by
+offset, every page after the first starting one item into the previous one, so an item that
+leaves the listing between two pages (a member archived) skips no one (`_all_pages`): a
+listing of n items takes about ceil(n/999) calls. Cost: ceil(C/999) + sum over campaigns of
+ceil(recipients/999) + ceil(M/999) calls. Each refresh reads the totals whole (the `since`
+filter of the report gives only new actions, not totals).
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from segsync.connector import EngagementPage
+from segsync.connector import TYPICAL_CALL_SECONDS, EngagementPage, Estimate
 from segsync_mailchimp.api import MAX_PAGE, iso_time, parse_time, path_segment
 from segsync_mailchimp.audience import MailchimpAudience
 
@@ -42,6 +48,9 @@ __all__ = [
     "gate_member_engagement",
     "member_location",
 ]
+
+#: items each page re-reads of the previous one, to notice items that left the listing
+PAGE_OVERLAP = 1
 
 #: engagement values Mailchimp reports as 0 / 2 for a member never emailed: kept only with
 #: evidence of a send
@@ -120,24 +129,29 @@ class ActivityTally:
 
     def add(self, entry: Mapping[str, Any]) -> None:
         """One `emails[]` item of an email-activity report: the member was sent the campaign
-        (delivered unless it bounced), with its opens and clicks."""
+        (delivered unless it bounced), opened and clicked once however many actions it shows."""
         member = str(entry.get("email_id") or "")
         if not member:
             return
         actions = entry.get("activity") or []
         bounced = any(a.get("action") == "bounce" for a in actions)
         self.delivered[member] = self.delivered.get(member, 0) + (0 if bounced else 1)
+        kinds = {a.get("action") for a in actions}
+        if "open" in kinds:
+            self.opens[member] = self.opens.get(member, 0) + 1
+        if "click" in kinds:
+            self.clicks[member] = self.clicks.get(member, 0) + 1
         for action in actions:
             kind = action.get("action")
             when = _time(action.get("timestamp"))
-            if kind == "open":
-                self.opens[member] = self.opens.get(member, 0) + 1
-                if when and (member not in self.last_open or when > self.last_open[member]):
-                    self.last_open[member] = when.astimezone(dt.UTC)
-            elif kind == "click":
-                self.clicks[member] = self.clicks.get(member, 0) + 1
-                if when and (member not in self.last_click or when > self.last_click[member]):
-                    self.last_click[member] = when.astimezone(dt.UTC)
+            if when is None:
+                continue
+            if kind == "open" and (member not in self.last_open or when > self.last_open[member]):
+                self.last_open[member] = when.astimezone(dt.UTC)
+            elif kind == "click" and (
+                member not in self.last_click or when > self.last_click[member]
+            ):
+                self.last_click[member] = when.astimezone(dt.UTC)
 
     def values(self, member: str) -> dict[str, Any]:
         """The member's tallied engagement (empty when no campaign was sent to it)."""
@@ -158,20 +172,42 @@ class ActivityTally:
 class MailchimpEngagement(MailchimpAudience):
     """`read_engagement`: see the module docstring."""
 
+    def engagement_estimate(self, contacts: int) -> Estimate:
+        """What a refresh of `contacts` members costs, campaigns not counted (each adds
+        ceil(recipients / 1000) calls): the campaign listing and the members' pages."""
+        calls = 1 + math.ceil(contacts / MAX_PAGE)
+        seconds = calls * TYPICAL_CALL_SECONDS / max(1, self.capabilities.max_concurrency)
+        return Estimate(contacts=contacts, calls=calls, seconds=seconds,
+                        notes=("plus ceil(recipients / 1000) calls per sent campaign",))
+
     async def _all_pages(
         self, path: str, key: str, endpoint: str, **params: Any
     ) -> AsyncIterator[list[Any]]:
-        offset = 0
+        """Every item of an offset-paged listing, each once, though items leave it between
+        pages: each page after the first starts `PAGE_OVERLAP` items early, and when none
+        of those was seen (items left before the offset, so the listing moved back) it
+        steps back a page until it meets one (items already yielded are dropped by `id` or
+        `email_id`; ids are kept for the listing's length)."""
+        seen: set[str] = set()
+        offset = 0  # where the next unseen item should be
+        start = 0
         while True:
             page = await self.client.get_json(
-                path, endpoint=endpoint, params={**params, "count": MAX_PAGE, "offset": offset}
+                path, endpoint=endpoint, params={**params, "count": MAX_PAGE, "offset": start}
             )
             batch = page.get(key) or []
-            if batch:
-                yield batch
-            offset += len(batch)
-            if not batch or offset >= int(page.get("total_items", 0)):
+            ids = [str(item.get("id") or item.get("email_id") or "") for item in batch]
+            if start > 0 and ids and ids[0] and ids[0] not in seen:
+                start = max(0, start - MAX_PAGE)  # the listing moved back: no gap allowed
+                continue
+            fresh = [item for item, i in zip(batch, ids, strict=True) if not i or i not in seen]
+            seen.update(ids)
+            if fresh:
+                yield fresh
+            offset = start + len(batch)
+            if len(batch) < MAX_PAGE or offset >= int(page.get("total_items", 0)):
                 return
+            start = max(0, offset - min(PAGE_OVERLAP, len(batch) - 1))
 
     async def _activity(self, campaign_id: str) -> list[Mapping[str, Any]]:
         """Every recipient of a campaign with its actions (`emails[]`)."""
@@ -202,6 +238,9 @@ class MailchimpEngagement(MailchimpAudience):
             fields="campaigns.id,campaigns.send_time,total_items",
         ):
             campaign_ids += [str(c["id"]) for c in campaigns]
+        if not campaign_ids:  # nothing sent: no member was emailed, none has engagement
+            yield EngagementPage(values={}, cursor=started)
+            return
         width = max(1, self.capabilities.max_concurrency)
         for start in range(0, len(campaign_ids), width):
             chunk = campaign_ids[start : start + width]

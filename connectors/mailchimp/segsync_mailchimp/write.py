@@ -20,8 +20,10 @@ member in this write (None where none was written).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from segsync.connector import ChangeResult, ContactChange
@@ -44,7 +46,7 @@ from segsync_mailchimp.fields import (
     to_merge_value,
 )
 
-__all__ = ["CONSENT_FLOOR", "RENAME_IGNORED", "MailchimpWrites"]
+__all__ = ["CONSENT_FLOOR", "RENAME_IGNORED", "MailchimpWrites", "TagPool", "TagTicket"]
 
 OPT_OUT_STATUSES = frozenset({"unsubscribed", "cleaned"})
 CONSENT_FLOOR = "ConsentFloor"
@@ -103,6 +105,97 @@ def _deep_update(target: dict[str, Any], fragment: Mapping[str, Any]) -> None:
             _deep_update(target[key], value)
         else:
             target[key] = json.loads(json.dumps(value)) if isinstance(value, Mapping) else value
+
+
+Deltas = dict[str, list[tuple[int, str]]]
+"""Tag name -> (key, email) of the members to add (or to remove)."""
+
+
+@dataclasses.dataclass(eq=False)
+class TagTicket:
+    """One `write` call's place in the tag pool."""
+
+    adds: Deltas = dataclasses.field(default_factory=dict)
+    removes: Deltas = dataclasses.field(default_factory=dict)
+    answer: asyncio.Future[dict[int, str]] | None = None
+    waiting: bool = False
+    left: bool = False
+
+
+class TagPool:
+    """Joins the tag memberships of concurrent `write` calls into one set of calls per tag.
+
+    Every call `join`s on entry; `submit` parks its deltas until every call that joined has
+    either submitted or `leave`n, then one flush sends the union, each tag's adds and removes
+    500 + 500 a call, and hands each caller the failures of its own keys. A lone call sends
+    at once. The flush's calls are those one `write` of all the changes would make.
+    """
+
+    def __init__(self, send: Callable[[Deltas, Deltas], Awaitable[dict[int, str]]]) -> None:
+        self._send = send
+        self._active: list[TagTicket] = []
+        self._flushes: set[asyncio.Task[None]] = set()  # strong references while they run
+
+    def join(self) -> TagTicket:
+        ticket = TagTicket()
+        self._active.append(ticket)
+        return ticket
+
+    def leave(self, ticket: TagTicket) -> None:
+        """Drop `ticket` (done or failed); a flush it was holding up may start."""
+        if ticket.left:
+            return
+        ticket.left = True
+        if ticket in self._active:
+            self._active.remove(ticket)
+        self._maybe_flush()
+
+    async def submit(self, ticket: TagTicket, adds: Deltas, removes: Deltas) -> dict[int, str]:
+        """Send `adds` and `removes` with the other calls' deltas; failing keys -> message."""
+        ticket.adds, ticket.removes, ticket.waiting = adds, removes, True
+        ticket.answer = asyncio.get_running_loop().create_future()
+        answer = ticket.answer
+        self._maybe_flush()
+        return await answer
+
+    def _maybe_flush(self) -> None:
+        if not self._active or not all(t.waiting for t in self._active):
+            return
+        group, self._active = self._active, []
+        for ticket in group:
+            ticket.left = True
+        task = asyncio.get_running_loop().create_task(self._flush(group))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, group: list[TagTicket]) -> None:
+        serial = itertools.count()
+        owner: dict[int, tuple[TagTicket, int]] = {}
+        adds: Deltas = {}
+        removes: Deltas = {}
+        for ticket in group:
+            for mine, union in ((ticket.adds, adds), (ticket.removes, removes)):
+                for tag, members in mine.items():
+                    for key, email in members:
+                        n = next(serial)
+                        owner[n] = (ticket, key)
+                        union.setdefault(tag, []).append((n, email))
+        try:
+            failed = await self._send(adds, removes) if owner else {}
+        except BaseException as exc:
+            for ticket in group:
+                if ticket.answer is not None and not ticket.answer.done():
+                    ticket.answer.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        mine_failed: dict[int, dict[int, str]] = {id(t): {} for t in group}
+        for n, message in failed.items():
+            ticket, key = owner[n]
+            mine_failed[id(ticket)][key] = message
+        for ticket in group:
+            if ticket.answer is not None and not ticket.answer.done():
+                ticket.answer.set_result(mine_failed[id(ticket)])
 
 
 class MailchimpWrites(MailchimpAudience):
@@ -220,7 +313,22 @@ class MailchimpWrites(MailchimpAudience):
         return wanted, None
 
     async def write(self, changes: Sequence[ContactChange]) -> list[ChangeResult]:
-        """Apply changes: batch subscribe 500 a call, then tags 500 + 500 a call."""
+        """Apply changes: batch subscribe 500 a call, then tags 500 + 500 a call.
+
+        Concurrent calls (the engine's write batches) share their tag memberships: each
+        joins the tag pool on entry and leaves it with its tag deltas (or on failure), and
+        the last one in sends every tag's deltas together, 500 + 500 a call.
+        """
+        pool = self._tag_pool()
+        ticket = pool.join()
+        try:
+            return await self._write(changes, ticket)
+        finally:
+            pool.leave(ticket)
+
+    async def _write(
+        self, changes: Sequence[ContactChange], ticket: TagTicket
+    ) -> list[ChangeResult]:
         results: list[ChangeResult | None] = [None] * len(changes)
         pending: list[int] = []
         archives = [i for i, c in enumerate(changes) if c.archive]
@@ -343,7 +451,8 @@ class MailchimpWrites(MailchimpAudience):
                 (i, changes[i])
                 for i in pending
                 if i not in failures or failures[i][1] == CONSENT_FLOOR
-            ]
+            ],
+            ticket,
         )
         for index in pending:
             change = changes[index]
@@ -557,21 +666,19 @@ class MailchimpWrites(MailchimpAudience):
             if known is not None:
                 self._known[subscriber_hash(change.new_email)] = known
 
-    async def _write_tags(self, work: Sequence[tuple[int, ContactChange]]) -> dict[int, str]:
-        """Tag deltas through segment bulk membership; failing indexes -> Mailchimp's message."""
-        adds: dict[str, list[tuple[int, str]]] = {}
-        removes: dict[str, list[tuple[int, str]]] = {}
-        for index, change in work:
-            email = change.new_email or change.email
-            known = self._known.get(subscriber_hash(email))
-            for tag in sorted(change.tags_add):
-                if known is None or tag.casefold() not in known.tags:
-                    adds.setdefault(tag, []).append((index, email))
-            for tag in sorted(change.tags_remove):
-                if known is None or tag.casefold() in known.tags:
-                    removes.setdefault(tag, []).append((index, email))
-        if not adds and not removes:
-            return {}
+    def _tag_pool(self) -> TagPool:
+        """The pool joining the tag memberships of concurrent `write` calls (made once)."""
+        pool: TagPool | None = getattr(self, "_tags_pool", None)
+        if pool is None:
+            pool = self._tags_pool = TagPool(self._send_tags)
+        return pool
+
+    async def _send_tags(
+        self,
+        adds: Mapping[str, Sequence[tuple[int, str]]],
+        removes: Mapping[str, Sequence[tuple[int, str]]],
+    ) -> dict[int, str]:
+        """Every tag's adds and removes, 500 + 500 a call; failing keys -> the message."""
         tag_ids = await self._ensure_tags(adds)
         removes = {t: v for t, v in removes.items() if t.casefold() in tag_ids}
         failed: dict[int, str] = {}
@@ -589,6 +696,33 @@ class MailchimpWrites(MailchimpAudience):
                     )
                 )
         await asyncio.gather(*calls)
+        return failed
+
+    async def _write_tags(
+        self, work: Sequence[tuple[int, ContactChange]], ticket: TagTicket | None = None
+    ) -> dict[int, str]:
+        """Tag deltas through segment bulk membership; failing indexes -> Mailchimp's message.
+
+        With a `ticket` of the tag pool, the deltas are sent together with those of the
+        concurrent `write` calls (one set of calls per tag for all of them).
+        """
+        adds: dict[str, list[tuple[int, str]]] = {}
+        removes: dict[str, list[tuple[int, str]]] = {}
+        for index, change in work:
+            email = change.new_email or change.email
+            known = self._known.get(subscriber_hash(email))
+            for tag in sorted(change.tags_add):
+                if known is None or tag.casefold() not in known.tags:
+                    adds.setdefault(tag, []).append((index, email))
+            for tag in sorted(change.tags_remove):
+                if known is None or tag.casefold() in known.tags:
+                    removes.setdefault(tag, []).append((index, email))
+        if ticket is not None:
+            failed = await self._tag_pool().submit(ticket, adds, removes)
+        elif not adds and not removes:
+            return {}
+        else:
+            failed = await self._send_tags(adds, removes)
         for index, change in work:
             if index in failed:
                 continue

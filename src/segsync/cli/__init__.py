@@ -3,8 +3,8 @@
 Commands live in the modules of this package, each registering on the apps defined here:
 `core` (version, init, check, config, segments list/explain), `connectors` (connectors,
 segments capabilities), `emulate`, `sync` (plan, apply, sync, status), `demo`, `consent`,
-`erase`, `rebind`, `owed` (list and acknowledge owed writes) and `doctor` (read-only
-preflight of the configured accounts).
+`erase`, `rebind`, `owed` (list and acknowledge owed writes), `doctor` (read-only
+preflight of the configured accounts) and `runs` (the history of runs).
 
 Exit codes, shared by every command (docs/troubleshooting.md):
 
@@ -51,7 +51,7 @@ EXIT_SIGNAL_BASE = 128
 
 for _module in (
     "core", "connectors", "emulate", "sync", "demo", "consent", "erase", "rebind", "owed",
-    "doctor",
+    "doctor", "runs",
 ):
     importlib.import_module(f"segsync.cli.{_module}")
 

@@ -12,11 +12,14 @@ with `secrets=False`: a platform key missing from the environment is only a warn
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -38,6 +41,7 @@ from segsync.cli import (
     config_app,
     segments_app,
 )
+from segsync.clock import Clock, SystemClock
 from segsync.config import (
     DEFAULT_CONFIG_FILE,
     Config,
@@ -67,7 +71,15 @@ from segsync.sync.snapshot import CanonicalView, PlatformRecord, jsonify
 
 T = TypeVar("T")
 
-__all__ = ["chosen_config", "explain_person", "explain_segment", "starter_config"]
+__all__ = [
+    "chosen_config",
+    "cursor_time",
+    "describe_cursor",
+    "explain_person",
+    "explain_segment",
+    "starter_config",
+    "state_status",
+]
 
 ConfigOption = Annotated[
     Path | None,
@@ -79,6 +91,30 @@ ConfigOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+SelectOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--select",
+        help="Only these platforms and/or segments (repeat it, or a comma list); the others "
+        "are left as they are.",
+    ),
+]
+LimitOption = Annotated[
+    int | None,
+    typer.Option(
+        "--limit",
+        help="Only a sample of N contacts (the same ones run after run); the next unlimited "
+        "run reads everything again.",
+    ),
+]
+FullRefreshOption = Annotated[
+    bool,
+    typer.Option(
+        "--full-refresh",
+        help="Read every platform from the start (cursors ignored), rebuild the snapshots and "
+        "report what differed from the state.",
+    ),
+]
 
 STARTER_TEMPLATE = """\
 # segsync configuration. Validate it with `segsync check`; the reference of every key is
@@ -183,6 +219,83 @@ def run_on_state(
         raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
     except StoreError as exc:
         raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
+
+
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})"
+)
+_EPOCH_MS = re.compile(r"(?<![\w.])1[5-9]\d{11}(?![\w.])")  # 2017..2033, in milliseconds
+
+
+def cursor_time(cursor: str | None) -> dt.datetime | None:
+    """The latest time a connector's read cursor carries (an opaque text: ISO-8601 times or
+    epoch milliseconds, as is or in base64 JSON), in UTC; None when it shows none."""
+    if not cursor:
+        return None
+    texts = [cursor]
+    for token in re.split(r"[:;,\s]", cursor):
+        if len(token) >= 16:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                padded = token + "=" * (-len(token) % 4)
+                texts.append(base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+                             .decode("utf-8"))
+    found: list[dt.datetime] = []
+    for text in texts:
+        for match in _ISO_TIME.findall(text):
+            with contextlib.suppress(ValueError):
+                found.append(dt.datetime.fromisoformat(match.replace("Z", "+00:00"))
+                             .astimezone(dt.UTC))
+        found.extend(dt.datetime.fromtimestamp(int(ms) / 1000, dt.UTC)
+                     for ms in _EPOCH_MS.findall(text))
+    return max(found) if found else None
+
+
+def describe_cursor(cursor: str | None, now: dt.datetime) -> str:
+    """A read cursor as `segsync status` shows it: the time the next read starts from and its
+    age, never the cursor's text (connectors' cursors run to kilobytes of base64)."""
+    if not cursor:
+        return "none yet: the next read is full"
+    at = cursor_time(cursor)
+    if at is None:
+        return f"set ({len(cursor)} characters, no time in it)"
+    return f"changes read up to {at:%Y-%m-%d %H:%M:%S} UTC ({_age(now - at)} ago)"
+
+
+def _age(delta: dt.timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def state_status(config: Config, limit: int = 5, *, clock: Clock | None = None) -> dict[str, Any]:
+    """What `segsync status` shows, from the state alone (no platform is called, no secret is
+    needed): counts, cursors and their times, owned objects and the latest runs (a run whose
+    process died shown `abandoned`). Raises `StoreError` for a state it cannot open."""
+    from segsync.sync.lock import RunLock  # the engine's, only for this command
+
+    clock = clock or SystemClock()
+    platforms = [name for name, p in config.platforms.items() if getattr(p, "enabled", True)]
+    store = open_store(config.state_url, clock=clock)
+    try:
+        state = store.scoped(config_name(dict.fromkeys(platforms)))
+        cursors = {p: state.cursor(p) for p in platforms}
+        times = {p: cursor_time(c) for p, c in cursors.items()}
+        lock = RunLock(state, clock, wait=False, poll=1.0, timeout=None)
+        return {
+            "config": state.config,
+            "state": store.url,
+            "schema_version": store.schema_version(),
+            "generation": state.generation(),
+            "counts": state.counts(),
+            "cursors": cursors,
+            "cursor_times": {p: t.isoformat() if t else None for p, t in times.items()},
+            "owned": [dataclasses.asdict(o) for o in state.owned()],
+            "runs": lock.settle(state.runs(limit)),
+        }
+    finally:
+        store.close()
 
 
 def chosen_config(path: Path | None) -> Path | None:

@@ -64,6 +64,8 @@ class PlatformReport:
     headroom: dict[str, str] = dataclasses.field(default_factory=dict)
     audience_size: int | None = None
     estimate: dict[str, Any] | None = None
+    #: the engagement refresh: whether it runs and its cost (None: unknown)
+    engagement: str | None = None
     problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
 
@@ -155,7 +157,7 @@ async def _platform(
         report.facts.append({"label": item.label, "value": item.value})
         if item.problem is not None:
             kind = "unavailable" if item.unavailable else "invalid"
-            if (kind, item.problem) not in report.problems:
+            if not any(item.problem in said for _, said in report.problems):  # said once
                 report.problems.append((kind, item.problem))
     if not checked:
         return report
@@ -182,7 +184,24 @@ async def _platform(
         report.warnings.append(f"could not read the audience size: {exc}")
     if report.audience_size is not None:
         report.estimate = connector.estimate(report.audience_size).model_dump()
+        report.engagement = _engagement(config, name, connector, report.audience_size)
     return report
+
+
+def _engagement(config: Config, name: str, connector: Connector, size: int) -> str | None:
+    """The engagement refresh's cost for `size` contacts and whether it runs (None: the
+    connector does not tell its cost)."""
+    estimate = getattr(connector, "engagement_estimate", None)
+    if estimate is None:
+        return None
+    cost = estimate(size)
+    said = f"about {cost.calls} calls, {_duration(cost.seconds)} at best"
+    by_default = type(connector).engagement_refresh_by_default
+    period = config.engagement.period(name, by_default)
+    if period is None:
+        return (f"engagement: not read (engagement.platforms.{name} is off); turned on, "
+                f"a full refresh costs {said}")
+    return f"engagement refresh (the first sync's too, every {period}): {said}"
 
 
 def _bindings(config: Config, names: list[str]) -> dict[str, tuple[str, str]]:
@@ -281,13 +300,28 @@ def doctor_command(config: ConfigOption = None, as_json: JsonOption = False) -> 
             console.print(f"  rate-limit headroom: {escape(shown)}")
         if r.audience_size is not None and r.estimate is not None:
             console.print(
-                f"  audience: {r.audience_size} contacts; first sync about "
+                f"  contacts: {r.audience_size}; first sync about "
                 f"{r.estimate['calls']} calls, {_duration(r.estimate['seconds'])} at best"
             )
             for note in r.estimate["notes"]:
                 console.print(f"    {escape(note)}")
+        if r.engagement is not None:
+            console.print(f"  {escape(r.engagement)}")
         for warning in r.warnings:
             console.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
         for _, message in r.problems:
             console.print(f"  [red]problem[/red] {escape(r.place)}: {escape(message)}")
+    console.print(_summary(reports))
     raise typer.Exit(code)
+
+
+def _summary(reports: list[PlatformReport]) -> str:
+    """The last line: what to do next."""
+    blocked = [r for r in reports if not r.ready]
+    if not blocked:
+        return (f"[green]ready[/green]: {len(reports)} platform(s), nothing written; "
+                "next: `segsync plan` shows what a first sync would write")
+    count = sum(len(r.problems) for r in blocked)
+    names = ", ".join(r.platform for r in blocked)
+    return (f"[red]not ready[/red]: {count} blocking problem(s) on {escape(names)}; fix "
+            "each one named above, then run `segsync doctor` again")

@@ -3,7 +3,9 @@
 Exit codes: 0 every platform confirmed for every person (already absent counts); 2 invalid
 input (an invalid address, located; nothing is erased) or `--yes` missing without a
 terminal; 3 a sync of the configuration is running; 4 a platform unavailable (not
-confirmed: run the same command again).
+confirmed: run the same command again); 5 a platform bound to another account than its
+configuration reaches (nothing deleted there; the message says the fix, as `sync` does).
+The highest that applies wins; the other platforms are erased and the tombstone kept.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from segsync.cli import EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, app
+from segsync.cli import EXIT_ACCOUNT, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, app
 from segsync.cli.core import (
     ConfigOption,
     JsonOption,
@@ -48,7 +50,8 @@ def erase_command(
 
     A tombstone (a keyed hash of the address, never the address) stops later syncs from
     re-creating them. Exit 0 when every platform confirmed; 4 when one was unavailable
-    (run the same command again); 2 for an invalid address (nothing erased).
+    (run the same command again); 5 when one reaches another account than its state is
+    bound to (nothing deleted there); 2 for an invalid address (nothing erased).
     """
     try:
         addresses = read_addresses(emails or [], from_file)
@@ -77,7 +80,12 @@ def erase_command(
     else:
         typer.echo(report.render())
     code = EXIT_OK if report.confirmed else EXIT_UNAVAILABLE
+    if report.account_mismatch:
+        code = EXIT_ACCOUNT
     if code != EXIT_OK and not as_json:
         people = [p.email for p in report.people if not p.confirmed]
         typer.echo(f"not confirmed for {', '.join(people)}", err=True)
+    if as_json:  # the text report says it already; stderr says it beside the JSON
+        for message in report.account_mismatch.values():
+            typer.echo(message, err=True)
     raise typer.Exit(code)

@@ -75,18 +75,23 @@ class RebindOutcome:
         }
 
     def describe(self) -> list[str]:
-        previous = "not bound"
+        current = self.current.describe() if self.current is not None else (
+            "unknown (the connector cannot tell)"
+        )
         if self.previous is not None and self.previous.account_id is not None:
             previous = AccountIdentity(
                 id=self.previous.account_id, label=self.previous.label or ""
             ).describe()
-        current = self.current.describe() if self.current is not None else (
-            "unknown (the connector cannot tell)"
-        )
-        lines = [
-            f"{self.platform}: the state is bound to account {previous}",
-            f"{self.platform}: the configuration reaches account {current}",
-        ]
+            lines = [f"{self.platform}: the state is bound to account {previous}"]
+        else:
+            adopt = (
+                "rebinding binds it to the account the configuration reaches (a sync binds "
+                "it there too, without forgetting anything)"
+                if self.current is not None
+                else "the connector cannot tell its account, so nothing can be bound"
+            )
+            lines = [f"{self.platform}: the state is not bound to an account yet; {adopt}"]
+        lines.append(f"{self.platform}: the configuration reaches account {current}")
         if self.same:
             lines.append("already bound to this account: nothing to forget")
             return lines

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,14 +37,26 @@ from segsync.cli import (
     EXIT_UNAVAILABLE,
     app,
 )
-from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failure
+from segsync.cli.core import (
+    ConfigOption,
+    FullRefreshOption,
+    JsonOption,
+    LimitOption,
+    SelectOption,
+    _echo_json,
+    _load,
+    describe_cursor,
+    failure,
+    state_status,
+)
 from segsync.http import PLATFORM_FAILURE_CODES
 from segsync.logs import LogFormat, active_format
 from segsync.state import RunLocked, StoreError
-from segsync.sync.build import build_engine
+from segsync.sync.build import ScopeError, build_engine, run_scope
 from segsync.sync.engine import Engine, RunReport
 from segsync.sync.plan import Plan, PlanStale, RecordError
 from segsync.sync.progress import progress_for
+from segsync.sync.report import errors_format, write_errors
 
 __all__ = ["exit_code", "render_report"]
 
@@ -62,6 +76,42 @@ T = TypeVar("T")
 WaitOption = Annotated[
     bool, typer.Option("--wait", help="Wait for a run of the same configuration to finish.")
 ]
+ErrorsOutOption = Annotated[
+    Path | None,
+    typer.Option("--errors-out", dir_okay=False,
+                 help="Also write every record error of the run to this file: .csv or .jsonl "
+                 "(run_id, platform, email, platform_id, code, field, message)."),
+]
+
+log = logging.getLogger("segsync.cli")
+
+
+def checked_errors_out(path: Path | None, as_json: bool) -> Path | None:
+    """`path` when it can take an errors export (a .csv or .jsonl file in a directory that
+    exists); otherwise a usage error, exit 2, before anything else happens."""
+    if path is None:
+        return None
+    try:
+        errors_format(path)
+    except ValueError as exc:
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
+    if not path.parent.is_dir():
+        raise failure(as_json, "invalid", f"--errors-out {path}: the directory {path.parent} "
+                      "does not exist", EXIT_INVALID)
+    return path
+
+
+def export_errors(path: Path | None, run_id: str, errors: Sequence[Any], as_json: bool) -> None:
+    """Write the errors export (`checked_errors_out` path), said on stderr in text mode."""
+    if path is None:
+        return
+    try:
+        count = write_errors(path, run_id, errors)
+    except OSError as exc:
+        typer.echo(f"error: --errors-out {path}: {exc}", err=True)
+        return
+    if not as_json:
+        typer.echo(f"{count} record error(s) of run {run_id} written to {path}", err=True)
 
 
 def _shows_progress(as_json: bool) -> bool:
@@ -100,17 +150,32 @@ def _catch_signals(engine: Engine) -> Callable[[], None]:
 
 def _run(config_path: Path | None, as_json: bool, wait: bool,
          work: Callable[[Engine], Awaitable[T]], *, progress: bool = False,
-         interruptible: bool = False) -> T:
+         interruptible: bool = False, prune: bool = False,
+         select: Sequence[str] = (), limit: int | None = None, full_refresh: bool = False) -> T:
     """Build the engine, run `work`, close everything; map failures to exit codes.
+
+    With `prune` (a run was made), the runs past the configured history (`history`) are
+    forgotten afterwards.
 
     With `progress` (and no machine output), the run's progress is shown on stderr: bars
     on a terminal, plain throttled lines otherwise (segsync.sync.progress). With
     `interruptible`, SIGINT/SIGTERM interrupt the run gracefully (`_catch_signals`).
     """
     config = _load(config_path, as_json)
+    try:  # --select, --limit, --full-refresh (segsync.sync.pull.RunScope)
+        scope = run_scope(config, select, limit=limit, full_refresh=full_refresh)
+    except ScopeError as exc:
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
+    if prune:
+        run_work = work
+
+        async def work(engine: Engine) -> T:
+            done = await run_work(engine)
+            _prune_history(engine, config)
+            return done
 
     async def go() -> T:
-        engine = build_engine(config, wait=wait)
+        engine = build_engine(config, wait=wait, scope=scope)
         undo = _catch_signals(engine) if interruptible else (lambda: None)
         try:
             if not (progress and _shows_progress(as_json)):
@@ -129,8 +194,20 @@ def _run(config_path: Path | None, as_json: bool, wait: bool,
         return asyncio.run(go())
     except RunLocked as exc:
         raise failure(as_json, "locked", str(exc), EXIT_LOCKED) from None
-    except (PlanStale, StoreError) as exc:
+    except (PlanStale, StoreError, ScopeError) as exc:
         raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
+
+
+def _prune_history(engine: Engine, config: Any) -> None:
+    """Forget the runs past the configured `history` (never fails the command)."""
+    history = config.history
+    before = None
+    if history.keep_days is not None:
+        before = (engine.clock.now() - dt.timedelta(days=history.keep_days)).isoformat()
+    try:
+        engine.state.prune_runs(keep_runs=history.keep_runs, before=before)
+    except StoreError as exc:
+        log.warning("forgetting old runs failed: %s", exc)
 
 
 def render_report(report: RunReport) -> str:
@@ -147,7 +224,8 @@ def render_report(report: RunReport) -> str:
         who = error.email or error.platform_id or "(platform)"
         lines.append(f"  ! [{error.platform}] {who}: {error.message}")
     if len(report.errors) > 20:
-        lines.append(f"  ... and {len(report.errors) - 20} more errors")
+        lines.append(f"  ... and {len(report.errors) - 20} more errors (every one: "
+                     f"`segsync runs show {report.run_id}` or --errors-out FILE)")
     return "\n".join(lines)
 
 
@@ -174,14 +252,21 @@ def exit_code(report: RunReport) -> int:
 
 
 def _say_platform_failures(errors: Sequence[RecordError]) -> None:
-    """Platform-level failures on stderr, whatever stdout holds."""
+    """Platform-level failures on stderr, whatever stdout holds (with JSON logs, as JSON
+    error records: stderr stays JSON lines)."""
     for error in errors:
         if error.code in ACCOUNT_CODES | UNAVAILABLE_CODES | CONFIG_CODES:
-            typer.echo(f"error: [{error.platform}] {error.message}", err=True)
+            if active_format() is LogFormat.JSON:
+                log.error("%s", error.message, extra={
+                    "platform": error.platform, "code": error.code, "event": "platform_failed",
+                })
+            else:
+                typer.echo(f"error: [{error.platform}] {error.message}", err=True)
 
 
-def _report_exit(report: RunReport, as_json: bool) -> None:
+def _report_exit(report: RunReport, as_json: bool, errors_out: Path | None = None) -> None:
     code = exit_code(report)
+    export_errors(errors_out, report.run_id, report.errors, as_json)
     if as_json:
         _echo_json({**report.model_dump(mode="json"), "exit_code": code})
     else:
@@ -201,9 +286,15 @@ def plan_command(
         Path | None, typer.Option("--out", help="Save the plan to this file.", dir_okay=False)
     ] = None,
     as_json: JsonOption = False,
+    select: SelectOption = None,
+    limit: LimitOption = None,
+    full_refresh: FullRefreshOption = False,
 ) -> None:
     """Pull every platform and show the writes a sync would make (nothing is written), and
-    the choices each connector made about its account (e.g. the consent subscription type)."""
+    the choices each connector made about its account (e.g. the consent subscription type).
+
+    `--select` and `--limit` make it small (docs/quickstart.md, "First run against a real
+    account"); `--full-refresh` reads everything again and reports what differed."""
     facts: dict[str, dict[str, str]] = {}
 
     async def planned(engine: Engine) -> Plan:
@@ -211,7 +302,8 @@ def plan_command(
         facts.update({name: c.account_facts() for name, c in engine.connectors.items()})
         return made
 
-    plan = _run(config, as_json, False, planned, progress=True)
+    plan = _run(config, as_json, False, planned, progress=True, select=select or (),
+                limit=limit, full_refresh=full_refresh)
     if out is not None:
         out.write_text(plan.to_json(), encoding="utf-8")
     if as_json:
@@ -233,16 +325,18 @@ def apply_command(
     config: ConfigOption = None,
     wait: WaitOption = False,
     as_json: JsonOption = False,
+    errors_out: ErrorsOutOption = None,
 ) -> None:
     """Apply a saved plan exactly (refused when records it writes moved since it was made)."""
+    errors_out = checked_errors_out(errors_out, as_json)
     try:
         plan = Plan.from_json(plan_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise failure(as_json, "invalid", f"cannot read the plan {plan_file}: {exc}",
                       EXIT_INVALID) from None
     report = _run(config, as_json, wait, lambda engine: engine.apply(plan), progress=True,
-                  interruptible=True)
-    _report_exit(report, as_json)
+                  interruptible=True, prune=True)
+    _report_exit(report, as_json, errors_out)
 
 
 @app.command("sync")
@@ -250,21 +344,29 @@ def sync_command(
     config: ConfigOption = None,
     wait: WaitOption = False,
     as_json: JsonOption = False,
+    errors_out: ErrorsOutOption = None,
+    select: SelectOption = None,
+    limit: LimitOption = None,
+    full_refresh: FullRefreshOption = False,
 ) -> None:
-    """Pull, reconcile, plan and apply, under the run lock."""
+    """Pull, reconcile, plan and apply, under the run lock (`--select`, `--limit` and
+    `--full-refresh` as for `plan`)."""
+    errors_out = checked_errors_out(errors_out, as_json)
     report = _run(config, as_json, wait, lambda engine: engine.sync(), progress=True,
-                  interruptible=True)
-    _report_exit(report, as_json)
+                  interruptible=True, prune=True, select=select or (), limit=limit,
+                  full_refresh=full_refresh)
+    _report_exit(report, as_json, errors_out)
 
 
 @app.command("status")
 def status_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """The state: contacts, cursors, owned objects and the latest runs."""
-
-    async def status(engine: Engine) -> dict[str, Any]:
-        return engine.status()
-
-    data = _run(config, as_json, False, status)
+    """The state: contacts, cursors (as times), owned objects and the latest runs. Calls no
+    platform: needs no API key."""
+    loaded = _load(config, as_json, secrets=False)
+    try:
+        data = state_status(loaded)
+    except StoreError as exc:
+        raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     if as_json:
         _echo_json(data)
         raise typer.Exit(EXIT_OK)
@@ -274,8 +376,9 @@ def status_command(config: ConfigOption = None, as_json: JsonOption = False) -> 
     typer.echo(f"  {counts['contacts']} contacts ({counts['dirty']} to retry), "
                f"{counts['records']} platform records, {counts['owned']} owned objects, "
                f"{counts['ledger']} consent changes recorded")
+    now = dt.datetime.now(dt.UTC)
     for platform, cursor in data["cursors"].items():
-        typer.echo(f"  {platform}: cursor {cursor or '(none: next read is full)'}")
+        typer.echo(f"  {platform}: {describe_cursor(cursor, now)}")
     for run in data["runs"]:
         report = run["report"] or {}
         errors = len(report.get("errors", []))

@@ -29,6 +29,10 @@ platform acted); `serve(port)` and `serving()` run the same app on loopback with
 Faults are drawn once per request from a seeded `FaultPlan`; see `FaultPlan.parse` for the
 `--faults` spec format.
 
+Marketing email activity (sends, opens, clicks), which no platform API can write: every
+emulator implements `EngagementHook.record_engagement`; tests and the demo call it through
+`record_engagement(emulator, email, action, campaign, at=...)`.
+
 Edits made while a client pages: an emulator whose contact listing (or search) routes
 `await self.read_page_served()` after building each page's answer sets `read_page_hook`;
 a test then sets `after_read_page` to a callable taking the number of listing pages served
@@ -46,6 +50,7 @@ import collections
 import contextlib
 import contextvars
 import dataclasses
+import datetime as dt
 import email.utils
 import hmac
 import inspect
@@ -56,7 +61,7 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import httpx
 from starlette.applications import Starlette
@@ -69,12 +74,14 @@ from starlette.types import Message, Receive, Scope, Send
 from segsync.clock import Clock, SystemClock
 
 __all__ = [
+    "ENGAGEMENT_ACTIONS",
     "FAULT_KINDS",
     "ConcurrencyLimit",
     "CursorPage",
     "Emulator",
     "EmulatorError",
     "EmulatorTransport",
+    "EngagementHook",
     "FaultPlan",
     "LoggedRequest",
     "ReadPageHook",
@@ -83,6 +90,7 @@ __all__ = [
     "cursor_page",
     "int_param",
     "offset_page",
+    "record_engagement",
 ]
 
 
@@ -379,6 +387,40 @@ class EmulatorError(Exception):
         self.code = code
         self.message = message
         self.extra = extra
+
+
+ENGAGEMENT_ACTIONS = ("send", "open", "click")
+"""What `record_engagement` records: a campaign delivered to, opened or clicked by a person."""
+
+
+@runtime_checkable
+class EngagementHook(Protocol):
+    """The engagement test hook every emulator implements (no HTTP: the APIs cannot write it).
+
+    `record_engagement(email, action, campaign, at=None)`: `action` one of
+    `ENGAGEMENT_ACTIONS` at `at` (the emulator's now). `campaign` is the caller's name for one
+    marketing email; its first `send` makes the platform's campaign (sent at `at`). A `send`
+    delivers it to the contact with `email`; `open` and `click` need that delivery first
+    (KeyError otherwise, as no platform counts an open of an email it did not send). The
+    platform's own figures and routes then show the activity as the platform does (and move
+    the contact's change cursor only where the platform does)."""
+
+    def record_engagement(
+        self, email: str, action: str, campaign: str, *, at: dt.datetime | None = None
+    ) -> None: ...
+
+
+def record_engagement(
+    emulator: object, email: str, action: str, campaign: str, *, at: dt.datetime | None = None
+) -> None:
+    """Record `action` of `campaign` for `email` on `emulator` (see `EngagementHook`)."""
+    if action not in ENGAGEMENT_ACTIONS:
+        raise ValueError(
+            f"engagement action {action!r}: use one of {', '.join(ENGAGEMENT_ACTIONS)}"
+        )
+    if not isinstance(emulator, EngagementHook):
+        raise TypeError(f"{type(emulator).__name__} has no record_engagement hook")
+    emulator.record_engagement(email, action, campaign, at=at)
 
 
 def offset_page(items: Sequence[Any], offset: int, count: int) -> list[Any]:

@@ -37,7 +37,13 @@ from typing import Any, ClassVar, NoReturn
 
 from pydantic import BaseModel, ConfigDict
 
-from segsync.engagement import AGGREGATES, AggregateFunction, is_aggregate, split_qualified
+from segsync.engagement import (
+    AGGREGATES,
+    AggregateFunction,
+    is_aggregate,
+    split_qualified,
+    unread_platforms,
+)
 from segsync.model import PublishMode, Schema
 from segsync.rules import ast, normalize
 
@@ -345,7 +351,11 @@ class RuleCompiler:
                         "does not hold")
             if (qualified is None and is_aggregate(name) and len(platforms) > 1
                     and AGGREGATES[name].function is not AggregateFunction.FIRST):
-                return (f"'{name}' aggregates the engagement of {', '.join(platforms)}; "
+                unread = unread_platforms(self.schema.fields)
+                read = [p for p in platforms if p not in unread] or ["no platform"]
+                off = "".join(f"; {p}'s is not read (engagement.platforms.{p} is off)"
+                              for p in unread)
+                return (f"'{name}' aggregates the engagement of {', '.join(read)}{off}; "
                         f"{self.platform} holds only its own (that is "
                         f"'{self.platform}.{name}')")
         return None
@@ -393,7 +403,7 @@ class RuleCompiler:
             diag = Diagnostic(segment, self.platform, step, level, message)
             diags.append(diag)
             if level != "info" and self.strictness is Strictness.WARN:
-                log.warning("%s", diag)
+                log.warning("%s", diag, extra={"segment": segment, "platform": self.platform})
 
         def done(mode_: str, **kw: Any) -> CompiledSegment:
             return CompiledSegment(

@@ -16,7 +16,10 @@ A `StateStore` keeps, per sync configuration (`config`, a name):
 - `deletions` — the records found deleted or archived on a platform (by a read or a write);
 - `meta`      — the state generation, bumped by every commit (a plan records it);
 - `bindings`  — per platform, the account the state is bound to (`Binding`) and the
-                fingerprint of the connector config last checked.
+                fingerprint of the connector config last checked;
+- `owned_kept`, `base_kept`, `members_kept` — what the state held of an account a rebind
+                left (owned objects, snapshots and ids, static memberships), by account id;
+                given back when the platform is bound to that account again.
 
 Every write is one transaction. A run holds the run lock of its configuration (`lock`), so a
 second run fails fast with `RunLocked` naming the holder, or waits.
@@ -29,7 +32,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -257,6 +260,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " found_at TEXT NOT NULL, found_by TEXT NOT NULL, acted INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY (config, platform, cid))",
     ),
+    (
+        # what the state held of an account a rebind left (owned objects, snapshots and ids,
+        # static memberships), kept by that account's id: binding the platform to that
+        # account again gives it back (segsync finds its own objects and its snapshots)
+        "CREATE TABLE owned_kept (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " account_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, ref TEXT NOT NULL,"
+        " definition_hash TEXT, created_at TEXT NOT NULL,"
+        " PRIMARY KEY (config, platform, account_id, kind, name))",
+        "CREATE TABLE base_kept (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " account_id TEXT NOT NULL, cid TEXT NOT NULL, platform_id TEXT NOT NULL,"
+        " payload TEXT NOT NULL, hash TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (config, platform, account_id, cid))",
+        "CREATE INDEX base_kept_cid ON base_kept (config, cid)",
+        "CREATE TABLE members_kept (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " account_id TEXT NOT NULL, segment TEXT NOT NULL, cid TEXT NOT NULL,"
+        " PRIMARY KEY (config, platform, account_id, segment, cid))",
+        "CREATE INDEX members_kept_cid ON members_kept (config, cid)",
+    ),
+    (
+        # the fingerprint of the rule each static segment's membership was last evaluated
+        # on, per platform: a changed rule re-evaluates every contact for that segment
+        "CREATE TABLE segment_rules (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " name TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (config, platform, name))",
+    ),
 )
 """The schema, version by version; `schema_version` records how many have been applied."""
 
@@ -398,8 +425,9 @@ class StateStore(abc.ABC):
     ) -> dict[str, str]:
         """The id map: platform id -> contact id, for the ids known."""
 
-    def staged_cids(self, config: str, platform: str) -> list[str]:
-        """The contacts of the records this run's read staged on `platform`."""
+    def staged_cids(self, config: str, platform: str, *, refreshed: bool = False) -> list[str]:
+        """The contacts of the records this run's read staged on `platform` (`refreshed`:
+        at least those whose base holds refreshed engagement, `segsync.sync.engagement`)."""
         raise NotImplementedError
 
     def forget_records(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
@@ -514,11 +542,27 @@ class StateStore(abc.ABC):
         """Record confirmed membership changes (contact ids) of a static segment."""
 
     @abc.abstractmethod
-    def finish(self, config: str) -> None:
+    def rule_fingerprints(self, config: str) -> dict[tuple[str, str], str]:
+        """(platform, static segment name) -> the fingerprint of the rule its membership
+        follows (`set_rule_fingerprints`); a static not listed follows no known rule."""
+
+    @abc.abstractmethod
+    def set_rule_fingerprints(
+        self, config: str, platform: str, fingerprints: Mapping[str, str]
+    ) -> None:
+        """Record that a platform's static segments (by name) now hold the members of the
+        rules of these fingerprints (every contact was evaluated on them)."""
+
+    @abc.abstractmethod
+    def finish(self, config: str, *, hold: Collection[str] = ()) -> None:
         """Commit the run: staged reads become base, planned views canonical, cursors move.
 
         A live base record read deleted now is recorded as a deletion (found by a read, acted
-        on by this run); pending deletions of contacts owing no write are marked acted on."""
+        on by this run; pending while its contact owes a write, e.g. a failed archive);
+        pending deletions of contacts owing no write are marked acted on.
+        `hold`: platforms whose deletions (found now, or pending) stay pending, because the
+        run did not reach every platform their `on_delete` policy acts on (the next run
+        acts on them again)."""
 
     # -- owned objects --------------------------------------------------------------------
 
@@ -597,7 +641,10 @@ class StateStore(abc.ABC):
         self, config: str, platform: str, account_id: str | None, label: str | None, *, at: str
     ) -> None:
         """Record the account a platform's state belongs to (`account_id` None: the connector
-        cannot tell); the checked fingerprint is kept."""
+        cannot tell); the checked fingerprint is kept. What was kept of that account
+        (`forget_platform` of a rebind that left it) is given back: its owned objects, the
+        snapshots and ids of contacts the state still holds, and their static memberships
+        (never over what the platform's state records now)."""
 
     @abc.abstractmethod
     def set_checked(self, config: str, platform: str, fingerprint: str | None) -> None:
@@ -612,7 +659,10 @@ class StateStore(abc.ABC):
         segment membership, binding, and the writes owed to and deletions found on it. The
         consent ledger, the tombstones and the canonical contacts stay; every canonical
         contact is marked to be reconciled again, so the next run links the platform's
-        records by email and writes what it lacks.
+        records by email and writes what it lacks. What the state held of a bound account
+        (owned objects, snapshots and ids, static memberships) is kept aside by its id:
+        `bind` to that account gives it back, so a return to it finds segsync's own objects
+        and merges against what segsync last saw there (an erasure purges what is kept).
         Returns how many rows of each kind were forgotten (with `dry_run`, would be: nothing
         is changed)."""
 
@@ -644,6 +694,27 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def run_errors(self, run_id: str) -> list[dict[str, str | None]]:
         """The per-record errors of a run."""
+
+    @abc.abstractmethod
+    def run(self, config: str, run_id: str) -> dict[str, Any] | None:
+        """The run `run_id` of `config` as `runs` gives it, or None."""
+
+    @abc.abstractmethod
+    def run_diagnostics(self, run_id: str) -> list[dict[str, str | None]]:
+        """The diagnostics of a run: platform, segment, level, message."""
+
+    @abc.abstractmethod
+    def find_runs(self, config: str, prefix: str) -> list[str]:
+        """The ids of the runs of `config` starting with `prefix`, newest first (an exact
+        id is the only match)."""
+
+    @abc.abstractmethod
+    def prune_runs(
+        self, config: str, *, keep_runs: int | None = None, before: str | None = None
+    ) -> int:
+        """Forget the runs of `config` past the `keep_runs` newest, and those started
+        before the ISO-8601 time `before`, with their errors and diagnostics; a `running`
+        run is never forgotten. Returns how many runs were forgotten."""
 
     # -- reading the state (status, tests) ------------------------------------------------
 

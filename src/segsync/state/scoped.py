@@ -10,7 +10,7 @@ method is the store method of the same name (see `segsync.state.base.StateStore`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -81,6 +81,21 @@ class ConfigState(
     def runs(self, limit: int = 10) -> list[dict[str, Any]]:
         return self.store.runs(self.config, limit)
 
+    def find_runs(self, prefix: str) -> list[str]:
+        return self.store.find_runs(self.config, prefix)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        return self.store.run(self.config, run_id)
+
+    def run_errors(self, run_id: str) -> list[dict[str, str | None]]:
+        return self.store.run_errors(run_id)
+
+    def run_diagnostics(self, run_id: str) -> list[dict[str, str | None]]:
+        return self.store.run_diagnostics(run_id)
+
+    def prune_runs(self, *, keep_runs: int | None = None, before: str | None = None) -> int:
+        return self.store.prune_runs(self.config, keep_runs=keep_runs, before=before)
+
     def counts(self) -> dict[str, int]:
         return self.store.counts(self.config)
 
@@ -137,8 +152,8 @@ class ConfigState(
     def forget_records(self, platform: str, platform_ids: Sequence[str]) -> None:
         self.store.forget_records(self.config, platform, platform_ids)
 
-    def staged_cids(self, platform: str) -> list[str]:
-        return self.store.staged_cids(self.config, platform)
+    def staged_cids(self, platform: str, *, refreshed: bool = False) -> list[str]:
+        return self.store.staged_cids(self.config, platform, refreshed=refreshed)
 
     def staged_cids_by_platform_id(
         self, platform: str, platform_ids: Sequence[str]
@@ -205,8 +220,14 @@ class ConfigState(
     ) -> None:
         self.store.commit_members(self.config, platform, segment, added, removed)
 
-    def finish(self) -> None:
-        self.store.finish(self.config)
+    def rule_fingerprints(self) -> dict[tuple[str, str], str]:
+        return self.store.rule_fingerprints(self.config)
+
+    def set_rule_fingerprints(self, platform: str, fingerprints: Mapping[str, str]) -> None:
+        self.store.set_rule_fingerprints(self.config, platform, fingerprints)
+
+    def finish(self, *, hold: Collection[str] = ()) -> None:
+        self.store.finish(self.config, hold=hold)
 
     # -- owned objects and the ledger -----------------------------------------------------
 

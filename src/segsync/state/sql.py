@@ -10,7 +10,7 @@ import abc
 import json
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -30,6 +30,12 @@ from segsync.state.base import (
 __all__ = ["SqlStateStore"]
 
 _IN_CHUNK = 500  # ids per IN (...) list
+# the platforms of a configuration's base, a seek each (a loose index scan: no full scan)
+_BASE_PLATFORMS = (
+    "WITH RECURSIVE p(name) AS (SELECT MIN(platform) FROM base WHERE config = ?"
+    " UNION ALL SELECT (SELECT MIN(platform) FROM base WHERE config = ? AND platform > p.name)"
+    " FROM p WHERE p.name IS NOT NULL) SELECT name FROM p WHERE name IS NOT NULL"
+)
 
 
 class Tx(Protocol):
@@ -420,11 +426,15 @@ class SqlStateStore(StateStore):
                     [(new, config, platform, old) for old, new in moves],
                 )
 
-    def staged_cids(self, config: str, platform: str) -> list[str]:
+    def staged_cids(self, config: str, platform: str, *, refreshed: bool = False) -> list[str]:
+        sql, params = "SELECT cid FROM pulled WHERE config = ? AND platform = ?", [config, platform]
+        if refreshed:  # a superset: the key's text may also appear inside a value
+            sql += (" AND EXISTS (SELECT 1 FROM base b WHERE b.config = pulled.config"
+                    " AND b.platform = pulled.platform AND b.cid = pulled.cid"
+                    " AND b.payload LIKE ?)")
+            params.append('%"er":%')
         with self._tx() as tx:
-            return sorted({cid for (cid,) in tx.execute(
-                "SELECT cid FROM pulled WHERE config = ? AND platform = ?", (config, platform)
-            )})
+            return sorted({cid for (cid,) in tx.execute(sql, params)})
 
     def staged_cids_by_platform_id(
         self, config: str, platform: str, platform_ids: Sequence[str]
@@ -488,6 +498,11 @@ class SqlStateStore(StateStore):
         bases: dict[str, dict[str, BaseRow]] = {}
         pulled: dict[str, dict[str, BaseRow]] = {}
         with self._tx() as tx:
+            # the base is keyed (config, platform, cid): looked up by cid alone, it would be
+            # scanned whole for every chunk (quadratic in the audience); by its platforms, it
+            # is a seek per record
+            platforms = [row[0] for row in tx.execute(_BASE_PLATFORMS, (config, config))]
+            for_base = f"platform IN ({_marks(len(platforms))}) AND " if platforms else ""
             for part in _chunks(list(cids)):
                 marks = _marks(len(part))
                 for cid, payload, dirty in tx.execute(
@@ -496,11 +511,13 @@ class SqlStateStore(StateStore):
                     (config, *part),
                 ):
                     canonical[cid] = (payload, bool(dirty))
-                for table, target in (("base", bases), ("pulled", pulled)):
+                for table, target, within in (
+                    ("base", bases, for_base), ("pulled", pulled, "")
+                ):
                     for platform, cid, pid, payload, deleted, digest in tx.execute(
                         "SELECT platform, cid, platform_id, payload, deleted, hash"  # noqa: S608
-                        f" FROM {table} WHERE config = ? AND cid IN ({marks})",
-                        (config, *part),
+                        f" FROM {table} WHERE config = ? AND {within}cid IN ({marks})",
+                        (config, *(platforms if within else ()), *part),
                     ):
                         target.setdefault(cid, {})[platform] = BaseRow(
                             platform, cid, pid, payload, bool(deleted), digest
@@ -533,13 +550,17 @@ class SqlStateStore(StateStore):
         with self._tx() as tx:
             for part in _chunks(list(cids)):
                 marks = _marks(len(part))
-                for table in ("base", "pulled"):  # staged reads override the base
-                    for cid, pid, payload, deleted in tx.execute(
-                        f"SELECT cid, platform_id, payload, deleted FROM {table}"  # noqa: S608
-                        f" WHERE config = ? AND platform = ? AND cid IN ({marks})",
+                # staged reads override the base; the staging is keyed by platform id: by
+                # (config, platform) it would be scanned whole for every chunk, by its cid
+                # index it is a seek per contact (`|| ''` keeps the planner off the former)
+                for table, on in (("base", "platform"), ("pulled", "platform || ''")):
+                    for cid, pid, payload, deleted, digest in tx.execute(
+                        "SELECT cid, platform_id, payload, deleted, hash"  # noqa: S608
+                        f" FROM {table} WHERE config = ? AND {on} = ? AND cid IN ({marks})",
                         (config, platform, *part),
                     ):
-                        found[cid] = BaseRow(platform, cid, pid, payload, bool(deleted))
+                        found[cid] = BaseRow(platform, cid, pid, payload, bool(deleted),
+                                             digest or "")
         return found
 
     @staticmethod
@@ -743,30 +764,61 @@ class SqlStateStore(StateStore):
             )
             self._bump(tx, config, keep_plan=True)
 
-    def finish(self, config: str) -> None:
+    def rule_fingerprints(self, config: str) -> dict[tuple[str, str], str]:
+        with self._tx() as tx:
+            return {
+                (platform, name): fingerprint
+                for platform, name, fingerprint in tx.execute(
+                    "SELECT platform, name, fingerprint FROM segment_rules WHERE config = ?",
+                    (config,),
+                )
+            }
+
+    def set_rule_fingerprints(
+        self, config: str, platform: str, fingerprints: Mapping[str, str]
+    ) -> None:
+        with self._tx() as tx:
+            tx.executemany(
+                "INSERT INTO segment_rules (config, platform, name, fingerprint)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (config, platform, name)"
+                " DO UPDATE SET fingerprint = excluded.fingerprint",
+                [(config, platform, name, fp) for name, fp in sorted(fingerprints.items())],
+            )
+
+    def finish(self, config: str, *, hold: Collection[str] = ()) -> None:
+        held = sorted(set(hold))
+        # deletions on a held platform wait for a run reaching every platform their policy
+        # acts on (the `on_delete` policy of a run that left some out)
+        free = f" AND platform NOT IN ({_marks(len(held))})" if held else ""
+        also = f" OR p.platform IN ({_marks(len(held))})" if held else ""
         with self._tx() as tx:
             # `acted`: 0 found by a write of this run, 2 awaiting the next run's plan (which
             # applies the `on_delete` policy), 1 done
             tx.execute(
-                "UPDATE deletions SET acted = 1 WHERE config = ? AND acted = 2 AND NOT EXISTS"
+                "UPDATE deletions SET acted = 1 WHERE config = ? AND acted = 2 AND NOT EXISTS"  # noqa: S608
                 " (SELECT 1 FROM owed o WHERE o.config = deletions.config"
-                " AND o.cid = deletions.cid)",
-                (config,),
+                " AND o.cid = deletions.cid)" + free,
+                (config, *held),
             )
             tx.execute("UPDATE deletions SET acted = 2 WHERE config = ? AND acted = 0", (config,))
-            # a live record read deleted: found by this run's read (and acted on by it)
+            # a live record read deleted: found by this run's read (and acted on by it, but
+            # on a held platform or while its contact owes a write)
             tx.execute(
-                "INSERT INTO deletions (config, platform, cid, email, platform_id, found_at,"
+                "INSERT INTO deletions (config, platform, cid, email, platform_id, found_at,"  # noqa: S608
                 " found_by, acted) SELECT p.config, p.platform, p.cid, COALESCE(NULLIF(p.email_key,"
                 " ''), (SELECT c.email_key FROM canonical c WHERE c.config = p.config"
-                " AND c.cid = p.cid), p.cid),"
-                " p.platform_id, ?, 'read', 1 FROM pulled p JOIN base b ON b.config = p.config"
+                " AND c.cid = p.cid), p.cid), p.platform_id, ?, 'read',"
+                # a deletion read now waits too while its contact owes a write (an archive
+                # refused) or on a held platform
+                " CASE WHEN EXISTS (SELECT 1 FROM owed o WHERE o.config = p.config"
+                f" AND o.cid = p.cid AND o.platform <> p.platform){also} THEN 2 ELSE 1 END"
+                " FROM pulled p JOIN base b ON b.config = p.config"
                 " AND b.platform = p.platform AND b.cid = p.cid AND b.deleted = 0"
                 " WHERE p.config = ? AND p.deleted = 1"
                 " ON CONFLICT (config, platform, cid) DO UPDATE SET email = excluded.email,"
                 " platform_id = excluded.platform_id, found_at = excluded.found_at,"
-                " found_by = excluded.found_by, acted = 1",
-                (self.clock.now().isoformat(), config),
+                " found_by = excluded.found_by, acted = excluded.acted",
+                (self.clock.now().isoformat(), *held, config),
             )
             tx.execute(
                 "DELETE FROM owed WHERE config = ? AND EXISTS (SELECT 1 FROM pulled p"
@@ -980,7 +1032,7 @@ class SqlStateStore(StateStore):
             for part in _chunks(cids):
                 marks = _marks(len(part))
                 for table in ("base", "canonical", "pulled", "planned", "members", "owed",
-                              "deletions"):
+                              "deletions", "base_kept", "members_kept"):
                     tx.execute(
                         f"DELETE FROM {table} WHERE config = ? AND cid IN ({marks})",  # noqa: S608
                         (config, *part),
@@ -1060,6 +1112,42 @@ class SqlStateStore(StateStore):
                 " bound_at = excluded.bound_at",
                 (config, platform, account_id, label, at),
             )
+            if account_id is not None:
+                self._restore_kept(tx, config, platform, account_id)
+
+    @staticmethod
+    def _restore_kept(tx: Tx, config: str, platform: str, account_id: str) -> None:
+        """Back on an account a rebind left: its owned objects, the snapshots and ids of the
+        contacts still held, and their static memberships are the platform's again."""
+        key = (config, platform, account_id)
+        tx.execute(
+            "INSERT INTO owned (config, platform, kind, name, ref, definition_hash, created_at)"
+            " SELECT k.config, k.platform, k.kind, k.name, k.ref, k.definition_hash,"
+            " k.created_at FROM owned_kept k WHERE k.config = ? AND k.platform = ?"
+            " AND k.account_id = ? ON CONFLICT DO NOTHING",
+            key,
+        )
+        tx.execute(
+            "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted)"
+            " SELECT k.config, k.platform, k.cid, k.platform_id, k.payload, k.hash, k.deleted"
+            " FROM base_kept k WHERE k.config = ? AND k.platform = ? AND k.account_id = ?"
+            " AND EXISTS (SELECT 1 FROM canonical c WHERE c.config = k.config"
+            " AND c.cid = k.cid) ON CONFLICT DO NOTHING",
+            key,
+        )
+        tx.execute(
+            "INSERT INTO members (config, platform, segment, cid) SELECT k.config, k.platform,"
+            " k.segment, k.cid FROM members_kept k WHERE k.config = ? AND k.platform = ?"
+            " AND k.account_id = ? AND EXISTS (SELECT 1 FROM canonical c"
+            " WHERE c.config = k.config AND c.cid = k.cid) ON CONFLICT DO NOTHING",
+            key,
+        )
+        for table in ("owned_kept", "base_kept", "members_kept"):
+            tx.execute(
+                f"DELETE FROM {table} WHERE config = ? AND platform = ?"  # noqa: S608
+                " AND account_id = ?",
+                key,
+            )
 
     def set_checked(self, config: str, platform: str, fingerprint: str | None) -> None:
         with self._tx() as tx:
@@ -1074,6 +1162,12 @@ class SqlStateStore(StateStore):
     ) -> dict[str, int]:
         counts: dict[str, int] = {}
         with self._tx() as tx:
+            bound = tx.execute(
+                "SELECT account_id FROM bindings WHERE config = ? AND platform = ?",
+                (config, platform),
+            )
+            if bound and bound[0][0] is not None and not dry_run:
+                self._keep(tx, config, platform, str(bound[0][0]))
             for name, table in (
                 ("records", "base"),
                 ("owned", "owned"),
@@ -1105,6 +1199,36 @@ class SqlStateStore(StateStore):
             tx.execute("UPDATE canonical SET dirty = 1 WHERE config = ?", (config,))
             self._bump(tx, config, None, keep_plan=False)
         return counts
+
+    @staticmethod
+    def _keep(tx: Tx, config: str, platform: str, account_id: str) -> None:
+        """Keep what the state holds of the account a rebind leaves, by its id (replacing
+        what was kept of it before): `_restore_kept` gives it back."""
+        key = (config, platform, account_id)
+        for table in ("owned_kept", "base_kept", "members_kept"):
+            tx.execute(
+                f"DELETE FROM {table} WHERE config = ? AND platform = ?"  # noqa: S608
+                " AND account_id = ?",
+                key,
+            )
+        tx.execute(
+            "INSERT INTO owned_kept (config, platform, account_id, kind, name, ref,"
+            " definition_hash, created_at) SELECT config, platform, ?, kind, name, ref,"
+            " definition_hash, created_at FROM owned WHERE config = ? AND platform = ?",
+            (account_id, config, platform),
+        )
+        tx.execute(
+            "INSERT INTO base_kept (config, platform, account_id, cid, platform_id, payload,"
+            " hash, deleted) SELECT config, platform, ?, cid, platform_id, payload, hash,"
+            " deleted FROM base WHERE config = ? AND platform = ?",
+            (account_id, config, platform),
+        )
+        tx.execute(
+            "INSERT INTO members_kept (config, platform, account_id, segment, cid)"
+            " SELECT config, platform, ?, segment, cid FROM members WHERE config = ?"
+            " AND platform = ?",
+            (account_id, config, platform),
+        )
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -1156,16 +1280,27 @@ class SqlStateStore(StateStore):
                 " WHERE config = ? ORDER BY started_at DESC, run_id DESC LIMIT ?",
                 (config, limit),
             )
-        return [
-            {
-                "run_id": run_id,
-                "started_at": started,
-                "finished_at": finished,
-                "status": status,
-                "report": json.loads(report) if report else None,
-            }
-            for run_id, started, finished, status, report in rows
-        ]
+        return [self._run_row(row) for row in rows]
+
+    def run(self, config: str, run_id: str) -> dict[str, Any] | None:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT run_id, started_at, finished_at, status, report FROM runs"
+                " WHERE config = ? AND run_id = ?",
+                (config, run_id),
+            )
+        return self._run_row(rows[0]) if rows else None
+
+    @staticmethod
+    def _run_row(row: Sequence[Any]) -> dict[str, Any]:
+        run_id, started, finished, status, report = row
+        return {
+            "run_id": run_id,
+            "started_at": started,
+            "finished_at": finished,
+            "status": status,
+            "report": json.loads(report) if report else None,
+        }
 
     def run_errors(self, run_id: str) -> list[dict[str, str | None]]:
         with self._tx() as tx:
@@ -1176,6 +1311,54 @@ class SqlStateStore(StateStore):
             )
         keys = ("platform", "email", "platform_id", "code", "message")
         return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def run_diagnostics(self, run_id: str) -> list[dict[str, str | None]]:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT platform, segment, level, message FROM run_diagnostics"
+                " WHERE run_id = ? ORDER BY id",
+                (run_id,),
+            )
+        keys = ("platform", "segment", "level", "message")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def find_runs(self, config: str, prefix: str) -> list[str]:
+        with self._tx() as tx:
+            exact = tx.execute(
+                "SELECT run_id FROM runs WHERE config = ? AND run_id = ?", (config, prefix)
+            )
+            if exact:
+                return [exact[0][0]]
+            # compared here, not by LIKE or a range: no wildcard, no collation
+            rows = tx.execute(
+                "SELECT run_id FROM runs WHERE config = ? ORDER BY started_at DESC, run_id DESC",
+                (config,),
+            )
+        return [row[0] for row in rows if prefix and row[0].startswith(prefix)]
+
+    def prune_runs(
+        self, config: str, *, keep_runs: int | None = None, before: str | None = None
+    ) -> int:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT run_id, started_at, status FROM runs WHERE config = ?"
+                " ORDER BY started_at DESC, run_id DESC",
+                (config,),
+            )
+            gone = [
+                run_id for index, (run_id, started, status) in enumerate(rows)
+                if status != "running" and (
+                    (keep_runs is not None and index >= keep_runs)
+                    or (before is not None and started < before)
+                )
+            ]
+            for chunk in _chunks(gone):
+                for table in ("run_errors", "run_diagnostics", "runs"):
+                    tx.execute(
+                        f"DELETE FROM {table} WHERE run_id IN ({_marks(len(chunk))})",  # noqa: S608
+                        tuple(chunk),
+                    )
+        return len(gone)
 
     # -- reading --------------------------------------------------------------------------
 

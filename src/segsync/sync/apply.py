@@ -42,6 +42,7 @@ from segsync.http import (
     Interrupted,
     PlatformUnavailable,
 )
+from segsync.logs import bind_log
 from segsync.model import CONSENT_OPT_OUTS, InvalidEmail, Schema, normalize_email
 from segsync.state.base import BaseRow, Deletion, LedgerEntry, OwedWrite, OwnedObject
 from segsync.state.scoped import ConfigState
@@ -177,6 +178,7 @@ class Apply:
         start: RunStart | None = None,
         interrupt: Interrupt | None = None,
         deferred: frozenset[str] = frozenset(),
+        hold: frozenset[str] = frozenset(),
     ) -> None:
         self.connectors = connectors
         self.state = state
@@ -190,6 +192,8 @@ class Apply:
         #: contacts changed during the run (segsync.sync.recheck): nothing of them is
         #: written but their opt-outs, and they are reconciled again by the next run
         self.deferred = deferred
+        #: platforms whose deletions stay pending (`StateStore.finish`)
+        self.hold = hold
         #: the platforms stopped by a platform-level failure, and why
         self.stopped: dict[str, ApiError] = {}
         self.report = RunReport.of_plan(plan, run_id, started_at=self.start.at)
@@ -215,7 +219,7 @@ class Apply:
                 self.platform(name, pplan)
                 for name, pplan in plan.platforms.items() if name in self.connectors
             ))
-            self.state.finish()
+            self.state.finish(hold=self.hold)
         except BaseException:
             report.status = "failed"
             self._end(started, calls_before)
@@ -260,6 +264,7 @@ class Apply:
 
     async def platform(self, name: str, pplan: PlatformPlan) -> None:
         """Publish, write and change memberships on one platform; errors go to the report."""
+        bind_log(platform=name)  # this platform's task: its log lines name it
         pplan = self._defer(name, pplan)
         connector = self.connectors[name]
         caps = connector.capabilities
@@ -455,8 +460,10 @@ class Apply:
         deleted: list[Deletion] = []
         ledger: list[LedgerEntry] = []
         residual: dict[str, tuple[list[str], list[str]]] = {}  # tag -> (added, removed)
+        claimed = self._claimed(name, batch, results)
         for index, row in enumerate(batch):
             result = results[index] if index < len(results) else None
+            result = claimed.get(index, result)
             pid = (result.platform_id if result else None) or row.get("platform_id")
             before_row = snaps.get(row["cid"])
             before = (
@@ -537,6 +544,41 @@ class Apply:
                            " update): recorded, not written or re-created there",
             })
         return BaseRow(name, row["cid"], pid, payload, deleted=True, hash=digest)
+
+    def _claimed(
+        self, name: str, batch: Sequence[ChangeRow], results: Sequence[ChangeResult]
+    ) -> dict[int, ChangeResult]:
+        """The confirmed records answered with a platform id another contact is linked to
+        (in the base, or earlier in the batch): two people on one record. Each fails with
+        an error naming both (never linked), instead of breaking the id map."""
+        fresh = {
+            i: r.platform_id for i, r in enumerate(results[: len(batch)])
+            if r.ok and r.platform_id and r.platform_id != batch[i].get("platform_id")
+        }
+        if not fresh:
+            return {}
+        ids = sorted(set(fresh.values()))
+        holders = {**self.state.staged_cids_by_platform_id(name, ids),  # read this run
+                   **self.state.cids_by_platform_id(name, ids)}
+        emails = {row["cid"]: row["email"] for row in batch}
+        for row in batch:  # a record kept by its linked contact is that contact's
+            if (kept := row.get("platform_id")) in ids:
+                holders.setdefault(str(kept), row["cid"])
+        out: dict[int, ChangeResult] = {}
+        for i, pid in fresh.items():
+            holder = holders.setdefault(pid, batch[i]["cid"])
+            if holder == batch[i]["cid"]:
+                continue
+            snap = self.state.snapshots(name, [holder]).get(holder)
+            who = emails.get(holder) or (
+                PlatformRecord.loads(snap.payload).email_key if snap else "another contact")
+            out[i] = results[i].model_copy(update={
+                "ok": False, "partial": False, "platform_id": None, "code": "record_claimed",
+                "error": f"{name} answered with record {pid}, which is {who}'s: one {name} "
+                         f"record for two people; nothing is linked; fix: separate or merge "
+                         f"the two people in {name}",
+            })
+        return out
 
     def _refused(
         self, name: str, row: ChangeRow, result: ChangeResult | None, platform_id: str | None

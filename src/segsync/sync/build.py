@@ -9,12 +9,17 @@ Rate limits belong to an account, so every connector built for one account in a 
 one `RateBudget` (docs/http.md): `build_connectors` and `build_engine` take a `budgets`
 mapping (account -> budget) that they fill and reuse; pass the same one to everything of a
 run. An account is the platform, its base URL and its credentials (kept only as a digest).
+
+`run_scope` turns `--select`, `--limit` and `--full-refresh` into the engine's `RunScope`
+(`segsync.sync.pull`), refusing a name the configuration does not know (with the closest
+ones) and a limit below 1 (`ScopeError`).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import httpx
@@ -25,8 +30,56 @@ from segsync.http import RateBudget
 from segsync.state import StateStore, open_store
 from segsync.sync.engine import Engine, SegmentTarget
 from segsync.sync.policy import SyncPolicy
+from segsync.sync.pull import RunScope, ScopeError
 
-__all__ = ["account_key", "build_connectors", "build_engine", "config_name"]
+__all__ = [
+    "ScopeError",
+    "account_key",
+    "build_connectors",
+    "build_engine",
+    "config_name",
+    "run_scope",
+]
+
+
+def run_scope(
+    config: Any,
+    select: Iterable[str] = (),
+    *,
+    limit: int | None = None,
+    full_refresh: bool = False,
+) -> RunScope:
+    """The scope of a run of `config`: `select` holds platform and segment names (each item
+    may be a comma list); none of a kind selects all of it. `limit` must be at least 1."""
+    platforms = [name for name, p in config.platforms.items() if getattr(p, "enabled", True)]
+    segments = list(config.segments)
+    chosen_platforms: set[str] = set()
+    chosen_segments: set[str] = set()
+    for item in select:
+        for name in (part.strip() for part in item.split(",")):
+            if not name:
+                continue
+            if name in platforms:
+                chosen_platforms.add(name)
+            elif name in segments:
+                chosen_segments.add(name)
+            else:
+                close = difflib.get_close_matches(name, [*platforms, *segments], n=3)
+                hint = (f"did you mean {' or '.join(repr(c) for c in close)}?" if close
+                        else "the configured ones are: "
+                        + (", ".join(sorted([*platforms, *segments])) or "none"))
+                raise ScopeError(
+                    f"--select: {name!r} is neither a platform nor a segment of the "
+                    f"configuration; {hint}"
+                )
+    if limit is not None and limit < 1:
+        raise ScopeError(f"--limit: {limit} is not a number of contacts; give 1 or more")
+    return RunScope(
+        platforms=frozenset(chosen_platforms) or None,
+        segments=frozenset(chosen_segments) or None,
+        limit=limit,
+        full_refresh=full_refresh,
+    )
 
 
 def config_name(platforms: Mapping[str, Any]) -> str:

@@ -102,7 +102,7 @@ class EngagementRefresh:
     def carry_over(self, platform: str, chunk: int = 500) -> int:
         """Keep, in the records this run's read staged, the refreshed values the read does
         not carry (see the module docstring); how many records changed."""
-        cids = self.state.staged_cids(platform)
+        cids = self.state.staged_cids(platform, refreshed=True)  # only those can change
         changed = 0
         for start in range(0, len(cids), chunk):
             _, bases, pulled = self.state.load(cids[start:start + chunk])

@@ -22,10 +22,11 @@ from typing import Any
 
 from segsync.clock import Clock, SystemClock
 from segsync.connector import Connector
+from segsync.logs import bind_log, redactor, run_finished, run_started
 from segsync.model import PublishMode, Schema
-from segsync.rules.compiler import Diagnostic, RuleCompiler, Strictness
+from segsync.rules.compiler import Diagnostic, RuleCompiler, Step, Strictness
 from segsync.state.base import OwnedObject, StateStore
-from segsync.sync.apply import Apply, Interrupt, RunStart
+from segsync.sync.apply import Apply, Interrupt, RunStart, iso_now
 from segsync.sync.binding import AccountGate
 from segsync.sync.engagement import EngagementRefresh
 from segsync.sync.lock import RunLock
@@ -41,7 +42,7 @@ from segsync.sync.plan import (
 )
 from segsync.sync.policy import Direction, SyncPolicy
 from segsync.sync.progress import NO_PROGRESS, ProgressObserver
-from segsync.sync.pull import Pull
+from segsync.sync.pull import Pull, RunScope, ScopeError, refresh_differences
 from segsync.sync.recheck import Recheck
 from segsync.sync.report import PlatformReport, RunReport
 from segsync.sync.segments import (
@@ -51,6 +52,7 @@ from segsync.sync.segments import (
     compile_segments,
     depends_on_clock,
     disowned_objects,
+    dropped_tags,
     evaluate_rest,
     fresh_statics,
     name_publications,
@@ -58,6 +60,7 @@ from segsync.sync.segments import (
     publications,
     recall_made,
 )
+from segsync.sync.timing import lap, phase, timed_commits
 
 __all__ = ["Engine", "PlatformReport", "RunReport", "SegmentTarget", "depends_on_clock"]
 
@@ -117,6 +120,8 @@ class Engine:
         progress: the observer of progress events (segsync.sync.progress; default: none).
         enforce_erasure: a sync erases again the erased people a platform holds
             (`sync.erasure: enforce`); otherwise they are only skipped and reported.
+        scope: what the runs cover (`segsync.sync.pull.RunScope`: platforms, segments, a
+            sample, a full refresh; default: everything, incrementally).
     """
 
     def __init__(
@@ -141,8 +146,10 @@ class Engine:
         engagement_refresh: dt.timedelta | Mapping[str, dt.timedelta | None] = (
             dt.timedelta(hours=24)
         ),
+        scope: RunScope | None = None,
     ) -> None:
         self.connectors = dict(connectors)
+        self.scope = scope or RunScope()
         #: how often each platform's engagement is re-read (`engagement.refresh`)
         self.engagement_refresh = engagement_refresh
         self.enforce_erasure = enforce_erasure
@@ -192,36 +199,69 @@ class Engine:
         diagnostics: list[Diagnostic] = []
         # the account gate (segsync.sync.binding): a platform now reaching another account,
         # or whose changed config fails its check, sits the run out before any read
-        gate = await AccountGate(self.connectors, self.state, self.clock).run(errors)
-        reading = {p: c for p, c in self.connectors.items() if p not in gate.stopped}
+        bind_log(phase="check")
+        lap("check")
+        # platforms outside the run's scope sit it out: not read, not written, their state kept
+        covered = {p: c for p, c in self.connectors.items() if self.scope.covers(p)}
+        gate = await AccountGate(covered, self.state, self.clock).run(errors)
+        reading = {p: c for p, c in covered.items() if p not in gate.stopped}
         # owned objects a connector says are not segsync's (an older segsync's bare names);
         # told before the read, a connector knows which of its objects are segsync's
         owning: list[dict[str, str]] = []
         disowned = await disowned_objects(reading, self.state.owned(), owning)
-        await recall_made(reading, self.state.owned(),
-                          [p for p in reading if self.state.cursor(p) is None])
+        await recall_made(reading, self.state.owned(), [
+            p for p in reading if self.scope.full_refresh or self.state.cursor(p) is None])
+        bind_log(phase="pull")
+        lap("pull")
         pulled = await Pull(reading, self.state, self.progress,
-                            erase=self._erase_on_pull).run(errors)
+                            erase=self._erase_on_pull, scope=self.scope).run(errors)
+        if self.scope.full_refresh:
+            pulled.diagnostics.extend(
+                refresh_differences(self.state, p, self.store.base_rows(self.config, p),
+                                    sample=pulled.sample)
+                for p in reading if p not in pulled.failed)
         pulled.failed.update(gate.stopped)
+        pulled.failed.update(p for p in self.connectors if p not in covered)
+        if pulled.sample is not None:  # a sample's run would mark them done, undone
+            waiting = sorted({d.email for d in self.state.deletions(pending=True)
+                              if d.cid not in pulled.sample})
+            if waiting:
+                raise ScopeError(
+                    f"--limit: {len(waiting)} deletion(s) found by the last run await an "
+                    f"unlimited run (e.g. {waiting[0]}); run `segsync sync` without --limit")
+        lap("engagement")
         refreshed = await EngagementRefresh(
             {p: c for p, c in reading.items() if p not in pulled.failed},
             self.state, self.clock, self.engagement_refresh,
         ).run(errors)
         pulled.failed.update(refreshed.unavailable)
         platforms = tuple(p for p in self.policy.platforms if p not in pulled.failed)
+        bind_log(phase="segments")
+        lap("segments")
         segments = self._compile(platforms, diagnostics, errors)
+        bind_log(phase="reconcile")
+        lap("reconcile")
         now, plan_id = self.clock.now(), _new_id(self.clock)
         policy = self.policy.model_copy(update={"platforms": platforms})
         memberships = Memberships(segments, {p: [] for p in platforms}, schema=self.schema,
                                   now=now, fresh=fresh_statics(segments, self._owned(disowned)),
-                                  holds={p: self.connectors[p].may_hold for p in platforms})
+                                  holds={p: self.connectors[p].may_hold for p in platforms},
+                                  recorded=self.state.rule_fingerprints(),
+                                  dropped=dropped_tags(segments, self._owned(disowned),
+                                                       self._configured))
         merge = Merge(self.state, policy, memberships, now.isoformat(),
                       normalise={p: self.connectors[p].normalise_field for p in platforms})
         for cids in self.state.worklist(self.chunk_size):
-            # with a platform sitting out, every contact is reconciled again next run
-            self.state.stage_planned(merge.chunk(cids), plan_id=plan_id,
-                                     retry=bool(pulled.failed))
-        if memberships.any:
+            if pulled.sample is not None:  # a sample's run merges nobody else (dirty ones wait)
+                cids = [cid for cid in cids if cid in pulled.sample]
+            # with a platform or a segment sitting out, every contact is reconciled again
+            # next run (an unchanged one is skipped otherwise: its memberships must be decided)
+            views = merge.chunk(cids)
+            with phase("staging"):
+                self.state.stage_planned(views, plan_id=plan_id, retry=bool(
+                    pulled.failed or self.scope.segments is not None))
+        lap("segments")
+        if memberships.any and pulled.sample is None:
             await evaluate_rest(memberships, self.state, merge.seen,
                                 reevaluate=self.reevaluate, chunk_size=self.chunk_size)
         owned = self._owned(disowned)
@@ -236,6 +276,7 @@ class Engine:
                                      self.schema.fields, owning)
             for p in platforms
         }
+        lap("plan")
         platform_plans = {
             p: PlatformPlan.model_construct(
                 changes=merge.changes[p],
@@ -244,6 +285,7 @@ class Engine:
                 memberships=memberships.of(p),
                 counts={"read": pulled.reads.get(p, 0), "unchanged": merge.unchanged[p],
                         "engagement_calls": refreshed.calls.get(p, 0)},
+                rules=memberships.rules_of(p),
             )
             for p in platforms
         }
@@ -255,6 +297,7 @@ class Engine:
                          *(d.as_dict() for d in diagnostics), *merge.notes, *owning],
             conflicts=merge.conflicts, owed=merge.owed_rows,
             bases=plan_bases(self.state, platform_plans, self.chunk_size),
+            scope=self.scope.as_dict(),
         )
 
     def _owned(self, disowned: set[tuple[str, str, str]]) -> list[OwnedObject]:
@@ -265,11 +308,27 @@ class Engine:
         self, platforms: tuple[str, ...], diagnostics: list[Diagnostic], errors: list[RecordError]
     ) -> dict[str, PlatformSegments]:
         """What the segments compile to on each platform read this run."""
-        compiled = compile_segments(self.segments, platforms, self._compiler, diagnostics, errors)
-        return {
+        selected = [s for s in self.segments
+                    if self.scope.segments is None or s.name in self.scope.segments]
+        compiled = compile_segments(selected, platforms, self._compiler, diagnostics, errors)
+        out = {
             p: PlatformSegments.of(compiled[p], self.connectors[p].capabilities.static_segments)
             for p in platforms
         }
+        if self.scope.limited:  # a sample cannot give a static segment its first members
+            fresh = fresh_statics(out, self.state.owned())
+            for p, seg in out.items():
+                held = {s.segment for s in seg.statics if (p, s.name) in fresh}
+                if not held or self.state.cursor(p) is None:  # the next run reads everyone
+                    continue
+                out[p] = PlatformSegments.of([c for c in seg.compiled if c.segment not in held],
+                                             self.connectors[p].capabilities.static_segments)
+                diagnostics.extend(
+                    Diagnostic(name, p, Step.MATERIALISE, "info",
+                               "not published by a run limited to a sample (--limit): the "
+                               "next unlimited run publishes it with all its members")
+                    for name in sorted(held))
+        return out
 
     def _configured(self, platform: str) -> set[str]:
         """The segments published on a platform (not `off`)."""
@@ -291,7 +350,9 @@ class Engine:
                 raise PlanStale(f"plan {plan.plan_id}: " + "; ".join(elsewhere))
             return await self._apply(plan)
 
-    async def _apply(self, plan: Plan, start: RunStart | None = None) -> RunReport:
+    async def _apply(
+        self, plan: Plan, start: RunStart | None = None, run_id: str | None = None
+    ) -> RunReport:
         if plan.config != self.config:
             raise PlanStale(f"the plan is for {plan.config!r}, not {self.config!r}")
         staged = (self.state.plan_id() == plan.plan_id
@@ -309,16 +370,46 @@ class Engine:
                 )
             self.state.begin_stage()
         start = start or RunStart.now(self.clock, self.connectors)  # the re-check's calls
+        if run_id is None:
+            run_id = _new_id(self.clock)
+            run_started(run_id, self.config, "apply")
+        bind_log(phase="recheck")
+        lap("recheck")
         # records changed on a platform since this run read them: their contacts wait
         recheck = await Recheck(self.connectors, self.state, plan, staged=staged).run()
-        step = Apply(self.connectors, self.state, schema=self.schema, clock=self.clock,
-                     progress=self.progress, run_id=_new_id(self.clock), plan=plan,
-                     start=start, interrupt=self.interrupt, deferred=recheck.deferred)
+        if plan.scope.get("limit") is not None:
+            # a sample's read commits no cursor: the next run reads all this one read
+            for name in plan.platforms:
+                self.state.set_pending_cursor(name, None)
+        step = Apply(self.connectors, timed_commits(self.state), schema=self.schema,
+                     clock=self.clock, progress=self.progress, run_id=run_id, plan=plan,
+                     start=start, interrupt=self.interrupt, deferred=recheck.deferred,
+                     hold=self._held(plan))
         step.report.diagnostics.extend(recheck.diagnostics)
         for name, calls in recheck.calls.items():
             if name in step.report.platforms:
                 step.report.platforms[name].recheck_calls = calls
-        return await step.run()
+        bind_log(phase="apply")
+        lap("apply")
+        try:
+            report = await step.run()
+            for name, pplan in plan.platforms.items():
+                # a static's members follow its changed rule once every change was applied
+                if pplan.rules and name not in step.stopped and not self.interrupt.is_set():
+                    self.state.set_rule_fingerprints(name, pplan.rules)
+            return report
+        finally:
+            done = step.report
+            run_finished(done.run_id, done.status, done.duration_s,
+                         {p: r.model_dump() for p, r in done.platforms.items()}, len(done.errors))
+
+    def _held(self, plan: Plan) -> frozenset[str]:
+        """The platforms whose deletions stay pending after this plan: those whose
+        `on_delete` policy acts on a platform the plan leaves out (not selected, stopped,
+        failed); the next run reaching it acts on them (docs/sync.md, "Deletes")."""
+        left_out = {p for p in self.policy.platforms if p not in plan.platforms}
+        return frozenset(p for p in self.policy.platforms
+                         if self.policy.archives_elsewhere(p) and left_out - {p})
 
     # -- sync and status ------------------------------------------------------------------
 
@@ -326,12 +417,32 @@ class Engine:
         """Plan and apply under one run lock."""
         async with self.locked():
             start = RunStart.now(self.clock, self.connectors)  # the report covers the pull
+            run_id = _new_id(self.clock)
+            run_started(run_id, self.config, "sync")
             self._erase_on_pull = self.enforce_erasure
             try:
                 plan = await self._plan()
+            except BaseException as exc:
+                self._plan_failed(run_id, start, exc)
+                raise
             finally:
                 self._erase_on_pull = False
-            return await self._apply(plan, start)
+            return await self._apply(plan, start, run_id)
+
+    def _plan_failed(self, run_id: str, start: RunStart, exc: BaseException) -> None:
+        """Record a sync whose plan step raised as a `failed` run (it wrote nothing), with
+        the failure as its one diagnostic, and log its end."""
+        message = redactor(f"the plan step failed: {type(exc).__name__}: {exc}")
+        report = RunReport(run_id=run_id, plan_id="", config=self.config, status="failed",
+                           started_at=start.at, finished_at=iso_now(self.clock),
+                           duration_s=round(self.clock.monotonic() - start.monotonic, 6),
+                           diagnostics=[{"level": "error", "message": message}])
+        with contextlib.suppress(Exception):  # the state itself may be what failed
+            self.state.start_run(run_id, at=start.at)
+            self.state.end_run(run_id, at=report.finished_at or start.at, status="failed",
+                               report=report.model_dump(mode="json"),
+                               diagnostics=[(None, None, "error", message)])
+        run_finished(run_id, "failed", report.duration_s, {}, 0)
 
     def status(self, limit: int = 5) -> dict[str, Any]:
         """The state of this configuration: counts, cursors, owned objects, latest runs."""

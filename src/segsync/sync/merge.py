@@ -4,8 +4,12 @@ Each chunk's canonical views, bases and staged reads are loaded in one transacti
 decoded into snapshots (`segsync.sync.snapshot`); each contact is merged by
 `segsync.sync.reconcile.reconcile`. A contact whose every read is its base unchanged (an echo
 of segsync's own write, or an overlap of two reads) is skipped without decoding, unless its
-last run did not reach every platform or materialised segments need its view. The new views
-are returned to be staged; writes, consent changes and counts accumulate on the `Merge`.
+last run did not reach every platform, or a materialised segment reads engagement (which an
+engagement refresh changes without changing the hash): it is as if it had not been read
+(materialised segments evaluate it with the contacts not read,
+`segsync.sync.segments.evaluate_rest`). The
+new views are returned to be staged; writes, consent changes and counts accumulate on the
+`Merge`.
 
 Deletes and owed writes (docs/sync.md): the deletions a write of the last run found are
 handed to `reconcile` (it applies the `on_delete` policy); every deletion found and every
@@ -16,6 +20,8 @@ platform (a failed write, `OwedWrite`) that the merge finds matching is written 
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Mapping
 
 from segsync.state.base import BaseRow
@@ -25,6 +31,7 @@ from segsync.sync.policy import SyncPolicy
 from segsync.sync.reconcile import Normaliser, Reconciled, reconcile, resend
 from segsync.sync.segments import Memberships
 from segsync.sync.snapshot import CanonicalView, PlatformRecord
+from segsync.sync.timing import active, phase
 
 __all__ = ["Merge", "StagedView"]
 
@@ -37,7 +44,8 @@ class Merge:
 
     After the chunks: `changes` and `unchanged` per platform, the consent `events`, the
     number of `conflicts`, and the contacts `seen` (only tracked when `memberships` has
-    materialised segments: the rest are evaluated afterwards). `changes` are the lists of
+    materialised segments: the rest, echoes included, are evaluated afterwards when they must
+    be). `changes` are the lists of
     `memberships.changes`, which residual tag deltas join.
     """
 
@@ -72,18 +80,21 @@ class Merge:
     def chunk(self, cids: list[str]) -> list[StagedView]:
         """Reconcile a chunk of the worklist; returns the views to stage."""
         evaluating = self.memberships.any
-        with self.state.transaction():
+        # a refresh of engagement leaves the content hash alone: rules reading it see the view
+        skip_echoes = not evaluating or self.memberships.view_only
+        timer = active()  # None unless profiled (`segsync.sync.timing`)
+        with phase("staging"), self.state.transaction():
             canonical_rows, base_rows, pulled_rows = self.state.load(cids)
             members = self.state.members(cids) if evaluating else {}
-        if evaluating:
-            self.seen.update(cids)
         staged: list[StagedView] = []
         for cid in cids:
             canonical = canonical_rows.get(cid)
             bases, pulled = base_rows.get(cid, {}), pulled_rows.get(cid, {})
-            if canonical is not None and not canonical[1] and not evaluating and (
+            if canonical is not None and not canonical[1] and skip_echoes and (
                 _echoes(bases, pulled)
             ):
+                # as if not read: its view and memberships stand (materialised segments
+                # evaluate it with the contacts not read, when they must: `evaluate_rest`)
                 self._count_unchanged(bases, pulled)
                 continue
             result = reconcile(
@@ -102,8 +113,10 @@ class Merge:
             staged.append((cid, result.view.email, result.view.dumps()))
             self._collect(cid, result, pulled)
             if evaluating:
-                self.memberships.evaluate(cid, result.view, result.live, result.writes,
-                                          members.get(cid, {}))
+                self.seen.add(cid)
+                with timer.measure("segments") if timer else contextlib.nullcontext():
+                    self.memberships.evaluate(cid, result.view, result.live, result.writes,
+                                              members.get(cid, {}))
         return staged
 
     def _owe(self, cid: str, result: Reconciled) -> None:
@@ -143,14 +156,25 @@ class Merge:
             if p in pulled and p not in result.writes:
                 self.unchanged[p] += 1
         self.conflicts += len(result.conflicts)
+        # a first sync sees every person's consent on every platform: one event each, so
+        # they share their field set and their repeated texts (statuses, evidence, times)
         self.events.extend(
             ConsentChange.model_construct(
-                cid=cid, email=result.view.email, platform=e.platform, previous=e.previous,
-                new=e.new, source=e.source, at=e.at or self.now, legal_basis=e.legal_basis,
-                evidence=e.evidence,
+                _EVENT_FIELDS, cid=cid, email=result.view.email, platform=e.platform,
+                previous=_shared(e.previous), new=sys.intern(e.new), source=e.source,
+                at=sys.intern(e.at or self.now), legal_basis=_shared(e.legal_basis),
+                evidence=_shared(e.evidence),
             )
             for e in result.events
         )
+
+
+_EVENT_FIELDS = set(ConsentChange.model_fields)  # every field is given: one set for all
+
+
+def _shared(text: str | None) -> str | None:
+    """One copy of a text many events repeat (`sys.intern`)."""
+    return None if text is None else sys.intern(text)
 
 
 def _echoes(bases: Mapping[str, BaseRow], pulled: Mapping[str, BaseRow]) -> bool:

@@ -199,7 +199,9 @@ class PlatformPlan(BaseModel):
     delete; `memberships`: static segment membership changes; `counts`: read, unchanged
     and the like, for the report; `objects`: what applying creates on the platform besides
     the publications (merge fields, properties, attributes, options, tags, groups, tag
-    lists: `Connector.planned_objects`), one line each.
+    lists: `Connector.planned_objects`), one line each; `rules`: static name -> the
+    fingerprint of the changed rule its memberships were evaluated on for every contact,
+    recorded once applied (`StateStore.set_rule_fingerprints`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -209,6 +211,7 @@ class PlatformPlan(BaseModel):
     memberships: list[MembershipChange] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
     objects: list[str] = Field(default_factory=list)
+    rules: dict[str, str] = Field(default_factory=dict)
 
     @property
     def creates(self) -> int:
@@ -257,6 +260,9 @@ class Plan(BaseModel):
     #: per platform, per contact written (changes and memberships), `base_hash` of the
     #: snapshot the plan was made on ("" where the platform held no record)
     bases: dict[str, dict[str, str]] = Field(default_factory=dict)
+    #: what the run covered (`segsync.sync.pull.RunScope.as_dict`; empty: everything): a
+    #: plan with a `limit` commits no cursor when applied
+    scope: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def is_empty(self) -> bool:
@@ -329,6 +335,10 @@ class Plan(BaseModel):
 
     def _lines(self, rows: int) -> Iterator[str]:
         yield f"plan {self.plan_id} for {self.config!r} (state generation {self.generation})"
+        if self.scope:
+            yield "scope: " + ", ".join(
+                f"{key} {','.join(value) if isinstance(value, list) else value}"
+                for key, value in sorted(self.scope.items()))
         if self.is_empty and not self.owed:
             yield "No changes. The platforms match the canonical view."
         for name, platform in self.platforms.items():
@@ -369,12 +379,12 @@ def _describe(change: ChangeRow) -> str:
         return f"- {change['email']}: archive (deleted on another platform: on_delete)"
     sign = "+" if change.get("create") else "~"
     parts: list[str] = []
-    for name, value in (change.get("fields") or {}).items():
+    for name, value in sorted((change.get("fields") or {}).items()):
         parts.append(f"{name}={value!r}")
     if change.get("tags_add"):
-        parts.append("tags +" + ",".join(change["tags_add"]))
+        parts.append("tags +" + ",".join(sorted(change["tags_add"])))
     if change.get("tags_remove"):
-        parts.append("tags -" + ",".join(change["tags_remove"]))
+        parts.append("tags -" + ",".join(sorted(change["tags_remove"])))
     if change.get("consent"):
         parts.append(f"consent={change['consent']}")
     if change.get("new_email"):
@@ -393,12 +403,15 @@ class _Snapshots(Protocol):
 
 def base_hash(row: Any | None) -> str:
     """The content hash of a snapshot row (`BaseRow`; times left out), "" for none and
-    `deleted:<hash>` for a record known deleted."""
+    `deleted:<hash>` for a record known deleted. The hash the store keeps with the row is
+    that hash (`segsync.sync.snapshot.encode_record`); it is computed only where none is kept."""
     if row is None:
         return ""
-    from segsync.sync.snapshot import PlatformRecord, content_hash  # snapshot imports plan
+    digest = getattr(row, "hash", "")
+    if not digest:
+        from segsync.sync.snapshot import PlatformRecord, content_hash  # snapshot imports plan
 
-    digest = content_hash(PlatformRecord.loads(row.payload))
+        digest = content_hash(PlatformRecord.loads(row.payload))
     return f"deleted:{digest}" if row.deleted else digest
 
 

@@ -22,28 +22,104 @@ A record of a person erased by `segsync erase` (their email's keyed hash is a to
 never staged: nothing is linked, merged or written for them. Each is reported (by its
 tombstone, never its email) and, with `erase` (`sync.erasure: enforce`, during a sync only),
 erased on that platform again.
+
+A run's `RunScope` narrows it (`segsync plan|sync --select/--limit/--full-refresh`):
+
+- `full_refresh` reads every platform from the start (its cursor ignored); the records read
+  replace the snapshots, and what differed from the state is a diagnostic per platform
+  (`refresh_differences`: counts and a few examples);
+- `limit` keeps a deterministic sample of `limit` contacts of those read (the lowest SHA-256
+  of their contact id, the normalised email: the same people run after run; everyone is
+  read on a first run or a full refresh, the changed people otherwise): everything is read, the
+  other contacts' records are dropped from the staging (never merged, never seen missing),
+  nobody else is erased again, and the read's cursors are not committed: the next unlimited
+  run reads all that this one read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import heapq
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from segsync.connector import Connector, RemoteContact
 from segsync.erasure import erase_on, tombstone_label
 from segsync.http import ApiError, PlatformUnavailable
+from segsync.logs import bind_log
 from segsync.model import InvalidEmail, normalize_email
-from segsync.state.base import erasure_hash
-from segsync.state.roles import PulledRow, ReadStaging
+from segsync.state.base import BaseRow, erasure_hash
+from segsync.state.roles import Loaded, PulledRow, ReadStaging
 from segsync.sync.plan import RecordError
+from segsync.sync.policy import OWNED_TAG_PREFIX
 from segsync.sync.progress import PageRead, ProgressObserver, PullDone, PullStarted
-from segsync.sync.snapshot import PlatformRecord, encode_read
+from segsync.sync.snapshot import PlatformRecord, encode_read, jsonify
 
-__all__ = ["Pull", "PullResult"]
+__all__ = [
+    "Pull",
+    "PullResult",
+    "RunScope",
+    "ScopeError",
+    "refresh_differences",
+    "sample_rank",
+]
 
 log = logging.getLogger("segsync.sync")
+
+#: examples of differing records a full refresh names per platform and kind
+REFRESH_EXAMPLES = 3
+
+
+class ScopeError(ValueError):
+    """A run scope that cannot be run (a `--select` name or `--limit` refused, or a sample
+    that would drop what the state owes an unlimited run); the message names the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunScope:
+    """What a run covers: `platforms` and `segments` (None: all), `limit` (a deterministic
+    sample of that many contacts; None: everyone) and `full_refresh` (read everything again,
+    cursors ignored). The default covers everything, incrementally."""
+
+    platforms: frozenset[str] | None = None
+    segments: frozenset[str] | None = None
+    limit: int | None = None
+    full_refresh: bool = False
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit: {self.limit} is not a positive number of contacts")
+
+    @property
+    def limited(self) -> bool:
+        """Whether the run covers only a sample of the contacts."""
+        return self.limit is not None
+
+    def covers(self, platform: str) -> bool:
+        """Whether `platform` is read and written by the run."""
+        return self.platforms is None or platform in self.platforms
+
+    def as_dict(self) -> dict[str, Any]:
+        """The scope as a plan records it (empty for a full-coverage incremental run)."""
+        out: dict[str, Any] = {}
+        if self.platforms is not None:
+            out["platforms"] = sorted(self.platforms)
+        if self.segments is not None:
+            out["segments"] = sorted(self.segments)
+        if self.limit is not None:
+            out["limit"] = self.limit
+        if self.full_refresh:
+            out["full_refresh"] = True
+        return out
+
+
+def sample_rank(cid: str) -> str:
+    """A contact's place in the `--limit` sample (lowest first): stable across runs and
+    machines, unrelated to the order a platform returns records in."""
+    return hashlib.sha256(cid.encode("utf-8")).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +130,8 @@ class PullResult:
     reads: dict[str, int]
     failed: set[str]
     diagnostics: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    #: with a `limit`, the contacts of the sample (the only ones staged); None: everyone
+    sample: frozenset[str] | None = None
 
 
 class Pull:
@@ -66,11 +144,16 @@ class Pull:
         progress: ProgressObserver,
         *,
         erase: bool = False,
+        scope: RunScope | None = None,
     ) -> None:
         self.connectors = connectors
         self.state = state
         self.progress = progress
-        self.erase = erase
+        self.scope = scope or RunScope()
+        # a sample's run erases nobody again: the erased are outside any sample
+        self.erase = erase and not self.scope.limited
+        #: with a `limit`, the platform ids read per platform (to draw the sample from)
+        self._read_ids: dict[str, list[str]] = {}
         self._erasure_key: bytes | None = None
         #: per platform, the live records of erased people read this run: id -> (email, label)
         self.erased: dict[str, dict[str, tuple[str, str]]] = {}
@@ -90,12 +173,16 @@ class Pull:
                 [(p, pid, self._new_cid(key, taken)) for p, pid, key in renamed]
             )
         self.state.relink_pulled()
+        if self.scope.limit is not None:
+            result = dataclasses.replace(result, sample=self._keep_sample(self.scope.limit,
+                                                                          result.failed))
         for name in self.connectors:
             if name not in result.failed:
                 self._settle(name, errors, await self._made_again(name))
         return result
 
     async def _platform(self, name: str, result: PullResult, errors: list[RecordError]) -> None:
+        bind_log(platform=name)  # this platform's task: its log lines name it
         try:
             result.reads[name] = await self._read(name, errors)
             await self._erased_again(name, errors)
@@ -118,8 +205,12 @@ class Pull:
 
     async def _read(self, name: str, errors: list[RecordError]) -> int:
         count = 0
-        async for page in self.connectors[name].read(self.state.cursor(name)):
+        cursor = None if self.scope.full_refresh else self.state.cursor(name)
+        ids = self._read_ids.setdefault(name, []) if self.scope.limited else None
+        async for page in self.connectors[name].read(cursor):
             count += len(page.contacts)
+            if ids is not None:
+                ids.extend(remote.platform_id for remote in page.contacts)
             with self.state.transaction():  # the page and the cursor reaching past it
                 self._stage_page(name, page.contacts, errors)
                 if page.cursor is not None:
@@ -163,6 +254,23 @@ class Pull:
                     key, tombstone_label(digest)
                 )
         return kept
+
+    def _keep_sample(self, limit: int, failed: set[str]) -> frozenset[str]:
+        """Keep the staged records of the `limit` contacts of lowest `sample_rank` over every
+        platform read; drop the others' (they stay as the state holds them)."""
+        staged: dict[str, dict[str, str]] = {}  # platform -> platform id -> contact
+        for name, ids in self._read_ids.items():
+            if name not in failed:
+                staged[name] = self.state.staged_cids_by_platform_id(name, sorted(set(ids)))
+        cids = {cid for linked in staged.values() for cid in linked.values()}
+        sample = frozenset(heapq.nsmallest(limit, cids, key=sample_rank))
+        for name, linked in staged.items():
+            dropped = sorted(pid for pid, cid in linked.items() if cid not in sample)
+            if dropped:
+                self.state.drop_pulled(name, dropped)
+        self._read_ids.clear()
+        log.info("sample of %d contact(s) out of %d read", len(sample), len(cids))
+        return sample
 
     def _relink_moved(self) -> list[dict[str, str]]:
         """Relink the records that moved to an address that is not their person's to take
@@ -376,3 +484,73 @@ def _relink_notes(
         notes.append({"platform": p, "segment": "", "level": "warning", "step": "identity",
                       "message": message})
     return notes
+
+
+class _Staged(Protocol):
+    def staged_cids(self, platform: str) -> list[str]: ...
+
+    def load(self, cids: Sequence[str]) -> Loaded: ...
+
+
+def _chunked(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _held(record: PlatformRecord) -> tuple[Any, ...]:
+    """What a full refresh compares of a record: its address, fields, tags (but segsync's
+    own segment tags, whose membership the state holds apart) and consent status; not the
+    times, nor the engagement the platform keeps moving."""
+    tags = tuple(t for t in record.tags if not t.startswith(OWNED_TAG_PREFIX))
+    return (record.email_key, jsonify(dict(record.fields)), tags, record.consent,
+            record.reachable)
+
+
+def refresh_differences(
+    state: _Staged, platform: str, bases: Iterable[BaseRow], *,
+    sample: frozenset[str] | None = None, chunk: int = 1000,
+) -> dict[str, str]:
+    """What a full refresh of `platform` read that differs from the snapshots the state held
+    (`bases`: the platform's base rows, streamed before the staging is committed): records
+    changed, records the state did not hold, and live records it held that the read did not
+    return (within `sample`, when the run has one). A plan diagnostic (step `refresh`) with
+    the counts and the first `REFRESH_EXAMPLES` emails of each; nothing is changed here."""
+    staged = state.staged_cids(platform)
+    changed: list[str] = []
+    new: list[str] = []
+    for part in _chunked(staged, chunk):
+        _, held, pulled = state.load(part)
+        for cid in part:
+            row = pulled.get(cid, {}).get(platform)
+            if row is None:
+                continue
+            record = PlatformRecord.loads(row.payload)
+            base = held.get(cid, {}).get(platform)
+            if base is None:
+                if not row.deleted:
+                    new.append(record.email or cid)
+            elif (base.deleted != row.deleted or base.platform_id != row.platform_id
+                  or _held(PlatformRecord.loads(base.payload)) != _held(record)):
+                changed.append(record.email or cid)
+    read = set(staged)
+    unread_count, unread = 0, list[str]()
+    for row in bases:
+        if not row.deleted and row.cid not in read and (sample is None or row.cid in sample):
+            unread_count += 1
+            if len(unread) < REFRESH_EXAMPLES:
+                unread.append(PlatformRecord.loads(row.payload).email or row.cid)
+    parts = []
+    for count, found, what in (
+        (len(changed), changed, "differed from the state"),
+        (len(new), new, "read that the state did not hold"),
+        (unread_count, unread,
+         "held by the state and not read (deleted or archived there without a read telling it?)"),
+    ):
+        if count:
+            more = ", ..." if count > REFRESH_EXAMPLES else ""
+            parts.append(f"{count} {what} ({', '.join(found[:REFRESH_EXAMPLES])}{more})")
+    message = ("full refresh: " + "; ".join(parts) if parts
+               else f"full refresh: {len(staged)} record(s) read, all as the state held them")
+    return {"platform": platform, "segment": "", "level": "warning" if parts else "info",
+            "step": "refresh", "message": message,
+            "changed": str(len(changed)), "new": str(len(new)), "unread": str(unread_count)}

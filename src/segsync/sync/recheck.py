@@ -23,6 +23,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 from segsync.connector import Connector, RemoteContact
+from segsync.logs import bind_log
 from segsync.model import InvalidEmail, normalize_email
 from segsync.state.scoped import ConfigState
 from segsync.sync.plan import Plan
@@ -89,6 +90,7 @@ class Recheck:
         return dataclasses.replace(result, deferred=deferred)
 
     async def _platform(self, name: str, wanted: set[str], result: RecheckResult) -> None:
+        bind_log(platform=name)  # this platform's task: its log lines name it
         cursor = self.state.pending_cursor(name) or self.state.cursor(name)
         if cursor is None:  # never read incrementally: nothing to read "since"
             return

@@ -6,7 +6,10 @@ read. A platform not read this run is unchanged: its base stands for it.
 
 Per field, a platform *changed* it when what it holds differs from its base. A platform
 with no base yet (newly linked) changes only what it adds: its set values that differ from
-the canonical view, its tags, and a consent other than `non_subscribed`.
+the canonical view, its tags, and a consent other than `non_subscribed` — except where its
+record is older than the view (a platform added to the configuration or rebound to its
+account after a time away): a value the view already holds, and a consent reading older than
+the view's, are kept as they are rather than taken (`_Sides.predates_view`).
 
 - one platform changed a field, or all changers agree: that value is taken;
 - several disagree: the conflict policy decides (priority list, else the latest record);
@@ -172,6 +175,23 @@ class _Sides:
     def order(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.policy.platforms)}
 
+    def predates_view(self, p: str, name: str | None = None) -> bool:
+        """Whether newly linked platform `p`'s record is older than the view: it was last
+        modified before the latest record the view rests on (the other platforms' bases), and
+        no priority list for field `name` ranks `p` above them. Such a record (a platform
+        added to the configuration, or rebound to its account after a time away) carries no
+        news: where it differs from the view, the view is the later word."""
+        others = [q for q in self.live if q not in self.fresh and q in self.bases]
+        times = [t for q in others if (t := self.bases[q].updated_at)]
+        if not times:
+            return False
+        order = self.policy.priority(name) if name is not None else None
+        if order and p in order:
+            rank = {q: i for i, q in enumerate(order)}
+            if all(rank[p] < rank.get(q, len(order)) for q in others):
+                return False
+        return not _after(self.live[p].updated_at, max(times))
+
     def held(self, p: str, name: str, value: Any) -> Any:
         """`value` of field `name` as platform `p` holds it once written (its connector's
         `normalise_field`), in JSON form: what a diff against its record compares."""
@@ -218,6 +238,8 @@ def _merge_fields(s: _Sides) -> tuple[dict[str, Any], set[str]]:
             if p in s.fresh:
                 if value is None or value in (old.get(name), s.held(p, name, old.get(name))):
                     continue
+                if old.get(name) is not None and s.predates_view(p, name):
+                    continue  # an older record's value: the view's is the later word
             elif value in (base[p].get(name), s.held(p, name, base[p].get(name))):
                 continue
             proposals.append((p, value, s.when[p]))
@@ -315,13 +337,47 @@ def _after(when: str | None, than: str | None) -> bool:
         return when > than
 
 
+def _predates_consent(view: CanonicalView, status: ConsentStatus, when: str | None) -> bool:
+    """Whether a newly linked platform's reading `status` (at `when`, its latest possible
+    time) is older than the view's consent, so no offer: as if the platform had been linked
+    all along, the later act is the view's. An opt-out counts unless the view's consent is
+    known to be later; an opt-in over an opt-out view only when known to be later than it
+    (when unsure, the answer that cannot email someone wins). The older reading stays on its
+    platform: an opt-out there is never overwritten; an opt-in there yields to the view."""
+    if view.consent in CONSENT_OPT_OUTS:
+        return status not in CONSENT_OPT_OUTS and not (
+            when is not None and view.consent_at is not None and _after(when, view.consent_at)
+        )
+    return (
+        status in CONSENT_OPT_OUTS and when is not None and view.consent_at is not None
+        and _after(view.consent_at, when)
+    )
+
+
+def _superseded_opt_in(s: _Sides, p: str, held: ConsentStatus, consent: _Consent) -> bool:
+    """Whether platform `p` holds an opt-in that an opt-out of the view (before this run)
+    came after, while the merge now takes another platform's newer opt-in: the opt-out never
+    reached `p` (refused, unreachable, or not linked then), so its opt-in is not the
+    person's word any more and yields as if that opt-out had been written there."""
+    old = s.canonical
+    if old is None or old.consent not in CONSENT_OPT_OUTS or consent.status in CONSENT_OPT_OUTS:
+        return False
+    if held not in (ConsentStatus.SUBSCRIBED, ConsentStatus.PENDING) or p == consent.source:
+        return False
+    return not _after(s.live[p].consent_at or s.live[p].updated_at, old.consent_at)
+
+
 def _held(s: _Sides, p: str) -> ConsentStatus:
     """The consent a live platform holds as far as the writes are concerned: its reading,
     unless that reading has no evidence and differs from what segsync last saw or wrote
     there (no change: e.g. a `pending` written to a platform that reads it back as "not
-    specified" is not written again, run after run)."""
+    specified" is not written again, run after run). A record that moved to another address
+    holds its reading: the base's status was the old address's, and platforms keep consent
+    per address."""
     record = s.live[p]
     if p in s.fresh or p not in s.changed or _offers(record):
+        return record.consent
+    if record.email_key != s.bases[p].email_key:
         return record.consent
     return s.bases[p].consent
 
@@ -340,6 +396,8 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
         when = record.consent_at or record.updated_at or ""
         if p in s.fresh:  # no information, unless it is an opt-out (never ignored)
             if status == _NON_SUBSCRIBED or (status == old and status not in CONSENT_OPT_OUTS):
+                continue
+            if canonical is not None and _predates_consent(canonical, status, when or None):
                 continue
             # first seen there (a first sync, a sign-up): the reading is the proof
             events.append(ConsentEvent(p, None, status.value, p, when or None,
@@ -442,6 +500,9 @@ def _minimal_write(
     if consent.withdrawn and held == ConsentStatus.SUBSCRIBED and p != consent.source:
         # the opt-in copied from there is withdrawn: as if a run had seen the unsubscribe
         target = ConsentStatus.UNSUBSCRIBED
+    superseded = s.canonical is not None and _superseded_opt_in(s, p, held, consent)
+    if superseded and s.canonical is not None:
+        target = s.canonical.consent  # the opt-out that never reached it
     if target is not None and (policy.writes(p, "consent") or target in CONSENT_OPT_OUTS):
         change["consent"] = ConsentStatus(target)
         _provenance(change, consent)
@@ -450,6 +511,12 @@ def _minimal_write(
         if consent.withdrawn and target in CONSENT_OPT_OUTS:
             change["consent_evidence"] = (
                 f"{consent.evidence or ''} (was subscribed there: opt-in withdrawn)".strip())
+        if superseded and s.canonical is not None:
+            old = s.canonical
+            change["consent_source"] = old.consent_source or ""
+            change["consent_evidence"] = (
+                f"{old.consent_evidence or ''} (an opt-out that had not reached {p})".strip())
+            change.pop("consent_basis", None)
     if current.email_key != view.email and policy.writes(p, "email"):
         change["new_email"] = view.email
     return change if writes_something(change) else None

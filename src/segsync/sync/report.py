@@ -1,12 +1,28 @@
-"""The report of a run: per platform counts, record errors, diagnostics and times."""
+"""The report of a run: per platform counts, record errors, diagnostics and times; and the
+export of a run's record errors (`--errors-out`: CSV or JSON lines, `write_errors`)."""
 
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from segsync.logs import redactor
 from segsync.sync.plan import Plan, RecordError
 
-__all__ = ["PlatformReport", "RunReport"]
+__all__ = ["ERROR_COLUMNS", "ERROR_FORMATS", "PlatformReport", "RunReport", "errors_format",
+           "write_errors"]
+
+ERROR_COLUMNS = ("run_id", "platform", "email", "platform_id", "code", "field", "message")
+"""The columns of an errors export, in order: `email` or `platform_id` names the record
+(both when known); `field` is the field the platform named, when it named one."""
+
+ERROR_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+"""Errors export formats, by the file's suffix."""
 
 
 class PlatformReport(BaseModel):
@@ -69,14 +85,58 @@ class RunReport(BaseModel):
     @classmethod
     def of_plan(cls, plan: Plan, run_id: str, *, started_at: str) -> RunReport:
         """The report of a run applying `plan`, before anything is written: the plan's
-        errors, diagnostics, conflicts and read and unchanged counts."""
+        errors, diagnostics, conflicts and read and unchanged counts. A platform the plan
+        left out as a whole (stopped by a platform-level failure: down, refusing the key,
+        another account) has its entry too, with its errors, so that every report and the
+        run history show it."""
+        platforms = {
+            name: PlatformReport(read=p.counts.get("read", 0),
+                                 unchanged=p.counts.get("unchanged", 0),
+                                 engagement_calls=p.counts.get("engagement_calls", 0))
+            for name, p in plan.platforms.items()
+        }
+        for error in plan.errors:
+            platforms.setdefault(error.platform, PlatformReport())
+        for name, counts in platforms.items():
+            counts.errors = sum(1 for e in plan.errors if e.platform == name)
         return cls(
             run_id=run_id, plan_id=plan.plan_id, config=plan.config, started_at=started_at,
             errors=list(plan.errors), diagnostics=list(plan.diagnostics), conflicts=plan.conflicts,
-            platforms={
-                name: PlatformReport(read=p.counts.get("read", 0),
-                                     unchanged=p.counts.get("unchanged", 0),
-                                     engagement_calls=p.counts.get("engagement_calls", 0))
-                for name, p in plan.platforms.items()
-            },
+            platforms=platforms,
         )
+
+
+def errors_format(path: Path) -> str:
+    """The export format of `path` by its suffix (`csv` or `jsonl`).
+
+    Raises:
+        ValueError: another suffix (the message names the path and the accepted ones).
+    """
+    found = ERROR_FORMATS.get(path.suffix.lower())
+    if found is None:
+        accepted = " or ".join(ERROR_FORMATS)
+        raise ValueError(f"--errors-out {path}: the file name must end in {accepted} "
+                         f"(not {path.suffix or 'no suffix'!r})")
+    return found
+
+
+def write_errors(path: Path, run_id: str, errors: Iterable[Mapping[str, Any] | RecordError]) -> int:
+    """Write one row per record error of run `run_id` to `path` (`errors_format`; created
+    or replaced, UTF-8). Returns how many rows were written. Every value is redacted
+    (`segsync.logs.redactor`): no secret is written."""
+    fmt = errors_format(path)
+    count = 0
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, ERROR_COLUMNS) if fmt == "csv" else None
+        if writer is not None:
+            writer.writeheader()
+        for error in errors:
+            data = error.model_dump() if isinstance(error, RecordError) else dict(error)
+            row = {column: redactor.value(data.get(column)) for column in ERROR_COLUMNS}
+            row["run_id"] = run_id
+            if writer is not None:
+                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            else:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count

@@ -31,6 +31,7 @@ from segsync.rules.compiler import (
     RuleCompiler,
     Step,
 )
+from segsync.rules.typecheck import BUILTIN_FIELDS
 from segsync.state.base import OwnedObject
 from segsync.state.roles import Snapshots
 from segsync.sync.plan import (
@@ -54,12 +55,14 @@ __all__ = [
     "contact_of",
     "depends_on_clock",
     "disowned_objects",
+    "dropped_tags",
     "evaluate_rest",
     "name_publications",
     "planned_objects",
     "publications",
     "recall_made",
     "record_made",
+    "rule_fingerprint",
 ]
 
 CREATING = ""
@@ -134,6 +137,24 @@ class PlatformSegments:
         return self.residual_kind if name in self.residual_tags else "static"
 
 
+_LEVELS = ("info", "warning", "error")
+
+
+def one_diagnostic(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """A segment's diagnostics on one platform as one (none when none): the ladder's last
+    step (the verdict), with what earlier steps said that it does not, at the highest
+    level. `segsync segments explain` shows every step."""
+    if len(diagnostics) <= 1:
+        return list(diagnostics)
+    last = diagnostics[-1]
+    said = [d.message for d in diagnostics[:-1]
+            if d.message.split(": ", 1)[-1] not in last.message]
+    level = max((d.level for d in diagnostics),
+                key=lambda lv: _LEVELS.index(lv) if lv in _LEVELS else 0)
+    message = f"{last.message} ({'; '.join(said)})" if said else last.message
+    return [dataclasses.replace(last, level=level, message=message)]
+
+
 def compile_segments(
     segments: Sequence[SegmentTarget],
     platforms: Sequence[str],
@@ -167,7 +188,7 @@ def compile_segments(
                 errors.append(RecordError(platform=platform, code="segment",
                                           message=f"{segment.name}: {exc}"))
                 continue
-            diagnostics.extend(result.diagnostics)
+            diagnostics.extend(one_diagnostic(result.diagnostics))
             if result.mode != "off":
                 compiled[platform].append(result)
     return compiled
@@ -187,6 +208,37 @@ def fresh_statics(
     }
 
 
+def dropped_tags(
+    segments: Mapping[str, PlatformSegments],
+    owned: Iterable[OwnedObject],
+    configured: Callable[[str], set[str]],
+) -> dict[str, frozenset[str]]:
+    """Per platform, the owned residual tags `publications` deletes this run (their segment
+    now native, materialised, reworded or gone): deleting a tag leaves it on the people
+    carrying it, so they lose it first (`Memberships`)."""
+    out: dict[str, frozenset[str]] = {}
+    for p, seg in segments.items():
+        keep = seg.residual_tags
+        compiled_ok = {c.segment for c in seg.compiled}
+        names = configured(p)
+        gone = frozenset(
+            o.name for o in owned
+            if o.platform == p and o.kind == "tag" and o.ref != CREATING
+            and o.name.startswith("segsync:") and o.name not in keep
+            and ((s := _segment_of(o.name, names)) not in names or s in compiled_ok)
+        )
+        if gone:
+            out[p] = gone
+    return out
+
+
+def rule_fingerprint(rule: ast.Rule, owned_kind: str) -> str:
+    """The fingerprint of the rule a static segment's members follow (with the kind of object
+    holding them): recorded when its members are published, compared in the next runs."""
+    text = f"{owned_kind}\n{ast.rule_to_json(rule)}"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
 def contact_of(
     view: CanonicalView, live: Mapping[str, PlatformRecord], schema: Schema
 ) -> Contact:
@@ -200,7 +252,9 @@ def contact_of(
             fields[name] = spec.coerce(value) if spec is not None else value
         except ValueError:
             continue
-    engagement = engagement_view({p: record.facts for p, record in live.items()})
+    facts = {p: record.facts for p, record in live.items()}
+    # no platform's engagement at all (most contacts of a first sync): no aggregate either
+    engagement = engagement_view(facts) if any(facts.values()) else {}
     return Contact.model_construct(
         email=view.email,
         fields=fields,
@@ -219,6 +273,14 @@ class Memberships:
     membership segsync last wrote (an object created this run holds nobody). A residual
     tag's change is a tag delta of the contact's change row (added to `changes` when the
     contact had none).
+
+    `dropped`: per platform, the residual tags deleted this run (`dropped_tags`): the
+    contacts segsync placed in one lose it.
+
+    `recorded`: (platform, name) -> the fingerprint of the rule each static's membership
+    follows (`StateStore.rule_fingerprints`); a static whose rule differs (or unknown) is
+    `stale`: every contact is evaluated on it (`evaluate_rest`), and once they all were
+    (`complete`), `rules_of` gives the fingerprints its publication records.
     """
 
     def __init__(
@@ -230,6 +292,8 @@ class Memberships:
         schema: Schema,
         now: dt.datetime,
         holds: Mapping[str, Callable[[str, ConsentStatus], bool]] | None = None,
+        recorded: Mapping[tuple[str, str], str] | None = None,
+        dropped: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self.segments = segments
         #: per platform, whether a person with a given consent may be in a static
@@ -239,6 +303,17 @@ class Memberships:
         self.residual_tags = {p: seg.residual_tags for p, seg in segments.items()}
         self.changes = changes
         self.fresh = fresh
+        self.dropped = {p: tags for p, tags in (dropped or {}).items() if p in segments}
+        #: platform -> static name -> fingerprint, of the statics whose rule changed
+        self.changed: dict[str, dict[str, str]] = {}
+        for p, seg in segments.items():
+            for static in seg.statics:
+                fp = rule_fingerprint(static.rule, seg.owned_kind(static.name))
+                if recorded is None or recorded.get((p, static.name)) != fp:
+                    self.changed.setdefault(p, {})[static.name] = fp
+        self.stale = {(p, name) for p, names in self.changed.items() for name in names}
+        #: every contact was evaluated on the fresh and stale statics (`evaluate_rest`)
+        self.complete = False
         self.schema = schema
         self.now = now
         self.added: dict[tuple[str, str], list[Member]] = {}
@@ -247,8 +322,15 @@ class Memberships:
 
     @property
     def any(self) -> bool:
-        """Whether any platform has a materialised membership."""
-        return any(self.statics.values())
+        """Whether any platform has a materialised membership (or a residual tag dropped)."""
+        return any(self.statics.values()) or any(self.dropped.values())
+
+    @property
+    def view_only(self) -> bool:
+        """Whether every materialised membership reads only what a record's content hash
+        covers (`reads_only_view`): then a contact read again unchanged keeps its verdicts."""
+        return all(reads_only_view(s.rule, self.schema)
+                   for statics in self.statics.values() for s in statics)
 
     def evaluate(
         self,
@@ -263,11 +345,16 @@ class Memberships:
         contact = None
         for p, statics in self.statics.items():
             wanted = statics if only is None else only.get(p, ())
-            if not wanted or (p not in live and p not in writes):
+            have = current.get(p, set())
+            dropped = self.dropped.get(p, frozenset()) & have
+            if not (wanted or dropped) or (p not in live and p not in writes):
+                continue
+            for tag in sorted(dropped):
+                self._tag_delta(p, cid, view, live, writes, tag, False)
+            if not wanted:
                 continue
             if contact is None:
                 contact = contact_of(view, live, self.schema)
-            have = current.get(p, set())
             holds = self.holds.get(p)
             for static in wanted:
                 inside = rules.evaluate(static.rule, contact, now=self.now, schema=self.schema)
@@ -306,6 +393,11 @@ class Memberships:
         else:
             row["tags_remove"] = sorted({*row.get("tags_remove", ()), tag})
 
+    def rules_of(self, platform: str) -> dict[str, str]:
+        """The fingerprints of a platform's statics whose rule changed, once every contact was
+        evaluated on them (else none): recorded when the plan is applied."""
+        return dict(self.changed.get(platform, {})) if self.complete else {}
+
     def of(self, platform: str) -> list[MembershipChange]:
         """A platform's static segment membership changes (residual tags excluded)."""
         out = []
@@ -332,18 +424,20 @@ async def evaluate_rest(
 ) -> None:
     """Evaluate materialised segments on contacts not reconciled this run, when needed.
 
-    Every segment, for a segment not yet published (its first members) and with
-    `reevaluate`; otherwise only the segments whose rule depends on the clock (`within`),
-    whose members change as time passes though no contact does. Contacts stream from the
-    store `chunk_size` at a time.
+    With `reevaluate`, every segment; otherwise the segments not yet published (their first
+    members), those whose rule changed since their members were published (`stale`), and
+    those whose rule depends on the clock (`within`), whose members change as time passes
+    though no contact does. Contacts stream from the store `chunk_size` at a time.
     """
     only: Mapping[str, Sequence[StaticTarget]] | None = None
-    if not (memberships.fresh or reevaluate):
+    if not reevaluate:
+        every = memberships.fresh | memberships.stale
         only = {
-            p: [s for s in statics if depends_on_clock(s.rule)]
+            p: [s for s in statics if (p, s.name) in every or depends_on_clock(s.rule)]
             for p, statics in memberships.statics.items()
         }
-        if not any(only.values()):
+        if not (any(only.values()) or any(memberships.dropped.values())):
+            memberships.complete = True
             return
     platforms = tuple(memberships.statics)
     batch: list[tuple[str, CanonicalView]] = []
@@ -370,6 +464,7 @@ async def evaluate_rest(
             await asyncio.sleep(0)
     if batch:
         flush()
+    memberships.complete = True
 
 
 def publications(
@@ -522,6 +617,21 @@ async def planned_objects(
 def _ownership(segment: str, platform: str, message: str) -> dict[str, str]:
     return {"segment": segment, "platform": platform, "step": "ownership",
             "level": "warning", "message": message}
+
+
+def reads_only_view(rule: ast.Rule, schema: Schema) -> bool:
+    """Whether a rule reads only built-ins and the schema's synced fields: not engagement nor
+    read-only fields, which an engagement refresh changes without changing the content hash
+    of a record (`segsync.sync.snapshot.content_hash` leaves the refreshed values out)."""
+    if isinstance(rule, ast.And | ast.Or):
+        return all(reads_only_view(item, schema) for item in rule.items)
+    if isinstance(rule, ast.Not):
+        return reads_only_view(rule.item, schema)
+    name = getattr(rule, "field", None)
+    if name is None:
+        return isinstance(rule, ast.Const)
+    spec = schema.fields.get(name)
+    return name in BUILTIN_FIELDS or (spec is not None and not spec.read_only)
 
 
 def depends_on_clock(rule: ast.Rule) -> bool:

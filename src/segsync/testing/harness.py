@@ -38,7 +38,12 @@ class Exchange:
 
     @property
     def is_write(self) -> bool:
-        return self.method not in ("GET", "HEAD", "OPTIONS")
+        """Whether the exchange may change data: not a GET, nor a read sent as a POST (a
+        batch read or a search, by the path's last segments)."""
+        if self.method in ("GET", "HEAD", "OPTIONS"):
+            return False
+        tail = self.path.split("?", 1)[0].rstrip("/")
+        return not tail.endswith(("/batch/read", "/search"))
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):

@@ -11,11 +11,17 @@ in-process through `RecordingTransport` (the config's `base_url` is set to `base
 
 What only the platform knows is a hook the subclass may override (sync or async):
 `seed_remote`, `remote_state`, `modify_remote`, `unsubscribe_remote`, `invalid_change`,
-`make_emulator`, `make_connector`, and `response_validator` (a `ResponseValidator` built
+`make_emulator`, `make_connector`, `settle`, and `response_validator` (a `ResponseValidator` built
 from the vendor's API description: every JSON answer of the emulator is then checked
 against it, and a test fails on any departure). The defaults go through a second connector
 on the same emulator, so a connector passes with no overrides, but a platform should seed and
 read back through its emulator's state (so a connector bug cannot hide itself).
+
+Eventually consistent platforms: an emulator whose reads find a write only after a lag
+declares it as `read_lag_seconds` (e.g. HubSpot's search index); the kit then advances the
+shared clock by that much (`settle`) after writing and before reading back, as a person
+would wait, so the contract is tested against the platform's strict reading. How the
+connector copes when it does not wait is the platform's own tests' business.
 
 Lived-in accounts: the tests in `LIVED_IN_TESTS` (round-trip, idempotent re-run, consent
 never re-subscribed) start from the account fixture `account_fixture` (default `lived-in`,
@@ -293,6 +299,13 @@ class ConnectorSuite:
 
     # -- hooks a platform may override -------------------------------------------------
 
+    def settle(self, emulator: Emulator) -> None:
+        """Wait until the platform's reads find every write: advance the shared clock by the
+        emulator's `read_lag_seconds` (0 when it declares none)."""
+        lag = float(getattr(emulator, "read_lag_seconds", 0.0) or 0.0)
+        if lag > 0:
+            self.harness.clock.advance(lag)
+
     async def seed_remote(self, emulator: Emulator, contacts: Sequence[Contact]) -> None:
         """Put `contacts` on the platform (default: written through a helper connector)."""
         helper = self.helper_connector()
@@ -303,7 +316,9 @@ class ConnectorSuite:
         assert not failed, f"seeding failed: {failed[:3]}"
 
     async def remote_state(self, emulator: Emulator) -> dict[str, RemoteContact]:
-        """Every contact on the platform by normalised email (default: a helper's read)."""
+        """Every contact on the platform by normalised email (default: a helper's read,
+        once the platform's reads caught up)."""
+        self.settle(emulator)
         return {_key(c.email): c for c in await self.read_all(self.helper_connector())}
 
     async def modify_remote(self, emulator: Emulator, emails: Sequence[str]) -> None:
@@ -477,6 +492,7 @@ class ConnectorSuite:
             size = h.connector.capabilities.read_page_size
             contacts = self.contacts(size + max(3, size // 2), prefix="page")
             await _maybe_await(self.seed_remote(h.emulator, contacts))
+            self.settle(h.emulator)
             pages = await self.read_pages(h.connector)
             emails = [_key(c.email) for page in pages for c in page.contacts]
 
@@ -492,6 +508,7 @@ class ConnectorSuite:
         async def body(h: Harness) -> None:
             contacts = self.contacts(6, prefix="cursor")
             await _maybe_await(self.seed_remote(h.emulator, contacts))
+            self.settle(h.emulator)
             pages = await self.read_pages(h.connector)
             cursor = pages[-1].cursor if pages else None
             assert cursor is not None, "a full read leaves a cursor"
@@ -499,6 +516,7 @@ class ConnectorSuite:
             h.clock.advance(self.cursor_gap_seconds)
             changed = [contacts[1].email, contacts[4].email]
             await _maybe_await(self.modify_remote(h.emulator, changed))
+            self.settle(h.emulator)
             h.clock.advance(1.0)
             again = await self.read_all(h.connector, cursor)
             emails = [_key(c.email) for c in again]
@@ -523,6 +541,7 @@ class ConnectorSuite:
         async def body(h: Harness) -> None:
             contacts = self.contacts(6, prefix="overlap")
             await _maybe_await(self.seed_remote(h.emulator, contacts))
+            self.settle(h.emulator)
             pages = await self.read_pages(h.connector)
             cursor = pages[-1].cursor if pages else None
             assert cursor is not None, "a full read leaves a cursor"
@@ -530,6 +549,7 @@ class ConnectorSuite:
             for changed in (contacts[2].email, contacts[3].email):
                 h.clock.advance(2.0)
                 await _maybe_await(self.modify_remote(h.emulator, [changed]))
+                self.settle(h.emulator)
                 h.clock.advance(1.0)
                 pages = await self.read_pages(h.connector, cursor)
                 emails = [_key(c.email) for page in pages for c in page.contacts]
@@ -559,6 +579,7 @@ class ConnectorSuite:
         size = h.connector.capabilities.read_page_size
         contacts = self.contacts(2 * size + max(3, size // 2), prefix="paged")
         await _maybe_await(self.seed_remote(h.emulator, contacts))
+        self.settle(h.emulator)
         created = self.contacts(1, prefix="created")[0]
         emails = [c.email for c in contacts]
         rounds = {
@@ -628,6 +649,7 @@ class ConnectorSuite:
         async def body(h: Harness) -> None:
             contacts = self.contacts(3, prefix="limited")
             await _maybe_await(self.seed_remote(h.emulator, contacts))
+            self.settle(h.emulator)
             h.fault("429")
             got = await self.read_all(h.connector)
 
@@ -654,6 +676,7 @@ class ConnectorSuite:
         async def body(h: Harness) -> None:
             contacts = self.contacts(3, prefix="flaky")
             await _maybe_await(self.seed_remote(h.emulator, contacts))
+            self.settle(h.emulator)
             h.fault("503", times=2)
             got = await self.read_all(h.connector)
 
@@ -761,6 +784,7 @@ class ConnectorSuite:
                 self.differential_contacts, rule=ast.Or(items=tuple(rules))
             )
             await _maybe_await(self.seed_remote(h.emulator, contacts))
+            self.settle(h.emulator)
             published = 0
             for i, rule in enumerate(rules):
                 name = f"conformance-{i}"

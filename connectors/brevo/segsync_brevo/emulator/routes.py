@@ -510,7 +510,11 @@ class BrevoRoutes(BrevoState, Emulator):
         if request.method == "GET":
             data = self._list_json(list_id)
             data["createdAt"] = self.stamp(self.lists[list_id]["createdAt"])
-            data["campaignStats"] = []
+            start = self._date_param(request, "startDate")
+            end = self._date_param(request, "endDate")
+            if (start is None) != (end is None):
+                raise BrevoError(400, "invalid_parameter", "startDate and endDate go together")
+            data["campaignStats"] = self.list_campaign_stats(list_id, start, end)
             data["dynamicList"] = False
             return JSONResponse(data)
         if request.method == "PUT":
@@ -611,7 +615,11 @@ class BrevoRoutes(BrevoState, Emulator):
             raise BrevoError(
                 400, "invalid_parameter", "Contact already in list and/or does not exist"
             )
-        return JSONResponse({"contacts": {"success": success, "failure": failure}}, status_code=201)
+        # an empty `failure` would fit both of the description's oneOf arrays: left out
+        answer: dict[str, Any] = {"success": success}
+        if failure:
+            answer["failure"] = failure
+        return JSONResponse({"contacts": answer}, status_code=201)
 
     # -- segments (read-only) -------------------------------------------------------------
 

@@ -656,6 +656,13 @@ class BrevoState(Seedable):
             "delivered": [],
         }
 
+    def list_campaign_stats(
+        self, list_id: int, start: dt.datetime | None, end: dt.datetime | None
+    ) -> list[dict[str, Any]]:
+        """`campaignStats` of `GET /contacts/lists/{id}`: none where no campaign is emulated."""
+        del list_id, start, end
+        return []
+
     def _list_json(self, list_id: int, *, folder: bool = True) -> dict[str, Any]:
         """A list as `/contacts/lists` shows it; `folder=False`: as a folder's list shows it
         (getFolderLists items carry no `folderId`)."""

@@ -12,6 +12,7 @@ evaluates only the contacts the sorted indexes place in range).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -21,7 +22,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from segsync_hubspot.emulator.records import ContactRecord, HubSpotError, iso_time
+from segsync_hubspot.emulator.records import (
+    ContactRecord,
+    HubSpotError,
+    iso_time,
+    searchable_at,
+)
 from segsync_hubspot.emulator.wire import HubSpotWire
 from segsync_hubspot.filters import search_filter_accepts, to_epoch_ms
 from segsync_hubspot.limits import BATCH_INPUTS, SEARCH_PAGE
@@ -37,6 +43,24 @@ _DEFAULT_SEARCH_PROPERTIES = (
     "lastname",
 )
 _DEFAULT_GET_PROPERTIES = _DEFAULT_SEARCH_PROPERTIES
+_QUERY_PROPERTIES = (
+    "firstname", "lastname", "email", "phone", "hs_additional_emails", "fax", "mobilephone",
+    "company",
+)
+"""What a search's free-text `query` covers on contacts (HubSpot's default searchable
+properties, additional emails included)."""
+
+
+def _query_matches(query: str, properties: Mapping[str, str | None]) -> bool:
+    """Whether a search `query` finds a contact: a value of one of `_QUERY_PROPERTIES`
+    (each additional email on its own) equal to it or starting with it, or a word of it
+    (split at spaces, `@` and `.`) starting with it, case-insensitively."""
+    for name in _QUERY_PROPERTIES:
+        for value in str(properties.get(name) or "").lower().split(";"):
+            words = re.split(r"[\s@.]+", value)
+            if value.startswith(query) or any(w.startswith(query) for w in words if w):
+                return True
+    return False
 
 _FIELD_TYPES: dict[str, frozenset[str]] = {
     "string": frozenset(
@@ -464,25 +488,34 @@ class ContactRoutes(HubSpotWire):
             raise HubSpotError(400, "VALIDATION_ERROR", "Only one sort is allowed")
         now = self.clock.now()
         candidates = self._search_candidates(groups)
+        if self._lagging:  # search holds earlier versions of these: the sorted indexes do not
+            self._lagging = {
+                i for i in self._lagging if i in self.contacts
+                and not self._indexed(self.contacts[i], now)
+            }
+            chosen = {r.id for r in candidates}
+            candidates += [self.contacts[i] for i in sorted(self._lagging) if i not in chosen]
         self.last_search_examined = len(candidates)
+        visible = [
+            v for v in (self._search_view(r, now) for r in candidates if not r.archived) if v
+        ]
         matches = [
             r
-            for r in candidates
-            if not r.archived
-            and self._indexed(r, now)
-            and (
-                not groups
-                or any(
-                    all(
-                        search_filter_accepts(
-                            f, r.properties, self.properties[f["propertyName"]]["type"]
-                        )
-                        for f in g.get("filters") or []
+            for r in visible
+            if not groups
+            or any(
+                all(
+                    search_filter_accepts(
+                        f, r.properties, self.properties[f["propertyName"]]["type"]
                     )
-                    for g in groups
+                    for f in g.get("filters") or []
                 )
+                for g in groups
             )
         ]
+        query = str(body.get("query") or "").strip().lower()
+        if query:  # free text over the default searchable properties
+            matches = [r for r in matches if _query_matches(query, r.properties)]
         matches.sort(key=lambda r: int(r.id))
         if sorts:
             sort = sorts[0]
@@ -516,17 +549,30 @@ class ContactRoutes(HubSpotWire):
         await self.read_page_served()  # edits made "while the client pages"
         return result
 
+    def unsearchable(self) -> list[str]:
+        """Test hook: the emails of the live contacts whose last write search does not show
+        yet (absent from search, or found with their previous values)."""
+        now = self.clock.now()
+        return sorted(
+            str(r.properties.get("email"))
+            for r in self.contacts.values()
+            if not r.archived and not self._indexed(r, now)
+        )
+
     def _indexed(self, record: ContactRecord, now: dt.datetime) -> bool:
-        """Whether search sees `record`'s last write yet. Each write waits its own time,
-        between half and all of `search_delay` (drawn from the record and the write's time),
-        so a later write may be searchable before an earlier one, as in an index fed by a
-        queue."""
-        if self.search_delay <= 0:
-            return True
-        stamp = int(record.updated_at.timestamp() * 1000)
-        spread = (int(record.id) * 2_654_435_761 + stamp * 40_503) % 1000 / 1000
-        lag = self.search_delay * (0.5 + 0.5 * spread)
-        return record.updated_at + dt.timedelta(seconds=lag) <= now
+        """Whether search sees `record`'s last write yet (`searchable_at`)."""
+        return self.search_delay <= 0 or searchable_at(record, self.search_delay) <= now
+
+    def _search_view(self, record: ContactRecord, now: dt.datetime) -> ContactRecord | None:
+        """The record as search holds it at `now`: as it is once its last write is indexed;
+        before, the version the index had (a record edited again before its previous write
+        was indexed shows the version before both); None for a record not indexed yet."""
+        if self._indexed(record, now):
+            return record
+        if record.indexed is None:
+            return None
+        written, properties = record.indexed
+        return dataclasses.replace(record, properties=properties, updated_at=written)
 
     def _group_candidates(self, group: Mapping[str, Any]) -> list[tuple[int, int]] | None:
         """The (epoch ms, id) index entries of the contacts `group` can accept: the narrowest

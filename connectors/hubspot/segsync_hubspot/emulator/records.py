@@ -59,6 +59,18 @@ class ContactRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     archived: bool = False
+    #: what search shows while the last write waits out the index lag: (when that version
+    #: was written, its properties); None: the record is not in the index yet
+    indexed: tuple[dt.datetime, dict[str, str]] | None = None
+
+
+def searchable_at(record: ContactRecord, lag: float) -> dt.datetime:
+    """When search finds `record`'s last write: between half and all of `lag` seconds after
+    it (drawn from the record and the write's time), so a later write may be searchable
+    before an earlier one, as in an index fed by a queue."""
+    stamp = int(record.updated_at.timestamp() * 1000)
+    spread = (int(record.id) * 2_654_435_761 + stamp * 40_503) % 1000 / 1000
+    return record.updated_at + dt.timedelta(seconds=lag * (0.5 + 0.5 * spread))
 
 
 @dataclasses.dataclass
@@ -121,6 +133,9 @@ class ContactRecords(Emulator):
     _sorted_keys: dict[str, dict[str, int]]
     _journal: BatchJournal | None
     _next_id: int
+    search_delay: float
+    #: ids of the contacts search may show in an earlier version (`ContactRecord.indexed`)
+    _lagging: set[str]
 
     def _find_email(self, email: str) -> ContactRecord | None:
         contact_id = self._by_email.get(email.strip().lower())
@@ -255,6 +270,10 @@ class ContactRecords(Emulator):
         if staged:
             self._remember(record.id)
         now = self.clock.now()
+        lag = self.search_delay
+        if lag > 0 and self.contacts.get(record.id) is record and searchable_at(record, lag) <= now:
+            record.indexed = (record.updated_at, dict(record.properties))  # what search keeps
+            self._lagging.add(record.id)
         changed = False
         for name, stored in staged.items():
             if record.properties.get(name) == stored:

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from segsync.emulator.base import ConcurrencyLimit, WindowLimit
+from segsync_hubspot.emulator.activity import HubSpotActivity
 from segsync_hubspot.emulator.consent_routes import ConsentRoutes
 from segsync_hubspot.emulator.contact_routes import ContactRoutes
 from segsync_hubspot.emulator.erase_routes import EraseRoutes
@@ -36,7 +37,7 @@ __all__ = ["HubSpotEmulator"]
 _SEARCH_PATH = r"/crm/(?:v3/objects|objects/[^/]+)/contacts/search$"
 
 
-class HubSpotEmulator(ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
+class HubSpotEmulator(HubSpotActivity, ContactRoutes, ListRoutes, ConsentRoutes, EraseRoutes):
     """The HubSpot emulator; see the package docstring. Keyword arguments are its knobs."""
 
     platform: ClassVar[str] = "hubspot"

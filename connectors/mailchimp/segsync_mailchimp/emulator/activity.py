@@ -1,7 +1,9 @@
 """Campaign sends, opens and clicks in the emulated Mailchimp (the API cannot write these).
 
-Test hooks (no HTTP): `record_campaign` (a sent campaign to an audience), `record_send`,
-`record_open`, `record_click`, `record_bounce` (one member's activity at a time). Each moves the
+Test hooks (no HTTP): `record_engagement` (the hook every emulator shares,
+`segsync.emulator.base.EngagementHook`) and, below it, `record_campaign` (a sent campaign to
+an audience), `record_send`, `record_open`, `record_click`, `record_bounce` (one member's
+activity at a time). Each moves the
 member's `stats` (avg_open_rate, avg_click_rate: campaigns opened / clicked over campaigns
 received) but never `last_changed`, as Mailchimp does. Routes, as the spec shapes them:
 `GET /campaigns` (`list_id`, `status`, `since_send_time`, `before_send_time`, `sort_field`,
@@ -132,6 +134,29 @@ class MailchimpActivityRoutes(MailchimpRoutes):
         if received:
             member.avg_open_rate = round(opened / received, 4)
             member.avg_click_rate = round(clicked / received, 4)
+
+    def record_engagement(
+        self, email: str, action: str, campaign: str, *, at: dt.datetime | None = None
+    ) -> None:
+        """The shared engagement hook (`segsync.emulator.base.EngagementHook`): campaign
+        `campaign`'s first `send` records a campaign to the default audience sent at `at`;
+        `send` adds the member to its recipients, `open` / `click` record its actions."""
+        named: dict[str, str] | None = getattr(self, "_named_campaigns", None)
+        if named is None:
+            named = {}
+            self._named_campaigns = named
+        if action == "send":
+            if campaign not in named:
+                named[campaign] = self.record_campaign(sent_at=at)
+            self.record_send(email, named[campaign])
+        elif campaign not in named:
+            raise KeyError(f"campaign {campaign!r} was never sent")
+        elif action == "open":
+            self.record_open(email, named[campaign], at=at)
+        elif action == "click":
+            self.record_click(email, named[campaign], at=at)
+        else:
+            raise ValueError(action)
 
     # -- routes -----------------------------------------------------------------------------
 
