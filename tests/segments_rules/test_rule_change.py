@@ -6,11 +6,13 @@ people."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from first_runs_world import World
 
 from segsync import rules
+from segsync.http import PlatformUnavailable
 from segsync.model import PublishMode, normalize_email
 from segsync.rules import parse
 from segsync.sync import SegmentTarget
@@ -182,4 +184,44 @@ def test_a_rule_edit_that_flips_native_leaves_no_owned_object_holding_people() -
     wanted = expected(world, "flip", NESTED)
     assert again["mailchimp"]["flip"] == wanted["mailchimp"]
     assert again["brevo"]["flip"] == wanted["brevo"]
+    quiet_sync(world)
+
+
+def test_a_platform_down_while_publishing_the_new_members_gets_them_next_run() -> None:
+    """The new rule's fingerprint is recorded only where its members were all written: a
+    platform stopped mid-way evaluates every contact again next run."""
+    world = World()
+    settled(world)
+    new = 'email ends_with "3@crowd.dev" or email ends_with "@lived.dev"'
+    set_rule(world, "crowd", new, EVERYWHERE)
+
+    connectors = world.connectors()
+    brevo = connectors["brevo"]
+
+    async def down(ref: str, add: list[str], remove: list[str]) -> list[Any]:
+        raise PlatformUnavailable(platform="brevo", endpoint="POST /contacts/lists",
+                                  status=503, reason="platform_unavailable",
+                                  host="api.brevo.com", explanation="down for the test")
+
+    brevo.change_static_members = down  # type: ignore[method-assign]
+    engine = world.engine(connectors=connectors)
+
+    async def go() -> None:
+        try:
+            await engine.sync()
+        finally:
+            for connector in connectors.values():
+                await connector.aclose()
+
+    asyncio.run(go())
+    world.clock.advance(60)
+    recorded = world.store.scoped(world.config).rule_fingerprints()
+    assert recorded[("mailchimp", "crowd")] != recorded[("brevo", "crowd")]
+    assert memberships(world)["brevo"]["crowd"] != expected(world, "crowd", new)["brevo"]
+
+    report, _ = world.sync()  # Brevo is back; nobody acted
+    assert not report.errors
+    after = memberships(world)
+    wanted = expected(world, "crowd", new)
+    assert {p: s["crowd"] for p, s in after.items()} == wanted
     quiet_sync(world)

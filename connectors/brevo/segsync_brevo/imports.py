@@ -20,9 +20,7 @@ user allows the base list for them).
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -32,6 +30,7 @@ from typing import Any
 from segsync.connector import ChangeResult
 from segsync.http import ApiError
 from segsync.model import ConsentStatus
+from segsync.rendezvous import Rendezvous, Ticket
 from segsync_brevo.account import BASE_LIST_NAME, IMPORT_LIST_PREFIX
 from segsync_brevo.fields import CONSENT_VALUES, iso_time, parse_time
 from segsync_brevo.segments import MEMBERSHIP_BATCH
@@ -357,44 +356,25 @@ def _process_seconds(item: Mapping[str, Any]) -> float | None:
 ReadBack = dict[str, tuple[str, dt.datetime, bool]]
 
 
-@dataclasses.dataclass(eq=False)
-class _ReadBackTicket:
-    """One import call's place in the read-back pool."""
+ReadBackRequest = tuple[dt.datetime, set[str]]
+"""One import call's read-back: (submitted at, the emails it imported)."""
 
-    since: dt.datetime | None = None
-    emails: set[str] = dataclasses.field(default_factory=set)
-    answer: asyncio.Future[ReadBack] | None = None
-    waiting: bool = False
-    left: bool = False
+_ReadBackTicket = Ticket[ReadBackRequest, ReadBack]
+"""One import call's place in the read-back pool."""
 
 
-class ReadBackPool:
+class ReadBackPool(Rendezvous[ReadBackRequest, ReadBack]):
     """Joins the read-backs of concurrent imports into one pass over `/contacts`.
 
     Every import call `join`s on entry; `request` parks its emails until every call that
-    joined has either requested or `leave`n, then the last one in runs one pass from the
-    oldest submission for the union of the emails and hands each caller its own share.
-    A lone import reads back alone, at once; one whose imports all failed reads nothing.
+    joined has either requested or `leave`n, then one pass runs from the oldest submission
+    for the union of the emails and hands each caller its own share. A lone import reads
+    back alone, at once; one whose imports all failed reads nothing.
     """
 
     def __init__(self, read: Callable[[dt.datetime, set[str]], Awaitable[ReadBack]]) -> None:
+        super().__init__(self._shared_read)
         self._read = read
-        self._active: list[_ReadBackTicket] = []
-        self._passes: set[asyncio.Task[None]] = set()  # strong references while they run
-
-    def join(self) -> _ReadBackTicket:
-        ticket = _ReadBackTicket()
-        self._active.append(ticket)
-        return ticket
-
-    def leave(self, ticket: _ReadBackTicket) -> None:
-        """Drop `ticket` (done or failed); a pass it was holding up may start."""
-        if ticket.left:
-            return
-        ticket.left = True
-        if ticket in self._active:
-            self._active.remove(ticket)
-        self._maybe_run()
 
     async def request(
         self, ticket: _ReadBackTicket, since: dt.datetime, emails: set[str]
@@ -403,36 +383,12 @@ class ReadBackPool:
         if not emails:
             self.leave(ticket)
             return {}
-        ticket.since, ticket.emails, ticket.waiting = since, emails, True
-        ticket.answer = asyncio.get_running_loop().create_future()
-        answer = ticket.answer
-        self._maybe_run()
-        return await answer
+        return await self.submit(ticket, (since, emails))
 
-    def _maybe_run(self) -> None:
-        if not self._active or not all(t.waiting for t in self._active):
-            return
-        group, self._active = self._active, []
-        for ticket in group:
-            ticket.left = True
-        task = asyncio.get_running_loop().create_task(self._pass(group))
-        self._passes.add(task)
-        task.add_done_callback(self._passes.discard)
-
-    async def _pass(self, group: list[_ReadBackTicket]) -> None:
-        since = min(t.since for t in group if t.since is not None)
-        try:
-            found = await self._read(since, set().union(*(t.emails for t in group)))
-        except BaseException as exc:
-            for ticket in group:
-                if ticket.answer is not None and not ticket.answer.done():
-                    ticket.answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for ticket in group:
-            if ticket.answer is not None and not ticket.answer.done():
-                ticket.answer.set_result({e: found[e] for e in ticket.emails if e in found})
+    async def _shared_read(self, requests: Sequence[ReadBackRequest]) -> list[ReadBack]:
+        since = min(r[0] for r in requests)
+        found = await self._read(since, set().union(*(r[1] for r in requests)))
+        return [{e: found[e] for e in emails if e in found} for _, emails in requests]
 
 
 def _chunks_by_size(ops: Sequence[WriteOp], limit: int) -> list[list[WriteOp]]:

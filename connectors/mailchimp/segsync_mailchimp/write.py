@@ -20,7 +20,6 @@ member in this write (None where none was written).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from segsync.connector import ChangeResult, ContactChange
 from segsync.http import ApiError
 from segsync.mapping import PlatformMapping
 from segsync.model import ConsentStatus, FieldSpec, FieldType
+from segsync.rendezvous import Rendezvous, Ticket
 from segsync_mailchimp.api import (
     MAX_BATCH_MEMBERS,
     MAX_SEGMENT_BULK,
@@ -111,91 +111,45 @@ Deltas = dict[str, list[tuple[int, str]]]
 """Tag name -> (key, email) of the members to add (or to remove)."""
 
 
-@dataclasses.dataclass(eq=False)
-class TagTicket:
-    """One `write` call's place in the tag pool."""
+TagDeltas = tuple[Deltas, Deltas]
+"""One `write` call's tag memberships: (adds, removes)."""
 
-    adds: Deltas = dataclasses.field(default_factory=dict)
-    removes: Deltas = dataclasses.field(default_factory=dict)
-    answer: asyncio.Future[dict[int, str]] | None = None
-    waiting: bool = False
-    left: bool = False
+TagTicket = Ticket[TagDeltas, dict[int, str]]
+"""One `write` call's place in the tag pool."""
 
 
-class TagPool:
+class TagPool(Rendezvous[TagDeltas, dict[int, str]]):
     """Joins the tag memberships of concurrent `write` calls into one set of calls per tag.
 
-    Every call `join`s on entry; `submit` parks its deltas until every call that joined has
-    either submitted or `leave`n, then one flush sends the union, each tag's adds and removes
-    500 + 500 a call, and hands each caller the failures of its own keys. A lone call sends
-    at once. The flush's calls are those one `write` of all the changes would make.
+    Every call `join`s on entry; `submit` parks its (adds, removes) until every call that
+    joined has either submitted or `leave`n, then one flush sends the union, each tag's adds
+    and removes 500 + 500 a call, and hands each caller the failures of its own keys
+    (key -> message). A lone call sends at once. The flush's calls are those one `write` of
+    all the changes would make.
     """
 
     def __init__(self, send: Callable[[Deltas, Deltas], Awaitable[dict[int, str]]]) -> None:
+        super().__init__(self._flush)
         self._send = send
-        self._active: list[TagTicket] = []
-        self._flushes: set[asyncio.Task[None]] = set()  # strong references while they run
 
-    def join(self) -> TagTicket:
-        ticket = TagTicket()
-        self._active.append(ticket)
-        return ticket
-
-    def leave(self, ticket: TagTicket) -> None:
-        """Drop `ticket` (done or failed); a flush it was holding up may start."""
-        if ticket.left:
-            return
-        ticket.left = True
-        if ticket in self._active:
-            self._active.remove(ticket)
-        self._maybe_flush()
-
-    async def submit(self, ticket: TagTicket, adds: Deltas, removes: Deltas) -> dict[int, str]:
-        """Send `adds` and `removes` with the other calls' deltas; failing keys -> message."""
-        ticket.adds, ticket.removes, ticket.waiting = adds, removes, True
-        ticket.answer = asyncio.get_running_loop().create_future()
-        answer = ticket.answer
-        self._maybe_flush()
-        return await answer
-
-    def _maybe_flush(self) -> None:
-        if not self._active or not all(t.waiting for t in self._active):
-            return
-        group, self._active = self._active, []
-        for ticket in group:
-            ticket.left = True
-        task = asyncio.get_running_loop().create_task(self._flush(group))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self, group: list[TagTicket]) -> None:
+    async def _flush(self, requests: Sequence[TagDeltas]) -> list[dict[int, str]]:
         serial = itertools.count()
-        owner: dict[int, tuple[TagTicket, int]] = {}
+        owner: dict[int, tuple[int, int]] = {}  # serial -> (request index, caller's key)
         adds: Deltas = {}
         removes: Deltas = {}
-        for ticket in group:
-            for mine, union in ((ticket.adds, adds), (ticket.removes, removes)):
+        for i, request in enumerate(requests):
+            for mine, union in zip(request, (adds, removes), strict=True):
                 for tag, members in mine.items():
                     for key, email in members:
                         n = next(serial)
-                        owner[n] = (ticket, key)
+                        owner[n] = (i, key)
                         union.setdefault(tag, []).append((n, email))
-        try:
-            failed = await self._send(adds, removes) if owner else {}
-        except BaseException as exc:
-            for ticket in group:
-                if ticket.answer is not None and not ticket.answer.done():
-                    ticket.answer.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        mine_failed: dict[int, dict[int, str]] = {id(t): {} for t in group}
+        failed = await self._send(adds, removes) if owner else {}
+        answers: list[dict[int, str]] = [{} for _ in requests]
         for n, message in failed.items():
-            ticket, key = owner[n]
-            mine_failed[id(ticket)][key] = message
-        for ticket in group:
-            if ticket.answer is not None and not ticket.answer.done():
-                ticket.answer.set_result(mine_failed[id(ticket)])
+            i, key = owner[n]
+            answers[i][key] = message
+        return answers
 
 
 class MailchimpWrites(MailchimpAudience):
@@ -718,7 +672,7 @@ class MailchimpWrites(MailchimpAudience):
                 if known is None or tag.casefold() in known.tags:
                     removes.setdefault(tag, []).append((index, email))
         if ticket is not None:
-            failed = await self._tag_pool().submit(ticket, adds, removes)
+            failed = await self._tag_pool().submit(ticket, (adds, removes))
         elif not adds and not removes:
             return {}
         else:
