@@ -39,6 +39,7 @@ __all__ = ["main", "run"]
 GIB = 1024**3
 TARGETS = {
     "calls_ratio": 1.05,
+    "changed_calls_ratio": 1.5,
     "time_ratio": 1.25,
     "engine_seconds": 60.0,
     "engine_bytes": 1 * GIB,
@@ -323,12 +324,15 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         changed = syncs["changed"]
         ratio = changed["totals"]["calls_ratio"]
         worst = max(changed["platforms"].items(), key=lambda kv: kv[1]["calls_ratio"] or 0.0)
-        ok = ratio is not None and ratio <= TARGETS["calls_ratio"]
+        ok = all(
+            (r["calls_ratio"] or 0.0) <= TARGETS["changed_calls_ratio"]
+            for r in changed["platforms"].values()
+        ) and ratio is not None
         note = (
             ""
             if ok
             else (
-                f"{ratio:.2f}x the minimum of the changes ({changed['totals']['minimum_calls']} "
+                f"{ratio or 0:.2f}x the minimum of the changes ({changed['totals']['minimum_calls']} "
                 f"calls for {changed.get('contacts_edited')} edited contacts; the initial sync "
                 f"took {initial['totals']['calls']}); worst: {worst[0]} "
                 f"{worst[1]['calls_ratio']}x: {_why(worst[1])}"
@@ -337,7 +341,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _target(
                 "1% changed: calls scale with the changes",
-                "<= 1.05x the minimum the changes need",
+                "<= 1.5x the minimum the changes need, on every platform",
                 {
                     "calls": changed["totals"]["calls"],
                     "minimum_calls": changed["totals"]["minimum_calls"],

@@ -55,6 +55,31 @@ def test_actif_holds_people_emailed_from_each_platform_alone_and_from_several(
     assert any(len(who) > 1 for who in deciders)
 
 
+def test_explain_email_says_where_the_materialised_copy_holds_the_person(demo: Path) -> None:
+    """A member by the rule is held in segsync's materialised copy on every platform whose
+    consent rules allow it: on Brevo (lists hold consented people only) a member who is not
+    subscribed is not held; a non-member is held nowhere."""
+    config = load_config(demo / "segsync.yaml", env={})
+    now = DEMO_START + dt.timedelta(days=2, hours=1, minutes=5)
+    seen: collections.Counter[str] = collections.Counter()
+    with open_store(config.state_url) as store:
+        for _cid, payload, _ in store.canonical_contacts(config_name(config.platforms)):
+            view = CanonicalView.decode(payload)
+            person = explain_person(config, "actif", view.email, now=now, store=store)
+            held = set(person["materialised_on"])
+            if not person["member"]:
+                assert held == set(), person
+                continue
+            if view.consent == "subscribed":
+                assert held == set(config.platforms), person
+                seen["subscribed"] += 1
+            else:
+                assert "brevo" not in held, person
+                assert held == set(config.platforms) - {"brevo"}, person
+                seen["not subscribed"] += 1
+    assert seen["subscribed"] and seen["not subscribed"], seen
+
+
 def test_explain_email_shows_whose_facts_decided(demo: Path) -> None:
     config = load_config(demo / "segsync.yaml", env={})
     with open_store(config.state_url) as store:

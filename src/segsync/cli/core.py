@@ -615,6 +615,7 @@ def explain_person(
         if cid is None:
             return {"segment": name, "email": key, "known": False}
         canonical, bases, _ = store.load(scope, [cid])
+        held = store.members(scope, [cid]).get(cid, {})
     finally:
         if owned:
             store.close()
@@ -639,6 +640,9 @@ def explain_person(
         "segment": name, "email": key, "known": True,
         "member": evaluate(rule, contact, now=when, schema=schema),
         "platforms": sorted(live), "conditions": conditions,
+        # where segsync's materialised copy of the segment holds the person now (a platform
+        # may hold fewer than the rule selects: only the people its consent rules allow)
+        "materialised_on": sorted(p for p, names in held.items() if name in names),
     }
 
 
@@ -765,7 +769,12 @@ def _print_person(person: dict[str, Any]) -> None:
         return
     verdict = "member" if person["member"] else "not a member"
     console.print(f"[bold]{escape(person['email'])}[/bold] is {verdict} of "
-                  f"{escape(person['segment'])} (on {', '.join(person['platforms'])})")
+                  f"{escape(person['segment'])} by its rule (records on "
+                  f"{', '.join(person['platforms'])})")
+    held = person.get("materialised_on", [])
+    typer.echo("  in segsync's materialised copy on: "
+               f"{', '.join(held) if held else 'none'} (native segments are evaluated by the "
+               "platform; a platform holds only the people its consent rules allow)")
     for cond in person["conditions"]:
         mark = "yes" if cond["holds"] else "no"
         shown = "unset" if cond["value"] is None else json.dumps(cond["value"])
