@@ -163,3 +163,43 @@ def test_a_rebind_does_not_replay_an_old_opt_out(world: RealWorld) -> None:
     problems = world.sync()
 
     assert world.mc_status(IVY) == "pending", problems
+
+
+def test_a_split_segment_made_native_then_split_again_fills_its_tag_again(
+    world: RealWorld,
+) -> None:
+    """Mailchimp: segment `fr` is split (a saved segment on an owned tag holding Ada), made
+    native (the tag deleted), then split again: the tag, made again under the same name,
+    started empty while the state and the connector still took Ada for its member, and the
+    runs after wrote nothing — the segment held nobody on Mailchimp for good."""
+    from segsync.model import PublishMode
+    from segsync.rules import parse
+    from segsync.sync import SegmentTarget
+
+    def configure(rule: str) -> None:
+        world.segments[:] = [SegmentTarget(
+            "fr", parse(rule), publish=dict.fromkeys(("mailchimp", "hubspot", "brevo"),
+                                                     PublishMode.AUTO))]
+        world.acted()
+
+    deep = ('country = "FR" and (tags has "vip" or (first_name starts_with "A"'
+            ' and not (country = "BE" or first_name = "Q")))')
+    configure('country = "FR"')
+    _clean(world)
+    assert world.edit("mailchimp", ADA, "country", "FR")
+    _clean(world)
+
+    def tag_members() -> list[int]:
+        audience = world.mc.lists[world.mc.default_list_id]
+        return [len(s.members) for s in audience.segments.values()
+                if s.name.startswith("segsync:fr:")]
+
+    for rule in (deep, 'country = "FR"', deep):
+        configure(rule)
+        _clean(world)
+    assert tag_members() == [1]
+    world.acted()
+    _clean(world)
+    assert world.last_report is not None
+    assert all(r.members_added == r.members_removed == 0
+               for r in world.last_report.platforms.values())

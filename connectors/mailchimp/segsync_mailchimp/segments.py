@@ -333,7 +333,12 @@ class MailchimpSegments(MailchimpAudience):
             endpoint="DELETE /lists/{id}/segments/{id}",
             ok=(404,),
         )
+        gone = {n for n, i in self._catalog.tags.items() if str(i) == str(ref)}
         self._catalog.tags = {n: i for n, i in self._catalog.tags.items() if str(i) != str(ref)}
+        if gone:  # nobody carries a deleted tag any more: a tag made again under its name
+            for known in self._known.values():  # starts empty, and its adds are sent
+                if known.tags & gone:
+                    known.tags = frozenset(known.tags - gone)
 
     async def segment_members(self, ref: str) -> AsyncIterator[str]:
         """Every email in a segment or tag, whatever the member's status."""

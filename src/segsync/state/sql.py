@@ -883,6 +883,15 @@ class SqlStateStore(StateStore):
                 "DELETE FROM owned WHERE config = ? AND platform = ? AND kind = ? AND name = ?",
                 (config, platform, kind, name),
             )
+            # the object is gone: nobody is a member of it any more, and an object made again
+            # under its name starts empty (its members evaluated afresh, not taken as written)
+            for table, column in (("members", "segment"), ("segment_rules", "name")):
+                tx.execute(
+                    f"DELETE FROM {table} WHERE config = ? AND platform = ? AND {column} = ?"  # noqa: S608
+                    " AND NOT EXISTS (SELECT 1 FROM owned"
+                    " WHERE config = ? AND platform = ? AND name = ?)",
+                    (config, platform, name, config, platform, name),
+                )
 
     # -- ledger ---------------------------------------------------------------------------
 
