@@ -332,7 +332,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             ""
             if ok
             else (
-                f"{ratio or 0:.2f}x the minimum of the changes ({changed['totals']['minimum_calls']} "
+                f"{ratio or 0:.2f}x the minimum of the changes "
+                f"({changed['totals']['minimum_calls']} "
                 f"calls for {changed.get('contacts_edited')} edited contacts; the initial sync "
                 f"took {initial['totals']['calls']}); worst: {worst[0]} "
                 f"{worst[1]['calls_ratio']}x: {_why(worst[1])}"

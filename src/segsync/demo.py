@@ -748,6 +748,12 @@ async def run_demo(
         say("seeded " + ", ".join(f"{n} {name}" for name, n in seeded.items()) + " contacts")
         emailed = _seed_engagement(audience, emulators, clock.now(), options.seed)
         audience.planted.update(emailed)
+        # the platforms' reads lag their writes (a search index) by at most this long
+        read_lag = max(
+            (float(getattr(emu, "read_lag_seconds", 0.0) or 0.0) for emu in emulators.values()),
+            default=0.0,
+        )
+        clock.advance(read_lag)  # the campaigns went out; the first run starts later
         say(f"emailed {emailed['emailed_from_one_platform']} people from one platform, "
             f"{emailed['emailed_from_several_platforms']} from several")
 
@@ -759,7 +765,8 @@ async def run_demo(
                                        at=clock.now().isoformat())
         try:
             return await _sync_and_check(
-                engine, config, audience, seeded, options, workdir, clock, wall_started, say
+                engine, config, audience, seeded, options, workdir, clock, wall_started, say,
+                read_lag,
             )
         finally:
             for connector in connectors.values():
@@ -777,6 +784,7 @@ async def _sync_and_check(
     clock: VirtualClock,
     wall_started: float,
     say: Callable[[str], None],
+    read_lag: float = 0.0,
 ) -> DemoReport:
     sync_started = clock.monotonic()
     calls0 = {n: c.stats.calls for n, c in engine.connectors.items()}
@@ -787,12 +795,14 @@ async def _sync_and_check(
         first = await engine.apply(plan)
     say(f"first sync: {first.writes} writes, status {first.status}")
     calls1 = {n: c.stats.calls for n, c in engine.connectors.items()}
+    clock.advance(read_lag)  # the next scheduled run starts once the platforms show the writes
     async with engine.locked():
         plan2 = await engine.plan()
         second = await engine.apply(plan2)
     say(f"second sync: {second.writes} writes")
     calls2 = {n: c.stats.calls for n, c in engine.connectors.items()}
     emulated = clock.monotonic() - sync_started
+    clock.advance(read_lag)  # read back once the platforms show every write
 
     canonical = {
         normalize_email(view.email): view

@@ -15,6 +15,11 @@ on even where a deletion fails; asks every platform left to delete them permanen
 snapshots, ids, canonical view and membership deleted; the ledger keeps its rows under the
 tombstone instead of the email).
 
+A platform that did not confirm owes the erasure (`StateStore.owe_erasure`: the tombstone,
+the platform and, until it confirms, the address): every later run that reaches that
+platform (its account checked) performs it by email and reports it (`settle_owed`);
+`segsync status` and `segsync owed` show what is owed.
+
 It is idempotent: a person a platform does not hold counts as confirmed there, and erasing
 again only repeats the deletions. `ErasureReport.confirmed` is True only when every
 platform confirmed for every person; a platform that failed is named with its message, and
@@ -40,11 +45,13 @@ from segsync.state.scoped import ConfigState
 __all__ = [
     "ErasureReport",
     "InvalidAddress",
+    "OwedDone",
     "PersonErasure",
     "erase_on",
     "erase_people",
     "mask_email",
     "read_addresses",
+    "settle_owed",
     "tombstone_label",
 ]
 
@@ -189,6 +196,36 @@ async def erase_on(
     return result
 
 
+@dataclasses.dataclass(frozen=True)
+class OwedDone:
+    """The outcome of an owed erasure a run performed: the tombstone (as the ledger shows
+    it), since when it was owed, and the platform's result (its email masked)."""
+
+    tombstone: str
+    since: str
+    result: ErasureResult
+
+
+async def settle_owed(
+    name: str, connector: Connector, state: ConfigState
+) -> list[OwedDone]:
+    """Perform the erasures owed on platform `name` (`segsync erase` could not confirm them
+    there), by email: a run calls it only once the platform's account was checked against
+    its binding. A confirmed one is settled (its row and address go); a failed one stays
+    owed with its new error."""
+    done: list[OwedDone] = []
+    for owed in state.owed_erasures(name):
+        result = await erase_on(name, connector, owed.email, None)
+        if result.confirmed:
+            state.settle_erasure(owed.email_hash, name)
+        else:
+            state.owe_erasure(owed.email_hash, name, owed.email, at=owed.since,
+                              error=result.error or "not confirmed")
+        done.append(OwedDone(tombstone_label(owed.email_hash), owed.since,
+                             result.model_copy(update={"email": mask_email(owed.email)})))
+    return done
+
+
 @dataclasses.dataclass
 class _Accounts:
     """What the account check found: the platforms not to ask (-> an unconfirmed result's
@@ -278,6 +315,13 @@ async def erase_people(
                 *(_erase_checked(n, connectors[n], email, targets.get(n), accounts)
                   for n in names)
             )
+            at = clock.now().isoformat()
+            for name, result in zip(names, results, strict=True):
+                if result.confirmed:
+                    state.settle_erasure(digest, name)
+                else:  # owed: the next run reaching that platform performs it
+                    state.owe_erasure(digest, name, email, at=at,
+                                      error=result.error or "not confirmed")
             forgotten = state.purge_person(email, label)
             masked = mask_email(email)
             report.people.append(

@@ -454,7 +454,9 @@ class World:
     # -- runs and the floor ----------------------------------------------------------------
 
     def sync(self) -> list[str]:
-        """Run the engine once; the violations of the floor (empty when it held)."""
+        """Run the engine once, after HubSpot's search shows what people did (the index lag);
+        the violations of the floor (empty when it held)."""
+        self.clock.advance(self.hs.read_lag_seconds)
         emails = self.all_emails()
         before = {e: self.consent_on(e) for e in emails}
         self.pending_before = {e for e in emails if self.mc_status(e) == "pending"}

@@ -77,7 +77,8 @@ def test_explain_email_says_where_the_materialised_copy_holds_the_person(demo: P
                 assert "brevo" not in held, person
                 assert held == set(config.platforms) - {"brevo"}, person
                 seen["not subscribed"] += 1
-    assert seen["subscribed"] and seen["not subscribed"], seen
+    assert seen["subscribed"], seen
+    assert seen["not subscribed"], seen
 
 
 def test_explain_email_shows_whose_facts_decided(demo: Path) -> None:

@@ -99,10 +99,14 @@ def test_under_enforce_a_reimported_person_is_erased_again(enforcing: World) -> 
     report = world.sync()
 
     assert world.holds(ZOE_KEY) == {"mailchimp": False, "hubspot": False, "brevo": False}
-    flagged = sorted(e.platform for e in report.errors if e.code == "erased_person")
-    assert flagged == ["brevo", "mailchimp"]
-    assert all("erased there again" in e.message for e in report.errors
-               if e.code == "erased_person")
+    # erased again: reported as a diagnostic, never a record error
+    assert report.errors == []
+    assert report.status == "ok"
+    notes = [d for d in report.diagnostics if d.get("step") == "erase"]
+    assert sorted(d["platform"] for d in notes) == ["brevo", "mailchimp"]
+    assert all("erased there again" in d["message"] for d in notes)
+    assert {n: p.erased for n, p in report.platforms.items()} == {
+        "mailchimp": 1, "hubspot": 0, "brevo": 1}
     assert state_rows_naming(world.store, ZOE_KEY) == []
     # a plan alone writes nothing: it reports, it does not erase
     world.bv.seed_contact(ZOE_KEY, lists=(world.bv_customers,))
@@ -134,12 +138,25 @@ def test_a_platform_down_is_reported_and_a_rerun_completes(world: World) -> None
     assert report.unconfirmed_platforms() == ["brevo"]
     assert report.people[0].platforms["brevo"].error
     assert ZOE_KEY not in (report.people[0].platforms["brevo"].error or "").lower()
-    assert world.holds(ZOE_KEY) == {"mailchimp": False, "hubspot": False, "brevo": True}
-    # meanwhile a sync neither re-creates nor re-links the person Brevo still holds
+    [owed] = world.engine.state.owed_erasures()
+    assert (owed.platform, owed.email) == ("brevo", ZOE_KEY)
+    # the next sync reaching Brevo performs the erasure owed there, without
+    # `sync.erasure: enforce`, and reports it (not as a record error)
     world.switches["brevo"].down = False
-    world.sync()
-    assert world.holds(ZOE_KEY) == {"mailchimp": False, "hubspot": False, "brevo": True}
+    run = world.sync()
+    assert world.holds(ZOE_KEY) == {"mailchimp": False, "hubspot": False, "brevo": False}
+    assert run.errors == []
+    assert run.status == "ok"
+    assert run.platforms["brevo"].erased == 1
+    [note] = [d for d in run.diagnostics if d.get("step") == "erase"]
+    assert note["platform"] == "brevo"
+    assert ZOE_KEY not in note["message"].lower()
+    assert world.engine.state.owed_erasures() == []
     assert state_rows_naming(world.store, ZOE_KEY) == []
+    assert world.holds(YAN) == {"mailchimp": True, "hubspot": True, "brevo": True}
+    after = world.sync()
+    assert after.platforms["brevo"].erased == 0
+    assert after.errors == []
 
     rerun = world.erase(ZOE)
 

@@ -264,6 +264,13 @@ class World:
         await seed_platforms(side, 3, SIZE)
         for connector in side.values():
             await connector.aclose()
+        self.settle()
+
+    def settle(self) -> None:
+        """Let time pass until every platform's reads show the writes made so far."""
+        self.clock.advance(
+            max(float(getattr(e, "read_lag_seconds", 0.0)) for e in self.emulators.values())
+        )
 
     async def held(self, platform: str) -> set[str]:
         connector = make_connector(platform, self.emulators[platform], self.clock)
@@ -285,6 +292,7 @@ def test_a_platform_dying_mid_apply_is_one_error_with_bounded_calls(victim: str)
         await world.seed()
         world.wire.armed = True
         report = await world.engine.sync()
+        world.settle()
         held = {p: await world.held(p) for p in PLATFORMS}
         world.wire.dead, world.wire.armed = False, False  # back up
         world.clock.advance(600)  # past the breaker's cooldown (a long-lived process)

@@ -31,6 +31,7 @@ def _connectors(clock: VirtualClock) -> tuple[dict[str, Connector], object]:
     bv = brevo_emulator.BrevoEmulator(clock=clock)
     hs.seed_contact({"email": "ann@segsync.dev", "firstname": "Ann",
                      "lifecyclestage": "customer"})
+    clock.advance(hs.read_lag_seconds)  # Ann's record is searchable when the runs start
     return {
         "mailchimp": mailchimp.MailchimpConnector(
             {"api_key": mc.default_api_key, "list_id": mc.default_list_id,

@@ -82,7 +82,9 @@ def test_split_segments_on_hubspot_hold_what_the_evaluator_selects() -> None:
     async def main() -> dict[str, Any]:
         await connector.prepare(DEFAULT_SCHEMA.fields, ["alpha", "beta", "gamma"])
         await connector.write([change_for(c) for c in contacts])
+        clock.advance(emulator.read_lag_seconds)  # the people's records are searchable
         out: dict[str, Any] = {"first": await engine.sync()}
+        clock.advance(emulator.read_lag_seconds)
         out["first_holds"], out["first_expected"] = await holds(), await expected()
         clock.advance(60)
         out["rerun"] = await engine.sync()
@@ -104,6 +106,7 @@ def test_split_segments_on_hubspot_hold_what_the_evaluator_selects() -> None:
         )
         clock.advance(60)
         out["edited"] = await engine.sync()
+        clock.advance(emulator.read_lag_seconds)
         out["edited_holds"], out["edited_expected"] = await holds(), await expected()
         out["lists"] = [
             (x.name, x.processing_type) for x in emulator.lists.values() if not x.deleted

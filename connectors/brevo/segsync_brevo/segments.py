@@ -284,6 +284,7 @@ class BrevoSegments(BrevoAccount):
                             code="document_not_found",
                             error="Contact already in list and/or does not exist: "
                             "the contact does not exist in Brevo",
+                            deleted=raw is None,
                         )
                     )
             return out

@@ -13,7 +13,9 @@ the reads and writes use the tag lists kept here.
 Ownership: HubSpot list names are unique (case-insensitive) across the portal, and people
 name lists too. A new segment list whose name `<list_prefix><name>` someone else's list holds
 is created as `<list_prefix><name> [2]` (then `[3]`, ...; `creation_name` says which and names
-the other list): a list segsync did not create is never adopted, written or deleted.
+the other list): a list segsync did not create is never adopted, written or deleted. A
+segment switching kind (MANUAL <-> DYNAMIC) keeps its name: the engine deletes segsync's
+list of the old kind before creating the new one.
 """
 
 from __future__ import annotations

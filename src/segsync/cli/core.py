@@ -293,6 +293,10 @@ def state_status(config: Config, limit: int = 5, *, clock: Clock | None = None) 
             "cursor_times": {p: t.isoformat() if t else None for p, t in times.items()},
             "owned": [dataclasses.asdict(o) for o in state.owned()],
             "runs": lock.settle(state.runs(limit)),
+            "erasures_owed": [  # never the address: the tombstone stands for the person
+                {"tombstone": f"erased:{e.email_hash}", "platform": e.platform,
+                 "since": e.since, "error": e.error} for e in state.owed_erasures()
+            ],
         }
     finally:
         store.close()

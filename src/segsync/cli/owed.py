@@ -1,5 +1,8 @@
 """segsync CLI: `owed` — the record writes still owed, and `owed ack` to drop them.
 
+It also lists the erasures a platform has not confirmed (`segsync erase`; each run reaching
+that platform performs them), by tombstone, never by address.
+
 A record write a platform refused stays owed (docs/sync.md): `plan` shows it, each run
 retries it, until it is written or acknowledged here. `segsync owed` lists them (each with
 its last error, first and last failure); `segsync owed ack EMAIL... [--platform P]` or
@@ -21,7 +24,7 @@ from segsync.cli.core import ConfigOption, JsonOption, _echo_json, _load, failur
 from segsync.config import Config
 from segsync.model import InvalidEmail, normalize_email
 from segsync.state import RunLocked, StoreError, open_store
-from segsync.state.base import OwedWrite
+from segsync.state.base import OwedErasure, OwedWrite
 from segsync.sync.build import config_name
 
 __all__ = ["owed_app"]
@@ -52,6 +55,11 @@ def _as_dict(owed: OwedWrite) -> dict[str, Any]:
     }
 
 
+def _erasure_dict(owed: OwedErasure) -> dict[str, Any]:
+    return {"tombstone": f"erased:{owed.email_hash}", "platform": owed.platform,
+            "since": owed.since, "error": owed.error}
+
+
 def _check_platform(cfg: Config, platform: str | None, as_json: bool) -> None:
     if platform is not None and platform not in cfg.platforms:
         known = ", ".join(sorted(cfg.platforms)) or "(none)"
@@ -76,11 +84,16 @@ def owed_command(
     try:
         with open_store(cfg.state_url) as store:
             owed = store.scoped(_name(cfg)).owed(platform)
+            erasures = store.scoped(_name(cfg)).owed_erasures(platform)
     except StoreError as exc:
         raise failure(as_json, "invalid", str(exc), EXIT_INVALID) from None
     if as_json:
-        _echo_json({"ok": True, "owed": [_as_dict(o) for o in owed]})
+        _echo_json({"ok": True, "owed": [_as_dict(o) for o in owed],
+                    "erasures": [_erasure_dict(e) for e in erasures]})
         raise typer.Exit(EXIT_OK)
+    for e in erasures:  # never the address: the tombstone stands for the person
+        typer.echo(f"erasure owed [{e.platform}] erased:{e.email_hash[:16]}... since "
+                   f"{e.since}: {e.error} (each run reaching {e.platform} performs it)")
     if not owed:
         typer.echo("No owed writes.")
         raise typer.Exit(EXIT_OK)

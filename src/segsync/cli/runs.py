@@ -184,7 +184,9 @@ def _render(run: Mapping[str, Any], errors: Sequence[Mapping[str, Any]],
             f"updated {r.get('updated', 0)}, unchanged {r.get('unchanged', 0)}, "
             f"tags +{r.get('tags_added', 0)}/-{r.get('tags_removed', 0)}, "
             f"members +{r.get('members_added', 0)}/-{r.get('members_removed', 0)}, "
-            f"consent {r.get('consent_changes', 0)}, errors {r.get('errors', 0)}, "
+            f"consent {r.get('consent_changes', 0)}, archived {r.get('archived', 0)}, "
+            f"deleted {r.get('deleted', 0)}, erased {r.get('erased', 0)}, "
+            f"errors {r.get('errors', 0)}, "
             f"API calls {r.get('api_calls', 0)}"
         )
     if errors:

@@ -218,6 +218,7 @@ def render_report(report: RunReport) -> str:
             f"  {name}: read {r.read}, created {r.created}, updated {r.updated}, "
             f"unchanged {r.unchanged}, tags +{r.tags_added}/-{r.tags_removed}, "
             f"members +{r.members_added}/-{r.members_removed}, consent {r.consent_changes}, "
+            f"archived {r.archived}, deleted {r.deleted}, erased {r.erased}, "
             f"errors {r.errors}, API calls {r.api_calls}"
         )
     for error in report.errors[:20]:
@@ -386,5 +387,12 @@ def status_command(config: ConfigOption = None, as_json: JsonOption = False) -> 
                    f" ({errors} errors)")
     if not data["runs"]:
         typer.echo("  no runs yet")
+    owed = data["erasures_owed"]
+    if owed:
+        typer.echo(f"  {len(owed)} erasure(s) not confirmed yet (each run reaching the "
+                   "platform performs them):")
+    for e in owed:
+        typer.echo(f"    [{e['platform']}] {e['tombstone'][:22]}... since {e['since']}: "
+                   f"{e['error']}")
     raise typer.Exit(EXIT_OK)
 

@@ -45,6 +45,7 @@ __all__ = [
     "Binding",
     "Deletion",
     "LedgerEntry",
+    "OwedErasure",
     "OwedWrite",
     "OwnedObject",
     "RunLocked",
@@ -134,6 +135,19 @@ class OwedWrite:
     platform_id: str | None = None
     code: str | None = None
     failures: int = 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OwedErasure:
+    """An erasure platform `platform` has not confirmed: the person's tombstone hash, the
+    normalised address to ask it by (kept only until it confirms), since when it is owed
+    and the last error."""
+
+    email_hash: str
+    platform: str
+    email: str
+    since: str
+    error: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -283,6 +297,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # on, per platform: a changed rule re-evaluates every contact for that segment
         "CREATE TABLE segment_rules (config TEXT NOT NULL, platform TEXT NOT NULL,"
         " name TEXT NOT NULL, fingerprint TEXT NOT NULL, PRIMARY KEY (config, platform, name))",
+    ),
+    (
+        # the erasures a platform has not confirmed yet, per person (tombstone) and platform:
+        # the address is kept only to ask that platform by email, and removed with the row
+        # once it confirms
+        "CREATE TABLE erasures_owed (config TEXT NOT NULL, email_hash TEXT NOT NULL,"
+        " platform TEXT NOT NULL, email TEXT NOT NULL, since TEXT NOT NULL,"
+        " error TEXT NOT NULL, PRIMARY KEY (config, email_hash, platform))",
     ),
 )
 """The schema, version by version; `schema_version` records how many have been applied."""
@@ -616,6 +638,22 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def tombstones(self, config: str) -> list[tuple[str, str]]:
         """Every tombstone `(email_hash, erased_at)`, oldest first."""
+
+    @abc.abstractmethod
+    def owe_erasure(
+        self, config: str, email_hash: str, platform: str, email_key: str, *, at: str,
+        error: str,
+    ) -> None:
+        """Record that `platform` has not confirmed the erasure of `email_key` (tombstone
+        `email_hash`): owed until `settle_erasure` (an owed one keeps its first time)."""
+
+    @abc.abstractmethod
+    def settle_erasure(self, config: str, email_hash: str, platform: str) -> None:
+        """`platform` confirmed the erasure: its owed row and the address go."""
+
+    @abc.abstractmethod
+    def owed_erasures(self, config: str, platform: str | None = None) -> list[OwedErasure]:
+        """The erasures still owed (on `platform` alone when given), oldest first."""
 
     @abc.abstractmethod
     def erasure_targets(self, config: str, email_key: str) -> dict[str, str]:

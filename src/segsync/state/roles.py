@@ -22,7 +22,15 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from segsync.state.base import BaseRow, Binding, Deletion, LedgerEntry, OwedWrite, OwnedObject
+from segsync.state.base import (
+    BaseRow,
+    Binding,
+    Deletion,
+    LedgerEntry,
+    OwedErasure,
+    OwedWrite,
+    OwnedObject,
+)
 
 __all__ = [
     "Bindings",
@@ -97,6 +105,10 @@ class Tombstones(Protocol):
     def has_tombstones(self) -> bool: ...
 
     def tombstoned(self, email_hashes: Sequence[str]) -> set[str]: ...
+
+    def settle_erasure(self, email_hash: str, platform: str) -> None: ...
+
+    def owed_erasures(self, platform: str | None = None) -> list[OwedErasure]: ...
 
 
 class ReadStaging(Transactional, Tombstones, Protocol):
@@ -220,6 +232,10 @@ class Erasure(Tombstones, Protocol):
     def tombstones(self) -> list[tuple[str, str]]: ...
 
     def erasure_targets(self, email_key: str) -> dict[str, str]: ...
+
+    def owe_erasure(
+        self, email_hash: str, platform: str, email_key: str, *, at: str, error: str
+    ) -> None: ...
 
     def purge_person(self, email_key: str, label: str) -> int: ...
 

@@ -19,6 +19,7 @@ from segsync.state.base import (
     Binding,
     Deletion,
     LedgerEntry,
+    OwedErasure,
     OwedWrite,
     OwnedObject,
     StateStore,
@@ -264,6 +265,17 @@ class ConfigState(
 
     def tombstones(self) -> list[tuple[str, str]]:
         return self.store.tombstones(self.config)
+
+    def owe_erasure(
+        self, email_hash: str, platform: str, email_key: str, *, at: str, error: str
+    ) -> None:
+        self.store.owe_erasure(self.config, email_hash, platform, email_key, at=at, error=error)
+
+    def settle_erasure(self, email_hash: str, platform: str) -> None:
+        self.store.settle_erasure(self.config, email_hash, platform)
+
+    def owed_erasures(self, platform: str | None = None) -> list[OwedErasure]:
+        return self.store.owed_erasures(self.config, platform)
 
     def erasure_targets(self, email_key: str) -> dict[str, str]:
         return self.store.erasure_targets(self.config, email_key)

@@ -21,6 +21,7 @@ from segsync.state.base import (
     Binding,
     Deletion,
     LedgerEntry,
+    OwedErasure,
     OwedWrite,
     OwnedObject,
     StateStore,
@@ -1021,6 +1022,37 @@ class SqlStateStore(StateStore):
              config, email_key, like + "#%", config, email_key),
         )
         return sorted({row[0] for row in rows})
+
+    def owe_erasure(
+        self, config: str, email_hash: str, platform: str, email_key: str, *, at: str,
+        error: str,
+    ) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "INSERT INTO erasures_owed (config, email_hash, platform, email, since, error)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (config, email_hash, platform)"
+                " DO UPDATE SET email = excluded.email, error = excluded.error",
+                (config, email_hash, platform, email_key, at, error),
+            )
+
+    def settle_erasure(self, config: str, email_hash: str, platform: str) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "DELETE FROM erasures_owed WHERE config = ? AND email_hash = ? AND platform = ?",
+                (config, email_hash, platform),
+            )
+
+    def owed_erasures(self, config: str, platform: str | None = None) -> list[OwedErasure]:
+        where, args = "config = ?", [config]
+        if platform is not None:
+            where, args = where + " AND platform = ?", [config, platform]
+        with self._tx() as tx:
+            rows = tx.execute(
+                f"SELECT email_hash, platform, email, since, error FROM erasures_owed"  # noqa: S608
+                f" WHERE {where} ORDER BY since, email_hash, platform",
+                tuple(args),
+            )
+        return [OwedErasure(*row) for row in rows]
 
     def erasure_targets(self, config: str, email_key: str) -> dict[str, str]:
         found: dict[str, str] = {}

@@ -35,6 +35,7 @@ from segsync.connector import (
     ContactChange,
     Unwritable,
 )
+from segsync.erasure import settle_owed
 from segsync.http import (
     INTERRUPTED,
     PLATFORM_FAILURE_CODES,
@@ -74,6 +75,17 @@ __all__ = ["NOT_SENT", "Apply", "Interrupt", "RunStart", "iso_now"]
 
 log = logging.getLogger("segsync.sync")
 _PUBLICATION_ORDER = tuple(PublicationKind)  # residual tags exist before natives
+
+
+def _switching(publications: Sequence[Publication]) -> set[str]:
+    """Names an owned object gives up to a new object of the other kind (static <-> native)
+    in these publications: the deletion of the old one goes first."""
+    made = {(p.name, str(p.kind)) for p in publications
+            if p.ref is None and p.kind in (PublicationKind.STATIC, PublicationKind.NATIVE)}
+    return {p.name for p in publications if p.kind is PublicationKind.DELETE
+            and any(n == p.name and k != (p.owned_kind or "static") for n, k in made)}
+
+
 #: what an opt-out of a deferred contact sends (its record and consent, nothing else)
 _OPT_OUT_KEYS = frozenset({"cid", "email", "platform_id", "consent", "consent_basis",
                            "consent_source", "consent_evidence"})
@@ -268,6 +280,8 @@ class Apply:
         pplan = self._defer(name, pplan)
         connector = self.connectors[name]
         caps = connector.capabilities
+        if not self._halted(name):
+            await self._owed_erasures(name, connector)
         try:
             await self._platform(name, pplan, connector, caps)
         finally:  # the containers it made are the platform's by their recorded refs
@@ -536,7 +550,11 @@ class Apply:
         record = before or PlatformRecord(pid or "", row["email"], email_key)
         pid = pid or record.platform_id
         payload, digest = encode_record(dataclasses.replace(record, deleted=True))
-        if not row.get("archive"):
+        counts = self.report.platforms[name]
+        if row.get("archive"):
+            counts.archived += 1
+        else:
+            counts.deleted += 1
             deleted.append(Deletion(name, row["cid"], email_key, pid, at, "write"))
             self.report.diagnostics.append({
                 "platform": name, "segment": "", "level": "warning", "step": "delete",
@@ -604,16 +622,33 @@ class Apply:
 
     async def _publish(self, name: str, publications: Sequence[Publication]) -> dict[str, str]:
         """Create static segments, publish native ones, delete owned ones no longer wanted;
-        returns the refs of the static segments, by name."""
+        returns the refs of the static segments, by name.
+
+        A segment switching kind (static <-> native) has its old object retired first, so
+        that the new one takes the name segsync gives it; when that deletion fails, the new
+        object waits for the next run rather than taking a distinct name.
+        """
         owned = self.state.owned(name)
         refs = {o.name: o.ref for o in owned if o.kind == "static" and o.ref != CREATING}
         intents = {(o.kind, o.name) for o in owned if o.ref == CREATING}
         at = iso_now(self.clock)
-        for pub in sorted(publications, key=lambda p: _PUBLICATION_ORDER.index(p.kind)):
+        switching = _switching(publications)
+        retiring: set[str] = set()  # names whose old object is not yet retired
+        for pub in sorted(publications, key=lambda p: (
+            not (p.kind is PublicationKind.DELETE and p.name in switching),
+            _PUBLICATION_ORDER.index(p.kind),
+        )):
             if self._halted(name):  # published by the next run
                 break
+            if pub.kind is not PublicationKind.DELETE and pub.name in retiring:
+                continue
+            if pub.kind is PublicationKind.DELETE and pub.name in switching:
+                retiring.add(pub.name)
             try:
+                if pub.kind is not PublicationKind.DELETE and pub.name in switching:
+                    await self._name_after_retiring(name, pub)
                 await self._publish_one(name, pub, refs, intents, at)
+                retiring.discard(pub.name)
                 self.report.platforms[name].publications += 1
                 self.progress(Published(name, pub.kind, pub.name, ok=True))
             except Exception as exc:
@@ -652,6 +687,17 @@ class Apply:
             if found is not None:
                 await connector.delete_owned(kind, found)
             self.state.forget_owned(name, kind, pub.name)
+
+    async def _name_after_retiring(self, platform: str, pub: Publication) -> None:
+        """A segment switching kind, its old object deleted: a name still held is someone
+        else's object, which the report names (as the plan does for any creation)."""
+        named, note = await self.connectors[platform].creation_name(str(pub.kind), pub.name)
+        if note:
+            self.report.diagnostics.append({
+                "segment": pub.segment, "platform": platform, "step": "ownership",
+                "level": "warning",
+                "message": f"{note}; segsync leaves it alone and creates {named!r} instead",
+            })
 
     async def _known_or_adopted(
         self, platform: str, pub: Publication, intents: set[tuple[str, str]], at: str
@@ -712,8 +758,12 @@ class Apply:
                     verdict[normalize_email(r.email)] = r
             ok_add = [cid for cid, e in add if (v := verdict.get(e)) is not None and v.ok]
             ok_remove = [cid for cid, e in remove if (v := verdict.get(e)) is not None and v.ok]
+            gone = self._members_gone(name, [(c, e) for c, e in add
+                                             if (v := verdict.get(e)) is not None and v.deleted])
             for _cid, email in [*add, *remove]:
                 v = verdict.get(email)
+                if email in gone:
+                    continue
                 if v is None or not v.ok:
                     self.report.errors.append(RecordError(
                         platform=name, email=email, code=v.code if v else None,
@@ -726,6 +776,51 @@ class Apply:
                 name, len(ok_add), len(ok_remove),
                 len(add) + len(remove) - len(ok_add) - len(ok_remove),
             ))
+
+    async def _owed_erasures(self, name: str, connector: Connector) -> None:
+        """Perform the erasures owed on platform `name` (its account was checked by the
+        run's gate): each done one is counted and reported (a diagnostic, never a record
+        error); one that failed again stays owed and is a record error."""
+        for done in await settle_owed(name, connector, self.state):
+            if done.result.confirmed:
+                self.report.platforms[name].erased += 1
+                self.report.diagnostics.append({
+                    "platform": name, "segment": "", "level": "info", "step": "erase",
+                    "message": f"{done.tombstone}: the erasure owed on {name} since "
+                               f"{done.since} (`segsync erase`) is done",
+                })
+            else:
+                self.report.errors.append(RecordError(
+                    platform=name, code="erasure_owed",
+                    message=f"{done.tombstone}: the erasure owed on {name} since {done.since}"
+                            f" failed again: {done.result.error} (retried by each run)",
+                ))
+
+    def _members_gone(self, name: str, found: Sequence[tuple[str, str]]) -> set[str]:
+        """Members a membership write found deleted on platform `name` (answered `deleted`):
+        recorded deleted there and reported once, as a contact write finding it (never a
+        record error). Returns their emails; one without a base there stays an error."""
+        if not found:
+            return set()
+        at = iso_now(self.clock)
+        snaps = self.state.snapshots(name, [cid for cid, _ in found])
+        bases: list[BaseRow] = []
+        deleted: list[Deletion] = []
+        emails: set[str] = set()
+        for cid, email in found:
+            snap = snaps.get(cid)
+            if snap is None:
+                continue
+            emails.add(email)
+            if snap.deleted:
+                continue
+            before = PlatformRecord.loads(snap.payload)
+            row = cast(ChangeRow, {"cid": cid, "email": email})
+            bases.append(self._gone(name, row, before, snap.platform_id, email, deleted, at))
+        if bases:
+            with self.state.transaction():
+                self.state.commit_writes(name, bases, [], deleted=deleted)
+        return emails
 
     # -- platform failures and interruptions ----------------------------------------------
 

@@ -185,7 +185,7 @@ class Pull:
         bind_log(platform=name)  # this platform's task: its log lines name it
         try:
             result.reads[name] = await self._read(name, errors)
-            await self._erased_again(name, errors)
+            await self._erased_again(name, errors, result.diagnostics)
             self.progress(PullDone(name))
         except Exception as exc:
             message = f"read failed: {exc}"
@@ -218,16 +218,30 @@ class Pull:
             self.progress(PageRead(name, len(page.contacts)))
         return count
 
-    async def _erased_again(self, name: str, errors: list[RecordError]) -> None:
-        """Report the erased people the platform holds again; erase them with `erase`."""
-        for pid, (email, label) in sorted(self.erased.get(name, {}).items()):
+    async def _erased_again(
+        self, name: str, errors: list[RecordError], notes: list[dict[str, str]]
+    ) -> None:
+        """Report the erased people the platform holds again; erase them with `erase` (one
+        erased now is a diagnostic, not a record error, and settles an owed erasure)."""
+        erased = self.erased.get(name, {})
+        owed = {o.email_hash for o in self.state.owed_erasures(name)} if erased else set()
+        for pid, (email, label) in sorted(erased.items()):
             message = f"{name} holds {label}, a person erased by `segsync erase`; not synced"
+            if not self.erase and label.removeprefix("erased:") in owed:
+                notes.append({"platform": name, "segment": "", "level": "warning",
+                              "step": "erase", "message": message + "; the erasure owed"
+                              " there is performed by a sync (segsync owed)"})
+                continue
             if self.erase:
                 result = await erase_on(name, self.connectors[name], email, pid)
-                message += (
-                    "; erased there again (sync.erasure: enforce)" if result.confirmed
-                    else f"; erasing them there again failed: {result.error}"
-                )
+                if result.confirmed:
+                    if self._erasure_key is not None:
+                        self.state.settle_erasure(erasure_hash(self._erasure_key, email), name)
+                    notes.append({"platform": name, "segment": "", "level": "info",
+                                  "step": "erase", "message": message
+                                  + "; erased there again (sync.erasure: enforce)"})
+                    continue
+                message += f"; erasing them there again failed: {result.error}"
             else:
                 message += " (erase them there, or set sync.erasure: enforce)"
             errors.append(

@@ -40,6 +40,15 @@ class PlatformReport(BaseModel):
     members_removed: int = 0
     consent_changes: int = 0
     publications: int = 0
+    archived: int = 0
+    """Records this run archived there (`on_delete: archive_elsewhere`; on a platform
+    without an archive, the record is deleted and counted here)."""
+    deleted: int = 0
+    """Records found deleted or archived there by the platform or its users (read so, or
+    answered so to a write), reported once."""
+    erased: int = 0
+    """People erased there by the run: erasures owed there (`segsync erase` not confirmed)
+    it performed, and erased people it found again and erased (`sync.erasure: enforce`)."""
     errors: int = 0
     api_calls: int = 0
     """HTTP requests sent to the platform during the run (reads and writes, retries
@@ -99,6 +108,15 @@ class RunReport(BaseModel):
             platforms.setdefault(error.platform, PlatformReport())
         for name, counts in platforms.items():
             counts.errors = sum(1 for e in plan.errors if e.platform == name)
+            counts.deleted = sum(
+                1 for d in plan.diagnostics
+                if d.get("step") == "delete" and d.get("platform") == name
+            )
+            counts.erased = sum(  # erased people a pull found again and erased (enforce)
+                1 for d in plan.diagnostics
+                if d.get("step") == "erase" and d.get("level") == "info"
+                and d.get("platform") == name
+            )
         return cls(
             run_id=run_id, plan_id=plan.plan_id, config=plan.config, started_at=started_at,
             errors=list(plan.errors), diagnostics=list(plan.diagnostics), conflicts=plan.conflicts,

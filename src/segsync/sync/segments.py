@@ -572,11 +572,18 @@ async def name_publications(
 ) -> list[Publication]:
     """The publications with the platform name each object to create will get
     (`Connector.creation_name`); a name held by an object segsync did not create is never
-    adopted: the object gets a distinct name, and a diagnostic names both."""
+    adopted: the object gets a distinct name, and a diagnostic names both. A segment
+    switching kind (static <-> native) gets its name once apply has deleted its old object,
+    which may hold it: no platform name is told here (apply names a holder left then)."""
+    retired = {(p.name, p.owned_kind or "static") for p in pubs
+               if p.kind is PublicationKind.DELETE}
     out = []
     for pub in pubs:
         if pub.ref is None and pub.kind in (PublicationKind.STATIC, PublicationKind.NATIVE):
             named, note = await connector.creation_name(str(pub.kind), pub.name)
+            if note and any(n == pub.name and k != str(pub.kind) for n, k in retired):
+                out.append(pub)
+                continue
             if note:
                 diagnostics.append(_ownership(
                     pub.segment, platform,
