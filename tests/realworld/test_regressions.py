@@ -4,8 +4,6 @@ code other engineers are changing are `xfail(strict=True)` with the cause named.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 pytest.importorskip("segsync_mailchimp")
@@ -17,13 +15,6 @@ from realworld import RealWorld
 
 ADA = "ada.subscribed@lived.dev"
 CY = "cy.transactional@lived.dev"
-
-
-@pytest.fixture
-def world() -> Iterator[RealWorld]:
-    w = RealWorld()
-    yield w
-    w.close()
 
 
 def _clean(world: RealWorld) -> None:

@@ -5,7 +5,6 @@ name a person's object holds still gets a distinct one."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,13 +19,6 @@ from segsync.rules import parse
 from segsync.sync import SegmentTarget
 
 LIST = "segsync: fr"
-
-
-@pytest.fixture
-def world() -> Iterator[RealWorld]:
-    w = RealWorld()
-    yield w
-    w.close()
 
 
 def _clean(world: RealWorld) -> None:
