@@ -165,7 +165,9 @@ class _Sides:
                 sides.gone.add(p)
                 continue
             sides.live[p] = current
-            if base is None or base.deleted:
+            if base is None or base.deleted or base.platform_id != current.platform_id:
+                # no base, or the base's record is gone and this one was made in its place:
+                # newly linked (what segsync saw or wrote there was the gone record's)
                 sides.fresh.add(p)
         sides.changed = [p for p in sides.live if p in reads]
         sides.when = {p: sides.live[p].updated_at or "" for p in sides.changed}
