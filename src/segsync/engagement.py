@@ -135,6 +135,7 @@ def split_qualified(name: str) -> tuple[str, str] | None:
 
 
 #: the description of a platform's qualified fields when segsync does not read its engagement
+#: (for people to read; what decides is `FieldSpec.read`)
 UNREAD = "not read: the platform's engagement refresh is off"
 
 
@@ -142,21 +143,23 @@ def qualified_fields(
     platforms: Iterable[str], unread: Iterable[str] = ()
 ) -> dict[str, FieldSpec]:
     """The `<platform>.<name>` fields rules may use for the configured `platforms` (older
-    names too, as the bare ones); those of
-    the `unread` platforms (engagement refresh off, and nothing read without it) say so."""
+    names too, as the bare ones); those of the `unread` platforms (engagement refresh off,
+    and nothing read without it) have `read` False and say so in their description."""
     off = set(unread)
     named = {**PLATFORM_ENGAGEMENT,
              **{old: PLATFORM_ENGAGEMENT[new] for old, new in ALIASES.items()}}
     return {
-        f"{p}.{name}": spec.model_copy(update={"description": UNREAD}) if p in off else spec
+        f"{p}.{name}": (spec.model_copy(update={"description": UNREAD}).as_unread()
+                        if p in off else spec)
         for p in platforms for name, spec in named.items()
     }
 
 
 def unread_platforms(fields: Mapping[str, FieldSpec]) -> list[str]:
-    """The platforms whose qualified fields in `fields` say their engagement is not read."""
+    """The platforms whose qualified fields in `fields` are marked not read (`read` False),
+    whatever their description says."""
     return sorted({q[0] for n, spec in fields.items()
-                   if (q := split_qualified(n)) and spec.description == UNREAD})
+                   if (q := split_qualified(n)) and not spec.read})
 
 
 def _datetime(value: Any) -> dt.datetime | None:

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 __all__ = [
     "CONSENT_OPT_OUTS",
@@ -192,6 +192,21 @@ class FieldSpec(BaseModel):
         description="a date whose yearly anniversary matters (a birthday): 'within N days' "
         "in a rule matches the anniversary in the next N days, year ignored",
     )
+    # segsync's own mark, never declared: not a field, so not in the configuration, its
+    # JSON Schema or dumps; kept by model_copy
+    _read: bool = PrivateAttr(default=True)
+
+    @property
+    def read(self) -> bool:
+        """False on a platform's engagement fields when segsync does not read that platform's
+        engagement (`as_unread`); True otherwise."""
+        return self._read
+
+    def as_unread(self) -> FieldSpec:
+        """This spec, marked as a field whose values segsync does not read."""
+        out = self.model_copy()
+        out._read = False
+        return out
 
     def coerce(self, value: Any) -> Any:
         """Return `value` as this field's Python type, or raise ValueError saying why."""

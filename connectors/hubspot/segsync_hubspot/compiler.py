@@ -94,12 +94,19 @@ class HubSpotCompiler(RuleCompiler):
     """Compiles rules into `{"filterBranch": ...}` for a DYNAMIC contact list."""
 
     platform: ClassVar[str] = "hubspot"
-    #: list filters compare a date property with fixed or rolling time points (TIME_POINT,
-    #: TIME_RANGED, CALENDAR_DATE), all on the full date; the spec's `ANNIVERSARY` reference
-    #: type of a property-referenced time point has no documented semantics, so not emitted
+    #: What the Lists v3 filter language lacks for `birthday within N days`: an operation
+    #: whose left side is the property's yearly anniversary. TIME_POINT / TIME_RANGED read
+    #: the property through `propertyParser` VALUE or UPDATED_AT (the date, or when it was
+    #: set); CALENDAR_DATE (IN_THIS/NEXT/LAST_TIME_UNIT) and the legacy ROLLING_DATE_RANGE
+    #: place the full date around today. ANNIVERSARY appears only as a `referenceType` of a
+    #: PROPERTY_REFERENCED time point, i.e. on the right side (another property's
+    #: anniversary), named in the spec without a meaning (the year it falls in, 29 February)
+    #: and without an offset to reach "today + N days". So segsync does not emit it.
     RECURRING_DATES_REASON: ClassVar[str] = (
-        "HubSpot's documented date filters (TIME_POINT, TIME_RANGED, CALENDAR_DATE) compare "
-        "the full date; its ANNIVERSARY time point is undocumented, so segsync does not emit it"
+        "HubSpot's list filters have no anniversary operator (TIME_POINT and TIME_RANGED "
+        "compare the full date, propertyParser VALUE or UPDATED_AT; CALENDAR_DATE and "
+        "ROLLING_DATE_RANGE place the full date around today; ANNIVERSARY is only a "
+        "referenceType of a PROPERTY_REFERENCED time point, undocumented and without offset)"
     )
     CAPS: ClassVar[CompilerCapabilities] = CompilerCapabilities(
         node_types=frozenset(

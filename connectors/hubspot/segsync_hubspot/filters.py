@@ -11,6 +11,14 @@ Two filter languages live here:
 
 Values on the wire are strings; enumeration multi-values are `;`-joined; dates are ISO dates
 and datetimes ISO-8601 UTC (epoch milliseconds are accepted where HubSpot accepts them).
+
+Date operations are held to what HubSpot documents, and refused when a list is created or
+its filters updated (never silently read another way): `propertyParser` VALUE or
+UPDATED_AT; time points DATE, or INDEXED on NOW or TODAY with offsets in weeks, days,
+hours, minutes, seconds and milliseconds. A PROPERTY_REFERENCED time point (whose reference
+types include ANNIVERSARY) is refused: the specification names its reference types without
+saying what they mean (which year an anniversary falls in, 29 February) and gives it no
+offset.
 """
 
 from __future__ import annotations
@@ -134,6 +142,17 @@ _EXTRA_REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 _HISTORY_OPERATORS = frozenset(op for ops in OPERATORS.values() for op in ops if "EVER" in op)
+
+PROPERTY_PARSERS: frozenset[str] = frozenset({"VALUE", "UPDATED_AT"})
+"""`propertyParser` values of TIME_POINT / TIME_RANGED whose meaning HubSpot documents (the
+spec lists none; the docs' recipes use these two)."""
+ENDPOINT_BEHAVIOURS: frozenset[str] = frozenset({"INCLUSIVE", "EXCLUSIVE"})
+_INDEX_REFERENCES = frozenset({"NOW", "TODAY"})
+_OFFSET_UNITS = ("weeks", "days", "hours", "minutes", "seconds", "milliseconds")
+"""INDEXED offsets evaluated (months, quarters and years, whose length varies, are refused
+rather than ignored)."""
+_DATE_PARTS = ("year", "month", "day", "hour", "minute", "second", "millisecond")
+"""Parts of a DATE time point (year, month, day and `zoneId` required)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,6 +318,93 @@ def _validate_filter(
             raise FilterError(f"{op_type} operation on {name} is missing {key}")
     if op_type in ("MULTISTRING", "ENUMERATION") and not isinstance(operation["values"], list):
         raise FilterError(f"{op_type} operation on {name}: values must be an array")
+    if op_type in ("TIME_POINT", "TIME_RANGED"):
+        _validate_time_operation(str(name), op_type, operation)
+
+
+def _validate_time_operation(name: str, op_type: str, operation: Mapping[str, Any]) -> None:
+    """Refuse a date operation the emulator cannot evaluate as HubSpot documents it."""
+    where = f"{op_type} operation on {name}"
+    parser = operation.get("propertyParser", "VALUE")
+    if parser not in PROPERTY_PARSERS:
+        raise FilterError(
+            f"{where}: propertyParser {parser!r} is not supported by this emulator "
+            f"(documented: {', '.join(sorted(PROPERTY_PARSERS))})"
+        )
+    if op_type == "TIME_POINT":
+        behaviours = {"endpointBehavior": operation.get("endpointBehavior", "EXCLUSIVE")}
+        points = {"timePoint": operation["timePoint"]}
+    else:
+        behaviours = {
+            key: operation.get(key, "INCLUSIVE")
+            for key in ("lowerBoundEndpointBehavior", "upperBoundEndpointBehavior")
+        }
+        points = {k: operation[k] for k in ("lowerBoundTimePoint", "upperBoundTimePoint")}
+    for key, behaviour in behaviours.items():
+        if behaviour not in ENDPOINT_BEHAVIOURS:
+            raise FilterError(f"{where}: {key} {behaviour!r} is not valid")
+    for key, point in points.items():
+        _validate_time_point(f"{where}: {key}", point)
+
+
+def _validate_time_point(where: str, point: Any) -> None:
+    """Refuse a time point the emulator would not evaluate as documented."""
+    if not isinstance(point, dict):
+        raise FilterError(f"{where} must be an object")
+    kind = point.get("timeType")
+    if kind == "PROPERTY_REFERENCED":
+        raise FilterError(
+            f"{where}: PROPERTY_REFERENCED time points (referenceType "
+            f"{point.get('referenceType')!r}) are not supported by this emulator: HubSpot "
+            "names their reference types (VALUE, UPDATED_AT, ANNIVERSARY, ...) without "
+            "documenting what they mean"
+        )
+    if kind not in ("DATE", "INDEXED"):
+        raise FilterError(f"{where}: timeType {kind!r} is not valid")
+    zone = point.get("zoneId")
+    if not isinstance(zone, str) or not zone:
+        raise FilterError(f"{where} is missing zoneId")
+    try:
+        ZoneInfo(zone)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise FilterError(f"{where}: zoneId {zone!r} is not a time zone") from None
+    if kind == "DATE":
+        for key in ("year", "month", "day"):
+            if key not in point:
+                raise FilterError(f"{where} is missing {key}")
+        parts = [point.get(k) for k in _DATE_PARTS]
+        if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in parts):
+            raise FilterError(f"{where}: the parts of a DATE time point are integers")
+        year, month, day, hour, minute, second, milli = (int(v or 0) for v in parts)
+        try:
+            dt.datetime(year, month, day, hour, minute, second, milli * 1000)
+        except ValueError as exc:
+            raise FilterError(f"{where} is not a date: {exc}") from None
+        return
+    reference = point.get("indexReference")
+    ref_type = reference.get("referenceType") if isinstance(reference, dict) else None
+    if ref_type not in _INDEX_REFERENCES:
+        raise FilterError(
+            f"{where}: indexReference {ref_type!r} is not supported by this emulator "
+            f"(supported: {', '.join(sorted(_INDEX_REFERENCES))})"
+        )
+    assert isinstance(reference, dict)
+    timed = sorted(set(reference) - {"referenceType"})
+    if timed:  # NOW/TODAY at a set hour, minute, ...: not evaluated here
+        raise FilterError(
+            f"{where}: indexReference {', '.join(timed)} is not supported by this emulator"
+        )
+    offset = point.get("offset") or {}
+    if not isinstance(offset, dict):
+        raise FilterError(f"{where}: offset must be an object")
+    refused = sorted(set(offset) - set(_OFFSET_UNITS))
+    if refused:
+        raise FilterError(
+            f"{where}: offset {', '.join(refused)} is not supported by this emulator "
+            f"(supported: {', '.join(_OFFSET_UNITS)})"
+        )
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in offset.values()):
+        raise FilterError(f"{where}: offsets are integers")
 
 
 def normalise_branch(branch: dict[str, Any]) -> dict[str, Any]:
