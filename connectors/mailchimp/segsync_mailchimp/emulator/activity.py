@@ -10,14 +10,16 @@ received) but never `last_changed`, as Mailchimp does. Routes, as the spec shape
 `sort_dir`, `count` <= 1000, `offset`) -> {campaigns, total_items}; `GET /reports/{id}/
 email-activity` (`since`, `count`, `offset`) -> {emails: [{campaign_id, list_id,
 list_is_active, email_id, email_address, activity: [{action, type, timestamp, url, ip}]}],
-campaign_id, total_items}: every recipient of the campaign, with `since` only those with an
-action after it (and only those actions).
+campaign_id, total_items}: every recipient of the campaign (by subscriber hash), with `since`
+only those with an action strictly after it, and only those actions. A time parameter that is
+not an ISO 8601 time is a 400 naming it (never ignored).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +27,7 @@ from starlette.responses import Response
 
 from segsync_mailchimp.api import iso_time, parse_time, subscriber_hash
 from segsync_mailchimp.emulator.routes import MailchimpRoutes
-from segsync_mailchimp.emulator.state import invalid, not_found
+from segsync_mailchimp.emulator.state import invalid, not_found, schema_invalid
 
 __all__ = ["Campaign", "MailchimpActivityRoutes"]
 
@@ -40,6 +42,17 @@ class Campaign:
     recipients: dict[str, tuple[str, list[dict[str, Any]]]] = dataclasses.field(
         default_factory=dict
     )
+
+
+def _time_param(query: Mapping[str, str], name: str) -> dt.datetime | None:
+    """The query's ISO 8601 time `name` (None when absent); a 400 naming it when malformed."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_time(raw)
+    except ValueError:
+        raise schema_invalid(name, "Invalid date-time format") from None
 
 
 class MailchimpActivityRoutes(MailchimpRoutes):
@@ -168,13 +181,14 @@ class MailchimpActivityRoutes(MailchimpRoutes):
             raise invalid("Invalid status", [{"field": "status", "message": "Invalid value"}])
         if q.get("sort_field") and q["sort_field"] not in ("create_time", "send_time"):
             raise invalid("Invalid sort_field")
+        since, before = _time_param(q, "since_send_time"), _time_param(q, "before_send_time")
         found = [
             c
             for c in self.campaigns.values()
             if (not q.get("list_id") or c.list_id == q["list_id"])
             and (status in (None, "", "sent"))
-            and (not q.get("since_send_time") or c.send_time >= parse_time(q["since_send_time"]))
-            and (not q.get("before_send_time") or c.send_time < parse_time(q["before_send_time"]))
+            and (since is None or c.send_time >= since)
+            and (before is None or c.send_time < before)
         ]
         found.sort(key=lambda c: (c.send_time, c.web_id), reverse=q.get("sort_dir") == "DESC")
         items = [
@@ -196,8 +210,7 @@ class MailchimpActivityRoutes(MailchimpRoutes):
         if campaign is None:
             raise not_found()
         count, offset = self._page(request)
-        since = request.query_params.get("since")
-        after = parse_time(since) if since else None
+        after = _time_param(request.query_params, "since")
         emails = []
         for h, (email, actions) in sorted(campaign.recipients.items()):
             shown = [a for a in actions if after is None or parse_time(a["timestamp"]) > after]
