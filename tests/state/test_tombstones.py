@@ -94,3 +94,19 @@ def test_purge_forgets_the_person_and_keeps_their_ledger_rows_under_the_tombston
     assert store.members(CONFIG, [KEPT]) == {KEPT: {"bv": {"vip"}}}
     assert rows_naming(store, KEPT)  # the other person is untouched
     assert store.purge_person(CONFIG, ERASED, "erased:abc") == 0  # idempotent
+
+
+def test_purge_starts_the_engagement_refreshes_over(store: StateStore) -> None:
+    """An engagement refresh cursor may tally per member (Mailchimp's: by the hash of the
+    address): erasing a person drops those cursors, so nothing of theirs stays; the read
+    cursors stay (an erasure is no reason to read every record again)."""
+    lived_in(store)
+    store.set_pending_cursor(CONFIG, "mc", "2026-03-01T00:00:00+00:00")
+    store.set_pending_cursor(CONFIG, "mc#engagement", '{"at": "x", "cursor": "tallies"}')
+    store.finish(CONFIG)
+    assert store.cursor(CONFIG, "mc#engagement") is not None
+
+    store.purge_person(CONFIG, ERASED, "erased:abc")
+
+    assert store.cursor(CONFIG, "mc#engagement") is None
+    assert store.cursor(CONFIG, "mc") == "2026-03-01T00:00:00+00:00"

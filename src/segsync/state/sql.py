@@ -1088,6 +1088,10 @@ class SqlStateStore(StateStore):
                 (label, label, config, email_key),
             )
             self._scrub_runs(tx, config, email_key, label)
+            # engagement refresh cursors may tally per member (a platform's member id, a
+            # hash of the address): they start over, so the next refresh reads whole
+            tx.execute("DELETE FROM cursors WHERE config = ? AND platform LIKE ?",
+                       (config, "%#engagement"))
             self._bump(tx, config, keep_plan=True)
         return len(cids)
 
