@@ -3,10 +3,12 @@
 Run as its own process so that its peak memory (`ru_maxrss`) is the engine's alone:
 
     .venv/bin/python bench/engine_pass.py --contacts 1000000 [--state DIR] [--resync]
-        [--profile] [--measure-source]
+        [--profile] [--measure-source] [--workers N]
 
 Prints one JSON object: contacts, seconds (wall, the whole `Engine.plan()`), cpu_seconds (this
-process's CPU time in it, which a loaded machine does not inflate), peak_rss_bytes (the
+process's CPU time in it, which a loaded machine does not inflate, with that of the merge's
+worker processes: `worker_cpu_seconds` per pass, their largest peak `worker_peak_rss_bytes`;
+`--workers 1` merges in this process alone), peak_rss_bytes (the
 whole process; peak_rss_bytes_after: its peak once each pass was done; start_rss_bytes: the
 interpreter with its imports, before any work), and the plan's counts;
 with `--measure-source`, also source_cpu_seconds: the CPU time of reading the three in-memory
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import json
@@ -35,13 +38,13 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dataset import SCHEMA, SEGMENTS, TAGS, audience
+from dataset import SCHEMA, SEGMENTS, TAGS, BenchContact, audience
 
 from segsync.clock import SystemClock
 from segsync.connector import (
@@ -85,6 +88,42 @@ PLATFORMS: dict[str, int] = {
 }
 
 
+_REMOTE_FIELDS = frozenset(RemoteContact.model_fields)
+_new_remote = RemoteContact.__new__
+_set = object.__setattr__
+
+
+def _remote(values: dict[str, Any]) -> RemoteContact:
+    """`RemoteContact.model_construct(**values)` given every field (as `model_construct`
+    leaves it, without its per-field default lookups): the stand-in's share stays small."""
+    remote = _new_remote(RemoteContact)
+    _set(remote, "__dict__", values)
+    _set(remote, "__pydantic_fields_set__", _REMOTE_FIELDS)
+    _set(remote, "__pydantic_extra__", None)
+    _set(remote, "__pydantic_private__", None)
+    return remote
+
+
+_BLOCK = 1000
+_SHARED: collections.OrderedDict[tuple[int, int], list[BenchContact]] = (
+    collections.OrderedDict())
+"""The blocks of the audience generated last (each copy reads them in turn): a few."""
+
+
+def _shared_audience(contacts: int) -> Iterator[BenchContact]:
+    """`audience(contacts)`, each block of it generated once for the copies reading it in
+    step (the stand-in's own time is not the engine's)."""
+    for start in range(0, contacts, _BLOCK):
+        key = (contacts, start)
+        block = _SHARED.get(key)
+        if block is None:
+            block = list(audience(min(_BLOCK, contacts - start), start=start))
+            _SHARED[key] = block
+            while len(_SHARED) > 8:
+                _SHARED.popitem(last=False)
+        yield from block
+
+
 class MemoryCopy(Connector):
     """One platform's copy of the audience, streamed from memory; writes are not expected."""
 
@@ -126,7 +165,10 @@ class MemoryCopy(Connector):
 
     async def read(self, cursor: str | None = None) -> AsyncIterator[ReadPage]:
         page: list[RemoteContact] = []
-        for i, contact in enumerate(audience(self.contacts)):
+        # one page of the largest size a round, whatever a platform's page size: the three
+        # copies read in step, sharing the contacts they generate (`_SHARED`)
+        rounds = max(1, max(PLATFORMS.values()) // self.page_size)
+        for i, contact in enumerate(_shared_audience(self.contacts)):
             fields = dict(contact.fields)
             if i % 100 == 0 and i % 3 == self.variant:
                 fields["company"] = "Changed"
@@ -135,22 +177,17 @@ class MemoryCopy(Connector):
                 written, added, removed = self.written[platform_id]
                 fields.update(written)
                 tags = (tags | added) - removed
-            page.append(
-                RemoteContact.model_construct(
-                    platform_id=platform_id,
-                    email=contact.email,
-                    fields=fields,
-                    tags=tags,
-                    consent=CONSENTS[contact.consent],
-                    engagement={},
-                    updated_at=UPDATED,
-                    deleted=False,
-                )
-            )
+            page.append(_remote({
+                "platform_id": platform_id, "email": contact.email, "fields": fields,
+                "tags": tags, "consent": CONSENTS[contact.consent], "engagement": {},
+                "updated_at": UPDATED, "deleted": False, "reachable": None,
+                "unread": frozenset(), "aliases": frozenset(),
+            }))
             if len(page) == self.page_size:
                 yield ReadPage(page, str(i))
                 page = []
-                await asyncio.sleep(0)
+                for _ in range(rounds):
+                    await asyncio.sleep(0)
         if page:
             yield ReadPage(page, str(self.contacts))
 
@@ -184,11 +221,16 @@ class MemoryCopy(Connector):
 
 
 async def source_cpu_seconds(contacts: int) -> float:
-    """The CPU time of streaming the three copies with no engine (the connectors' share)."""
-    started = time.process_time()
-    for n, name in enumerate(PLATFORMS):
-        async for _page in MemoryCopy(name, contacts, variant=n).read():
+    """The CPU time of streaming the three copies with no engine (the connectors' share),
+    read together as the pull reads them."""
+
+    async def drain(copy: MemoryCopy) -> None:
+        async for _page in copy.read():
             pass
+
+    started = time.process_time()
+    await asyncio.gather(*(drain(MemoryCopy(name, contacts, variant=n))
+                           for n, name in enumerate(PLATFORMS)))
     return time.process_time() - started
 
 
@@ -205,7 +247,8 @@ def _counts(plan: Plan) -> dict[str, dict[str, int]]:
 
 
 async def engine_pass(
-    contacts: int, state_dir: Path, *, resync: bool = False, profile: bool = False
+    contacts: int, state_dir: Path, *, resync: bool = False, profile: bool = False,
+    merge_workers: int | None = None,
 ) -> dict[str, Any]:
     """Plan a first sync of `contacts` contacts present on all three platforms; with
     `resync`, apply it, then plan again with nothing changed (an unchanged re-sync); with
@@ -228,18 +271,23 @@ async def engine_pass(
         segments=segments,
         compilers=compilers,
         clock=SystemClock(),
+        workers=merge_workers,
     )
     timers: dict[str, PhaseTimer] = {}
     peaks: dict[str, int] = {}
+    workers: dict[str, float] = {}  # the CPU time of the merge's worker processes, per pass
 
     async def measured(name: str, step: Awaitable[T]) -> tuple[T, float, float]:
         timer = timers.setdefault(name, PhaseTimer())
         with profiling(timer) if profile else contextlib.nullcontext(timer):
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, forked = time.perf_counter(), time.process_time(), workers_cpu()
             done = await step
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            forked = workers_cpu() - forked
             peaks[name] = peak_rss_bytes()  # the process's peak so far: after this pass
-            return done, seconds, cpu
+            if forked:
+                workers[name] = round(forked, 3)
+            return done, seconds, cpu + forked
 
     plan, seconds, cpu = await measured("plan", engine.plan())
     result: dict[str, Any] = {
@@ -260,6 +308,9 @@ async def engine_pass(
                             "platforms": _counts(again), "errors": len(again.errors),
                             "writes": again.write_count}
     result["peak_rss_bytes_after"] = peaks
+    if workers:
+        result["worker_cpu_seconds"] = workers  # counted in cpu_seconds
+        result["worker_peak_rss_bytes"] = workers_peak_rss_bytes()
     if profile:
         result["profile"] = {name: timer.as_dict() for name, timer in timers.items()}
     store.close()
@@ -280,6 +331,18 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def workers_cpu() -> float:
+    """The CPU time of this process's children that ended (the merge's workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def workers_peak_rss_bytes() -> int:
+    """The largest peak resident set of this process's children that ended (each worker
+    shares the pages it inherited with this process until either writes them)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
@@ -290,12 +353,15 @@ def main() -> None:
                         help="also apply the plan, then time an unchanged re-sync's plan")
     parser.add_argument("--profile", action="store_true",
                         help="where each pass spends its time, per engine phase")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes merging the worklist (default: the engine's choice)")
     args = parser.parse_args()
     start_rss = rss_bytes()  # the interpreter and imports: what does not grow with N
     source = asyncio.run(source_cpu_seconds(args.contacts)) if args.measure_source else None
     with tempfile.TemporaryDirectory(prefix="segsync-bench-", dir=args.state) as tmp:
         result = asyncio.run(
-            engine_pass(args.contacts, Path(tmp), resync=args.resync, profile=args.profile)
+            engine_pass(args.contacts, Path(tmp), resync=args.resync, profile=args.profile,
+                        merge_workers=args.workers)
         )
     if source is not None:
         result["source_cpu_seconds"] = round(source, 3)

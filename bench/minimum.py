@@ -37,6 +37,10 @@ What the project's safety rules make every run read (each counted once a run, pe
               the owned objects a person deleted in between are seen);
 - recheck   = one read per read stream when the run writes anything (the re-check before
               apply: a quiet platform answers one empty page a stream);
+- recheck by id = where the change listing lags writes (HubSpot's search index), the
+              records the run updates are also read by id before apply: per
+              `recheck_by_id` records, its reads (HubSpot: a contacts batch read and a
+              subscription-status read per 100 records updated);
 - engagement= when the engagement refresh is due: 1 where nothing was sent (Mailchimp's
               campaigns, HubSpot's emailed contacts: one empty page); Brevo reads every
               list's campaign counters and the contacts (ceil(L / 50) + L + ceil(N / 1000));
@@ -169,6 +173,9 @@ class PlatformFacts:
     update_check_per_call: int | None = None
     #: (addresses per call, reads per call) of the consent guard before an opt-in is sent
     guard: tuple[int, int] | None = None
+    #: (records per call, reads per call) of the re-check's read by id of the records a run
+    #: updates, where the change listing lags writes (None: the listing does not lag)
+    recheck_by_id: tuple[int, int] | None = None
     #: the engagement refresh reads every list's campaign counters, then the contacts
     #: (Brevo: ceil(L / 50) + L + ceil(N / 1000), plus one statistics read per contact in a
     #: list a campaign reached since; none in this benchmark)
@@ -200,6 +207,7 @@ FACTS: dict[str, PlatformFacts] = {
         page_overlap=1,  # each search page starts at the previous page's last record
         update_check_per_call=100,  # contacts/batch/read by id, then by email for tags
         guard=(100, 2),  # the records' opt-out properties and their statuses, 100 a call
+        recheck_by_id=(100, 2),  # search lags: updated records batch read, then statuses
         check_reads=1,  # a contact page of one (the contacts scope)
         once_catalog_reads=1,  # the subscription types (which hs_email_optout_<id> to read)
         scopes={"read": ("default", "search"), "recheck": ("default", "search"),
@@ -269,6 +277,14 @@ def _engagement(facts: PlatformFacts, work: Workload) -> int:
     return max(1, _ceil(lists, 50)) + lists + max(1, _ceil(work.engagement_contacts, 1000))
 
 
+def _recheck_by_id(facts: PlatformFacts, work: Workload) -> int:
+    """The re-check's reads by id of the records a run updates, where the listing lags."""
+    if not (work.recheck and facts.recheck_by_id):
+        return 0
+    per_call, reads = facts.recheck_by_id
+    return _ceil(work.updated, per_call) * reads
+
+
 def minimum_calls(caps: Capabilities, facts: PlatformFacts, work: Workload) -> list[CallItem]:
     """The fewest calls of each kind `work` needs on a platform (see the module docstring)."""
     writes = _ceil(work.written, caps.write_batch_size)
@@ -307,6 +323,7 @@ def minimum_calls(caps: Capabilities, facts: PlatformFacts, work: Workload) -> l
         CallItem("check", facts.check_reads if work.first_run else 0),
         CallItem("catalog", catalog),
         CallItem("recheck", facts.read_streams if work.recheck else 0),
+        CallItem("recheck_by_id", _recheck_by_id(facts, work)),
         CallItem("engagement", _engagement(facts, work)),
         CallItem("consent_reads", consent_reads),
         CallItem("update_checks", updated),
@@ -366,7 +383,7 @@ def _tier_windows() -> dict[str, dict[str, tuple[Any, ...]]]:
     from segsync_brevo.limits import TIERS
     from segsync_hubspot.limits import BURST_BY_TIER, BURST_SECONDS, SEARCH_PER_SECOND
 
-    from segsync.connector import RateWindow
+    from segsync.http import RateWindow
 
     return {
         "mailchimp": {"any plan": ()},
@@ -392,10 +409,10 @@ def _tier_windows() -> dict[str, dict[str, tuple[Any, ...]]]:
 def first_sync(role: str, contacts: int, tags: int = 3, share: float = 0.3) -> Workload:
     """A first sync's work on one platform: `source` reads `contacts`; `destination`
     creates them, each tag on `share` of them, one segment holding 5 % of them."""
-    common = {"first_run": True, "recheck": True, "engagement": True}
+    common = Workload(first_run=True, recheck=True, engagement=True)
     if role == "source":
-        return Workload(read=contacts, consent_reads=contacts, native_segments=1,
-                        engagement_contacts=contacts, **common)
+        return dataclasses.replace(common, read=contacts, consent_reads=contacts,
+                                   native_segments=1, engagement_contacts=contacts)
     per_tag = round(contacts * share)
     names = [f"tag{i}" for i in range(tags)]
     sets: dict[frozenset[str], int] = {}
@@ -403,7 +420,8 @@ def first_sync(role: str, contacts: int, tags: int = 3, share: float = 0.3) -> W
         chosen = frozenset(n for bit, n in enumerate(names) if combo >> bit & 1)
         k = len(chosen)
         sets[chosen] = round(contacts * share**k * (1 - share) ** (tags - k))
-    return Workload(
+    return dataclasses.replace(
+        common,
         created=contacts,
         tag_adds=dict.fromkeys(names, per_tag),
         tag_sets=sets,
@@ -412,7 +430,6 @@ def first_sync(role: str, contacts: int, tags: int = 3, share: float = 0.3) -> W
         static_adds=contacts // 20,
         containers_created=2 + tags,
         containers_deleted=1,
-        **common,
     )
 
 

@@ -761,6 +761,22 @@ class Connector(abc.ABC):
         raise NotImplementedError(f"{self.name} cannot list segment members")
         yield  # pragma: no cover
 
+    #: whether `read(cursor)` can miss an edit made shortly before it: the platform lists
+    #: changes from an index that lags its writes (e.g. an eventually consistent search).
+    #: The re-check before writing then also reads the records it writes by id
+    #: (`read_by_id`), which sees every write at once
+    listing_lags: ClassVar[bool] = False
+
+    async def read_by_id(self, platform_ids: Sequence[str]) -> list[RemoteContact] | None:
+        """The records `platform_ids` as the platform holds them now, read directly (not
+        through the change listing), mapped as `read` maps them; an id the platform no
+        longer holds (deleted, archived) comes back as `RemoteContact(deleted=True)` with that
+        id and an empty email; a record the platform answers under another id (merged into
+        another record) comes back under its own id. Reads only; batched and paced like the
+        other reads. None: the connector cannot read by id (the default); the re-check then
+        relies on `read` alone."""
+        return None
+
 
 class UnknownConnector(LookupError):
     """A connector name that is not installed; the message suggests the closest one."""

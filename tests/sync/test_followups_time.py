@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from memory_platform import MemoryConnector, MemoryPlatform
 
 import segsync.rules
+import segsync.sync.segments
 from segsync.clock import VirtualClock
 from segsync.rules import ast, parse
 from segsync.state import SQLiteStateStore
@@ -76,12 +78,24 @@ def test_a_within_segment_follows_time_without_any_change(
 
     evaluated: list[str] = []
     real = segsync.rules.evaluate
+    real_compile = segsync.sync.segments.compile_rule
 
     def counting(rule: ast.Rule, *args: object, **kwargs: object) -> bool:
         evaluated.append("recent" if depends_on_clock(rule) else "other")
         return real(rule, *args, **kwargs)  # type: ignore[arg-type]
 
+    def compiling(rule: ast.Rule, *args: Any, **kwargs: Any) -> Any:
+        compiled = real_compile(rule, *args, **kwargs)
+        kind = "recent" if depends_on_clock(rule) else "other"
+
+        def counted(*call: Any) -> Any:
+            evaluated.append(kind)
+            return compiled(*call)
+
+        return counted
+
     monkeypatch.setattr(segsync.rules, "evaluate", counting)
+    monkeypatch.setattr(segsync.sync.segments, "compile_rule", compiling)
     world.clock.advance(6 * 86_400)  # 8 days since the purchases of contacts 0-4
     later = world.sync()
 

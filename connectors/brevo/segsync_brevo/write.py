@@ -455,6 +455,9 @@ class BrevoWrites(BrevoSegments):
             return
         if status is ConsentStatus.NON_SUBSCRIBED:
             op.attributes[attribute] = CONSENT_VALUES[status]
+            if change.foreign_opt_in:  # another person's opt-in: it leaves the consent lists
+                declared = set(self.config.consent.lists)
+                op.remove_lists |= declared & known.lists if known is not None else declared
             return
         blocklisted = known.blocklisted if known is not None else None
         if blocklisted is None and not change.create:

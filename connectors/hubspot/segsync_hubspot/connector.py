@@ -13,6 +13,8 @@ emulator is imported only when asked for).
 - Tags: a multi-checkbox property (`tags_property`) or one MANUAL list per tag
   (`tags_as: lists`). Canonical enum fields become enumeration properties.
 - Pacing: 100 (or 190, by tier) requests per rolling 10 s, 5 searches a second, the daily cap.
+- Search lags writes by a few seconds (`listing_lags`): the re-check before writing also
+  reads the records a plan writes by id (`read_by_id`, batch reads of 100).
 - The rule compiler (`compiler()`) is built from this connector's config and mapping, so the
   configured tags property and a property renamed by the mapping are what its DYNAMIC lists
   filter on.
@@ -63,6 +65,8 @@ class HubSpotConnector(HubSpotReads, HubSpotWrites):
     )
     default_mapping: ClassVar[str | None] = "mapping.yaml"
     erase = erase_contact  # GDPR erasure: see erase.py
+    #: search (the change listing) lags writes: the re-check reads written records by id
+    listing_lags: ClassVar[bool] = True
     capabilities: ClassVar[Capabilities] = Capabilities(
         write_batch_size=BATCH_INPUTS,
         read_page_size=SEARCH_PAGE,

@@ -13,10 +13,16 @@ written) or from the tag lists; consent as `HubSpotAccount` reads it, the subscr
 statuses in whole calls of 100 across pages (a finished window sends the rest); engagement
 from HubSpot's read-only email properties, once HubSpot has emailed the contact
 (`segsync_hubspot.engagement`).
+
+Search lags writes (its index is eventually consistent), so an edit made seconds before a
+search is not in its answer. `read_by_id` reads given records directly (batch read by id),
+which the re-check before writing uses for the records a plan writes
+(`HubSpotConnector.listing_lags`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -249,6 +255,51 @@ class HubSpotReads(HubSpotSegments):
                     break
                 after = end - 1  # the next page starts at this one's last record: its anchor
                 page = await self._search(lo, hi, after, limit=self._limit(after))
+
+    async def read_by_id(self, platform_ids: Sequence[str]) -> list[RemoteContact]:
+        """The contacts `platform_ids` as HubSpot holds them now: `POST contacts/batch/read`
+        by id (`archived=false`, 100 a call, side by side within the pacing), which reads the
+        records themselves, not the search index that lags writes; the search read's
+        properties and conversion (statuses 100 a call; with `tags_as: lists`, the tag lists'
+        memberships, as `read` reads them). An id HubSpot names missing (archived or deleted,
+        `OBJECT_NOT_FOUND`), or that is no HubSpot id, comes back `deleted` with no email; a
+        merged record answers an old id under its own."""
+        await self._subscription_id()  # the hs_email_optout_<id> property read with each record
+        if self.cfg.tags_as == "lists":
+            await self._load_tag_lists()
+        else:  # the option labels: HubSpot stores option values in lower case
+            await self._load_properties()
+        asked = sorted(set(platform_ids))
+        ids = [pid for pid in asked if pid.isdigit()]
+        gone = {pid for pid in asked if not pid.isdigit()}
+        records: list[Mapping[str, Any]] = []
+        properties = self._read_properties()
+
+        async def one(chunk: Sequence[str]) -> None:
+            response = await self.client.request(
+                "POST", f"{self.paths['contacts']}/batch/read",
+                endpoint="POST contacts/batch/read",
+                json={"inputs": [{"id": i} for i in chunk], "properties": properties,
+                      "propertiesWithHistory": []},
+                params={"archived": "false"}, idempotent=True, ok=(207, 404),
+            )
+            body = response.json() if response.content else {}
+            found = [r for r in body.get("results") or [] if not r.get("archived")]
+            records.extend(found)
+            answered = {str(r.get("id")) for r in found}
+            if response.status_code == 404 and body.get("category") == "OBJECT_NOT_FOUND":
+                gone.update(i for i in chunk if i not in answered)  # none of them is held
+            for error in body.get("errors") or []:  # only the ids HubSpot names as missing
+                if error.get("category") == "OBJECT_NOT_FOUND":
+                    named = (error.get("context") or {}).get("ids") or ()
+                    gone.update(str(i) for i in named if str(i) in chunk and str(i) not in answered)
+
+        await asyncio.gather(*(one(ids[k : k + BATCH_INPUTS])
+                               for k in range(0, len(ids), BATCH_INPUTS)))
+        tag_members = await self._tag_memberships() if self.cfg.tags_as == "lists" else {}
+        out = await self._to_remote(records, tag_members)
+        out += [RemoteContact(platform_id=pid, email="", deleted=True) for pid in sorted(gone)]
+        return out
 
     def _limit(self, after: int) -> int:
         """A page's size: `read_page_size`, less near the search cap."""

@@ -13,8 +13,10 @@ opt-in goes back as `pending` (Mailchimp's confirmation email), otherwise the ch
 with the reason (code `ConsentFloor`, the rest of the change still written). An opt-in
 Mailchimp refuses itself (Member In Compliance State) is a `ConsentFloor` refusal too, the
 rest sent again without the status. New members get the canonical status, `transactional`
-where it is unknown. `ChangeResult.sent_consent` is the status Mailchimp confirmed for the
-member in this write (None where none was written).
+where it is unknown; a creation for a member this run's read found archived is never sent (it
+would add her back): it is answered `deleted` (code `MemberArchived`).
+`ChangeResult.sent_consent` is the status Mailchimp confirmed for the member in this write
+(None where none was written).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ from segsync_mailchimp.fields import (
     to_merge_value,
 )
 
-__all__ = ["CONSENT_FLOOR", "RENAME_IGNORED", "MailchimpWrites", "TagPool", "TagTicket"]
+__all__ = [
+    "CONSENT_FLOOR", "MEMBER_ARCHIVED", "RENAME_IGNORED", "MailchimpWrites", "TagPool",
+    "TagTicket",
+]
 
 OPT_OUT_STATUSES = frozenset({"unsubscribed", "cleaned"})
 CONSENT_FLOOR = "ConsentFloor"
@@ -55,6 +60,9 @@ COMPLIANCE_REFUSAL = "in a compliance state"
 """Mailchimp's words when it refuses `subscribed` for a member (Member In Compliance State)."""
 MEMBER_GONE = "ResourceNotFound"
 """The code of an update Mailchimp answered 404: the linked member is gone (deleted there)."""
+MEMBER_ARCHIVED = "MemberArchived"
+"""The code of a creation for a member a read found archived: never added back (an
+archived contact is never re-created), answered `deleted`."""
 RENAME_IGNORED = "RenameNotApplied"
 """The code of a rename the member's answer does not show (the address did not change)."""
 
@@ -221,6 +229,11 @@ class MailchimpWrites(MailchimpAudience):
                 return str(known.record["contact_id"])
         return None
 
+    def _archived(self, email: str) -> bool:
+        """Whether a read (or write) of this run found the member archived."""
+        known = self._known.get(subscriber_hash(email))
+        return known is not None and known.status == "archived"
+
     async def _platform_status(self, email: str, *, fresh: bool) -> str | None:
         """The member's status on Mailchimp (None when not on the list).
 
@@ -293,6 +306,13 @@ class MailchimpWrites(MailchimpAudience):
             results[index] = result
         for index, change in enumerate(changes):
             if change.archive:
+                continue
+            if change.create and self._archived(change.email):
+                results[index] = ChangeResult(
+                    email=change.email, ok=False, deleted=True, code=MEMBER_ARCHIVED,
+                    platform_id=self._known_pid(change.email) or change.platform_id,
+                    error=f"{change.email} is archived on Mailchimp: not added back",
+                )
                 continue
             if change.is_empty:
                 results[index] = ChangeResult(

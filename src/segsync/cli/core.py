@@ -66,6 +66,7 @@ from segsync.rules.printer import to_text
 from segsync.state import RunLocked, StateStore, StoreError, open_store
 from segsync.state.scoped import ConfigState
 from segsync.sync.build import config_name
+from segsync.sync.pull import standing_error
 from segsync.sync.segments import contact_of
 from segsync.sync.snapshot import CanonicalView, PlatformRecord, jsonify
 
@@ -271,8 +272,9 @@ def _age(delta: dt.timedelta) -> str:
 
 def state_status(config: Config, limit: int = 5, *, clock: Clock | None = None) -> dict[str, Any]:
     """What `segsync status` shows, from the state alone (no platform is called, no secret is
-    needed): counts, cursors and their times, owned objects and the latest runs (a run whose
-    process died shown `abandoned`). Raises `StoreError` for a state it cannot open."""
+    needed): counts, cursors and their times, owned objects, the latest runs (a run whose
+    process died shown `abandoned`), the erasures owed and the standing problems (never an
+    erased address). Raises `StoreError` for a state it cannot open."""
     from segsync.sync.lock import RunLock  # the engine's, only for this command
 
     clock = clock or SystemClock()
@@ -296,6 +298,12 @@ def state_status(config: Config, limit: int = 5, *, clock: Clock | None = None) 
             "erasures_owed": [  # never the address: the tombstone stands for the person
                 {"tombstone": f"erased:{e.email_hash}", "platform": e.platform,
                  "since": e.since, "error": e.error} for e in state.owed_erasures()
+            ],
+            # duplicates and erased people held again, until a read no longer finds them
+            "standing": [
+                {"platform": p.platform, "platform_id": p.platform_id, "code": p.kind,
+                 "since": p.since, "message": standing_error(p).message}
+                for p in state.standing() if p.platform in platforms
             ],
         }
     finally:

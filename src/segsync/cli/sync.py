@@ -227,6 +227,14 @@ def render_report(report: RunReport) -> str:
     if len(report.errors) > 20:
         lines.append(f"  ... and {len(report.errors) - 20} more errors (every one: "
                      f"`segsync runs show {report.run_id}` or --errors-out FILE)")
+    # what the user must know of that is no record error (a record found deleted by a
+    # write, relinked, an erased person): the warnings, as `runs show` lists them
+    warnings = [d for d in report.diagnostics if d.get("level") == "warning"]
+    for diag in warnings[:20]:
+        lines.append(f"  ~ [{diag.get('platform') or ''}] {diag.get('message')}")
+    if len(warnings) > 20:
+        lines.append(f"  ... and {len(warnings) - 20} more warnings "
+                     f"(`segsync runs show {report.run_id}`)")
     return "\n".join(lines)
 
 
@@ -361,7 +369,8 @@ def sync_command(
 
 @app.command("status")
 def status_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """The state: contacts, cursors (as times), owned objects and the latest runs. Calls no
+    """The state: contacts, cursors (as times), owned objects, the latest runs, the erasures
+    owed and the standing problems (duplicates, erased people held again). Calls no
     platform: needs no API key."""
     loaded = _load(config, as_json, secrets=False)
     try:
@@ -394,5 +403,11 @@ def status_command(config: ConfigOption = None, as_json: JsonOption = False) -> 
     for e in owed:
         typer.echo(f"    [{e['platform']}] {e['tombstone'][:22]}... since {e['since']}: "
                    f"{e['error']}")
+    standing = data["standing"]
+    if standing:
+        typer.echo(f"  {len(standing)} standing problem(s) (every run reports them until a "
+                   "read no longer finds them):")
+    for problem in standing:
+        typer.echo(f"    ! [{problem['platform']}] {problem['message']}")
     raise typer.Exit(EXIT_OK)
 

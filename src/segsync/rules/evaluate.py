@@ -50,10 +50,10 @@ cannot be compared with the value makes ``=``/ordering/date conditions false.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Set
-from typing import Any
+from collections.abc import Callable, Set
+from typing import Any, Protocol
 
-from segsync.model import Contact, FieldSpec, Schema
+from segsync.model import FieldSpec, Schema
 from segsync.rules import ast
 from segsync.rules.typecheck import (
     BUILTIN_FIELDS,
@@ -63,7 +63,23 @@ from segsync.rules.typecheck import (
     parse_iso,
 )
 
-__all__ = ["CASE_INSENSITIVE_MULTI", "anniversary", "evaluate", "read_value", "text_key"]
+__all__ = [
+    "CASE_INSENSITIVE_MULTI",
+    "Predicate",
+    "Values",
+    "anniversary",
+    "compile_rule",
+    "evaluate",
+    "read_value",
+    "text_key",
+]
+
+
+class Values(Protocol):
+    """What a rule is evaluated on: `value(name)`, as `segsync.model.Contact.value` gives
+    it (built-ins, then fields, then engagement; None when unset)."""
+
+    def value(self, name: str) -> Any: ...
 
 CASE_INSENSITIVE_MULTI: frozenset[str] = frozenset({"tags"})
 """Multi-valued fields whose `has` compares case-insensitively."""
@@ -100,12 +116,15 @@ def _is_unset(value: Any) -> bool:
 
 
 def read_value(
-    contact: Contact, name: str, schema: Schema | None = None
+    contact: Values, name: str, schema: Schema | None = None
 ) -> tuple[FieldKind, Any]:
     """The kind of field `name` and the contact's value of it (None when unset)."""
-    raw = contact.value(name)
     spec: FieldSpec | None = field_spec(schema, name) if schema is not None else None
-    spec = spec or BUILTIN_FIELDS.get(name)
+    return _read(contact.value(name), spec or BUILTIN_FIELDS.get(name))
+
+
+def _read(raw: Any, spec: FieldSpec | None) -> tuple[FieldKind, Any]:
+    """`read_value` of the raw value `raw` of a field of spec `spec` (None: unknown)."""
     if spec is None:
         kind = _infer_kind(raw)
         value = raw
@@ -271,9 +290,17 @@ def _has(name: str, kind: FieldKind, value: Any, item: str) -> bool:
     return item in value
 
 
-def _leaf(rule: ast.Rule, contact: Contact, now: dt.datetime, schema: Schema | None) -> bool:
+def _leaf(rule: ast.Rule, contact: Values, now: dt.datetime, schema: Schema | None) -> bool:
     name: str = getattr(rule, "field", "")
     kind, value = read_value(contact, name, schema)
+    return _decide(rule, name, kind, value, now, schema)
+
+
+def _decide(
+    rule: ast.Rule, name: str, kind: FieldKind, value: Any, now: dt.datetime,
+    schema: Schema | None,
+) -> bool:
+    """A leaf's verdict on the value of its field (`read_value`)."""
     if isinstance(rule, ast.IsSet):
         return (value is None) if rule.negated else (value is not None)
     if value is None:
@@ -303,7 +330,7 @@ def _leaf(rule: ast.Rule, contact: Contact, now: dt.datetime, schema: Schema | N
     raise TypeError(f"not a rule node: {rule!r}")  # pragma: no cover - the union is closed
 
 
-def _eval(rule: ast.Rule, contact: Contact, now: dt.datetime, schema: Schema | None) -> bool:
+def _eval(rule: ast.Rule, contact: Values, now: dt.datetime, schema: Schema | None) -> bool:
     match rule:
         case ast.Const(value=verdict):
             return verdict
@@ -317,13 +344,14 @@ def _eval(rule: ast.Rule, contact: Contact, now: dt.datetime, schema: Schema | N
 
 
 def evaluate(
-    rule: ast.Rule, contact: Contact, *, now: dt.datetime, schema: Schema | None = None
+    rule: ast.Rule, contact: Values, *, now: dt.datetime, schema: Schema | None = None
 ) -> bool:
     """Whether `contact` matches `rule` at time `now` (see the module docstring).
 
     Args:
         rule: the rule (type-checked by `load_rule` for meaningful results).
-        contact: the contact.
+        contact: the contact (a `segsync.model.Contact`, or anything reading values as
+            it does: `Values`).
         now: the current time, from the injected clock (naive means UTC).
         schema: the canonical schema; gives each field its type (enum equality is exact,
             text equality case-insensitive). Without it, kinds come from the values.
@@ -333,3 +361,34 @@ def evaluate(
     """
     return _eval(rule, contact, _aware(now), schema)
 
+
+
+Predicate = Callable[[Values, dt.datetime], bool]
+"""A compiled rule: `(contact, now) -> member?` (`now` aware, see `compile_rule`)."""
+
+
+def compile_rule(rule: ast.Rule, schema: Schema | None = None) -> Predicate:
+    """`rule` as a function of `(contact, now)` with `evaluate`'s verdicts, its shape
+    walked and its fields' specs looked up once (a materialised segment evaluates one rule
+    on every contact): `compile_rule(rule, schema)(contact, now)` is
+    `evaluate(rule, contact, now=now, schema=schema)` for an aware `now`."""
+    match rule:
+        case ast.Const(value=verdict):
+            return lambda contact, now: verdict
+        case ast.And(items=items):
+            every = tuple(compile_rule(item, schema) for item in items)
+            return lambda contact, now: all(item(contact, now) for item in every)
+        case ast.Or(items=items):
+            some = tuple(compile_rule(item, schema) for item in items)
+            return lambda contact, now: any(item(contact, now) for item in some)
+        case ast.Not(item=item):
+            inner = compile_rule(item, schema)
+            return lambda contact, now: not inner(contact, now)
+    name: str = getattr(rule, "field", "")
+    spec = (field_spec(schema, name) if schema is not None else None) or BUILTIN_FIELDS.get(name)
+
+    def leaf(contact: Values, now: dt.datetime) -> bool:
+        kind, value = _read(contact.value(name), spec)
+        return _decide(rule, name, kind, value, now, schema)
+
+    return leaf

@@ -14,6 +14,8 @@ A `StateStore` keeps, per sync configuration (`config`, a name):
 - `runs`      — one row per run, with its report (JSON), per-record errors and diagnostics;
 - `owed`      — the record writes a platform refused, owed until written or acknowledged;
 - `deletions` — the records found deleted or archived on a platform (by a read or a write);
+- `standing`  — the problems a run found on a platform that stand until a read no longer
+                finds them (`StandingProblem`: a duplicate record, an erased person held again);
 - `meta`      — the state generation, bumped by every commit (a plan records it);
 - `bindings`  — per platform, the account the state is bound to (`Binding`) and the
                 fingerprint of the connector config last checked;
@@ -49,6 +51,7 @@ __all__ = [
     "OwedWrite",
     "OwnedObject",
     "RunLocked",
+    "StandingProblem",
     "StateStore",
     "StoreError",
     "erasure_hash",
@@ -90,6 +93,9 @@ class BaseRow:
     payload: str
     deleted: bool = False
     hash: str = ""  # content hash of the payload ("" : computed by the store)
+    #: the read hash of the record the payload was read as (None: not a read as it came,
+    #: e.g. a write segsync made): `segsync.sync.snapshot.read_hash`
+    rhash: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,6 +154,21 @@ class OwedErasure:
     email: str
     since: str
     error: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StandingProblem:
+    """A problem a run found on `platform` that stands until a read no longer finds it:
+    `kind` "duplicate" (record `platform_id` has the normalised email of record `ref`, its
+    contact `cid`'s) or "erased_person" (record `platform_id` holds the person erased under
+    the tombstone `ref`; no `cid`, never the address). `since`: when first found."""
+
+    platform: str
+    platform_id: str
+    kind: str
+    ref: str
+    cid: str | None = None
+    since: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -306,6 +327,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " platform TEXT NOT NULL, email TEXT NOT NULL, since TEXT NOT NULL,"
         " error TEXT NOT NULL, PRIMARY KEY (config, email_hash, platform))",
     ),
+    (
+        # the read hash of a record as read (`segsync.sync.snapshot.read_hash`), kept with
+        # the snapshot it became: a record read again with the same one is left as it is
+        # (NULL: the snapshot is not a read's, e.g. a write segsync made)
+        "ALTER TABLE base ADD COLUMN rhash TEXT",
+        "ALTER TABLE pulled ADD COLUMN rhash TEXT",
+        # a platform's duplicate records (two live staged records of one contact) found by
+        # one scan of this index alone
+        "DROP INDEX pulled_cid",
+        "CREATE INDEX pulled_cid ON pulled (config, cid, platform, deleted)",
+    ),
+    (
+        # standing problems (`StandingProblem`), per platform record, until a read no longer
+        # finds them: `ref` the record kept (a duplicate) or the tombstone (an erased person
+        # held again; no cid, never the address)
+        "CREATE TABLE standing (config TEXT NOT NULL, platform TEXT NOT NULL,"
+        " platform_id TEXT NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL, cid TEXT,"
+        " since TEXT NOT NULL, PRIMARY KEY (config, platform, platform_id))",
+    ),
 )
 """The schema, version by version; `schema_version` records how many have been applied."""
 
@@ -326,6 +366,12 @@ class StateStore(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def worker_store(self) -> StateStore | None:
+        """A new connection to the same state, for a worker process forked from this one
+        (which never uses the connections it inherits), or None where there is none (the
+        work then stays in this process). Its schema is this store's (no migration)."""
+        return None
 
     def scoped(self, config: str) -> ConfigState:
         """This store's state of one sync configuration, `config` bound once."""
@@ -380,9 +426,11 @@ class StateStore(abc.ABC):
 
     @abc.abstractmethod
     def stage_pulled(
-        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, str, bool]]
+        self, config: str, platform: str, rows: Sequence[tuple[Any, ...]]
     ) -> None:
-        """Stage read records `(platform_id, cid, email_key, payload, hash, deleted)`.
+        """Stage read records `(platform_id, cid, email_key, payload, hash, deleted)`, each
+        with its read hash (`segsync.sync.snapshot.read_hash`) as a seventh item where the
+        payload is the record as read: a row without one keeps none.
 
         The last read of a record wins.
         """
@@ -446,6 +494,21 @@ class StateStore(abc.ABC):
         self, config: str, platform: str, platform_ids: Sequence[str]
     ) -> dict[str, str]:
         """The id map: platform id -> contact id, for the ids known."""
+
+    def linked_reads(
+        self, config: str, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str | None, str | None]]:
+        """The id map with what a pull needs to leave a record read unchanged: platform id
+        -> `(contact id, read hash of its base or None, its contact's canonical email key or
+        None)`, for the ids known."""
+        return {pid: (cid, None, None)
+                for pid, cid in self.cids_by_platform_id(config, platform, platform_ids).items()}
+
+    def unread_neighbours(self, config: str, platform: str) -> list[BaseRow]:
+        """The base rows of `platform` whose contact has a staged record there under
+        another platform id (the records a pull left unstaged that the checks of the
+        staging must see)."""
+        raise NotImplementedError
 
     def staged_cids(self, config: str, platform: str, *, refreshed: bool = False) -> list[str]:
         """The contacts of the records this run's read staged on `platform` (`refreshed`:
@@ -655,6 +718,21 @@ class StateStore(abc.ABC):
     def owed_erasures(self, config: str, platform: str | None = None) -> list[OwedErasure]:
         """The erasures still owed (on `platform` alone when given), oldest first."""
 
+    # -- standing problems ----------------------------------------------------------------
+
+    def standing(self, config: str, platform: str | None = None) -> list[StandingProblem]:
+        """The standing problems (on `platform` alone when given), oldest first."""
+        raise NotImplementedError
+
+    def set_standing(self, config: str, problems: Sequence[StandingProblem]) -> None:
+        """Record problems found by a read (one per platform record; a problem standing
+        already keeps its first `since`; an empty `since` is the store clock's now)."""
+        raise NotImplementedError
+
+    def clear_standing(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
+        """A read no longer finds the problems of these records of `platform`: they go."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def erasure_targets(self, config: str, email_key: str) -> dict[str, str]:
         """The ids the state knows for the person with the normalised `email_key`:
@@ -663,8 +741,9 @@ class StateStore(abc.ABC):
     @abc.abstractmethod
     def purge_person(self, config: str, email_key: str, label: str) -> int:
         """Forget the person with the normalised `email_key`, in one transaction: their
-        snapshots, ids, canonical view, staging and segment membership are deleted; their
-        ledger rows stay with `label` (the tombstone) in place of their email and contact id;
+        snapshots, ids, canonical view, staging, segment membership and standing problems
+        (a duplicate's) are deleted; their ledger rows stay with `label` (the tombstone) in
+        place of their email and contact id;
         the address is replaced by `label` in run errors, diagnostics and reports.
         Returns how many contacts were forgotten."""
 
@@ -694,10 +773,10 @@ class StateStore(abc.ABC):
     ) -> dict[str, int]:
         """Forget what the state holds of a platform's account, in one transaction (`segsync
         rebind`): its ids and base snapshots, cursor, staging, owned objects, static
-        segment membership, binding, and the writes owed to and deletions found on it. The
-        consent ledger, the tombstones and the canonical contacts stay; every canonical
-        contact is marked to be reconciled again, so the next run links the platform's
-        records by email and writes what it lacks. What the state held of a bound account
+        segment membership, binding, the writes owed to, deletions and standing problems
+        found on it. The consent ledger, the tombstones and the canonical contacts stay;
+        every canonical contact is marked to be reconciled again, so the next run links the
+        platform's records by email and writes what it lacks. What the state held of a bound account
         (owned objects, snapshots and ids, static memberships) is kept aside by its id:
         `bind` to that account gives it back, so a return to it finds segsync's own objects
         and merges against what segsync last saw there (an erasure purges what is kept).

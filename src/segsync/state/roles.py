@@ -30,6 +30,7 @@ from segsync.state.base import (
     OwedErasure,
     OwedWrite,
     OwnedObject,
+    StandingProblem,
 )
 
 __all__ = [
@@ -45,8 +46,9 @@ __all__ = [
     "Transactional",
 ]
 
-PulledRow = tuple[str, str, str, str, str, bool]
-"""A staged read: `(platform_id, cid, email_key, payload, hash, deleted)`."""
+PulledRow = tuple[str, str, str, str, str, bool] | tuple[str, str, str, str, str, bool, str]
+"""A staged read: `(platform_id, cid, email_key, payload, hash, deleted)`, with the read hash
+of the record as read (`segsync.sync.snapshot.read_hash`) where the payload is that read."""
 
 Loaded = tuple[
     dict[str, tuple[str, bool]], dict[str, dict[str, BaseRow]], dict[str, dict[str, BaseRow]]
@@ -112,8 +114,8 @@ class Tombstones(Protocol):
 
 
 class ReadStaging(Transactional, Tombstones, Protocol):
-    """Cursors, the id map, the staging of the records a pull read, and the tombstones it
-    skips."""
+    """Cursors, the id map, the staging of the records a pull read, the tombstones it
+    skips, and the problems it finds that stand (duplicates, erased people held again)."""
 
     def cursor(self, platform: str) -> str | None: ...
 
@@ -145,6 +147,12 @@ class ReadStaging(Transactional, Tombstones, Protocol):
         self, platform: str, platform_ids: Sequence[str]
     ) -> dict[str, str]: ...
 
+    def linked_reads(
+        self, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str | None, str | None]]: ...
+
+    def unread_neighbours(self, platform: str) -> list[BaseRow]: ...
+
     def cids_by_email(self, email_keys: Sequence[str]) -> dict[str, str]: ...
 
     def known_cids(self, cids: Sequence[str]) -> set[str]: ...
@@ -152,6 +160,14 @@ class ReadStaging(Transactional, Tombstones, Protocol):
     def readdress_records(self, platform: str, moves: Sequence[tuple[str, str]]) -> None: ...
 
     def forget_records(self, platform: str, platform_ids: Sequence[str]) -> None: ...
+
+    def load(self, cids: Sequence[str]) -> Loaded: ...
+
+    def standing(self, platform: str | None = None) -> list[StandingProblem]: ...
+
+    def set_standing(self, problems: Sequence[StandingProblem]) -> None: ...
+
+    def clear_standing(self, platform: str, platform_ids: Sequence[str]) -> None: ...
 
     def staged_cids_by_platform_id(
         self, platform: str, platform_ids: Sequence[str]

@@ -22,6 +22,7 @@ from segsync.state.base import (
     OwedErasure,
     OwedWrite,
     OwnedObject,
+    StandingProblem,
     StateStore,
 )
 from segsync.state.roles import (
@@ -146,6 +147,14 @@ class ConfigState(
 
     def cids_by_platform_id(self, platform: str, platform_ids: Sequence[str]) -> dict[str, str]:
         return self.store.cids_by_platform_id(self.config, platform, platform_ids)
+
+    def linked_reads(
+        self, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str | None, str | None]]:
+        return self.store.linked_reads(self.config, platform, platform_ids)
+
+    def unread_neighbours(self, platform: str) -> list[BaseRow]:
+        return self.store.unread_neighbours(self.config, platform)
 
     def readdress_records(self, platform: str, moves: Sequence[tuple[str, str]]) -> None:
         self.store.readdress_records(self.config, platform, moves)
@@ -279,6 +288,15 @@ class ConfigState(
 
     def erasure_targets(self, email_key: str) -> dict[str, str]:
         return self.store.erasure_targets(self.config, email_key)
+
+    def standing(self, platform: str | None = None) -> list[StandingProblem]:
+        return self.store.standing(self.config, platform)
+
+    def set_standing(self, problems: Sequence[StandingProblem]) -> None:
+        self.store.set_standing(self.config, problems)
+
+    def clear_standing(self, platform: str, platform_ids: Sequence[str]) -> None:
+        self.store.clear_standing(self.config, platform, platform_ids)
 
     def purge_person(self, email_key: str, label: str) -> int:
         return self.store.purge_person(self.config, email_key, label)

@@ -7,12 +7,13 @@ Statements are written once with `?` placeholders; a backend supplies a transact
 from __future__ import annotations
 
 import abc
+import itertools
 import json
 import re
 import secrets
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from segsync.clock import Clock
 from segsync.state.base import (
@@ -24,11 +25,14 @@ from segsync.state.base import (
     OwedErasure,
     OwedWrite,
     OwnedObject,
+    StandingProblem,
     StateStore,
     payload_hash,
 )
 
 __all__ = ["SqlStateStore"]
+
+T = TypeVar("T")
 
 _IN_CHUNK = 500  # ids per IN (...) list
 # the platforms of a configuration's base, a seek each (a loose index scan: no full scan)
@@ -54,6 +58,16 @@ def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[st
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+_LEDGER_BATCH = 10_000  # ledger entries a statement
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[tuple[T, ...]]:
+    """`items` in tuples of `size` (the last shorter): `itertools.batched` of Python 3.12."""
+    it = iter(items)
+    while batch := tuple(itertools.islice(it, size)):
+        yield batch
 
 
 class SqlStateStore(StateStore):
@@ -161,26 +175,29 @@ class SqlStateStore(StateStore):
             self._bump(tx, config, None, keep_plan=False)
 
     def stage_pulled(
-        self, config: str, platform: str, rows: Sequence[tuple[str, str, str, str, str, bool]]
+        self, config: str, platform: str, rows: Sequence[tuple[Any, ...]]
     ) -> None:
         if not rows:
             return
         with self._tx() as tx:
             tx.executemany(
                 "INSERT INTO pulled (config, platform, platform_id, cid, email_key, payload,"
-                " hash, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " hash, deleted, rhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (config, platform, platform_id) DO UPDATE SET cid = excluded.cid,"
                 " email_key = excluded.email_key, payload = excluded.payload,"
-                " hash = excluded.hash, deleted = excluded.deleted",
+                " hash = excluded.hash, deleted = excluded.deleted, rhash = excluded.rhash",
                 [
-                    (config, platform, pid, cid, key, payload, digest or payload_hash(payload),
-                     int(deleted))
-                    for pid, cid, key, payload, digest, deleted in rows
+                    (config, platform, row[0], row[1], row[2], row[3],
+                     row[4] or payload_hash(row[3]), int(row[5]),
+                     row[6] if len(row) > 6 else None)
+                    for row in rows
                 ],
             )
 
     def new_records_of_renamed(self, config: str) -> list[tuple[str, str, str]]:
         with self._tx() as tx:
+            if not tx.execute("SELECT 1 FROM base WHERE config = ? LIMIT 1", (config,)):
+                return []  # no record was linked before (a first sync): none renamed
             rows = tx.execute(
                 "SELECT DISTINCT n.platform, n.platform_id, n.email_key FROM pulled n JOIN pulled o"
                 " ON o.config = n.config AND o.platform = n.platform AND o.cid = n.cid"
@@ -205,6 +222,8 @@ class SqlStateStore(StateStore):
 
     def relink_pulled(self, config: str) -> int:
         with self._tx() as tx:
+            if not tx.execute("SELECT 1 FROM canonical WHERE config = ? LIMIT 1", (config,)):
+                return 0  # no contact yet (a first sync): nobody's address moved
             rows = tx.execute(
                 "SELECT n.platform, n.platform_id, MIN(o.cid) FROM pulled n JOIN pulled o"
                 " ON o.config = n.config AND o.email_key = n.email_key AND o.cid <> n.cid"
@@ -396,6 +415,36 @@ class SqlStateStore(StateStore):
     ) -> dict[str, str]:
         return self._cids_of_ids("base", config, platform, platform_ids)
 
+    def linked_reads(
+        self, config: str, platform: str, platform_ids: Sequence[str]
+    ) -> dict[str, tuple[str, str | None, str | None]]:
+        found: dict[str, tuple[str, str | None, str | None]] = {}
+        with self._tx() as tx:
+            for part in _chunks(list(platform_ids)):
+                for pid, cid, rhash, key in tx.execute(
+                    "SELECT b.platform_id, b.cid, b.rhash, c.email_key FROM base b"  # noqa: S608
+                    " LEFT JOIN canonical c ON c.config = b.config AND c.cid = b.cid"
+                    f" WHERE b.config = ? AND b.platform = ? AND b.platform_id IN"
+                    f" ({_marks(len(part))})",
+                    (config, platform, *part),
+                ):
+                    found[pid] = (cid, rhash, key)
+        return found
+
+    def unread_neighbours(self, config: str, platform: str) -> list[BaseRow]:
+        with self._tx() as tx:
+            rows = tx.execute(
+                "SELECT DISTINCT b.cid, b.platform_id, b.payload, b.deleted, b.hash, b.rhash"
+                " FROM pulled p JOIN base b ON b.config = p.config AND b.platform = p.platform"
+                " AND b.cid = p.cid AND b.platform_id <> p.platform_id"
+                " WHERE p.config = ? AND p.platform = ? AND NOT EXISTS (SELECT 1 FROM pulled q"
+                " WHERE q.config = b.config AND q.platform = b.platform"
+                " AND q.platform_id = b.platform_id)",
+                (config, platform),
+            )
+        return [BaseRow(platform, cid, pid, payload, bool(deleted), digest or "", rhash)
+                for cid, pid, payload, deleted, digest, rhash in rows]
+
     def forget_records(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
         if not platform_ids:
             return
@@ -573,13 +622,13 @@ class SqlStateStore(StateStore):
             [(config, r.platform, r.platform_id, r.cid) for r in rows],
         )
         tx.executemany(
-            "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (config, platform, cid) DO UPDATE SET"
-            " platform_id = excluded.platform_id, payload = excluded.payload,"
-            " hash = excluded.hash, deleted = excluded.deleted",
+            "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted,"
+            " rhash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (config, platform, cid)"
+            " DO UPDATE SET platform_id = excluded.platform_id, payload = excluded.payload,"
+            " hash = excluded.hash, deleted = excluded.deleted, rhash = excluded.rhash",
             [
                 (config, r.platform, r.cid, r.platform_id, r.payload,
-                 r.hash or payload_hash(r.payload), int(r.deleted))
+                 r.hash or payload_hash(r.payload), int(r.deleted), r.rhash)
                 for r in rows
             ],
         )
@@ -834,11 +883,12 @@ class SqlStateStore(StateStore):
                 (config,),
             )
             tx.execute(
-                "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted)"
-                " SELECT config, platform, cid, platform_id, payload, hash, deleted FROM pulled"
-                " WHERE config = ? ON CONFLICT (config, platform, cid) DO UPDATE SET"
-                " platform_id = excluded.platform_id, payload = excluded.payload,"
-                " hash = excluded.hash, deleted = excluded.deleted",
+                "INSERT INTO base (config, platform, cid, platform_id, payload, hash, deleted,"
+                " rhash) SELECT config, platform, cid, platform_id, payload, hash, deleted,"
+                " rhash FROM pulled WHERE config = ? ON CONFLICT (config, platform, cid)"
+                " DO UPDATE SET platform_id = excluded.platform_id,"
+                " payload = excluded.payload, hash = excluded.hash, deleted = excluded.deleted,"
+                " rhash = excluded.rhash",
                 (config,),
             )
             tx.execute(
@@ -898,19 +948,16 @@ class SqlStateStore(StateStore):
 
     @staticmethod
     def _insert_ledger(tx: Tx, config: str, entries: Iterable[LedgerEntry]) -> None:
-        rows = [
-            (config, e.cid, e.email, e.platform, e.at, e.previous, e.new, e.source,
-             e.legal_basis, e.run_id, e.sent, e.source_platform, e.evidence,
-             int(e.basis_from_default))
-            for e in entries
-        ]
-        if rows:
+        # in batches: a first sync of a million people records millions of entries
+        for batch in _batched(entries, _LEDGER_BATCH):
             tx.executemany(
                 "INSERT INTO ledger (config, cid, email, platform, at, previous, new, source,"
                 " legal_basis, run_id, sent, source_platform, evidence, basis_from_default)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
-                rows,
+                [(config, e.cid, e.email, e.platform, e.at, e.previous, e.new, e.source,
+                  e.legal_basis, e.run_id, e.sent, e.source_platform, e.evidence,
+                  int(e.basis_from_default)) for e in batch],
             )
 
     def add_ledger(self, config: str, entries: Iterable[LedgerEntry]) -> None:
@@ -1054,6 +1101,40 @@ class SqlStateStore(StateStore):
             )
         return [OwedErasure(*row) for row in rows]
 
+    def standing(self, config: str, platform: str | None = None) -> list[StandingProblem]:
+        where, args = "config = ?", [config]
+        if platform is not None:
+            where, args = where + " AND platform = ?", [config, platform]
+        with self._tx() as tx:
+            rows = tx.execute(
+                f"SELECT platform, platform_id, kind, ref, cid, since FROM standing"  # noqa: S608
+                f" WHERE {where} ORDER BY since, platform, platform_id",
+                tuple(args),
+            )
+        return [StandingProblem(*row) for row in rows]
+
+    def set_standing(self, config: str, problems: Sequence[StandingProblem]) -> None:
+        if not problems:
+            return
+        now = self.clock.now().isoformat()
+        with self._tx() as tx:
+            tx.executemany(
+                "INSERT INTO standing (config, platform, platform_id, kind, ref, cid, since)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (config, platform, platform_id)"
+                " DO UPDATE SET kind = excluded.kind, ref = excluded.ref, cid = excluded.cid",
+                [(config, p.platform, p.platform_id, p.kind, p.ref, p.cid, p.since or now)
+                 for p in problems],
+            )
+
+    def clear_standing(self, config: str, platform: str, platform_ids: Sequence[str]) -> None:
+        with self._tx() as tx:
+            for part in _chunks(list(platform_ids)):
+                tx.execute(
+                    f"DELETE FROM standing WHERE config = ? AND platform = ?"  # noqa: S608
+                    f" AND platform_id IN ({_marks(len(part))})",
+                    (config, platform, *part),
+                )
+
     def erasure_targets(self, config: str, email_key: str) -> dict[str, str]:
         found: dict[str, str] = {}
         with self._tx() as tx:
@@ -1073,7 +1154,7 @@ class SqlStateStore(StateStore):
             for part in _chunks(cids):
                 marks = _marks(len(part))
                 for table in ("base", "canonical", "pulled", "planned", "members", "owed",
-                              "deletions", "base_kept", "members_kept"):
+                              "deletions", "base_kept", "members_kept", "standing"):
                     tx.execute(
                         f"DELETE FROM {table} WHERE config = ? AND cid IN ({marks})",  # noqa: S608
                         (config, *part),
@@ -1236,6 +1317,9 @@ class SqlStateStore(StateStore):
                     )
             if dry_run:
                 return counts
+            # the problems found in the old account name its records
+            tx.execute("DELETE FROM standing WHERE config = ? AND platform = ?",
+                       (config, platform))
             # the platform's engagement refresh (segsync.sync.engagement) starts over too
             tx.execute("DELETE FROM cursors WHERE config = ? AND platform = ?",
                        (config, f"{platform}#engagement"))

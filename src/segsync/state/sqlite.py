@@ -39,6 +39,9 @@ PRIVATE_FILE = 0o600
 
 DB_SIDE_FILES = ("-wal", "-shm", "-journal")
 
+CACHE_KIB = 65536
+"""The page cache of a connection, in KiB."""
+
 log = logging.getLogger("segsync.state")
 
 
@@ -109,11 +112,14 @@ class SQLiteStateStore(SqlStateStore):
 
     serial_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, path: str | Path = DEFAULT_PATH, *, clock: Clock | None = None,
+        _reader: bool = False,
+    ) -> None:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
         self.clock = clock or SystemClock()
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not _reader:
             _private_state_files(Path(self.path))
         try:
             self._conn = sqlite3.connect(
@@ -123,15 +129,28 @@ class SQLiteStateStore(SqlStateStore):
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 _tighten(Path(self.path))
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            # 64 MiB of pages (2 MiB by default): a large audience's indices stay in memory
+            self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite state {self.path!r}: {exc}") from None
         self._mutex = threading.RLock()
         self._current: _SqliteTx | None = None
         self._memory_locks: dict[str, str] = {}
-        self._migrate()
+        # a worker's connection only reads: its transactions take no write lock (the
+        # writers and the other workers go on meanwhile)
+        self._begin = "BEGIN" if _reader else "BEGIN IMMEDIATE"
+        if not _reader:
+            self._migrate()
 
     def __repr__(self) -> str:
         return f"SQLiteStateStore({self.path!r})"
+
+    def worker_store(self) -> SQLiteStateStore | None:
+        """A connection of its own to this file, for a forked worker (none for `:memory:`),
+        that only reads."""
+        if self.path == ":memory:":
+            return None
+        return SQLiteStateStore(self.path, clock=self.clock, _reader=True)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[_SqliteTx]:
@@ -140,7 +159,7 @@ class SQLiteStateStore(SqlStateStore):
                 yield self._current
                 return
             cursor = self._conn.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(self._begin)
             self._current = _SqliteTx(cursor)
             try:
                 yield self._current

@@ -437,10 +437,13 @@ class Apply:
                         for r in results
                     ]
             created, updated = counts.created, counts.updated
+            gone = counts.deleted + counts.archived
             with self.state.transaction():
                 self._commit(name, batch, results, counts)
             created, updated = counts.created - created, counts.updated - updated
-            self.progress(WriteBatch(name, created, updated, len(batch) - created - updated))
+            gone = counts.deleted + counts.archived - gone  # found gone or archived: no failure
+            self.progress(WriteBatch(name, created, updated,
+                                     len(batch) - created - updated - gone))
 
     def _change(self, row: ChangeRow) -> ContactChange:
         """The change to send: field values coerced to the schema's types where they can."""
@@ -488,7 +491,7 @@ class Apply:
             if result is not None and result.sent_consent is not None:
                 # a consent the platform confirmed is a change made, even in a failed record
                 ledger.append(self._entry(name, row, result, before, email_key, at))
-            if result is not None and result.deleted and not row.get("create"):
+            if result is not None and result.deleted:
                 confirmed.append(self._gone(name, row, before, pid, email_key, deleted, at))
                 continue
             if result is None or not result.ok or result.partial or pid is None:
@@ -553,6 +556,13 @@ class Apply:
         counts = self.report.platforms[name]
         if row.get("archive"):
             counts.archived += 1
+        elif row.get("create"):  # archived before segsync linked it: nothing to archive
+            counts.deleted += 1  # elsewhere (never linked), never added back there
+            self.report.diagnostics.append({
+                "platform": name, "segment": "", "level": "warning", "step": "delete",
+                "message": f"{row['email']}: archived on {name} before segsync linked it:"
+                           " recorded, not re-created there",
+            })
         else:
             counts.deleted += 1
             deleted.append(Deletion(name, row["cid"], email_key, pid, at, "write"))

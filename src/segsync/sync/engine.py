@@ -2,8 +2,9 @@
 
 `Engine.plan()` first checks each platform's account (`segsync.sync.binding`), then pulls
 every platform incrementally into the state store's staging
-(`segsync.sync.pull`), merges the staged and dirty contacts chunk by chunk
-(`segsync.sync.merge`, each contact by `segsync.sync.reconcile`), evaluates materialised
+(`segsync.sync.pull`; a record read as its base was read is left unstaged), merges the
+staged and dirty contacts chunk by chunk (`segsync.sync.merge`, each contact by
+`segsync.sync.reconcile`; by two forked processes for a large run), evaluates materialised
 segments (`segsync.sync.segments`), and returns a `Plan`. `Engine.apply(plan)` re-reads each
 platform incrementally first (`segsync.sync.recheck`: contacts changed since the read wait for
 the next run), then writes it per platform concurrently (`segsync.sync.apply`).
@@ -16,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import secrets
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from segsync.clock import Clock, SystemClock
@@ -26,11 +29,12 @@ from segsync.logs import bind_log, redactor, run_finished, run_started
 from segsync.model import PublishMode, Schema
 from segsync.rules.compiler import Diagnostic, RuleCompiler, Step, Strictness
 from segsync.state.base import OwnedObject, StateStore
+from segsync.state.roles import Snapshots
 from segsync.sync.apply import Apply, Interrupt, RunStart, iso_now
 from segsync.sync.binding import AccountGate
 from segsync.sync.engagement import EngagementRefresh
 from segsync.sync.lock import RunLock
-from segsync.sync.merge import Merge
+from segsync.sync.merge import Merge, merged_by_workers
 from segsync.sync.plan import (
     PLAN_FORMAT,
     Plan,
@@ -58,11 +62,16 @@ from segsync.sync.segments import (
     name_publications,
     planned_objects,
     publications,
+    reads_only_view,
     recall_made,
 )
 from segsync.sync.timing import lap, phase, timed_commits
 
 __all__ = ["Engine", "PlatformReport", "RunReport", "SegmentTarget", "depends_on_clock"]
+
+
+PARALLEL_RECORDS = 60_000
+"""Records staged from which a run's merge is shared by two processes (`Engine.workers`)."""
 
 
 def read_only_sources(
@@ -122,6 +131,8 @@ class Engine:
             (`sync.erasure: enforce`); otherwise they are only skipped and reported.
         scope: what the runs cover (`segsync.sync.pull.RunScope`: platforms, segments, a
             sample, a full refresh; default: everything, incrementally).
+        workers: processes merging the worklist (`segsync.sync.merge.merged_by_workers`);
+            None: two for a large run where the machine and the state allow it, else one.
     """
 
     def __init__(
@@ -147,8 +158,10 @@ class Engine:
             dt.timedelta(hours=24)
         ),
         scope: RunScope | None = None,
+        workers: int | None = None,
     ) -> None:
         self.connectors = dict(connectors)
+        self.workers = workers
         self.scope = scope or RunScope()
         #: how often each platform's engagement is re-read (`engagement.refresh`)
         self.engagement_refresh = engagement_refresh
@@ -213,8 +226,8 @@ class Engine:
             p for p in reading if self.scope.full_refresh or self.state.cursor(p) is None])
         bind_log(phase="pull")
         lap("pull")
-        pulled = await Pull(reading, self.state, self.progress,
-                            erase=self._erase_on_pull, scope=self.scope).run(errors)
+        pulled = await Pull(reading, self.state, self.progress, erase=self._erase_on_pull,
+                            scope=self.scope, unchanged=self._leaves_unchanged()).run(errors)
         if self.scope.full_refresh:
             pulled.diagnostics.extend(
                 refresh_differences(self.state, p, self.store.base_rows(self.config, p),
@@ -250,13 +263,25 @@ class Engine:
                                   dropped=dropped_tags(segments, self._owned(disowned),
                                                        self._configured))
         merge = Merge(self.state, policy, memberships, now.isoformat(),
-                      normalise={p: self.connectors[p].normalise_field for p in platforms})
-        for cids in self.state.worklist(self.chunk_size):
-            if pulled.sample is not None:  # a sample's run merges nobody else (dirty ones wait)
-                cids = [cid for cid in cids if cid in pulled.sample]
+                      normalise={p: self.connectors[p].normalise_field for p in platforms},
+                      unstaged=pulled.unstaged)
+        sample = pulled.sample
+
+        def chunks(state: Snapshots) -> Iterator[list[str]]:
+            for cids in state.worklist(self.chunk_size):
+                if sample is not None:  # a sample's run merges nobody else (dirty ones wait)
+                    cids = [cid for cid in cids if cid in sample]
+                yield cids
+
+        # what the worklist holds, about: the records staged (read but not left unstaged)
+        staged = sum(pulled.reads.values()) - sum(
+            pulled.unstaged.live.values() if pulled.unstaged is not None else ())
+        workers = self._merge_workers(staged)
+        merged = (merged_by_workers(merge, chunks, self.store, self.config, workers)
+                  if workers > 1 else map(merge.chunk, chunks(self.state)))
+        for views in merged:
             # with a platform or a segment sitting out, every contact is reconciled again
             # next run (an unchanged one is skipped otherwise: its memberships must be decided)
-            views = merge.chunk(cids)
             with phase("staging"):
                 self.state.stage_planned(views, plan_id=plan_id, retry=bool(
                     pulled.failed or self.scope.segments is not None))
@@ -299,6 +324,27 @@ class Engine:
             bases=plan_bases(self.state, platform_plans, self.chunk_size),
             scope=self.scope.as_dict(),
         )
+
+    def _merge_workers(self, records: int) -> int:
+        """How many processes merge the worklist (`workers`; None: two for a run staging
+        `PARALLEL_RECORDS` records or more, on Linux with two cores or more and a state
+        with connections for workers; else this one)."""
+        wanted = self.workers
+        if wanted is None:
+            wanted = 2 if records >= PARALLEL_RECORDS and (os.cpu_count() or 1) > 1 else 1
+        if wanted <= 1 or sys.platform != "linux" or not hasattr(os, "fork"):
+            return 1
+        probe = self.store.worker_store()  # forked workers each open one like it
+        if probe is None:
+            return 1
+        probe.close()
+        return wanted
+
+    def _leaves_unchanged(self) -> bool:
+        """Whether the pull may leave a record read unchanged unstaged (`Pull`): not while a
+        segment's rule reads engagement or read-only fields (an engagement refresh changes
+        them without changing a record's read, so every contact read is evaluated again)."""
+        return all(reads_only_view(s.rule, self.schema) for s in self.segments)
 
     def _owned(self, disowned: set[tuple[str, str, str]]) -> list[OwnedObject]:
         """The owned objects of the state, but those the connectors disowned this run."""

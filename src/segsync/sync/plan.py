@@ -13,11 +13,15 @@ not as models, so a plan for a large audience stays small in memory.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol, Required
+import pickle
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, Required, overload
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError
+from pydantic_core import core_schema
 from typing_extensions import TypedDict  # pydantic reads typing's only from Python 3.12
 
 from segsync.connector import ContactChange
@@ -27,6 +31,7 @@ __all__ = [
     "PLAN_FORMAT",
     "ChangeRow",
     "ConsentChange",
+    "ConsentEvents",
     "Member",
     "MembershipChange",
     "OwedRow",
@@ -176,10 +181,9 @@ class MembershipChange(BaseModel):
     remove: list[Member] = Field(default_factory=list)
 
 
-class ConsentChange(BaseModel):
-    """A consent change seen or decided by a plan, as the ledger records it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ConsentChange(NamedTuple):
+    """A consent change seen or decided by a plan, as the ledger records it (a plan file
+    holds it as an object with these keys)."""
 
     cid: str
     email: str
@@ -190,6 +194,143 @@ class ConsentChange(BaseModel):
     at: str
     legal_basis: str | None = None
     evidence: str | None = None
+
+
+class _ConsentChangeIn(BaseModel):
+    """A `ConsentChange` as a plan file holds it (validated strictly)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cid: str
+    email: str
+    platform: str
+    previous: str | None
+    new: str
+    source: str
+    at: str
+    legal_basis: str | None = None
+    evidence: str | None = None
+
+
+_CHANGE_FIELDS = ConsentChange._fields
+_make_change = ConsentChange._make
+
+
+class ConsentEvents(Sequence[ConsentChange]):
+    """The consent changes of a plan, in order, held compactly: a first sync sees every
+    person's consent on every platform (millions of changes for a million people), so
+    they are kept as plain tuples, packed (pickled and compressed, by this process only)
+    `CHUNK` at a time. Iterating gives `ConsentChange` values; a plan file holds a list
+    of objects (`Plan.to_json`)."""
+
+    CHUNK = 4096
+
+    __slots__ = ("_count", "_packed", "_rows")
+
+    def __init__(self, changes: Iterable[ConsentChange | tuple[Any, ...]] = ()) -> None:
+        self._packed: list[bytes] = []
+        self._rows: list[tuple[Any, ...]] = []
+        self._count = 0
+        for change in changes:
+            self.add(tuple(change))
+
+    def add(self, row: tuple[Any, ...]) -> None:
+        """Append one change, given as a tuple in `ConsentChange` order."""
+        self._rows.append(row)
+        self._count += 1
+        if len(self._rows) >= self.CHUNK:
+            self._pack()
+
+    def extend(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Append changes, each a tuple as `add` takes it."""
+        before = len(self._rows)
+        self._rows.extend(rows)
+        self._count += len(self._rows) - before
+        while len(self._rows) >= self.CHUNK:
+            rest = self._rows[self.CHUNK:]
+            self._rows = self._rows[:self.CHUNK]
+            self._pack()
+            self._rows = rest
+
+    def _pack(self) -> None:
+        if self._rows:
+            self._packed.append(zlib.compress(pickle.dumps(self._rows, protocol=5), 1))
+            self._rows = []
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[ConsentChange]:
+        return map(_make_change, self.rows())
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """The changes as the plain tuples `add` took."""
+        for blob in list(self._packed):
+            rows: list[tuple[Any, ...]] = pickle.loads(zlib.decompress(blob))  # noqa: S301 - packed by `_pack` in this process
+            yield from rows
+        yield from list(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> ConsentChange: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ConsentChange]: ...
+
+    def __getitem__(self, index: int | slice) -> ConsentChange | list[ConsentChange]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("consent change index out of range")
+        return next(itertools.islice(self, index, None))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ConsentEvents | list | tuple):
+            return len(self) == len(other) and all(
+                a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"ConsentEvents({self._count} change(s))"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ConsentEvents, (list(self),))
+
+    @staticmethod
+    def _validated(value: Any, handler: core_schema.ValidatorFunctionWrapHandler) -> Any:
+        """A `ConsentEvents` as it is; a list of changes (`ConsentChange` tuples or
+        mappings with its keys) validated strictly."""
+        if isinstance(value, ConsentEvents):
+            return value
+        if isinstance(value, list | tuple):
+            value = [dict(zip(_CHANGE_FIELDS, item, strict=False))
+                     if isinstance(item, tuple) else item for item in value]
+        return handler(value)
+
+    @classmethod
+    def _from_models(cls, items: list[_ConsentChangeIn]) -> ConsentEvents:
+        return cls(tuple(getattr(item, name) for name in _CHANGE_FIELDS) for item in items)
+
+    def _dumped(self) -> list[dict[str, Any]]:
+        return [dict(zip(_CHANGE_FIELDS, change, strict=True)) for change in self]
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        from_json = core_schema.no_info_after_validator_function(
+            cls._from_models, handler.generate_schema(list[_ConsentChangeIn]))
+        return core_schema.json_or_python_schema(
+            json_schema=from_json,
+            python_schema=core_schema.no_info_wrap_validator_function(cls._validated, from_json),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                cls._dumped,
+                return_schema=handler.generate_schema(list[dict[str, str | None]]),
+            ),
+        )
 
 
 class PlatformPlan(BaseModel):
@@ -250,7 +391,7 @@ class Plan(BaseModel):
     generation: int
     created_at: str
     platforms: dict[str, PlatformPlan]
-    consent_events: list[ConsentChange] = Field(default_factory=list)
+    consent_events: ConsentEvents = Field(default_factory=ConsentEvents)
     errors: list[RecordError] = Field(default_factory=list)
     diagnostics: list[dict[str, str]] = Field(default_factory=list)
     conflicts: int = 0
@@ -339,8 +480,10 @@ class Plan(BaseModel):
             yield "scope: " + ", ".join(
                 f"{key} {','.join(value) if isinstance(value, list) else value}"
                 for key, value in sorted(self.scope.items()))
-        if self.is_empty and not self.owed:
+        if self.is_empty and not self.owed and not self.errors:
             yield "No changes. The platforms match the canonical view."
+        elif self.is_empty and not self.owed:  # e.g. a duplicate or an erased person standing
+            yield "No writes planned; the platforms do not match for the record error(s) below."
         for name, platform in self.platforms.items():
             t = platform.tally()
             yield (

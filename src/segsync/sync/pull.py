@@ -23,6 +23,14 @@ never staged: nothing is linked, merged or written for them. Each is reported (b
 tombstone, never its email) and, with `erase` (`sync.erasure: enforce`, during a sync only),
 erased on that platform again.
 
+A record is staged with its read hash (`segsync.sync.snapshot.read_hash`, where no segment
+reads engagement: `Pull(unchanged=True)`); one read again with the hash its base was read
+with, linked by id at its contact's address, is left unstaged (`Unstaged`): its base is that
+read, it counts unchanged, and nothing of it is encoded or written. Where its contact has
+another record staged on the platform, it is staged after all (the checks of duplicates and
+deletions see it). Not in a full refresh nor a sample, which compare or draw from what is
+staged.
+
 A run's `RunScope` narrows it (`segsync plan|sync --select/--limit/--full-refresh`):
 
 - `full_refresh` reads every platform from the start (its cursor ignored); the records read
@@ -38,11 +46,15 @@ A run's `RunScope` narrows it (`segsync plan|sync --select/--limit/--full-refres
 
 from __future__ import annotations
 
+import array
 import asyncio
+import bisect
 import dataclasses
+import functools
 import hashlib
 import heapq
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -50,21 +62,30 @@ from segsync.connector import Connector, RemoteContact
 from segsync.erasure import erase_on, tombstone_label
 from segsync.http import ApiError, PlatformUnavailable
 from segsync.logs import bind_log
-from segsync.model import InvalidEmail, normalize_email
-from segsync.state.base import BaseRow, erasure_hash
+from segsync.model import CONSENT_OPT_OUTS, InvalidEmail, normalize_email
+from segsync.state.base import BaseRow, StandingProblem, erasure_hash
 from segsync.state.roles import Loaded, PulledRow, ReadStaging
 from segsync.sync.plan import RecordError
 from segsync.sync.policy import OWNED_TAG_PREFIX
 from segsync.sync.progress import PageRead, ProgressObserver, PullDone, PullStarted
-from segsync.sync.snapshot import PlatformRecord, encode_read, jsonify
+from segsync.sync.snapshot import (
+    PlatformRecord,
+    encode_read,
+    encode_record,
+    jsonify,
+    read_hash,
+)
 
 __all__ = [
     "Pull",
     "PullResult",
     "RunScope",
     "ScopeError",
+    "Unstaged",
+    "email_key",
     "refresh_differences",
     "sample_rank",
+    "standing_error",
 ]
 
 log = logging.getLogger("segsync.sync")
@@ -116,10 +137,93 @@ class RunScope:
         return out
 
 
+# a local part that is its own key, lowercased: ASCII letters, digits and the other
+# characters `normalize_email` allows, dot-separated (no dot first, last or doubled)
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain_key(domain: str) -> str | None:
+    """The key of `domain` as `normalize_email` gives it (None: not a valid one)."""
+    try:
+        return normalize_email("x@" + domain)[2:]
+    except InvalidEmail:
+        return None
+
+
+def email_key(email: str) -> str:
+    """`normalize_email(email)`, at the cost of a match for a plain ASCII address (an
+    audience holds few domains, each normalised once): the address's local part lowercased
+    and its domain's key. Anything else, and every refusal, is `normalize_email`'s."""
+    local, at, domain = email.partition("@")
+    if (at and len(email) <= 254 and len(local) <= 64 and email.isascii()
+            and _PLAIN_LOCAL.fullmatch(local)):
+        key = _domain_key(domain)
+        if key is not None:
+            return f"{local.lower()}@{key}"
+    return normalize_email(email)
+
+
+def _key_or_none(email: str) -> str | None:
+    """`email_key(email)`, None for an address refused."""
+    try:
+        return email_key(email)
+    except InvalidEmail:
+        return None
+
+
 def sample_rank(cid: str) -> str:
     """A contact's place in the `--limit` sample (lowest first): stable across runs and
     machines, unrelated to the order a platform returns records in."""
     return hashlib.sha256(cid.encode("utf-8")).hexdigest()
+
+
+class Unstaged:
+    """The records a pull read as their base was read (the same `read_hash`) and left
+    unstaged, per platform: their platform ids, as this process's `hash` of each (8 bytes a
+    record), and how many of them are live (each a record read unchanged)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, array.array[int]] = {}
+        self._back: set[tuple[str, str]] = set()  # staged after all (`restaged`)
+        self.live: dict[str, int] = {}
+
+    def add(self, platform: str, platform_id: str, deleted: bool) -> None:
+        """Record one record left unstaged."""
+        self._ids.setdefault(platform, array.array("q")).append(hash(platform_id))
+        if not deleted:
+            self.live[platform] = self.live.get(platform, 0) + 1
+
+    def seal(self) -> None:
+        """Done adding: sorted for `holds`."""
+        self._ids = {p: array.array("q", sorted(ids)) for p, ids in self._ids.items()}
+
+    def of(self, platform: str) -> bool:
+        """Whether any record of `platform` was left unstaged."""
+        return bool(self._ids.get(platform))
+
+    def holds(self, platform: str, platform_id: str) -> bool:
+        """Whether the record was read and left unstaged (after `seal`)."""
+        ids = self._ids.get(platform)
+        if not ids or (platform, platform_id) in self._back:
+            return False
+        key = hash(platform_id)
+        at = bisect.bisect_left(ids, key)
+        return at < len(ids) and ids[at] == key
+
+    def restaged(self, platform: str, platform_id: str, deleted: bool) -> None:
+        """The record is staged after all (its read is the staging's again)."""
+        self._back.add((platform, platform_id))
+        if not deleted:
+            self.live[platform] -= 1
+
+    def drop(self, platform: str) -> None:
+        """Forget a platform (its read failed: nothing of it is staged)."""
+        self._ids.pop(platform, None)
+        self.live.pop(platform, None)
+
+    def __bool__(self) -> bool:
+        return any(self._ids.values())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +236,8 @@ class PullResult:
     diagnostics: list[dict[str, str]] = dataclasses.field(default_factory=list)
     #: with a `limit`, the contacts of the sample (the only ones staged); None: everyone
     sample: frozenset[str] | None = None
+    #: the records read unchanged and left unstaged (`Pull.unchanged`), None: none left
+    unstaged: Unstaged | None = None
 
 
 class Pull:
@@ -145,11 +251,19 @@ class Pull:
         *,
         erase: bool = False,
         scope: RunScope | None = None,
+        unchanged: bool = False,
     ) -> None:
         self.connectors = connectors
         self.state = state
         self.progress = progress
         self.scope = scope or RunScope()
+        #: `unchanged`: records get their read hash, and one read as its base was read (the
+        #: same read hash, linked by id to a contact whose address it holds) is left
+        #: unstaged: as if not read (its base is that read), counted unchanged. Not in a full
+        #: refresh (everything read is compared) nor a sample (drawn from the staging)
+        self.hashing = unchanged
+        self.unstaged = (Unstaged() if unchanged and not self.scope.full_refresh
+                         and not self.scope.limited else None)
         # a sample's run erases nobody again: the erased are outside any sample
         self.erase = erase and not self.scope.limited
         #: with a `limit`, the platform ids read per platform (to draw the sample from)
@@ -157,15 +271,34 @@ class Pull:
         self._erasure_key: bytes | None = None
         #: per platform, the live records of erased people read this run: id -> (email, label)
         self.erased: dict[str, dict[str, tuple[str, str]]] = {}
+        #: per platform, the live records read with an opt-out: id -> record (`_fold_opt_outs`)
+        self._opt_outs: dict[str, dict[str, PlatformRecord]] = {}
+        #: per platform, the standing problems recorded before this run, by record id; the
+        #: problems this run found; the records of the former it read (id -> deleted); the
+        #: platforms read from the start (`_standing_problems`)
+        self._standing: dict[str, dict[str, StandingProblem]] = {}
+        self._found: dict[str, dict[str, StandingProblem]] = {}
+        self._seen: dict[str, dict[str, bool]] = {}
+        self._full: set[str] = set()
 
     async def run(self, errors: list[RecordError]) -> PullResult:
         """Stage every platform's changes since its cursor; read failures go to `errors`."""
         self.state.begin_stage()
         self._erasure_key = self.state.erasure_key() if self.state.has_tombstones() else None
+        for problem in self.state.standing():
+            if problem.platform in self.connectors:
+                self._standing.setdefault(problem.platform, {})[problem.platform_id] = problem
         result = PullResult({}, set())
         self.progress(PullStarted(tuple(self.connectors)))
         await asyncio.gather(*(self._platform(name, result, errors) for name in self.connectors))
-        result.diagnostics.extend(self._relink_moved())
+        if self.unstaged is not None:
+            self.unstaged.seal()
+            for name in self.connectors:
+                if name not in result.failed and self.unstaged.of(name):
+                    self._restage(name)
+            if self.unstaged:
+                result = dataclasses.replace(result, unstaged=self.unstaged)
+        result.diagnostics.extend(await self._relink_moved())
         renamed = self.state.new_records_of_renamed()
         if renamed:  # the platform renamed the contact away: the new record is someone new
             taken = self.state.known_cids([key for _, _, key in renamed])
@@ -179,6 +312,7 @@ class Pull:
         for name in self.connectors:
             if name not in result.failed:
                 self._settle(name, errors, await self._made_again(name))
+        await self._standing_problems(result.failed, errors)
         return result
 
     async def _platform(self, name: str, result: PullResult, errors: list[RecordError]) -> None:
@@ -200,15 +334,23 @@ class Pull:
             code = exc.reason if isinstance(exc, PlatformUnavailable) else "read_failed"
             errors.append(RecordError(platform=name, code=code, message=message))
             self.state.discard_pulled(name)
+            if self.unstaged is not None:
+                self.unstaged.drop(name)
             result.failed.add(name)
             self.progress(PullDone(name, ok=False))
 
     async def _read(self, name: str, errors: list[RecordError]) -> int:
         count = 0
         cursor = None if self.scope.full_refresh else self.state.cursor(name)
+        if cursor is None and not self.scope.limited:
+            self._full.add(name)
+        standing = self._standing.get(name)
         ids = self._read_ids.setdefault(name, []) if self.scope.limited else None
         async for page in self.connectors[name].read(cursor):
             count += len(page.contacts)
+            if standing:
+                self._seen.setdefault(name, {}).update(
+                    (r.platform_id, r.deleted) for r in page.contacts if r.platform_id in standing)
             if ids is not None:
                 ids.extend(remote.platform_id for remote in page.contacts)
             with self.state.transaction():  # the page and the cursor reaching past it
@@ -243,7 +385,10 @@ class Pull:
                     continue
                 message += f"; erasing them there again failed: {result.error}"
             else:
-                message += " (erase them there, or set sync.erasure: enforce)"
+                message += (f": erase again or remove the re-imported record {pid} there"
+                            " (or set sync.erasure: enforce)")
+            self._found.setdefault(name, {})[pid] = StandingProblem(
+                name, pid, "erased_person", label.removeprefix("erased:"))
             errors.append(
                 RecordError(platform=name, platform_id=pid, code="erased_person", message=message)
             )
@@ -269,6 +414,19 @@ class Pull:
                 )
         return kept
 
+    def _restage(self, name: str) -> None:
+        """Stage the records left unstaged whose contact has another record staged on the
+        platform: the checks of the staging (duplicates, deletions next to a live record)
+        see every record of such a contact read there."""
+        assert self.unstaged is not None
+        rows: list[PulledRow] = []
+        for row in self.state.unread_neighbours(name):
+            if self.unstaged.holds(name, row.platform_id):
+                rows.append((row.platform_id, row.cid, PlatformRecord.loads(row.payload).email_key,
+                             row.payload, row.hash, row.deleted, row.rhash or ""))
+                self.unstaged.restaged(name, row.platform_id, row.deleted)
+        self.state.stage_pulled(name, rows)
+
     def _keep_sample(self, limit: int, failed: set[str]) -> frozenset[str]:
         """Keep the staged records of the `limit` contacts of lowest `sample_rank` over every
         platform read; drop the others' (they stay as the state holds them)."""
@@ -286,7 +444,7 @@ class Pull:
         log.info("sample of %d contact(s) out of %d read", len(sample), len(cids))
         return sample
 
-    def _relink_moved(self) -> list[dict[str, str]]:
+    async def _relink_moved(self) -> list[dict[str, str]]:
         """Relink the records that moved to an address that is not their person's to take
         (see the module docstring); returns the diagnostics."""
         moved = [
@@ -321,12 +479,44 @@ class Pull:
                 targets[(p, pid)] = person(key)
         if not targets:
             return []
+        await self._forget_gone(targets)
         self.state.relink_records([(p, pid, cid) for (p, pid), cid in sorted(targets.items())])
         before = {(p, pid): cid for p, pid, cid, _ in moved}
         notes = _relink_notes(targets, before, set(fresh.values()))
         for note in notes:
             log.warning("%s: %s", note["platform"], note["message"])
         return notes
+
+    async def _forget_gone(self, targets: Mapping[tuple[str, str], str]) -> None:
+        """Before records move onto other people (`targets`: (platform, id) -> contact),
+        forget each such person's own record there that is gone: read deleted now, or
+        answered missing by the platform (`Connector.missing`) when no read returned it. The
+        moved record then takes its place with its own base, so what it holds stays its
+        former person's (no opt-in, no data for its new person), rather than arriving with
+        no base and being read as news. A record read live, or not known gone, stays (the
+        moved record is then a duplicate, not synced)."""
+        moving = set(targets)
+        _, held, pulled = self.state.load(sorted(set(targets.values())))
+        asks: dict[str, list[str]] = {}
+        gone: dict[str, list[str]] = {}
+        for (p, _), cid in sorted(targets.items()):
+            base = held.get(cid, {}).get(p)
+            if base is None or base.deleted or (p, base.platform_id) in moving:
+                continue  # none there, known gone, or itself moving (a swap, a chain)
+            read = pulled.get(cid, {}).get(p)
+            if read is not None and read.platform_id == base.platform_id:
+                if read.deleted:
+                    gone.setdefault(p, []).append(base.platform_id)
+            elif self.unstaged is None or not self.unstaged.holds(p, base.platform_id):
+                asks.setdefault(p, []).append(base.platform_id)
+        for p, pids in sorted(asks.items()):
+            try:
+                gone.setdefault(p, []).extend(sorted(await self.connectors[p].missing(pids)))
+            except ApiError as exc:  # not known gone: the moved record is a duplicate
+                log.warning("%s: asking which records are gone failed: %s", p, exc)
+        for p, pids in sorted(gone.items()):
+            if pids:
+                self.state.forget_records(p, sorted(set(pids)))
 
     async def _made_again(self, name: str) -> list[tuple[str, str, str]] | None:
         """A record read next to the record its contact is linked to, which this read did
@@ -362,6 +552,8 @@ class Pull:
         if duplicates is None:
             duplicates = self.state.duplicate_records(name)
         for cid, pid, kept in duplicates:
+            self._found.setdefault(name, {})[pid] = StandingProblem(name, pid, "duplicate",
+                                                                    kept, cid)
             errors.append(
                 RecordError(
                     platform=name,
@@ -370,33 +562,167 @@ class Pull:
                     code="duplicate",
                     message=(
                         f"record {pid} has the same normalised email as record {kept}; "
-                        "not synced (merge or fix them on the platform)"
+                        f"not synced: merge or delete record {pid} on {name}"
                     ),
                 )
             )
         if duplicates:
             self.state.drop_pulled(name, [pid for _, pid, _ in duplicates])
+            self._fold_opt_outs(name, duplicates)
         self.state.settle_pulled(name)
+
+    async def _standing_problems(self, failed: set[str], errors: list[RecordError]) -> None:
+        """Record the problems this run found that stand (`StandingProblem`: a duplicate, an
+        erased person's record held again), and report those found before that stand
+        still, each a record error with its fix, run after run. One found before goes when
+        a read no longer finds it: its record read again, deleted or not as that problem
+        (in a run not limited to a sample), a read of the platform from the start not
+        finding it again, or the platform answering the record gone or changed
+        (`_cleared`). A platform not read keeps its problems."""
+        for name in self.connectors:
+            held = self._standing.get(name, {})
+            found = self._found.get(name, {})
+            if name not in failed:
+                seen = self._seen.get(name, {})
+                gone = {pid for pid in held if pid not in found and (
+                    seen.get(pid) or (pid in seen and not self.scope.limited)
+                    or name in self._full)}
+                ask = {pid: p for pid, p in held.items() if pid not in found and pid not in gone}
+                gone |= await self._cleared(name, ask)
+                self.state.clear_standing(name, sorted(gone))
+                self.state.set_standing([found[pid] for pid in sorted(found)])
+                held = {pid: p for pid, p in held.items() if pid not in gone}
+            for pid, problem in sorted(held.items()):
+                if pid not in found:
+                    errors.append(standing_error(problem))
+
+    async def _cleared(self, name: str, problems: Mapping[str, StandingProblem]) -> set[str]:
+        """Which of `problems` (by record id) the platform no longer holds as such: read by
+        id where the connector can (gone, merged into another record, or at an address that
+        is no longer the problem's), else answered missing (`Connector.missing`)."""
+        if not problems:
+            return set()
+        connector = self.connectors[name]
+        try:
+            read = await connector.read_by_id(sorted(problems))
+            if read is None:
+                return set(await connector.missing(sorted(problems)))
+        except ApiError as exc:  # not known gone: the problems stand
+            log.warning("%s: re-reading the records of standing problems failed: %s", name, exc)
+            return set()
+        live = {r.platform_id: r for r in read if not r.deleted}
+        return {pid for pid, problem in problems.items()
+                if pid not in live or not self._stands(problem, live[pid])}
+
+    def _stands(self, problem: StandingProblem, remote: RemoteContact) -> bool:
+        """Whether the record `remote`, read now, is still the `problem`: an erased person's
+        address, or the address of the duplicate's contact."""
+        try:
+            key = email_key(remote.email)
+        except InvalidEmail:
+            return False
+        if problem.kind == "erased_person":
+            return self._erasure_key is not None and (
+                erasure_hash(self._erasure_key, key) == problem.ref)
+        return key == problem.cid or self.state.cids_by_email([key]).get(key) == problem.cid
+
+    def _fold_opt_outs(self, name: str, duplicates: Sequence[tuple[str, str, str]]) -> None:
+        """An opt-out read on a duplicate record (set aside, not synced) is its person's:
+        the record kept for them is staged reading that opt-out (the duplicate's status,
+        time and evidence, naming the duplicate), so it reaches every platform. Nothing
+        else of the duplicate is taken."""
+        outs = self._opt_outs.get(name, {})
+        found = {(cid, pid): outs[pid] for cid, pid, _ in duplicates if pid in outs}
+        if not found:
+            return
+        _, held, pulled = self.state.load(sorted({cid for cid, _ in found}))
+        rows: list[PulledRow] = []
+        for (cid, pid), out in sorted(found.items()):
+            row = pulled.get(cid, {}).get(name) or held.get(cid, {}).get(name)
+            if row is None or row.deleted:
+                continue
+            kept = PlatformRecord.loads(row.payload)
+            if kept.consent in CONSENT_OPT_OUTS:
+                continue  # the kept record says no already
+            record = dataclasses.replace(
+                kept, consent=out.consent, consent_at=out.consent_at or out.updated_at,
+                legal_basis=None, reachable=True,
+                consent_evidence=f"duplicate record {pid}: {out.consent_evidence or ''}".strip(),
+                updated_at=max(kept.updated_at or "", out.updated_at or "") or None,
+            )
+            payload, digest = encode_record(record)
+            rows.append((kept.platform_id, cid, kept.email_key, payload, digest, False))
+            log.warning("%s: record %s (a duplicate) reads %s: its person's opt-out",
+                        name, pid, out.consent.value)
+        self.state.stage_pulled(name, rows)
 
     def _stage_page(
         self, name: str, contacts: Sequence[RemoteContact], errors: list[RecordError]
     ) -> None:
+        linked: dict[str, tuple[str, str | None, str | None]] = {}
+        hashes: dict[str, str] = {}  # read hashes taken (of records staged after all)
+        if self.hashing:
+            linked = self.state.linked_reads(name, [r.platform_id for r in contacts])
+            contacts = self._leave_unchanged(name, contacts, linked, hashes)
         keyed = self._skip_erased(name, self._keyed(name, contacts, errors))
-        by_id = self.state.cids_by_platform_id(name, [remote.platform_id for remote, _ in keyed])
+        pids = [remote.platform_id for remote, _ in keyed]
+        by_id = ({pid: held[0] for pid, held in linked.items()} if self.hashing
+                 else self.state.cids_by_platform_id(name, pids))
         by_id.update(self._linked_by_alias(name, keyed, by_id))
         unlinked = [key for remote, key in keyed if remote.platform_id not in by_id and key]
         by_email = self.state.cids_by_email(unlinked)
         taken = self.state.known_cids([key for key in unlinked if key not in by_email])
         rows: list[PulledRow] = []
+        unstaged = self.unstaged
         for remote, key in keyed:
-            cid = by_id.get(remote.platform_id)
+            pid = remote.platform_id
+            if key and not remote.deleted and remote.consent.status in CONSENT_OPT_OUTS:
+                self._opt_outs.setdefault(name, {})[pid] = PlatformRecord.of(remote, key)
+            cid = by_id.get(pid)
             if cid is None:
                 if remote.deleted or key is None:
                     continue  # a deletion of a record never seen: nothing to do
                 cid = by_email.get(key) or self._new_cid(key, taken)
+            if not self.hashing:
+                payload, digest = encode_read(remote, key or "")
+                rows.append((pid, cid, key or "", payload, digest, remote.deleted))
+                continue
+            rhash = hashes.get(pid) or read_hash(remote)
+            held = linked.get(pid)
+            if unstaged is not None and held is not None and held[1] == rhash and (
+                key and key == held[2]
+            ):  # as `_leave_unchanged` leaves it (there, where tombstones are checked)
+                unstaged.add(name, pid, remote.deleted)
+                continue
             payload, digest = encode_read(remote, key or "")
-            rows.append((remote.platform_id, cid, key or "", payload, digest, remote.deleted))
+            rows.append((pid, cid, key or "", payload, digest, remote.deleted, rhash))
         self.state.stage_pulled(name, rows)
+
+    def _leave_unchanged(
+        self, name: str, contacts: Sequence[RemoteContact],
+        linked: Mapping[str, tuple[str, str | None, str | None]], hashes: dict[str, str],
+    ) -> Sequence[RemoteContact]:
+        """`contacts` but those read as their base was read (the same read hash) at their
+        contact's address (one at another address is staged, for the checks of identity):
+        those are left unstaged, their address not even normalised. The read hashes of
+        the others compared go to `hashes`. Where people were erased, every record's
+        address is checked first: none is left here."""
+        unstaged = self.unstaged
+        if unstaged is None or self._erasure_key is not None:
+            return contacts
+        kept: list[RemoteContact] = []
+        for remote in contacts:
+            held = linked.get(remote.platform_id)
+            if held is not None and held[1] is not None and held[2] is not None and (
+                remote.email == held[2] or _key_or_none(remote.email) == held[2]
+            ):
+                rhash = read_hash(remote)
+                if rhash == held[1]:
+                    unstaged.add(name, remote.platform_id, remote.deleted)
+                    continue
+                hashes[remote.platform_id] = rhash
+            kept.append(remote)
+        return kept
 
     def _linked_by_alias(
         self, name: str, keyed: Sequence[tuple[RemoteContact, str | None]],
@@ -432,7 +758,7 @@ class Pull:
         keyed: list[tuple[RemoteContact, str | None]] = []
         for remote in contacts:
             try:
-                key: str | None = normalize_email(remote.email)
+                key: str | None = email_key(remote.email)
             except InvalidEmail as exc:
                 if not remote.deleted:
                     errors.append(
@@ -459,6 +785,21 @@ class Pull:
             if not self.state.known_cids([candidate]):
                 return candidate
             n += 1
+
+
+def standing_error(problem: StandingProblem) -> RecordError:
+    """The record error of a problem found by an earlier run that stands, with its fix."""
+    name, pid = problem.platform, problem.platform_id
+    since = f"standing since {problem.since}"
+    if problem.kind == "erased_person":
+        message = (f"{name} holds {tombstone_label(problem.ref)}, a person erased by `segsync "
+                   f"erase`; not synced ({since}): erase again or remove the re-imported "
+                   f"record {pid} there (or set sync.erasure: enforce)")
+        return RecordError(platform=name, platform_id=pid, code=problem.kind, message=message)
+    message = (f"record {pid} has the same normalised email as record {problem.ref}; not "
+               f"synced ({since}): merge or delete record {pid} on {name}")
+    return RecordError(platform=name, email=problem.cid, platform_id=pid, code=problem.kind,
+                       message=message)
 
 
 def _relink_notes(

@@ -12,6 +12,14 @@ planned contact's address, changed during the run: its contact is *deferred*. Th
 writes nothing of a deferred contact on any platform (but its opt-outs) and keeps it dirty,
 so the next run merges the new edit. A platform whose re-check fails is reported (a
 warning) and written unchecked. The window left is the time between this read and the write.
+
+A platform whose change listing lags its writes (`Connector.listing_lags`: an edit made
+seconds before is not listed yet) is also read by id (`Connector.read_by_id`) for the
+records the plan writes there that it knows by id: one such record whose content, engagement
+left out (the platform's own calculated figures, which the engagement refresh reads), differs
+from the one this run knows (edited during the run, or just before it and not yet listed
+when the pull read) defers its contact. One the platform no longer holds (deleted or
+archived) is left to the write, which finds it gone and records it, never re-creating it.
 """
 
 from __future__ import annotations
@@ -55,6 +63,12 @@ def planned_cids(plan: Plan) -> set[str]:
     return cids
 
 
+def _content(record: PlatformRecord) -> str:
+    """`content_hash` of `record` without its engagement (read or refreshed)."""
+    return content_hash(dataclasses.replace(
+        record, engagement={}, refreshed={}, refreshed_at=None))
+
+
 class Recheck:
     """The re-check of `plan` over `connectors` (see the module docstring)."""
 
@@ -91,16 +105,24 @@ class Recheck:
 
     async def _platform(self, name: str, wanted: set[str], result: RecheckResult) -> None:
         bind_log(platform=name)  # this platform's task: its log lines name it
+        connector = self.connectors[name]
         cursor = self.state.pending_cursor(name) or self.state.cursor(name)
-        if cursor is None:  # never read incrementally: nothing to read "since"
+        by_id = self._written(name) if connector.listing_lags else {}
+        if cursor is None and not by_id:  # never read incrementally: nothing to read "since"
             return
-        stats = self.connectors[name].stats
+        stats = connector.stats
         before = stats.reads + stats.writes
         try:
-            async for page in self.connectors[name].read(cursor):
-                changed = (self._changed(name, page.contacts) if self.staged
-                           else self._moved(name, page.contacts))
-                result.changed.setdefault(name, set()).update(changed & wanted)
+            if cursor is not None:
+                async for page in connector.read(cursor):
+                    changed = (self._changed(name, page.contacts) if self.staged
+                               else self._moved(name, page.contacts))
+                    result.changed.setdefault(name, set()).update(changed & wanted)
+            if by_id:  # the listing lags: what it cannot show yet, read by id
+                records = await connector.read_by_id(sorted(by_id))
+                if records is not None:
+                    changed = self._read_by_id(name, by_id, records)
+                    result.changed.setdefault(name, set()).update(changed & wanted)
         except Exception as exc:  # the apply goes ahead: a failing read must not block it
             message = f"re-check before writing failed: {exc}; written unchecked"
             log.warning("%s: %s", name, message)
@@ -110,6 +132,45 @@ class Recheck:
             result.calls[name] = stats.reads + stats.writes - before
         if not result.changed.get(name):
             result.changed.pop(name, None)
+
+    def _written(self, name: str) -> dict[str, str]:
+        """The records the plan writes on platform `name` that it knows by id (its updates,
+        opt-outs and archives; not its creations): platform id -> contact."""
+        pplan = self.plan.platforms.get(name)
+        if pplan is None:
+            return {}
+        return {pid: row["cid"] for row in pplan.changes
+                if (pid := row.get("platform_id")) and not row.get("create")}
+
+    def _read_by_id(
+        self, name: str, written: Mapping[str, str], contacts: Sequence[RemoteContact]
+    ) -> set[str]:
+        """The contacts of `written` (platform id -> contact) whose record, read by id
+        (`contacts`), differs from what this run knows of it (what it staged, else its
+        base, which a saved plan not staged was planned on) by more than engagement: the
+        platform's calculated engagement changes without anybody editing the record, and
+        the refresh reads it. A record answered under another id (merged) changed. One the
+        platform no longer holds is left to the write, which finds it gone and records it
+        deleted, as a record deleted before the run (the listing never shows it): it makes
+        nothing of the merge stale, so its contact is written elsewhere, and a deferral
+        would only meet the deletion again next run."""
+        read = {r.platform_id: r for r in contacts}
+        snaps = self.state.snapshots(name, sorted(set(written.values())))
+        changed: set[str] = set()
+        for pid, cid in written.items():
+            remote, snap = read.get(pid), snaps.get(cid)
+            if snap is None or snap.platform_id != pid or remote is None:
+                changed.add(cid)
+                continue
+            if remote.deleted:
+                continue
+            key = ""
+            with contextlib.suppress(InvalidEmail):
+                key = normalize_email(remote.email)
+            now = PlatformRecord.of(remote, key)
+            if snap.deleted or _content(now) != _content(PlatformRecord.loads(snap.payload)):
+                changed.add(cid)
+        return changed
 
     def _moved(self, name: str, contacts: Sequence[RemoteContact]) -> set[str]:
         """The contacts of the records in `contacts` the plan writes (not from its staging:

@@ -24,7 +24,11 @@ the view's, are kept as they are rather than taken (`_Sides.predates_view`).
   offered anywhere wins over any opt-in of the same run and goes everywhere; an opt-in newer
   than a canonical opt-out becomes the view, but reaches platforms holding an opt-out only
   as `pending` re-confirmation where configured (`SyncPolicy.reconfirm`), never as
-  `subscribed`. Unknown is `non_subscribed`. An opt-out whose status did not change but whose
+  `subscribed`; over an opt-out view, a move to `non_subscribed` is no offer (no act of the
+  person: only an opt-in lifts an opt-out) and that platform is sent the opt-out. A `pending`
+  read where `subscribed` was withdraws the opt-in, and the view keeps it withdrawn
+  (`_WITHDRAWN`): platforms holding the older opt-in get the opt-out, in later runs too.
+  Unknown is `non_subscribed`. An opt-out whose status did not change but whose
   evidence did is a new opt-out act, hence an offer (`_new_opt_out`); an opt-out view is
   written to a platform whose record is still `reachable` even where it reads an opt-out.
 
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
@@ -173,7 +178,7 @@ class _Sides:
         sides.when = {p: sides.live[p].updated_at or "" for p in sides.changed}
         return sides
 
-    @property
+    @functools.cached_property
     def order(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.policy.platforms)}
 
@@ -224,25 +229,36 @@ def _merge_email(s: _Sides) -> str:
 def _merge_fields(s: _Sides) -> tuple[dict[str, Any], set[str]]:
     """The merged fields, and the names of every field a changed platform holds or held."""
     old: Mapping[str, Any] = s.canonical.fields if s.canonical else {}
-    live = {p: s.live[p].fields for p in s.changed}
-    base = {p: s.bases[p].fields for p in s.changed if p not in s.fresh}
     merged = dict(old)
     names: set[str] = set(old)
+    # per changed platform: its fields now, its base's (None: newly linked), what it left
+    # unread; a platform whose fields are its base's proposes nothing (every value it
+    # holds is its base's), so it is left out of the loop below
+    sides: list[tuple[str, Mapping[str, Any], Mapping[str, Any] | None, tuple[str, ...]]] = []
     for p in s.changed:
-        names.update(live[p])
-        names.update(base.get(p, ()))
+        record = s.live[p]
+        names.update(record.fields)
+        if p in s.fresh:
+            sides.append((p, record.fields, None, record.unread))
+            continue
+        held = s.bases[p].fields
+        names.update(held)
+        if record.fields != held:
+            sides.append((p, record.fields, held, record.unread))
+    policy = s.policy
+    every = not policy.directions and not policy.platform_fields  # `reads` is always True
     for name in names:
         proposals: list[tuple[str, Any, str]] = []
-        for p in s.changed:
-            if not s.policy.reads(p, name) or name in s.live[p].unread:
+        for p, live, base, unread in sides:
+            if name in unread or not (every or policy.reads(p, name)):
                 continue  # not read there (it cannot hold it now): unknown, not cleared
-            value = live[p].get(name)
-            if p in s.fresh:
-                if value is None or value in (old.get(name), s.held(p, name, old.get(name))):
+            value = live.get(name)
+            if base is None:
+                if value is None or _held_as(s, p, name, old.get(name), value):
                     continue
                 if old.get(name) is not None and s.predates_view(p, name):
                     continue  # an older record's value: the view's is the later word
-            elif value in (base[p].get(name), s.held(p, name, base[p].get(name))):
+            elif _held_as(s, p, name, base.get(name), value):
                 continue
             proposals.append((p, value, s.when[p]))
         if not proposals:
@@ -256,6 +272,15 @@ def _merge_fields(s: _Sides) -> tuple[dict[str, Any], set[str]]:
         else:
             merged[name] = first
     return merged, names
+
+
+def _held_as(s: _Sides, p: str, name: str, known: Any, value: Any) -> bool:
+    """`value in (known, s.held(p, name, known))`, the connector's normalisation asked
+    only when `value` is not `known` itself."""
+    if known is value or known == value:
+        return True
+    held = s.held(p, name, known)
+    return held is value or bool(held == value)
 
 
 def _merge_tags(s: _Sides) -> set[str]:
@@ -345,8 +370,13 @@ def _predates_consent(view: CanonicalView, status: ConsentStatus, when: str | No
     all along, the later act is the view's. An opt-out counts unless the view's consent is
     known to be later; an opt-in over an opt-out view only when known to be later than it
     (when unsure, the answer that cannot email someone wins). The older reading stays on its
-    platform: an opt-out there is never overwritten; an opt-in there yields to the view."""
-    if view.consent in CONSENT_OPT_OUTS:
+    platform: an opt-out there is never overwritten; an opt-in there yields to the view. A
+    confirmed opt-in against a view that withdrew one (`_WITHDRAWN`) is weighed like an
+    opt-in against an opt-out."""
+    if view.consent in CONSENT_OPT_OUTS or (
+        status == ConsentStatus.SUBSCRIBED
+        and _marks_withdrawal(view.consent, view.consent_evidence)
+    ):
         return status not in CONSENT_OPT_OUTS and not (
             when is not None and view.consent_at is not None and _after(when, view.consent_at)
         )
@@ -384,6 +414,16 @@ def _held(s: _Sides, p: str) -> ConsentStatus:
     return s.bases[p].consent
 
 
+_WITHDRAWN = "(opt-in withdrawn)"
+"""Ends the evidence of a `pending` view that withdrew a confirmed opt-in (`_Consent`)."""
+
+
+def _marks_withdrawal(status: ConsentStatus, evidence: str | None) -> bool:
+    """Whether a stored view's consent is a withdrawn opt-in (`_WITHDRAWN`)."""
+    return (status == ConsentStatus.PENDING and evidence is not None
+            and evidence.endswith(_WITHDRAWN))
+
+
 def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
     """The merged consent (the floor: an opt-out observed anywhere wins; an opt-in or a
     downgrade only on evidence); the changes seen and decided go to `events`."""
@@ -418,6 +458,11 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
                 continue
             events.append(ConsentEvent(p, before.value, status.value, p, when or None,
                                        record.legal_basis, record.consent_evidence))
+            if status == _NON_SUBSCRIBED and old in CONSENT_OPT_OUTS:
+                # a move to not subscribed (a re-import as transactional, a user's edit) is
+                # no act of the person: only an opt-in lifts an opt-out. The platform is
+                # sent the opt-out (when unsure, the answer that cannot email someone wins)
+                continue
         # the floor: an opt-out counts from every platform, whatever the directions say
         if status in CONSENT_OPT_OUTS or s.policy.reads(p, "consent"):
             offers.append((p, status, when))
@@ -425,7 +470,8 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
         merged = _Consent(_NON_SUBSCRIBED, None, None, None, None)
     else:
         merged = _Consent(canonical.consent, canonical.consent_source, canonical.consent_at,
-                          canonical.legal_basis, canonical.consent_evidence)
+                          canonical.legal_basis, canonical.consent_evidence,
+                          _marks_withdrawal(canonical.consent, canonical.consent_evidence))
     if offers:
         outs = [o for o in offers if o[1] in CONSENT_OPT_OUTS]
         platform, status, when = max(outs or offers, key=lambda o: (o[2], -s.order.get(o[0], 0)))
@@ -438,8 +484,12 @@ def _merge_consent(s: _Sides, events: list[ConsentEvent]) -> _Consent:
             not outs and status == ConsentStatus.PENDING and platform not in s.fresh
             and s.bases[platform].consent == ConsentStatus.SUBSCRIBED
         )
-        merged = _Consent(status, platform, when or None, winner.legal_basis,
-                          winner.consent_evidence, withdrawn)
+        evidence = winner.consent_evidence
+        if withdrawn:  # kept in the view: a platform holding the older opt-in gets the
+            # opt-out in later runs too (a write refused, an account rebound back to)
+            evidence = f"{evidence or ''} {_WITHDRAWN}".strip()
+        merged = _Consent(status, platform, when or None, winner.legal_basis, evidence,
+                          withdrawn)
     if (merged.status != old) if old is not None else bool(offers):
         events.append(ConsentEvent("canonical", old.value if old else None, merged.status.value,
                                    merged.source or "", merged.at, merged.basis,
@@ -485,22 +535,27 @@ def _minimal_write(
     fields = {} if cur_f == new_f else {
         n: new_f.get(n)
         for n in names | cur_f.keys() | new_f.keys()
-        if cur_f.get(n) not in (new_f.get(n), s.held(p, n, new_f.get(n))) and policy.writes(p, n)
+        if not _held_as(s, p, n, new_f.get(n), cur_f.get(n)) and policy.writes(p, n)
     }
     if fields:
         change["fields"] = fields
     if policy.writes(p, "tags"):
-        cur_t = {t for t in current.tags if policy.synced_tag(t)}
-        if tags - cur_t:
-            change["tags_add"] = sorted(tags - cur_t)
-        if cur_t - tags:
-            change["tags_remove"] = sorted(cur_t - tags)
+        synced = policy.synced_tag
+        cur_t = {t for t in current.tags if synced(t)}
+        if cur_t != tags:
+            if tags - cur_t:
+                change["tags_add"] = sorted(tags - cur_t)
+            if cur_t - tags:
+                change["tags_remove"] = sorted(cur_t - tags)
     held = _held(s, p)
     target = consent_target(consent.status, held, p in policy.reconfirm, current.reachable)
     if target is not None and target in policy.consent_not_held.get(p, ()):
         target = None  # the platform cannot hold it: nothing would be sent
-    if consent.withdrawn and held == ConsentStatus.SUBSCRIBED and p != consent.source:
-        # the opt-in copied from there is withdrawn: as if a run had seen the unsubscribe
+    if consent.withdrawn and held == ConsentStatus.SUBSCRIBED and (
+        p != consent.source or not _after(current.consent_at or current.updated_at, consent.at)
+    ):
+        # the opt-in copied from there, or held there since before the withdrawal (an
+        # account rebound back to), is withdrawn: as if a run had seen the unsubscribe
         target = ConsentStatus.UNSUBSCRIBED
     superseded = s.canonical is not None and _superseded_opt_in(s, p, held, consent)
     if superseded and s.canonical is not None:
@@ -511,8 +566,9 @@ def _minimal_write(
         if target == _NON_SUBSCRIBED and _holds_former_opt_in(s, p, held):
             change["foreign_opt_in"] = True
         if consent.withdrawn and target in CONSENT_OPT_OUTS:
+            pending = (consent.evidence or "").removesuffix(_WITHDRAWN).strip()
             change["consent_evidence"] = (
-                f"{consent.evidence or ''} (was subscribed there: opt-in withdrawn)".strip())
+                f"{pending} (was subscribed there: opt-in withdrawn)".strip())
         if superseded and s.canonical is not None:
             old = s.canonical
             change["consent_source"] = old.consent_source or ""

@@ -31,6 +31,7 @@ from segsync.rules.compiler import (
     RuleCompiler,
     Step,
 )
+from segsync.rules.evaluate import compile_rule
 from segsync.rules.typecheck import BUILTIN_FIELDS
 from segsync.state.base import OwnedObject
 from segsync.state.roles import Snapshots
@@ -51,6 +52,7 @@ __all__ = [
     "PlatformSegments",
     "SegmentTarget",
     "StaticTarget",
+    "ViewValues",
     "compile_segments",
     "contact_of",
     "depends_on_clock",
@@ -266,6 +268,46 @@ def contact_of(
     )
 
 
+class ViewValues:
+    """What a rule reads of a reconciled contact, as `contact_of(view, live, schema)` gives
+    it (`Contact.value`), without building the `Contact`: a field is coerced when read,
+    the engagement aggregated only when a rule reads a name the fields do not hold."""
+
+    __slots__ = ("_engagement", "live", "schema", "view")
+
+    def __init__(
+        self, view: CanonicalView, live: Mapping[str, PlatformRecord], schema: Schema
+    ) -> None:
+        self.view = view
+        self.live = live
+        self.schema = schema
+        self._engagement: Mapping[str, Any] | None = None
+
+    def value(self, name: str) -> Any:
+        """`contact_of(...).value(name)`."""
+        view = self.view
+        if name == "email":
+            return view.email
+        if name == "tags":
+            return frozenset(view.tags)
+        if name == "consent":
+            return view.consent
+        fields = view.fields
+        if name in fields:
+            value = fields[name]
+            spec = self.schema.get(name)
+            if spec is None:
+                return value
+            try:
+                return spec.coerce(value)
+            except ValueError:
+                pass  # not a value of its type: not a field of the contact
+        if self._engagement is None:
+            facts = {p: record.facts for p, record in self.live.items()}
+            self._engagement = engagement_view(facts) if any(facts.values()) else {}
+        return self._engagement.get(name)
+
+
 class Memberships:
     """The membership changes of a plan's materialised statics, collected contact by contact.
 
@@ -316,6 +358,10 @@ class Memberships:
         self.complete = False
         self.schema = schema
         self.now = now
+        self._now = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
+        #: each static's rule, compiled once (`segsync.rules.evaluate.compile_rule`)
+        self._rules = {(p, static.name): compile_rule(static.rule, schema)
+                       for p, statics in self.statics.items() for static in statics}
         self.added: dict[tuple[str, str], list[Member]] = {}
         self.removed: dict[tuple[str, str], list[Member]] = {}
         self._tag_rows: dict[tuple[str, str], ChangeRow] = {}  # residual-only changes
@@ -342,7 +388,7 @@ class Memberships:
         only: Mapping[str, Sequence[StaticTarget]] | None = None,
     ) -> None:
         """Collect one contact's changes (`only`: these statics, by default all)."""
-        contact = None
+        contact: ViewValues | None = None
         for p, statics in self.statics.items():
             wanted = statics if only is None else only.get(p, ())
             have = current.get(p, set())
@@ -354,10 +400,13 @@ class Memberships:
             if not wanted:
                 continue
             if contact is None:
-                contact = contact_of(view, live, self.schema)
+                contact = ViewValues(view, live, self.schema)
             holds = self.holds.get(p)
             for static in wanted:
-                inside = rules.evaluate(static.rule, contact, now=self.now, schema=self.schema)
+                rule = self._rules.get((p, static.name))
+                inside = (rule(contact, self._now) if rule is not None
+                          else rules.evaluate(static.rule, contact, now=self.now,
+                                              schema=self.schema))
                 if inside and holds is not None and static.name not in self.residual_tags[p]:
                     inside = holds(static.name, view.consent)
                 listed = static.name in have

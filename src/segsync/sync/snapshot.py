@@ -45,6 +45,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import marshal
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -62,6 +63,7 @@ __all__ = [
     "encode_read",
     "encode_record",
     "jsonify",
+    "read_hash",
 ]
 
 _NO_VALUES: Mapping[str, Any] = types.MappingProxyType({})
@@ -95,6 +97,8 @@ def dumps(data: Mapping[str, Any]) -> str:
 def _iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
+    if value.tzinfo is dt.UTC:  # already UTC (most platforms' times): as is
+        return value.isoformat()
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()
 
 
@@ -274,8 +278,28 @@ class CanonicalView:
         return data
 
     def dumps(self) -> str:
-        """The stored JSON text."""
-        return dumps(self.encode())
+        """The stored JSON text: `dumps(self.encode())`, written key by key in the order
+        `dumps` sorts them (the merge writes one for every contact it reconciles)."""
+        try:
+            return self._dumps()
+        except TypeError:  # a tag or a value of another kind: as `dumps` writes it
+            return dumps(self.encode())
+
+    def _dumps(self) -> str:
+        # the keys in sorted order: c ca ce cs email f lb t
+        text = '{"c":' + _text(self.consent.value)
+        if self.consent_at:
+            text += ',"ca":' + _value(self.consent_at)
+        if self.consent_evidence:
+            text += ',"ce":' + _value(self.consent_evidence)
+        if self.consent_source:
+            text += ',"cs":' + _value(self.consent_source)
+        fields = self.fields
+        text += (',"email":' + _value(self.email) + ',"f":'
+                 + _ENCODER.encode(fields if type(fields) is dict else dict(fields)))
+        if self.legal_basis:
+            text += ',"lb":' + _value(self.legal_basis)
+        return text + ',"t":[' + ",".join(map(_text, self.tags)) + "]}"
 
     @classmethod
     def decode(cls, data: Mapping[str, Any]) -> CanonicalView:
@@ -314,8 +338,70 @@ def encode_record(record: PlatformRecord) -> tuple[str, str]:
 
 def encode_read(remote: RemoteContact, email_key: str) -> tuple[str, str]:
     """`encode_record(PlatformRecord.of(remote, email_key))`, without building the record
-    (the pull encodes every record it reads)."""
-    return _encoded(_stored_read(remote, email_key))
+    (the pull encodes every record it reads): the same text, written key by key in the
+    order `dumps` sorts them (`_stored_read` names the keys), each value by the encoder
+    `dumps` uses; a record of another shape (a field name that is not text) is encoded
+    through `_stored_read`."""
+    try:
+        return _encode_read(remote, email_key)
+    except TypeError:
+        return _encoded(_stored_read(remote, email_key))
+
+
+def _encode_read(remote: RemoteContact, email_key: str) -> tuple[str, str]:
+    consent = remote.consent
+    # the keys in sorted order: c ca ce d e email f id k lb n r t u (ca and u, times, are
+    # left out of the hashed text)
+    head = '{"c":' + _text(consent.status.value)
+    parts: list[str] = []
+    if consent.evidence:
+        parts.append('"ce":' + _value(consent.evidence))
+    if remote.deleted:
+        parts.append('"d":true')
+    engagement = {k: jsonify(v) for k, v in remote.engagement.items() if v is not None}
+    if engagement:
+        parts.append('"e":' + _ENCODER.encode(engagement))
+    parts.append('"email":' + _value(remote.email))
+    parts.append('"f":' + _fields_text(remote.fields))
+    parts.append('"id":' + _value(remote.platform_id))
+    parts.append('"k":' + _value(email_key))
+    if consent.legal_basis:
+        parts.append('"lb":' + _value(consent.legal_basis))
+    if remote.unread:
+        parts.append('"n":' + _ENCODER.encode(sorted(remote.unread)))
+    if remote.reachable is not None:
+        parts.append('"r":' + _ENCODER.encode(remote.reachable))
+    parts.append('"t":[' + ",".join(map(_text, sorted(remote.tags))) + "]")
+    rest = ",".join(parts)
+    body = f"{head},{rest}}}"
+    digest = _hash(body)
+    updated = _iso(remote.updated_at)
+    if consent.updated_at is None and updated is None:
+        return body, digest
+    text = head
+    if consent.updated_at is not None:
+        text += ',"ca":' + _value(_iso(consent.updated_at))
+    text += "," + rest
+    if updated is not None:
+        text += ',"u":' + _text(updated)
+    return text + "}", digest
+
+
+_text = json.encoder.encode_basestring  # what `dumps` writes a text as (not ASCII-escaped)
+
+
+def _value(value: Any) -> str:
+    """A value as `dumps` writes it."""
+    return _text(value) if type(value) is str else _ENCODER.encode(value)
+
+
+def _fields_text(fields: Mapping[str, Any]) -> str:
+    """`dumps` of a record's set fields (their values in JSON form, as `_stored_read`);
+    TypeError for a name that is not text."""
+    return "{" + ",".join(
+        f"{_text(k)}:{_text(v) if type(v) is str else _ENCODER.encode(jsonify(v))}"
+        for k, v in sorted(fields.items()) if v is not None
+    ) + "}"
 
 
 def _encoded(data: Mapping[str, Any]) -> tuple[str, str]:
@@ -328,6 +414,57 @@ def _encoded(data: Mapping[str, Any]) -> tuple[str, str]:
     if len(data) - len(body) == 1 and "u" in data and body and max(body) < "u":
         return f'{text[:-1]},"u":{_ENCODER.encode(data["u"])}}}', digest
     return dumps(data), digest
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Value types `marshal` writes the same way in every process (not sets: their order is
+the process's hash seed's)."""
+
+
+def _plain_items(values: Mapping[str, Any]) -> Any:
+    """A mapping as `read_hash` takes it: sorted pairs of plain values, else its JSON."""
+    if not values:
+        return ()
+    items = sorted(values.items())
+    for _, value in items:
+        if type(value) not in _PLAIN:
+            return _ENCODER.encode({k: jsonify(v) for k, v in items})
+    return tuple(items)
+
+
+def read_hash(remote: RemoteContact) -> str:
+    """A digest of everything of a record as read that its stored form holds (times
+    included, unlike `content_hash`), cheaper to take than the stored form: two reads of a
+    record with the same `read_hash` store the same text (`encode_read`, under one email
+    key). The pull compares it with the one kept with the base to leave a record read
+    unchanged as it is. It changes with `_READ_HASH_SALT`, with `encode_read`'s writing of
+    a sample record, and from one Python version to another (`marshal`): a record is then
+    only read again in full, once."""
+    record = remote.__dict__  # the model's fields, read as the hot loop of a pull reads them
+    consent = record["consent"].__dict__
+    tags, unread, fields, engagement = (
+        record["tags"], record["unread"], record["fields"], record["engagement"])
+    updated, consented = record["updated_at"], consent["updated_at"]
+    try:
+        packed = marshal.dumps((
+            _READ_HASH_SALT, record["platform_id"], record["email"],
+            _plain_items(fields) if fields else (),
+            tuple(sorted(tags)) if len(tags) > 1 else tuple(tags),
+            consent["status"].value,
+            None if consented is None else (
+                consented.__reduce__()[1][0] if consented.tzinfo is dt.UTC
+                else consented.isoformat()),
+            consent["legal_basis"], consent["evidence"],
+            _plain_items(engagement) if engagement else (),
+            None if updated is None else (
+                updated.__reduce__()[1][0] if updated.tzinfo is dt.UTC
+                else updated.isoformat()),
+            record["deleted"], record["reachable"],
+            tuple(sorted(unread)) if unread else (),
+        ), 2)  # version 2: no back-references, whose use follows reference counts
+    except (TypeError, ValueError):  # a value `marshal` does not write: the stored form's
+        return _hash(_READ_HASH_SALT + encode_read(remote, "")[0])
+    return hashlib.blake2b(packed, digest_size=16).hexdigest()
 
 
 def apply_change(
@@ -369,3 +506,22 @@ def apply_change(
         evidence, at if at is not None else before.updated_at, False, before.engagement,
         reachable, (), before.refreshed, before.refreshed_at,
     )
+
+
+def _sample_encoding() -> str:
+    """What `encode_read` writes of a sample record: part of `read_hash`'s salt, so that a
+    change of the stored form is a change of every read hash."""
+    from segsync.model import Consent
+
+    sample = RemoteContact.model_construct(
+        platform_id="id", email="A@x.dev", fields={"f": "v", "n": 1.5, "d": dt.date(2020, 1, 2)},
+        tags=frozenset({"t", "u"}), engagement={"opens": 1},
+        consent=Consent(status=ConsentStatus.SUBSCRIBED, evidence="e", legal_basis="b",
+                        updated_at=dt.datetime(2020, 1, 2, tzinfo=dt.UTC)),
+        updated_at=dt.datetime(2020, 1, 3, tzinfo=dt.UTC), deleted=False, reachable=True,
+        unread=frozenset({"x"}), aliases=frozenset())
+    return _hash(encode_read(sample, "a@x.dev")[0])
+
+
+_READ_HASH_SALT = "read-hash 1 " + _sample_encoding()
+"""Bump the number when what a read hash covers changes."""

@@ -168,12 +168,23 @@ class ContactRoutes(HubSpotWire):
         self.groups[name] = group
         return JSONResponse(group, status_code=201)
 
+    @staticmethod
+    def _archived(request: Request) -> bool:
+        """The `archived` query parameter (a boolean, default false: only live records;
+        true: only archived ones); any other value is a 400."""
+        raw = request.query_params.get("archived", "false").strip().lower()
+        if raw not in ("true", "false"):
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Invalid value for archived: {raw!r} is not a boolean"
+            )
+        return raw == "true"
+
     async def route_list_contacts(self, request: Request) -> Any:
         limit = int(request.query_params.get("limit", "10"))
         if limit > BATCH_INPUTS or limit < 1:
             raise HubSpotError(400, "VALIDATION_ERROR", "limit must be between 1 and 100")
         after = int(request.query_params.get("after", "0") or "0")
-        archived = request.query_params.get("archived", "false").lower() == "true"
+        archived = self._archived(request)
         ids = sorted(
             (int(i) for i, r in self.contacts.items() if r.archived == archived and int(i) >= after)
         )
@@ -192,7 +203,9 @@ class ContactRoutes(HubSpotWire):
 
     async def route_get_contact(self, request: Request) -> Any:
         ident = request.path_params["contact_id"]
-        record = self._lookup(ident, request.query_params.get("idProperty"))
+        record = self._lookup(
+            ident, request.query_params.get("idProperty"), archived=self._archived(request)
+        )
         if record is None:
             raise HubSpotError(
                 404,
@@ -232,21 +245,23 @@ class ContactRoutes(HubSpotWire):
 
     async def route_archive_contact(self, request: Request) -> Any:
         record = self.contacts.get(request.path_params["contact_id"])
-        if record is not None:
-            record.archived = True
-            record.updated_at = self.clock.now()
+        if record is not None and not record.archived:
+            self._archive_record(record)
         return Response(status_code=204)
 
     async def route_batch_archive(self, request: Request) -> Any:
         body = await self._object_body(request)
         for item in self._inputs(body):
             record = self.contacts.get(str(item.get("id")))
-            if record is not None:
-                record.archived = True
+            if record is not None and not record.archived:
+                self._archive_record(record)
         return Response(status_code=204)
 
     async def route_batch_read(self, request: Request) -> Any:
+        """Records by id (or `idProperty`); `?archived=true` reads only archived ones. An id
+        not found is named in a 207's `errors` (`OBJECT_NOT_FOUND`, `context.ids`)."""
         started = self.clock.now()
+        archived = self._archived(request)
         body = await self._object_body(request)
         inputs = self._inputs(body)
         id_property = body.get("idProperty")
@@ -254,7 +269,7 @@ class ContactRoutes(HubSpotWire):
         results, missing = [], []
         for item in inputs:
             ident = str(item.get("id"))
-            record = self._lookup(ident, id_property)
+            record = self._lookup(ident, id_property, archived=archived)
             if record is None:
                 missing.append(ident)
             else:

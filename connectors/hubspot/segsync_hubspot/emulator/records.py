@@ -59,6 +59,8 @@ class ContactRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     archived: bool = False
+    #: when it was archived (`archivedAt`; None: not archived, or archived by a test directly)
+    archived_at: dt.datetime | None = None
     #: what search shows while the last write waits out the index lag: (when that version
     #: was written, its properties); None: the record is not in the index yet
     indexed: tuple[dt.datetime, dict[str, str]] | None = None
@@ -144,7 +146,13 @@ class ContactRecords(Emulator):
         record = self.contacts[contact_id]
         return None if record.archived else record
 
-    def _lookup(self, ident: str, id_property: str | None) -> ContactRecord | None:
+    def _lookup(
+        self, ident: str, id_property: str | None, *, archived: bool = False
+    ) -> ContactRecord | None:
+        """The live contact `ident` names (by id, or by `id_property`); with `archived`, the
+        archived one instead (HubSpot's `?archived=true`: only archived records)."""
+        if archived:
+            return self._lookup_archived(ident, id_property)
         if id_property in (None, "", "hs_object_id"):
             record = self.contacts.get(ident)
             return None if record is None or record.archived else record
@@ -152,6 +160,25 @@ class ContactRecords(Emulator):
             return self._find_email(ident)
         for record in self.contacts.values():
             if not record.archived and record.properties.get(id_property) == ident:
+                return record
+        return None
+
+    def _archive_record(self, record: ContactRecord) -> None:
+        """Archive a contact (HubSpot's recycle bin): search and reads of live records no
+        longer find it; `?archived=true` reads do, with `archivedAt`."""
+        record.archived = True
+        record.archived_at = record.updated_at = self.clock.now()
+
+    def _lookup_archived(self, ident: str, id_property: str | None) -> ContactRecord | None:
+        if id_property in (None, "", "hs_object_id"):
+            record = self.contacts.get(ident)
+            return record if record is not None and record.archived else None
+        key = ident.strip().lower() if id_property == "email" else ident
+        for record in self.contacts.values():
+            value = record.properties.get(id_property)
+            if id_property == "email" and value is not None:
+                value = value.strip().lower()
+            if record.archived and value == key:
                 return record
         return None
 
@@ -432,5 +459,9 @@ class ContactRecords(Emulator):
             "createdAt": iso_time(record.created_at),
             "updatedAt": iso_time(record.updated_at),
             "archived": record.archived,
+            **(
+                {"archivedAt": iso_time(record.archived_at or record.updated_at)}
+                if record.archived else {}
+            ),
             "url": f"https://app.hubspot.com/contacts/{self.portal_id}/record/0-1/{record.id}",
         }

@@ -253,6 +253,11 @@ class HubSpotState(ContactRecords, Seedable):
         if errors:
             raise ValueError(errors)
 
+    def archive_contact(self, contact_id: str) -> None:
+        """Archive a contact as a person in HubSpot would (the recycle bin, restorable for
+        90 days)."""
+        self._archive_record(self.contacts[contact_id])
+
     def record_email(self, email: str, action: str, *, at: dt.datetime | None = None) -> None:
         """A marketing email `send`, `open` or `click` for the contact with `email` at `at`
         (now), as HubSpot's calculated properties show it: `send` adds to
